@@ -1,0 +1,298 @@
+"""The `gridcost` command line: parses options, calls the library, prints or writes the result.
+
+This is the only module that prints, writes files or turns errors into exit codes.  Every
+GridcostError and click usage error becomes one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from costmodel import __version__
+from costmodel.errors import GridcostError, UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_MACHINE = "cori-knl"
+DEFAULT_BATCH = 2048
+
+
+def _positive_int(value: str, option: str) -> int:
+    try:
+        number = int(value, 10)
+    except (TypeError, ValueError):
+        raise UsageError(f"{option}: expected a positive integer, got {value!r}") from None
+    if number < 1:
+        raise UsageError(f"{option}: expected a positive integer, got {value!r}")
+    return number
+
+
+def model_options(func: F) -> F:
+    """--net, --machine, --P, --batch, --overlap, --collectives, --compute, --per."""
+    decorators = [
+        click.option("--net", "net", required=True, metavar="NET",
+                     help="Network: a YAML path or a bundled name (see `gridcost nets`)."),
+        click.option("--machine", default=DEFAULT_MACHINE, show_default=True, metavar="M",
+                     help="Machine profile: a YAML path or a bundled name "
+                          "(see `gridcost machines`)."),
+        click.option("--P", "processes", required=True, metavar="P",
+                     help="Number of processes."),
+        click.option("--batch", default=str(DEFAULT_BATCH), show_default=True, metavar="B",
+                     help="Global mini-batch size (the paper's Figs. 6-8 use 2048)."),
+        click.option("--overlap", type=click.Choice(["none", "batch"]), default="none",
+                     show_default=True,
+                     help="'batch' hides the gradient all-reduce under the computation."),
+        click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
+                     help="Collective algorithms: 'paper' (Bruck all-gather, all-reduce as two "
+                          "all-gathers) or 'ring'."),
+        click.option("--compute", type=click.Choice(["auto", "table", "flops", "none"]),
+                     default="auto", show_default=True,
+                     help="Compute model: the machine's measured table (when measured for this "
+                          "network), its flop rate, or none."),
+        click.option("--per", type=click.Choice(["iteration", "epoch"]), default="epoch",
+                     show_default=True, help="Report seconds per iteration or per epoch."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def output_options(func: F) -> F:
+    """--format and --output."""
+    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+                        help="Write here; '-' is stdout.")(func)
+    func = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+                        default="table", show_default=True, help="Output format.")(func)
+    return func
+
+
+def _emit(text: str, output: str) -> None:
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+
+
+def _load(net: str, machine: str) -> tuple[Any, Any]:
+    from costmodel.loaders import load_machine, load_network
+
+    return load_network(net), load_machine(machine)
+
+
+def _settings(overlap: str, collectives: str, compute: str) -> Any:
+    from costmodel.collectives import algorithms
+    from costmodel.search import Settings
+
+    algorithms(collectives)  # validate the name before any work
+    return Settings(overlap=overlap, collectives=collectives, compute=compute)  # type: ignore[arg-type]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gridcost")
+def cli() -> None:
+    """gridcost: how to split each layer over Pr×Pc processes, and what it costs.
+
+    Implements the α–β model of Gholami et al., "Integrated Model, Batch and Domain
+    Parallelism in Training Neural Networks" (SPAA 2018).
+
+    \b
+    Example:
+      gridcost optimize --net vgg16 --P 512
+    """
+
+
+@cli.command()
+@model_options
+@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
+              help="model-batch, fc-model, domain-batch, beyond-batch, or 'all' to compare.")
+@click.option("--efficiency", default=0.5, show_default=True, type=float,
+              help="Parallel-efficiency threshold of the strong-scaling limit.")
+@output_options
+def optimize(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+             compute: str, per: str, plan_name: str, efficiency: float, fmt: str,
+             output: str) -> None:
+    """Cost every Pr×Pc factorization of P and report the best grid.
+
+    \b
+    Examples:
+      gridcost optimize --net vgg16 --P 512
+      gridcost optimize --net alexnet --P 512 --batch 2048 --plan fc-model
+      gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
+    """
+    from costmodel.errors import NoFeasibleGrid
+    from costmodel.plans import PLANS, plan
+    from costmodel.report import grids_table, optimum_record, plans_table, render
+    from costmodel.search import optimize as run_optimize
+    from costmodel.search import scaling_limits
+
+    P = _positive_int(processes, "--P")
+    B = _positive_int(batch, "--batch")
+    if not 0 < efficiency <= 1:
+        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
+    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    network, mach = _load(net, machine)
+    settings = _settings(overlap, collectives, compute)
+    records = []
+    for chosen in plans:
+        try:
+            result = run_optimize(network, mach, P, B, chosen, settings, with_limits=False)
+        except NoFeasibleGrid as exc:
+            if len(plans) == 1:
+                raise
+            records.append(_infeasible_record(network, mach, P, B, chosen, per, str(exc)))
+            continue
+        limits = scaling_limits(network, mach, B, chosen, settings, efficiency)
+        records.append(optimum_record(type(result)(result.table, result.best, result.pure_batch,
+                                                   result.pure_model, limits), per))  # type: ignore[arg-type]
+    if len(plans) == 1:
+        _emit(render(grids_table(records[0]), records[0], fmt), output)  # type: ignore[arg-type]
+    else:
+        _emit(render(plans_table(records), {"plans": records}, fmt), output)  # type: ignore[arg-type]
+
+
+def _infeasible_record(network: Any, machine: Any, P: int, B: int, chosen: Any, per: str,
+                       error: str) -> dict[str, Any]:
+    from costmodel.search import feasibility_limit
+
+    limit = feasibility_limit(network, chosen, B)
+    return {"net": network.name, "machine": machine.name, "P": P, "batch": B, "plan": chosen.name,
+            "unit": f"s/{per}", "best": None, "error": "no feasible grid", "reason": error,
+            "overlap": "", "grids": [],
+            "scaling_limit": {"feasibility_limit_P": limit.processes,
+                              "feasibility_limit_because": limit.because}}
+
+
+@cli.command()
+@model_options
+@click.option("--pr", "pr", required=True, metavar="R", help="Pr of the grid (Pc = P/Pr).")
+@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
+              help="model-batch, fc-model, domain-batch or beyond-batch.")
+@output_options
+def layers(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+           compute: str, per: str, pr: str, plan_name: str, fmt: str, output: str) -> None:
+    """Per-layer breakdown of one Pr×Pc grid: split, group sizes, collectives, words, seconds.
+
+    \b
+    Example:
+      gridcost layers --net alexnet --P 512 --pr 16 --plan fc-model
+    """
+    import numpy as np
+
+    from costmodel.cost import evaluate
+    from costmodel.grids import Grids
+    from costmodel.plans import plan
+    from costmodel.report import layer_records, layers_table, render, unit_of
+    from costmodel.search import check_batch, reason
+
+    P = _positive_int(processes, "--P")
+    R = _positive_int(pr, "--pr")
+    B = check_batch(_positive_int(batch, "--batch"))
+    if P % R:
+        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
+    chosen = plan(plan_name)
+    network, mach = _load(net, machine)
+    s = _settings(overlap, collectives, compute)
+    grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
+    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute)
+    records = layer_records(table, 0, per)  # type: ignore[arg-type]
+    unit = unit_of(per)  # type: ignore[arg-type]
+    feasible = bool(table.feasible[0])
+    title = (f"{network.name} on {mach.name}: {R}×{P // R} grid, B={B}, plan {chosen.name}"
+             + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
+    record = {"net": network.name, "machine": mach.name, "P": P, "batch": B, "pr": R,
+              "pc": P // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
+              "reason": reason(table, 0) or None, "layers": records}
+    _emit(render(layers_table(records, unit, title), record, fmt), output)  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+def nets(fmt: str) -> None:
+    """List the bundled networks: parameters, weighted layers, MACs per sample.
+
+    \b
+    Example:
+      gridcost nets
+    """
+    from costmodel.loaders import bundled_names, load_network
+    from costmodel.report import Table, render
+
+    rows, records = [], []
+    for name in bundled_names("networks"):
+        n = load_network(name)
+        convs = sum(layer.kind == "conv" for layer in n.layers)
+        rows.append([n.name, n.params, len(n.layers), convs, len(n.layers) - convs,
+                     round(n.macs / 1e9, 3), "×".join(map(str, n.input_shape)), n.description])
+        records.append({"name": n.name, "params": n.params, "weighted_layers": len(n.layers),
+                        "conv_layers": convs, "fc_layers": len(n.layers) - convs,
+                        "gmacs_per_sample": n.macs / 1e9, "input": list(n.input_shape),
+                        "description": n.description})
+    headers = ["name", "parameters", "weighted layers", "conv", "fc", "GMAC/sample",
+               "input H×W×C", "description"]
+    click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+def machines(fmt: str) -> None:
+    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory.
+
+    \b
+    Example:
+      gridcost machines
+    """
+    from costmodel.loaders import bundled_names, load_machine
+    from costmodel.report import Table, render
+    from costmodel.units import format_bytes, format_rate, format_seconds
+
+    rows, records = [], []
+    for name in bundled_names("machines"):
+        m = load_machine(name)
+        tables = ", ".join(t.name for t in m.compute_tables) or "—"
+        memory = format_bytes(m.memory_bytes) if m.memory_bytes else "—"
+        rows.append([m.name, format_seconds(m.alpha_s), format_rate(m.bandwidth_Bps, "B/s"),
+                     m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables])
+        records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
+                        "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
+                        "memory_bytes": m.memory_bytes,
+                        "compute_tables": [t.name for t in m.compute_tables],
+                        "description": m.description})
+    headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables"]
+    click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
+    try:
+        cli.main(args=argv, prog_name="gridcost", standalone_mode=False)
+    except GridcostError as exc:
+        click.echo(f"gridcost: {exc}", err=True)
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"gridcost: {exc.format_message()}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("gridcost: aborted", err=True)
+        return 130
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,449 @@
+"""The only reader of files: YAML network and machine descriptions → validated specs.
+
+Files are read with ``yaml.safe_load``; every mapping is checked for unknown and missing keys;
+errors name the file, the field path (``layers[4].body[1].filters``) and what was expected.
+Bundled files are found by name through ``importlib.resources``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from costmodel.errors import ShapeError, SpecError, UnknownName
+from costmodel.specs import ComputeTable, Layer, Machine, Network, Shape
+from costmodel.units import parse_quantity
+
+SCHEMA_VERSION = 1
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+@dataclass(frozen=True)
+class Document:
+    """A parsed YAML file: its mapping, the name used in messages, and its SHA-256."""
+
+    data: dict[str, Any]
+    source: str
+    sha256: str
+
+
+def bundled_names(kind: str) -> list[str]:
+    """Names (file stems) of the bundled ``kind`` files, kind being 'networks' or 'machines'."""
+    folder = resources.files(f"costmodel.{kind}")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_document(name_or_path: str, kind: str) -> Document:
+    """Read a YAML document given a path or a bundled name (with or without ``.yaml``).
+
+    A string that names an existing file is a path; otherwise it is looked up among the bundled
+    ``kind`` files ('networks' or 'machines'), with a "did you mean" on failure.
+    """
+    path = Path(name_or_path)
+    if name_or_path == "-":
+        import sys
+
+        return _parse(sys.stdin.read(), "<stdin>")
+    if path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(name_or_path, "", "a readable UTF-8 YAML file", str(exc)) from None
+        return _parse(text, name_or_path)
+    singular = kind[:-1]
+    if path.parent != Path("."):
+        raise SpecError(name_or_path, "", f"an existing {singular} file", "no such file")
+    stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
+    if stem not in bundled_names(kind):
+        raise UnknownName(f"{singular} (neither a file nor a bundled name)", stem,
+                          bundled_names(kind))
+    resource = resources.files(f"costmodel.{kind}") / f"{stem}.yaml"
+    return _parse(resource.read_text(encoding="utf-8"), f"{kind}/{stem}.yaml")
+
+
+def _parse(text: str, source: str) -> Document:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise SpecError(source, "", f"valid YAML ({problem} at {where})") from None
+    if not isinstance(data, dict):
+        raise SpecError(source, "", "a YAML mapping at the top level", _kind_of(data))
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return Document(data, source, digest)
+
+
+def _kind_of(value: object) -> str:
+    return "nothing" if value is None else type(value).__name__
+
+
+# --------------------------------------------------------------------------- field access
+
+
+class Fields:
+    """A YAML mapping with its file and field path, for checked access to its keys."""
+
+    def __init__(self, data: object, source: str, path: str, allowed: set[str]) -> None:
+        if not isinstance(data, dict):
+            raise SpecError(source, path or "<top>", "a mapping", _kind_of(data))
+        self.data: dict[str, Any] = data
+        self.source = source
+        self.path = path
+        unknown = sorted(str(k) for k in data if k not in allowed)
+        if unknown:
+            raise SpecError(source, self.at(unknown[0]),
+                            f"one of the keys {', '.join(sorted(allowed))} (unknown key)")
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, key: str, expected: str, got: object = None) -> SpecError:
+        return SpecError(self.source, self.at(key), expected, got)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: object = ..., required: bool = False) -> Any:
+        if key not in self.data:
+            if required or default is ...:
+                raise SpecError(self.source, self.at(key), "this field (it is missing)")
+            return default
+        return self.data[key]
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+        value = self.raw(key, default=default, required=default is None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise self.error(key, f"an integer ≥ {minimum}", value)
+        return value
+
+    def pair(self, key: str, default: int | None = None, minimum: int = 1) -> tuple[int, int]:
+        value = self.raw(key, default=default, required=default is None)
+        items = value if isinstance(value, list) else [value, value]
+        if len(items) != 2 or any(
+            isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items
+        ):
+            raise self.error(key, f"an integer ≥ {minimum} or a list [h, w] of them", value)
+        return int(items[0]), int(items[1])
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.raw(key, default=default, required=default is None)
+        if not isinstance(value, str) or not value.strip():
+            raise self.error(key, "a non-empty string", value)
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: str | None = None) -> str:
+        value = self.raw(key, default=default, required=default is None)
+        if value not in options:
+            raise self.error(key, f"one of {', '.join(options)}", value)
+        return str(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw(key, default=default)
+        if not isinstance(value, bool):
+            raise self.error(key, "true or false", value)
+        return value
+
+    def quantity(self, key: str, kind: str, default: object = ...) -> float:
+        value = self.raw(key, default=default)
+        return parse_quantity(value, kind, self.source, self.at(key))
+
+    def items(self, key: str, default: object = ...) -> list[Any]:
+        value = self.raw(key, default=default)
+        if not isinstance(value, list):
+            raise self.error(key, "a list", _kind_of(value))
+        return value
+
+
+def _check_version(top: Fields) -> None:
+    version = top.raw("version", required=True)
+    if version != SCHEMA_VERSION:
+        raise top.error("version", f"{SCHEMA_VERSION}", version)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+_LAYER_KEYS: dict[str, set[str]] = {
+    "conv": {"filters", "kernel", "stride", "padding", "groups", "bias", "name"},
+    "fc": {"units", "bias", "name"},
+    "pool": {"kernel", "stride", "padding", "mode", "name"},
+    "global_pool": {"mode", "name"},
+    "norm": {"kind", "name"},
+    "activation": {"function", "name"},
+    "dropout": {"rate", "name"},
+    "flatten": {"name"},
+    "residual": {"body", "shortcut", "name"},
+    "concat": {"branches", "name"},
+    "repeat": {"times", "layers", "name"},
+}
+_NETWORK_KEYS = {"version", "name", "description", "source", "parameters", "dataset", "input",
+                 "layers"}
+
+
+class _NetworkBuilder:
+    """Walks a network's layer list, inferring shapes and collecting the weighted layers."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.layers: list[Layer] = []
+        self.explicit_names: set[str] = set()
+
+    def walk(self, items: list[Any], shape: Shape, path: str, prefix: str,
+             counters: dict[str, int] | None = None) -> Shape:
+        """Infer shapes through ``items``; return the output shape (auto names use ``prefix``)."""
+        counters = {} if counters is None else counters
+        for i, item in enumerate(items):
+            shape = self.layer(item, shape, f"{path}[{i}]", prefix, counters)
+        return shape
+
+    def layer(self, item: object, shape: Shape, path: str, prefix: str,
+              counters: dict[str, int]) -> Shape:
+        if not isinstance(item, dict):
+            raise SpecError(self.source, path, "a layer mapping with a 'type'", _kind_of(item))
+        kind = item.get("type")
+        if kind not in _LAYER_KEYS:
+            raise SpecError(self.source, f"{path}.type",
+                            f"a layer type ({', '.join(_LAYER_KEYS)})", kind)
+        f = Fields(item, self.source, path, _LAYER_KEYS[kind] | {"type"})
+        handler: Callable[[Fields, Shape, str, dict[str, int]], Shape] = getattr(self, f"_{kind}")
+        return handler(f, shape, prefix, counters)
+
+    def _name(self, f: Fields, kind: str, prefix: str, counters: dict[str, int]) -> str:
+        counters[kind] = counters.get(kind, 0) + 1
+        taken = {layer.name for layer in self.layers}
+        if f.has("name"):
+            name = f.text("name")
+            if name in taken:
+                raise f.error("name", "a name not used by another weighted layer", name)
+            return name
+        name = f"{prefix}{kind}{counters[kind]}" if prefix else f"{kind}{len(self.layers) + 1}"
+        suffix = 1
+        while name in taken:
+            suffix += 1
+            name = f"{prefix}{kind}{counters[kind]}_{suffix}"
+        return name
+
+    def _conv(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        filters = f.integer("filters")
+        kernel = f.pair("kernel")
+        stride = f.pair("stride", default=1)
+        padding = f.pair("padding", default=0, minimum=0)
+        groups = f.integer("groups", default=1)
+        bias = f.boolean("bias", default=True)
+        h, w, c = shape
+        if c % groups or filters % groups:
+            raise f.error("groups", f"a divisor of both input channels {c} and filters {filters}",
+                          groups)
+        out = self._window(f, (h, w), kernel, stride, padding)
+        out_shape = (out[0], out[1], filters)
+        params = filters * (c // groups) * kernel[0] * kernel[1] + (filters if bias else 0)
+        self.layers.append(Layer(self._name(f, "conv", prefix, counters), "conv", shape, out_shape,
+                                 kernel, stride, padding, groups, params))
+        return out_shape
+
+    def _window(self, f: Fields, hw: tuple[int, int], kernel: tuple[int, int],
+                stride: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:
+        out = tuple((n + 2 * p - k) // s + 1 for n, k, s, p in zip(hw, kernel, stride, padding))
+        if min(out) < 1:
+            raise f.error("kernel", f"a window that fits the {hw[0]}×{hw[1]} input "
+                          f"(with padding {list(padding)})", list(kernel))
+        return out[0], out[1]
+
+    def _fc(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        units = f.integer("units")
+        bias = f.boolean("bias", default=True)
+        flat = (1, 1, shape[0] * shape[1] * shape[2])
+        params = flat[2] * units + (units if bias else 0)
+        self.layers.append(Layer(self._name(f, "fc", prefix, counters), "fc", flat, (1, 1, units),
+                                 weight_params=params))
+        return 1, 1, units
+
+    def _pool(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        kernel = f.pair("kernel")
+        stride = f.pair("stride", default=kernel[0]) if f.has("stride") else kernel
+        padding = f.pair("padding", default=0, minimum=0)
+        f.choice("mode", ("max", "avg"), default="max")
+        out = self._window(f, shape[:2], kernel, stride, padding)
+        return out[0], out[1], shape[2]
+
+    def _global_pool(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        f.choice("mode", ("avg", "max"), default="avg")
+        return 1, 1, shape[2]
+
+    def _norm(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        kind = f.choice("kind", ("batch", "lrn", "layer"))
+        if kind in ("batch", "layer"):
+            if not self.layers:
+                raise f.error("kind", "a normalization after a weighted layer (its parameters "
+                              "count with the layer they follow)", kind)
+            last = self.layers[-1]
+            extra = 2 * shape[2] if kind == "batch" else 2 * shape[0] * shape[1] * shape[2]
+            self.layers[-1] = Layer(last.name, last.kind, last.in_shape, last.out_shape,
+                                    last.kernel, last.stride, last.padding, last.groups,
+                                    last.weight_params, last.norm_params + extra)
+        return shape
+
+    def _activation(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        f.text("function")
+        return shape
+
+    def _dropout(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        rate = f.raw("rate", default=0.5)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise f.error("rate", "a number in [0, 1)", rate)
+        return shape
+
+    def _flatten(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        return 1, 1, shape[0] * shape[1] * shape[2]
+
+    def _block_prefix(self, f: Fields, prefix: str) -> str:
+        """Names of auto-named layers inside a named block start with the block's name."""
+        return f"{f.text('name')}." if f.has("name") else prefix
+
+    def _residual(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        block = self._block_prefix(f, prefix)
+        body = self.walk(f.items("body"), shape, f.at("body"), block)
+        shortcut = self.walk(f.items("shortcut", default=[]), shape, f.at("shortcut"),
+                             f"{block}shortcut." if block else "")
+        if body != shortcut:
+            raise ShapeError(self.source, f.path, f"residual add needs equal shapes, but the body "
+                             f"gives {_fmt(body)} and the shortcut {_fmt(shortcut)}")
+        return body
+
+    def _concat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        block = self._block_prefix(f, prefix)
+        branches = f.items("branches")
+        if not branches:
+            raise f.error("branches", "a non-empty list of layer lists", branches)
+        outs = []
+        for j, branch in enumerate(branches):
+            if not isinstance(branch, list):
+                raise SpecError(self.source, f"{f.at('branches')}[{j}]", "a list of layers",
+                                _kind_of(branch))
+            inner = f"{block}b{j + 1}." if block else ""
+            outs.append(self.walk(branch, shape, f"{f.at('branches')}[{j}]", inner))
+        first = outs[0]
+        for j, out in enumerate(outs[1:], start=1):
+            if out[:2] != first[:2]:
+                raise ShapeError(self.source, f.path, f"concat needs equal height and width, but "
+                                 f"branch 0 gives {_fmt(first)} and branch {j} {_fmt(out)}")
+        return first[0], first[1], sum(o[2] for o in outs)
+
+    def _repeat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        times = f.integer("times")
+        items = f.items("layers")
+        for t in range(times):
+            if f.has("name"):
+                shape = self.walk(items, shape, f.at("layers"), f"{f.text('name')}.{t + 1}.")
+            else:
+                shape = self.walk(items, shape, f.at("layers"), prefix, counters)
+        return shape
+
+
+def _fmt(shape: Shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
+def network_from_document(doc: Document) -> Network:
+    """Build a Network from a parsed network document, checking its published parameter count."""
+    top = Fields(doc.data, doc.source, "", _NETWORK_KEYS)
+    _check_version(top)
+    name = top.text("name")
+    inp = Fields(top.raw("input", required=True), doc.source, "input",
+                 {"height", "width", "channels"})
+    shape = (inp.integer("height"), inp.integer("width"), inp.integer("channels"))
+    samples, dataset_name = 1_200_000, "ImageNet-1k"
+    if top.has("dataset"):
+        ds = Fields(top.raw("dataset"), doc.source, "dataset", {"name", "samples"})
+        samples = ds.integer("samples")
+        dataset_name = ds.text("name", default=dataset_name)
+    builder = _NetworkBuilder(doc.source)
+    builder.walk(top.items("layers"), shape, "layers", "")
+    if not builder.layers:
+        raise top.error("layers", "at least one conv or fc layer")
+    network = Network(name, tuple(builder.layers), shape, samples, dataset_name,
+                      top.text("description", default=""), top.text("source", default=""))
+    if top.has("parameters"):
+        published = top.integer("parameters")
+        if published != network.params:
+            raise top.error("parameters", f"the inferred count {network.params:,}", published)
+    return network
+
+
+def load_network(name_or_path: str) -> Network:
+    """Load a network by path or bundled name (``vgg16``, ``vgg16.yaml``)."""
+    return network_from_document(read_document(name_or_path, "networks"))
+
+
+# --------------------------------------------------------------------------- machines
+
+
+_MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
+                 "flop_rate", "memory", "compute", "sources"}
+
+
+def machine_from_document(doc: Document) -> Machine:
+    """Build a Machine from a parsed machine document (all quantities converted to SI)."""
+    top = Fields(doc.data, doc.source, "", _MACHINE_KEYS)
+    _check_version(top)
+    alpha = top.raw("alpha", required=True)
+    alpha_s = 0.0 if alpha in (0, "0", "0 s") else top.quantity("alpha", "time")
+    tables: tuple[ComputeTable, ...] = ()
+    default_table = None
+    if top.has("compute"):
+        tables, default_table = _compute_tables(top.raw("compute"), doc.source)
+    memory = top.quantity("memory", "bytes") if top.has("memory") else None
+    return Machine(
+        name=top.text("name"),
+        alpha_s=alpha_s,
+        bandwidth_Bps=top.quantity("bandwidth", "bandwidth"),
+        word_bytes=top.integer("word_bytes", default=4),
+        flop_rate=top.quantity("flop_rate", "flop_rate"),
+        memory_bytes=memory,
+        compute_tables=tables,
+        default_table=default_table,
+        description=top.text("description", default=""),
+    )
+
+
+def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...], str | None]:
+    comp = Fields(data, source, "compute", {"default", "tables"})
+    raw_tables = comp.raw("tables", required=True)
+    tables_f = Fields(raw_tables, source, "compute.tables", set(raw_tables or {}))
+    tables = []
+    for name in tables_f.data:
+        entry = Fields(tables_f.data[name], source, f"compute.tables.{name}",
+                       {"network", "source", "epoch_time"})
+        times = entry.raw("epoch_time", required=True)
+        times_f = Fields(times, source, entry.at("epoch_time"), set(times or {}))
+        batches: list[int] = []
+        for b in times_f.data:
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise times_f.error(str(b), "a local batch size (integer ≥ 1) as the key", b)
+            batches.append(b)
+        batches.sort()
+        seconds = [parse_quantity(times[b], "time", source, times_f.at(str(b)))
+                   for b in batches]
+        if len(batches) < 2:
+            raise entry.error("epoch_time", "at least two local-batch entries")
+        tables.append(ComputeTable(str(name), entry.text("network"), tuple(batches),
+                                   tuple(seconds), entry.text("source", default="")))
+    default = comp.text("default") if comp.has("default") else (tables[0].name if tables else None)
+    if default is not None and default not in {t.name for t in tables}:
+        raise comp.error("default", f"one of {', '.join(t.name for t in tables)}", default)
+    return tuple(tables), default
+
+
+def load_machine(name_or_path: str) -> Machine:
+    """Load a machine profile by path or bundled name (``cori-knl``)."""
+    return machine_from_document(read_document(name_or_path, "machines"))

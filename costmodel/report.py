@@ -1,0 +1,352 @@
+"""Results as plain records (JSON-ready dicts) and as text, Markdown, CSV and JSON strings.
+
+Nothing here computes a cost or writes a file: records are read off the search results, and the
+renderers turn a :class:`Table` (headers with units, rows, notes) into a string.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from costmodel import __version__
+from costmodel.cost import TERMS, CostTable
+from costmodel.plans import MODE_NAMES
+from costmodel.search import Optimum, ScalingLimits, reason
+
+Per = Literal["iteration", "epoch"]
+Format = Literal["table", "json", "csv", "markdown"]
+FORMATS = ("table", "json", "csv", "markdown")
+
+
+def unit_of(per: Per) -> str:
+    """The time unit every figure of a record is in: 's/iteration' or 's/epoch'."""
+    return f"s/{per}"
+
+
+def _scale(table: CostTable, per: Per) -> np.ndarray:
+    return table.iterations_per_epoch if per == "epoch" else np.ones(len(table.grids))
+
+
+def _num(value: float) -> float | None:
+    """A float for JSON: None for infinities and NaN."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> list[dict[str, Any]]:
+    """One record per grid of ``table``: the JSON contract's grid fields (docs/json.md)."""
+    scale = _scale(table, per)
+    comm = {t: table.comm_s(t) * scale for t in TERMS}
+    total = table.total_s * scale
+    compute = table.compute_s * scale
+    feasible = table.feasible
+    uneven = table.uneven
+    records = []
+    for g in range(len(table.grids)):
+        comm_s = sum(float(comm[t][g]) for t in TERMS)
+        record: dict[str, Any] = {
+            "pr": int(table.grids.pr[g]),
+            "pc": int(table.grids.pc[g]),
+            "feasible": bool(feasible[g]),
+            "uneven": bool(uneven[g]),
+            "compute_s": _num(compute[g]),
+            "model_comm_s": _num(comm["model"][g]),
+            "batch_comm_s": _num(comm["batch"][g]),
+            "domain_comm_s": _num(comm["domain"][g]),
+            "comm_s": _num(comm_s),
+            "total_s": _num(total[g]),
+            "speedup_vs_pure_batch": (_num(baseline_total / total[g])
+                                      if baseline_total and feasible[g] else None),
+        }
+        if not feasible[g]:
+            record["reason"] = reason(table, g)
+        records.append(record)
+    return records
+
+
+def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | None:
+    """The scaling limits of cost-model.md §8 as a record."""
+    if limits is None:
+        return None
+    s = limits.sweep
+    scale = s.iterations_per_epoch if per == "epoch" else np.ones(s.processes.size)
+    return {
+        "feasibility_limit_P": limits.feasibility.processes,
+        "feasibility_limit_because": limits.feasibility.because,
+        "best_time_stops_improving_P": limits.best_time_processes,
+        "efficiency_threshold": limits.efficiency_threshold,
+        "efficiency_below_threshold_P": limits.efficiency_processes,
+        "swept": [
+            {"P": int(p), "pr": int(r), "pc": int(c), "total_s": _num(t), "efficiency": _num(e)}
+            for p, r, c, t, e in zip(s.processes, s.best_pr, s.best_pc, s.total_s * scale,
+                                     limits.efficiency)
+        ],
+    }
+
+
+def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
+    """Everything `gridcost optimize` reports for one plan, as a JSON-ready dict."""
+    table = opt.table
+    scale = float(_scale(table, per)[0])
+    pure_total = float(opt.pure_batch.total_s[0]) * scale if opt.pure_batch.feasible[0] else None
+    pure_model_total = (float(opt.pure_model.total_s[0]) * scale
+                        if opt.pure_model.feasible[0] else None)
+    grids = grid_records(table, per, pure_total)
+    best = dict(grids[opt.best]) if opt.best is not None else None
+    if best is not None:
+        best["speedup_vs_pure_model"] = (_num(pure_model_total / best["total_s"])
+                                         if pure_model_total else None)
+        pure_comm = float(opt.pure_batch.total_comm_s[0]) * scale
+        best["comm_speedup_vs_pure_batch"] = (_num(pure_comm / best["comm_s"])
+                                              if pure_total and best["comm_s"] else None)
+    return {
+        "gridcost_version": __version__,
+        "net": table.network.name,
+        "machine": table.machine.name,
+        "P": opt.P,
+        "batch": opt.batch,
+        "plan": table.plan.name,
+        "overlap": table.overlap,
+        "collectives": table.algorithms.name,
+        "compute_model": table.compute_model,
+        "compute_outside_table": bool(table.compute_outside_table.any()),
+        "redistribution_charged": False,
+        "unit": unit_of(per),
+        "iterations_per_epoch": float(table.iterations_per_epoch[0]),
+        "grids": grids,
+        "best": best,
+        "pure_batch": {"pr": 1, "pc": opt.P, "feasible": bool(opt.pure_batch.feasible[0]),
+                       "total_s": pure_total,
+                       "reason": reason(opt.pure_batch, 0) or None},
+        "pure_model": {"pr": opt.P, "pc": 1, "feasible": bool(opt.pure_model.feasible[0]),
+                       "total_s": pure_model_total,
+                       "reason": reason(opt.pure_model, 0) or None},
+        "scaling_limit": limits_record(opt.limits, per),
+    }
+
+
+def layer_records(table: CostTable, grid: int, per: Per) -> list[dict[str, Any]]:
+    """Per-layer breakdown of one grid: split, group sizes, collective, words and seconds."""
+    scale = float(_scale(table, per)[grid])
+    records = []
+    for i, layer in enumerate(table.network.layers):
+        mode = int(table.layout.mode[grid, i])
+        pr, pc = int(table.layout.pr[grid, i]), int(table.layout.pc[grid, i])
+        split = MODE_NAMES[mode] if pr > 1 else "batch"
+        record: dict[str, Any] = {
+            "layer": layer.name, "kind": layer.kind, "split": split, "pr": pr, "pc": pc,
+            "params": layer.params, "activations": layer.activations,
+        }
+        for term in TERMS:
+            cost = table.term(term)
+            record[f"{term}_words"] = float(cost.words[grid, i]) * scale
+            record[f"{term}_messages"] = float(cost.messages[grid, i]) * scale
+            record[f"{term}_comm_s"] = float(table.seconds(term)[grid, i]) * scale
+        record["comm_s"] = sum(record[f"{t}_comm_s"] for t in TERMS)
+        record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name)
+        records.append(record)
+    return records
+
+
+def collectives_of(split: str, pr: int, pc: int, algo: str) -> str:
+    """Which collectives a layer of this split runs, on which group sizes."""
+    if split == "domain":
+        return f"halo ×2 (Pr={pr}); all-reduce W over P={pr * pc} [{algo}]"
+    parts = []
+    if pr > 1:
+        parts.append(f"all-gather Y + all-reduce ΔX over Pr={pr} [{algo}]")
+    if pc > 1:
+        parts.append(f"all-reduce ΔW over Pc={pc} [{algo}]")
+    return "; ".join(parts) or "none (one process)"
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+@dataclass(frozen=True)
+class Table:
+    """A rendered-table model: headers carry units; cells are str, int, float or None."""
+
+    headers: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+    title: str = ""
+    notes: Sequence[str] = field(default_factory=tuple)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
+    return str(value)
+
+
+def render_text(table: Table) -> str:
+    """Aligned plain-text columns: numbers right-aligned, text left-aligned."""
+    cells = [[_cell(v) for v in row] for row in table.rows]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(table.headers)]
+    numeric = [all(isinstance(row[i], (int, float)) or row[i] is None for row in table.rows)
+               for i in range(len(table.headers))]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.rjust(w) if n else v.ljust(w)
+                         for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    out = [table.title] if table.title else []
+    out += [line(table.headers), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    out += list(table.notes)
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(table: Table) -> str:
+    """A GitHub-flavoured Markdown table, with the title as a heading and notes after it."""
+    out = [f"### {table.title}", ""] if table.title else []
+    out.append("| " + " | ".join(table.headers) + " |")
+    out.append("|" + "|".join("---:" if _is_numeric(table, i) else "---"
+                              for i in range(len(table.headers))) + "|")
+    out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
+    if table.notes:
+        out += [""] + [f"- {n}" for n in table.notes]
+    return "\n".join(out) + "\n"
+
+
+def _is_numeric(table: Table, i: int) -> bool:
+    return all(isinstance(row[i], (int, float)) or row[i] is None for row in table.rows)
+
+
+def render_csv(table: Table) -> str:
+    """CSV with a header row; full precision; empty cell for 'not applicable'."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(table.headers)
+    for row in table.rows:
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
+    return buffer.getvalue()
+
+
+def render_json(record: Any) -> str:
+    """Deterministic JSON: sorted keys, two-space indent."""
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def render(table: Table, record: Any, fmt: Format) -> str:
+    """``table`` as text, Markdown or CSV, or ``record`` as JSON."""
+    if fmt == "json":
+        return render_json(record)
+    return {"table": render_text, "markdown": render_markdown, "csv": render_csv}[fmt](table)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def grids_table(record: dict[str, Any]) -> Table:
+    """The grid ranking of one `optimize` record: every factorization, best marked."""
+    unit = record["unit"]
+    headers = ["Pr", "Pc", f"compute [{unit}]", f"model comm [{unit}]", f"batch comm [{unit}]",
+               f"domain comm [{unit}]", f"total [{unit}]", "speedup vs 1×P [×]", "note"]
+    best = record["best"]
+    rows = []
+    for g in record["grids"]:
+        note = g.get("reason", "")
+        if best is not None and (g["pr"], g["pc"]) == (best["pr"], best["pc"]):
+            note = "◀ best"
+        if g["uneven"] and g["feasible"]:
+            note = (note + " (uneven)").strip()
+        if not g["feasible"]:
+            note = f"infeasible: {note}"
+        values = [g[k] if g["feasible"] else None for k in
+                  ("compute_s", "model_comm_s", "batch_comm_s", "domain_comm_s", "total_s",
+                   "speedup_vs_pure_batch")]
+        rows.append([g["pr"], g["pc"], *values, note])
+    title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
+             f"plan {record['plan']}, overlap {record['overlap']}, collectives "
+             f"{record['collectives']}, compute {record['compute_model']}")
+    return Table(headers, rows, title, summary_lines(record))
+
+
+def summary_lines(record: dict[str, Any]) -> list[str]:
+    """The closing lines of `optimize`: best grid, speedups and scaling limits."""
+    unit = record["unit"]
+    lines = [""]
+    best = record["best"]
+    if best is not None:
+        lines.append(f"best grid: {best['pr']}×{best['pc']}, {best['total_s']:.4g} {unit} "
+                     f"(communication {best['comm_s']:.4g} {unit})")
+    pure = record["pure_batch"]
+    if pure["feasible"] and best is not None:
+        lines.append(f"  vs pure batch 1×{record['P']}: {_ratio(best['speedup_vs_pure_batch'])} "
+                     f"total, {_ratio(best['comm_speedup_vs_pure_batch'])} communication")
+    else:
+        lines.append(f"  vs pure batch 1×{record['P']}: infeasible ({pure['reason']})")
+    model = record["pure_model"]
+    if model["feasible"] and best is not None:
+        lines.append(f"  vs pure model {record['P']}×1: {_ratio(best['speedup_vs_pure_model'])} "
+                     "total")
+    else:
+        lines.append(f"  vs pure model {record['P']}×1: infeasible ({model['reason']})")
+    limits = record["scaling_limit"]
+    if limits is not None:
+        lines.append(f"scaling limit (B={record['batch']}): feasible up to "
+                     f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
+                     f"; best time stops improving at P={_p(limits['best_time_stops_improving_P'])}"
+                     f"; efficiency < {limits['efficiency_threshold']:g} from "
+                     f"P={_p(limits['efficiency_below_threshold_P'])}")
+    if record["compute_outside_table"]:
+        lines.append("note: the local batch lies outside the measured compute table; its end "
+                     "segment was extended in log-log")
+    lines.append("redistribution between layouts is not charged (the paper's convention)")
+    return lines
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}×"
+
+
+def _p(value: int | None) -> str:
+    return "not reached" if value is None else f"{value:,}"
+
+
+def plans_table(records: Sequence[dict[str, Any]]) -> Table:
+    """Comparison of plans: each plan's best grid at the same P and B."""
+    unit = records[0]["unit"]
+    headers = ["plan", "best Pr×Pc", f"compute [{unit}]", f"model comm [{unit}]",
+               f"batch comm [{unit}]", f"domain comm [{unit}]", f"total [{unit}]",
+               "speedup vs 1×P [×]", "feasible up to P"]
+    rows = []
+    for r in records:
+        b = r["best"]
+        limit = r["scaling_limit"]["feasibility_limit_P"] if r["scaling_limit"] else None
+        if b is None:
+            rows.append([r["plan"], r.get("error", "infeasible"), None, None, None, None, None,
+                         None, limit])
+            continue
+        rows.append([r["plan"], f"{b['pr']}×{b['pc']}", b["compute_s"], b["model_comm_s"],
+                     b["batch_comm_s"], b["domain_comm_s"], b["total_s"],
+                     b["speedup_vs_pure_batch"], limit])
+    first = records[0]
+    title = (f"{first['net']} on {first['machine']}: P={first['P']}, B={first['batch']}, "
+             f"overlap {first['overlap']} — best grid of each plan")
+    return Table(headers, rows, title)
+
+
+def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Table:
+    """Per-layer breakdown of one grid."""
+    headers = ["layer", "split", "Pr", "Pc", "model [words]", "batch [words]", "domain [words]",
+               f"model [{unit}]", f"batch [{unit}]", f"domain [{unit}]", f"comm [{unit}]",
+               "collectives"]
+    rows = [[r["layer"], r["split"], r["pr"], r["pc"], r["model_words"], r["batch_words"],
+             r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
+             r["comm_s"], r["collectives"]] for r in records]
+    total = sum(r["comm_s"] for r in records)
+    return Table(headers, rows, title, [f"total communication: {total:.4g} {unit}"])

@@ -1,0 +1,267 @@
+"""Search: best grid, baselines, sweeps over P and scaling limits (cost-model.md §6, §8)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodel.cost import (
+    MODEL_TOO_WIDE,
+    NO_SAMPLES,
+    STRIP_TOO_THIN,
+    ComputeModel,
+    CostTable,
+    Overlap,
+    evaluate,
+)
+from costmodel.errors import NoFeasibleGrid, UsageError
+from costmodel.grids import Grids, check_processes, factorizations, sweep_factorizations
+from costmodel.plans import PLANS, Plan
+from costmodel.specs import Machine, Network
+
+CHUNK_ELEMENTS = 1 << 21
+"""Grid × layer elements evaluated at once in a sweep (bounds memory at ~0.5 GB)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything besides network, machine and P that a cost depends on."""
+
+    overlap: Overlap = "none"
+    collectives: str = "paper"
+    compute: ComputeModel = "auto"
+
+
+def check_batch(batch: object) -> int:
+    """The global batch as an int, or UsageError."""
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise UsageError(f"batch: expected a positive integer, got {batch!r}")
+    return int(batch)
+
+
+def reason(table: CostTable, grid: int) -> str:
+    """Why grid ``grid`` of ``table`` is infeasible: the first failing layer (cost-model.md §6)."""
+    codes = table.code[grid]
+    failing = np.flatnonzero(codes)
+    if failing.size == 0:
+        return ""
+    i = int(failing[0])
+    layer = table.network.layers[i]
+    pr, pc = int(table.layout.pr[grid, i]), int(table.layout.pc[grid, i])
+    batch = int(table.grids.batch[grid])
+    code = int(codes[i])
+    if code == NO_SAMPLES:
+        return f"Pc={pc} > B={batch}: a process would hold no samples ({layer.name})"
+    if code == MODEL_TOO_WIDE:
+        what = "filters" if layer.kind == "conv" else "units"
+        return f"Pr={pr} > {layer.split_size} {what} of {layer.name}"
+    assert code == STRIP_TOO_THIN
+    rows = layer.in_shape[0] / pr
+    return (f"{layer.name}: {layer.in_shape[0]}/{pr} = {rows:.3g} rows per strip, "
+            f"thinner than its halo of {max(1, layer.halo_rows[0])}")
+
+
+@dataclass(frozen=True)
+class FeasibilityLimit:
+    """The largest P with any feasible grid (cost-model.md §8) and what sets it."""
+
+    processes: int
+    because: str
+
+
+def feasibility_limit(network: Network, plan: Plan, batch: int) -> FeasibilityLimit:
+    """Largest P for which ``plan`` has a feasible grid at global batch ``batch``.
+
+    Every plan needs Pc ≤ B; each split caps Pr: a model split by the narrowest layer it splits, a
+    domain split by the thinnest strip max(1, ⌊k_h/2⌋) rows; `fc-model` keeps convs pure batch
+    (P ≤ B).  The limit is B × the tightest cap.
+    """
+    caps: list[tuple[int, str]] = []
+    for layer in network.layers:
+        rule = plan.conv if layer.kind == "conv" else plan.fc
+        if rule == "grid-model":
+            what = "filters" if layer.kind == "conv" else "units"
+            caps.append((layer.split_size, f"{layer.split_size} {what} of {layer.name}"))
+        elif rule == "pure-batch":
+            caps.append((1, f"{layer.name} is pure batch"))
+        else:
+            strip = max(1, layer.halo_rows[0])
+            cap = layer.in_shape[0] // strip
+            caps.append((cap, f"{layer.in_shape[0]} rows of {layer.name} in strips of ≥ {strip}"))
+    cap, because = min(caps, key=lambda c: c[0])
+    return FeasibilityLimit(batch * cap, f"B={batch} × {cap} ({because})")
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Best grid of a plan for each P of a sweep; arrays of shape (n_P,), per iteration."""
+
+    plan: str
+    processes: np.ndarray
+    batch: np.ndarray
+    best_pr: np.ndarray
+    best_pc: np.ndarray
+    total_s: np.ndarray
+    compute_s: np.ndarray
+    model_comm_s: np.ndarray
+    batch_comm_s: np.ndarray
+    domain_comm_s: np.ndarray
+    pure_batch_total_s: np.ndarray
+    n_grids: np.ndarray
+    iterations_per_epoch: np.ndarray
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return np.isfinite(self.total_s)
+
+
+def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.ndarray,
+          plan: Plan, settings: Settings = Settings()) -> SweepResult:
+    """Best grid of ``plan`` for every P in ``processes`` (batch per P: fixed B or b·P).
+
+    All factorizations of all P are evaluated in chunks of at most CHUNK_ELEMENTS grid × layer
+    elements; only per-grid totals are kept.
+    """
+    processes = np.asarray(processes, dtype=np.int64)
+    batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), processes.shape)
+    if processes.size == 0 or (processes < 1).any():
+        raise UsageError("P: expected positive integers")
+    grids, owner = sweep_factorizations(processes, batch)
+    n = len(grids)
+    columns = {k: np.empty(n) for k in ("total", "compute", "model", "batch", "domain")}
+    feasible = np.empty(n, dtype=bool)
+    step = max(1, CHUNK_ELEMENTS // len(network.layers))
+    for start in range(0, n, step):
+        part = slice(start, min(n, start + step))
+        table = evaluate(network, machine, grids.take(part), plan, settings.overlap,
+                         settings.collectives, settings.compute)
+        columns["total"][part] = table.total_s
+        columns["compute"][part] = table.compute_s
+        for term in ("model", "batch", "domain"):
+            columns[term][part] = table.comm_s(term)
+        feasible[part] = table.feasible
+    total = np.where(feasible, columns["total"], np.inf)
+    # best grid per P: sort by (owner, total) and take each owner's first row
+    order = np.lexsort((grids.pr, total, owner))
+    first = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]]
+    pure = np.flatnonzero(grids.pr == 1)  # the 1×P grid of every P
+    pure_total = np.full(processes.size, np.inf)
+    pure_total[owner[pure]] = np.where(feasible[pure], columns["total"][pure], np.inf)
+    if plan.conv == "beyond-batch" or plan.name != "model-batch":
+        pure_total = _pure_batch_totals(network, machine, processes, batch, settings)
+    return SweepResult(
+        plan=plan.name, processes=processes, batch=batch.copy(),
+        best_pr=grids.pr[first], best_pc=grids.pc[first], total_s=total[first],
+        compute_s=columns["compute"][first], model_comm_s=columns["model"][first],
+        batch_comm_s=columns["batch"][first], domain_comm_s=columns["domain"][first],
+        pure_batch_total_s=pure_total, n_grids=np.bincount(owner, minlength=processes.size),
+        iterations_per_epoch=network.dataset_samples / batch.astype(np.float64),
+    )
+
+
+def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray,
+                       batch: np.ndarray, settings: Settings) -> np.ndarray:
+    """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
+    grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
+    table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
+                     settings.collectives, settings.compute)
+    return np.where(table.feasible, table.total_s, np.inf)
+
+
+@dataclass(frozen=True)
+class ScalingLimits:
+    """Both scaling limits of one plan (cost-model.md §8)."""
+
+    feasibility: FeasibilityLimit
+    swept: np.ndarray
+    best_time_processes: int | None
+    efficiency_threshold: float
+    efficiency_processes: int | None
+    efficiency: np.ndarray
+    sweep: SweepResult
+
+
+def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
+                   settings: Settings = Settings(), threshold: float = 0.5,
+                   largest: int | None = None) -> ScalingLimits:
+    """Feasibility and strong-scaling limits of ``plan`` at fixed global batch ``batch``.
+
+    The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``), plus that limit.
+    Strong-scaling limit: the first P after which the best time no longer improves; efficiency
+    limit: the first P with T(1)/(P·T(P)) below ``threshold``.
+    """
+    limit = feasibility_limit(network, plan, batch)
+    top = min(limit.processes, largest) if largest else limit.processes
+    powers = 2 ** np.arange(int(np.log2(max(top, 1))) + 1, dtype=np.int64)
+    swept = np.unique(np.concatenate([powers, [top]]))
+    result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
+    time = result.total_s
+    efficiency = time[0] / (swept * time)
+    best_at = None
+    finite = np.isfinite(time)
+    if finite.any():
+        improving = np.r_[np.diff(np.where(finite, time, np.inf)) < 0, False]
+        stops = np.flatnonzero(finite & ~improving)
+        best_at = int(swept[stops[0]]) if stops.size else None
+    low = np.flatnonzero(finite & (efficiency < threshold))
+    eff_at = int(swept[low[0]]) if low.size else None
+    return ScalingLimits(limit, swept, best_at, threshold, eff_at, efficiency, result)
+
+
+@dataclass(frozen=True)
+class Optimum:
+    """The result of optimizing one plan at one P: every grid's cost and the best one."""
+
+    table: CostTable
+    best: int | None
+    pure_batch: CostTable
+    pure_model: CostTable
+    limits: ScalingLimits | None
+
+    @property
+    def P(self) -> int:
+        return int(self.table.grids.p[0])
+
+    @property
+    def batch(self) -> int:
+        return int(self.table.grids.batch[0])
+
+
+def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
+             settings: Settings = Settings(), with_limits: bool = True) -> Optimum:
+    """Cost every Pr×Pc factorization of P under ``plan`` and pick the fastest feasible grid.
+
+    Pure batch (1×P) and pure model (P×1), both with every layer split the same way, are costed
+    alongside for comparison.  Raises NoFeasibleGrid, saying why and what would work, when no
+    grid is feasible.
+    """
+    P = check_processes(P)
+    batch = check_batch(batch)
+    grids = factorizations(P, batch)
+    table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
+                     settings.compute)
+    feasible = table.feasible
+    if not feasible.any():
+        limit = feasibility_limit(network, plan, batch)
+        raise NoFeasibleGrid(
+            f"plan {plan.name}: no feasible grid for P={P}, B={batch} "
+            f"(e.g. {grids.pr[-1]}×{grids.pc[-1]}: {reason(table, len(grids) - 1)}; "
+            f"1×{P}: {reason(table, 0)}); this plan reaches at most P={limit.processes} at "
+            f"B={batch}: {limit.because}" + _other_plans(network, P, batch, plan))
+    total = np.where(feasible, table.total_s, np.inf)
+    best = int(np.argmin(total))
+    edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
+    model_batch = PLANS["model-batch"]
+    pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
+                    settings.collectives, settings.compute)
+    pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
+                          settings.overlap, settings.collectives, settings.compute)
+    limits = scaling_limits(network, machine, batch, plan, settings) if with_limits else None
+    return Optimum(table, best, pure, pure_model, limits)
+
+
+def _other_plans(network: Network, P: int, batch: int, plan: Plan) -> str:
+    working = [name for name, other in PLANS.items()
+               if other is not plan and feasibility_limit(network, other, batch).processes >= P]
+    return f"; plans that reach P={P}: {', '.join(working)}" if working else ""

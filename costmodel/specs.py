@@ -1,0 +1,205 @@
+"""Validated, immutable specifications: a network's weighted layers and a machine profile.
+
+Everything is in SI units (seconds, bytes, bytes/s, FLOP/s) or plain counts (parameters,
+activations, multiply-adds).  No I/O here: `costmodel.loaders` builds these from YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from costmodel.errors import SpecError
+
+LayerKind = Literal["conv", "fc"]
+Shape = tuple[int, int, int]
+"""(height, width, channels) of one sample's activations."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One weighted layer (conv or fully connected) with its inferred shapes.
+
+    ``params`` is |W_i| of cost-model.md §2: weights, bias and the parameters of a
+    normalization layer that follows it.  ``activations`` is d_i, the output activations per
+    sample before any pooling.  ``split_size`` is the dimension a model split divides (filters of
+    a conv, output units of an fc).
+    """
+
+    name: str
+    kind: LayerKind
+    in_shape: Shape
+    out_shape: Shape
+    kernel: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    groups: int = 1
+    weight_params: int = 0
+    norm_params: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("conv", "fc"):
+            raise SpecError("", f"layer {self.name}", "kind 'conv' or 'fc'", self.kind)
+        for name, shape in (("in_shape", self.in_shape), ("out_shape", self.out_shape)):
+            if len(shape) != 3 or min(shape) < 1:
+                raise SpecError("", f"layer {self.name}.{name}", "three positive sizes", shape)
+        if self.weight_params < 1 or self.norm_params < 0:
+            raise SpecError("", f"layer {self.name}", "a positive parameter count")
+
+    @property
+    def params(self) -> int:
+        """|W_i|: weights + bias + the following normalization layer's parameters."""
+        return self.weight_params + self.norm_params
+
+    @property
+    def activations(self) -> int:
+        """d_i: output activations per sample (Y_H·Y_W·Y_C), before pooling."""
+        h, w, c = self.out_shape
+        return h * w * c
+
+    @property
+    def split_size(self) -> int:
+        """Size of the dimension a model split divides: filters (conv) or units (fc)."""
+        return self.out_shape[2]
+
+    @property
+    def macs(self) -> int:
+        """Forward multiply-adds per sample."""
+        if self.kind == "fc":
+            return self.in_shape[0] * self.in_shape[1] * self.in_shape[2] * self.out_shape[2]
+        kh, kw = self.kernel
+        return self.activations * (self.in_shape[2] // self.groups) * kh * kw
+
+    @property
+    def halo_rows(self) -> tuple[int, int]:
+        """(⌊k_h/2⌋, ⌊k_w/2⌋): rows of halo a domain split along the height needs (Eq. 7)."""
+        return self.kernel[0] // 2, self.kernel[1] // 2
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network as gridcost sees it: its weighted layers in execution order."""
+
+    name: str
+    layers: tuple[Layer, ...]
+    input_shape: Shape
+    dataset_samples: int = 1_200_000
+    dataset_name: str = "ImageNet-1k"
+    description: str = ""
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise SpecError(self.name, "layers", "at least one conv or fc layer")
+        names = [layer.name for layer in self.layers]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise SpecError(self.name, "layers", "unique weighted-layer names", dup)
+        if self.dataset_samples < 1:
+            raise SpecError(self.name, "dataset.samples", "a positive integer",
+                            self.dataset_samples)
+
+    @property
+    def params(self) -> int:
+        """Total parameters, biases and normalization parameters included."""
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        """Forward multiply-adds per sample over all weighted layers."""
+        return sum(layer.macs for layer in self.layers)
+
+    def layer_index(self, name: str) -> int:
+        """Position of the weighted layer called ``name``."""
+        for i, layer in enumerate(self.layers):
+            if layer.name == name:
+                return i
+        from costmodel.errors import UnknownName
+
+        raise UnknownName("layer", name, [layer.name for layer in self.layers])
+
+
+@dataclass(frozen=True)
+class ComputeTable:
+    """Measured epoch time on one process as a function of the local batch (cost-model.md §7).
+
+    ``local_batch`` and ``epoch_s`` are increasing-batch arrays of equal length; ``network`` names
+    the network the table was measured for (it applies to no other).
+    """
+
+    name: str
+    network: str
+    local_batch: tuple[int, ...]
+    epoch_s: tuple[float, ...]
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.local_batch) != len(self.epoch_s) or len(self.local_batch) < 2:
+            raise SpecError(self.name, "epoch_time", "at least two (local batch, time) entries")
+        if list(self.local_batch) != sorted(set(self.local_batch)):
+            raise SpecError(self.name, "epoch_time", "increasing local batch sizes")
+
+    def epoch_time_s(self, local_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """T(b) interpolated linearly in log b – log T; returns (seconds, outside-range mask).
+
+        Outside the table the end segment's log-log slope is extended and the mask says so.
+        """
+        b = np.asarray(local_batch, dtype=float)
+        log_b = np.log(np.asarray(self.local_batch, dtype=float))
+        log_t = np.log(np.asarray(self.epoch_s, dtype=float))
+        x = np.log(b)
+        inside = np.interp(x, log_b, log_t)
+        low_slope = (log_t[1] - log_t[0]) / (log_b[1] - log_b[0])
+        high_slope = (log_t[-1] - log_t[-2]) / (log_b[-1] - log_b[-2])
+        below = x < log_b[0]
+        above = x > log_b[-1]
+        value = np.where(below, log_t[0] + low_slope * (x - log_b[0]), inside)
+        value = np.where(above, log_t[-1] + high_slope * (x - log_b[-1]), value)
+        return np.exp(value), below | above
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine profile: one α and β for every message (the paper's flat model)."""
+
+    name: str
+    alpha_s: float
+    bandwidth_Bps: float
+    word_bytes: int = 4
+    flop_rate: float = 1e12
+    memory_bytes: float | None = None
+    compute_tables: tuple[ComputeTable, ...] = field(default=())
+    default_table: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.alpha_s >= 0:
+            raise SpecError(self.name, "alpha", "a latency ≥ 0 s", self.alpha_s)
+        if not self.bandwidth_Bps > 0:
+            raise SpecError(self.name, "bandwidth", "a positive bandwidth", self.bandwidth_Bps)
+        if self.word_bytes < 1:
+            raise SpecError(self.name, "word_bytes", "a positive integer", self.word_bytes)
+        if not self.flop_rate > 0:
+            raise SpecError(self.name, "flop_rate", "a positive FLOP/s", self.flop_rate)
+        names = [t.name for t in self.compute_tables]
+        if self.default_table is not None and self.default_table not in names:
+            raise SpecError(self.name, "compute.default", f"one of {names}", self.default_table)
+
+    @property
+    def beta_s_per_word(self) -> float:
+        """β: seconds per word, word_bytes / bandwidth (cost-model.md §2)."""
+        return self.word_bytes / self.bandwidth_Bps
+
+    def table(self, name: str | None = None) -> ComputeTable | None:
+        """The compute table called ``name`` (default: the profile's default), or None."""
+        wanted = name or self.default_table
+        if wanted is None:
+            return None
+        for table in self.compute_tables:
+            if table.name == wanted:
+                return table
+        from costmodel.errors import UnknownName
+
+        raise UnknownName("compute table", wanted, [t.name for t in self.compute_tables])

@@ -1,0 +1,88 @@
+"""Quantities with units: parse ``"6 GiB/s"``, ``"2 us"``, ``"12 TFLOP/s"`` to SI; format SI.
+
+SI inside gridcost means seconds, bytes, bytes/s, FLOP/s.  Parsing happens once, at load time.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from costmodel.errors import SpecError
+
+_DECIMAL = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15}
+_BINARY = {"Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50}
+
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "min": 60.0, "h": 3600.0}
+
+
+def _scaled(base: str, bits: bool = False) -> dict[str, float]:
+    """All prefixed spellings of a base unit (``B`` → ``kB``, ``KiB``…) with their factor."""
+    table = {f"{p}{base}": f for p, f in _DECIMAL.items()}
+    table.update({f"{p}{base}": f for p, f in _BINARY.items()})
+    if bits:
+        table = {k: v / 8.0 for k, v in table.items()}
+    return table
+
+
+BYTE_UNITS = _scaled("B")
+BANDWIDTH_UNITS = {f"{k}/s": v for k, v in _scaled("B").items()}
+BANDWIDTH_UNITS.update({f"{k}/s": v for k, v in _scaled("bit", bits=True).items()})
+BANDWIDTH_UNITS.update({f"{k[:-3]}bps": v for k, v in _scaled("bit", bits=True).items()})
+FLOP_RATE_UNITS = {f"{k}/s": v for k, v in _scaled("FLOP").items()}
+FLOP_RATE_UNITS.update({f"{k[:-4]}FLOPS": v for k, v in _scaled("FLOP").items()})
+
+KINDS: dict[str, tuple[dict[str, float], str]] = {
+    "time": (TIME_UNITS, "'<number> <unit>' with unit s, ms, us or ns, e.g. '2 us'"),
+    "bytes": (BYTE_UNITS,
+              "'<number> <unit>' with unit B, kB, MB, GB, KiB, MiB, GiB…, e.g. '16 GiB'"),
+    "bandwidth": (
+        BANDWIDTH_UNITS,
+        "'<number> <unit>' with unit B/s, GB/s, GiB/s, Gbit/s or Gbps…, e.g. '6 GiB/s'",
+    ),
+    "flop_rate": (FLOP_RATE_UNITS, "'<number> <unit>' with unit FLOP/s, GFLOP/s, TFLOP/s…"),
+}
+
+_QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-zµ/]+)\s*$")
+
+
+def parse_quantity(text: object, kind: str, source: str = "", field: str = "") -> float:
+    """Parse ``text`` (e.g. ``"6 GiB/s"``) as a quantity of ``kind`` and return it in SI units.
+
+    Raises SpecError naming ``source`` and ``field`` when the text has no number, no unit, an
+    unknown unit, or a value that is not finite and positive.
+    """
+    units, expected = KINDS[kind]
+    if isinstance(text, bool) or not isinstance(text, str):
+        raise SpecError(source, field, expected, text)
+    match = _QUANTITY.match(text)
+    if match is None or match.group(2) not in units:
+        raise SpecError(source, field, expected, text)
+    value = float(match.group(1)) * units[match.group(2)]
+    if not math.isfinite(value) or value <= 0:
+        raise SpecError(source, field, f"a positive {kind.replace('_', ' ')}", text)
+    return value
+
+
+def format_seconds(seconds: float) -> str:
+    """Format a duration for people: ``2e-06`` → ``'2 us'``, ``1776`` → ``'1776 s'``."""
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= factor or unit == "ns":
+            return f"{seconds / factor:.4g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def format_rate(value: float, unit: str) -> str:
+    """Format a rate with a decimal prefix: ``6.44e9, 'B/s'`` → ``'6.44 GB/s'``."""
+    for prefix, factor in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}{unit}"
+    return f"{value:.4g} {unit}"
+
+
+def format_bytes(value: float) -> str:
+    """Format a byte count with a binary prefix: ``16 * 2**30`` → ``'16 GiB'``."""
+    for prefix, factor in (("Ti", 2.0**40), ("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10)):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {prefix}B"
+    return f"{value:.4g} B"

@@ -127,11 +127,9 @@ def optimize(net: str, machine: str, processes: str, batch: str, overlap: str, c
       gridcost optimize --net alexnet --P 512 --batch 2048 --plan fc-model
       gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
     """
-    from costmodel.errors import NoFeasibleGrid
     from costmodel.plans import PLANS, plan
     from costmodel.report import grids_table, optimum_record, plans_table, render
     from costmodel.search import optimize as run_optimize
-    from costmodel.search import scaling_limits
 
     P = _positive_int(processes, "--P")
     B = _positive_int(batch, "--batch")
@@ -142,32 +140,13 @@ def optimize(net: str, machine: str, processes: str, batch: str, overlap: str, c
     settings = _settings(overlap, collectives, compute)
     records = []
     for chosen in plans:
-        try:
-            result = run_optimize(network, mach, P, B, chosen, settings, with_limits=False)
-        except NoFeasibleGrid as exc:
-            if len(plans) == 1:
-                raise
-            records.append(_infeasible_record(network, mach, P, B, chosen, per, str(exc)))
-            continue
-        limits = scaling_limits(network, mach, B, chosen, settings, efficiency)
-        records.append(optimum_record(type(result)(result.table, result.best, result.pure_batch,
-                                                   result.pure_model, limits), per))  # type: ignore[arg-type]
+        result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
+                              allow_infeasible=len(plans) > 1)
+        records.append(optimum_record(result, per))  # type: ignore[arg-type]
     if len(plans) == 1:
         _emit(render(grids_table(records[0]), records[0], fmt), output)  # type: ignore[arg-type]
     else:
         _emit(render(plans_table(records), {"plans": records}, fmt), output)  # type: ignore[arg-type]
-
-
-def _infeasible_record(network: Any, machine: Any, P: int, B: int, chosen: Any, per: str,
-                       error: str) -> dict[str, Any]:
-    from costmodel.search import feasibility_limit
-
-    limit = feasibility_limit(network, chosen, B)
-    return {"net": network.name, "machine": machine.name, "P": P, "batch": B, "plan": chosen.name,
-            "unit": f"s/{per}", "best": None, "error": "no feasible grid", "reason": error,
-            "overlap": "", "grids": [],
-            "scaling_limit": {"feasibility_limit_P": limit.processes,
-                              "feasibility_limit_because": limit.because}}
 
 
 @cli.command()

@@ -34,9 +34,16 @@ class CollectiveCost:
 
 
 def ceil_log2(p: np.ndarray) -> np.ndarray:
-    """⌈log2 p⌉ for integer p ≥ 1 (the paper's ``lg p``), as float64."""
-    p = np.asarray(p, dtype=np.float64)
-    return np.ceil(np.log2(np.maximum(p, 1.0)) - 1e-12)
+    """⌈log2 p⌉ for integer p ≥ 1 (the paper's ``lg p``), as float64.
+
+    Exact for integers: the bit length of p − 1 (a table lookup for integer arrays).
+    """
+    p = np.asarray(p)
+    if p.dtype.kind in "iu" and p.size > 64:
+        top = int(p.max())
+        table = np.ceil(np.log2(np.maximum(np.arange(top + 1, dtype=np.float64), 1.0)) - 1e-12)
+        return table[np.maximum(p, 1)]
+    return np.ceil(np.log2(np.maximum(p.astype(np.float64), 1.0)) - 1e-12)
 
 
 def _fraction(p: np.ndarray) -> np.ndarray:

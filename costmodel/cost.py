@@ -17,7 +17,7 @@ from costmodel.collectives import Algorithms, CollectiveCost, algorithms, halo_e
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
 from costmodel.plans import DOMAIN, MODEL, Layout, Plan
-from costmodel.specs import Machine, Network
+from costmodel.specs import Layer, Machine, Network
 
 Overlap = Literal["none", "batch"]
 ComputeModel = Literal["auto", "table", "flops", "none"]
@@ -43,10 +43,35 @@ class LayerArrays:
 
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
+        """Arrays of every weighted layer of ``network``, in order."""
+        return cls._of(network.layers)
+
+    @classmethod
+    def unique_of(cls, network: Network) -> tuple[LayerArrays, np.ndarray]:
+        """Arrays of the distinct layers of ``network`` and how often each occurs, (1, U).
+
+        Identical layers (same kind, shapes, kernel, stride and parameters: the repeated blocks
+        of a ResNet) cost the same on every grid, so totals need each only once, weighted.
+        """
+        firsts: dict[tuple[object, ...], int] = {}
+        counts: list[int] = []
+        kept: list[Layer] = []
+        for layer in network.layers:
+            key = (layer.kind, layer.in_shape, layer.out_shape, layer.kernel, layer.stride,
+                   layer.params)
+            if key in firsts:
+                counts[firsts[key]] += 1
+            else:
+                firsts[key] = len(kept)
+                kept.append(layer)
+                counts.append(1)
+        return cls._of(tuple(kept)), np.asarray(counts, dtype=np.float64)[None, :]
+
+    @classmethod
+    def _of(cls, layers: tuple[Layer, ...]) -> LayerArrays:
         def row(values: list[float]) -> np.ndarray:
             return np.asarray(values, dtype=np.float64)[None, :]
 
-        layers = network.layers
         return cls(
             params=row([layer.params for layer in layers]),
             activations=row([layer.activations for layer in layers]),
@@ -111,15 +136,20 @@ def domain_volumes(layout: Layout, layers: LayerArrays, batch: np.ndarray,
 
 def volumes(layout: Layout, layers: LayerArrays, batch: np.ndarray, algo: Algorithms) -> Volumes:
     """All three terms for every grid × layer, each layer costed by its own mode."""
-    model_m, batch_m = model_batch_volumes(layout, layers, batch, algo)
-    halo_d, batch_d = domain_volumes(layout, layers, batch, algo)
     is_domain = layout.mode == DOMAIN
+    zero = CollectiveCost(np.zeros(layout.pr.shape), np.zeros(layout.pr.shape))
+    if not is_domain.any():
+        model, weights = model_batch_volumes(layout, layers, batch, algo)
+        return Volumes(model=model, batch=weights, domain=zero)
+    halo_d, batch_d = domain_volumes(layout, layers, batch, algo)
+    if is_domain.all():
+        return Volumes(model=zero, batch=batch_d, domain=halo_d)
+    model_m, batch_m = model_batch_volumes(layout, layers, batch, algo)
 
     def pick(domain: CollectiveCost, model: CollectiveCost) -> CollectiveCost:
         return CollectiveCost(np.where(is_domain, domain.messages, model.messages),
                               np.where(is_domain, domain.words, model.words))
 
-    zero = CollectiveCost(np.zeros(layout.pr.shape), np.zeros(layout.pr.shape))
     return Volumes(model=pick(zero, model_m), batch=pick(batch_d, batch_m),
                    domain=pick(halo_d, zero))
 
@@ -159,12 +189,25 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
         if table is None:
             raise UsageError(f"machine {machine.name!r} has no measured compute table; "
                              "use --compute flops")
+        if table.network != network.name:
+            raise UsageError(f"compute table {table.name!r} of machine {machine.name!r} was "
+                             f"measured for {table.network!r}, not {network.name!r}; "
+                             "use --compute flops")
         epoch_s, outside = table.epoch_time_s(np.maximum(1.0, batch / p))
         used = f"table '{table.name}' ({table.network})"
         return epoch_s / p * batch / network.dataset_samples, used, outside
     flops_per_sample = 3.0 * 2.0 * network.macs
     seconds = batch * flops_per_sample / (p * machine.flop_rate)
     return seconds, f"flops ({machine.flop_rate:.4g} FLOP/s)", outside
+
+
+def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
+            domain_s: np.ndarray, overlap: Overlap) -> np.ndarray:
+    """Total time (cost-model.md §7): overlap ``none`` adds everything; ``batch`` hides the
+    gradient all-reduce under the computation, max(compute, batch) + model + domain."""
+    if overlap == "batch":
+        return np.maximum(compute_s, batch_s) + model_s + domain_s
+    return compute_s + model_s + batch_s + domain_s
 
 
 @dataclass(frozen=True)
@@ -223,12 +266,9 @@ class CostTable:
 
     @property
     def total_s(self) -> np.ndarray:
-        """Time per iteration per grid (§7): overlap ``none`` adds everything; ``batch`` hides
-        the gradient all-reduce under the computation."""
+        """Time per iteration per grid (§7), see :func:`combine`."""
         model, batch, domain = (self.comm_s(t) for t in TERMS)
-        if self.overlap == "batch":
-            return np.maximum(self.compute_s, batch) + model + domain
-        return self.compute_s + model + batch + domain
+        return combine(self.compute_s, model, batch, domain, self.overlap)
 
     @property
     def iterations_per_epoch(self) -> np.ndarray:
@@ -236,20 +276,59 @@ class CostTable:
         return self.network.dataset_samples / self.grids.batch.astype(np.float64)
 
 
-def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
-             overlap: Overlap = "none", collectives: str = "paper",
-             compute: ComputeModel = "auto") -> CostTable:
-    """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7)."""
+def _check(grids: Grids, overlap: str) -> None:
     if overlap not in ("none", "batch"):
         raise UsageError(f"overlap: expected 'none' or 'batch', got {overlap!r}")
     if (grids.batch < 1).any():
         raise UsageError(f"batch: expected a positive integer, got {int(grids.batch.min())}")
+
+
+def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
+             overlap: Overlap = "none", collectives: str = "paper",
+             compute: ComputeModel = "auto") -> CostTable:
+    """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7)."""
+    _check(grids, overlap)
     algo = algorithms(collectives)
     layers = LayerArrays.of(network)
-    layout = plan.layout(grids, network)
+    layout = plan.layout_for(grids, layers.is_conv)
     batch = grids.batch[:, None]
     code, uneven = feasibility(layout, layers, batch)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     return CostTable(network, machine, grids, plan, overlap, algo, layout,
                      volumes(layout, layers, batch, algo), code, uneven, compute_s, compute_model,
                      outside)
+
+
+@dataclass(frozen=True)
+class GridTotals:
+    """Per-grid sums over layers, shape (G,) each, seconds per iteration."""
+
+    compute_s: np.ndarray
+    model_s: np.ndarray
+    batch_s: np.ndarray
+    domain_s: np.ndarray
+    total_s: np.ndarray
+    feasible: np.ndarray
+
+
+def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
+                    overlap: Overlap = "none", collectives: str = "paper",
+                    compute: ComputeModel = "auto") -> GridTotals:
+    """The per-grid totals of :func:`evaluate` without the per-layer arrays.
+
+    Costs each distinct layer once and weights it by its multiplicity: the same sums, several
+    times faster on networks of repeated blocks.  Used by sweeps.
+    """
+    _check(grids, overlap)
+    algo = algorithms(collectives)
+    layers, counts = LayerArrays.unique_of(network)
+    layout = plan.layout_for(grids, layers.is_conv)
+    batch = grids.batch[:, None]
+    code, _ = feasibility(layout, layers, batch)
+    vol = volumes(layout, layers, batch, algo)
+    alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    model_s, batch_s, domain_s = (
+        cost.seconds(alpha, beta) @ counts[0] for cost in (vol.model, vol.batch, vol.domain))
+    compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
+    total = combine(compute_s, model_s, batch_s, domain_s, overlap)
+    return GridTotals(compute_s, model_s, batch_s, domain_s, total, (code == OK).all(axis=1))

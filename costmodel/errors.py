@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from difflib import get_close_matches
+from difflib import SequenceMatcher, get_close_matches
+
+NO_VALUE: object = object()
+"""Marks a SpecError without an offending value (a missing field); None is a YAML null."""
 
 
 class GridcostError(Exception):
@@ -18,14 +21,14 @@ class SpecError(GridcostError):
     Formats as ``<file>: <field path>: expected <expected>, got <value>``.
     """
 
-    def __init__(self, source: str, field: str, expected: str, got: object = None) -> None:
+    def __init__(self, source: str, field: str, expected: str, got: object = NO_VALUE) -> None:
         self.source = source
         self.field = field
         self.expected = expected
         self.got = got
         parts = [p for p in (source, field) if p]
         where = ": ".join(parts)
-        msg = f"expected {expected}" if got is None else f"expected {expected}, got {got!r}"
+        msg = f"expected {expected}" if got is NO_VALUE else f"expected {expected}, got {got!r}"
         super().__init__(f"{where}: {msg}" if where else msg)
 
 
@@ -33,7 +36,7 @@ class ShapeError(SpecError):
     """Two shapes that must agree do not (a residual add, a concat)."""
 
     def __init__(self, source: str, field: str, message: str) -> None:
-        self.source, self.field, self.expected, self.got = source, field, message, None
+        self.source, self.field, self.expected, self.got = source, field, message, NO_VALUE
         GridcostError.__init__(self, f"{source}: {field}: {message}")
 
 
@@ -43,7 +46,8 @@ class UnknownName(GridcostError):
     def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
         known = sorted(known)
         self.kind, self.name, self.known = kind, name, known
-        close = get_close_matches(name, known, n=3, cutoff=0.5)
+        close = sorted(get_close_matches(name, known, n=3, cutoff=0.5),
+                       key=lambda k: (-SequenceMatcher(None, name, k).ratio(), k))
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         super().__init__(f"unknown {kind} {name!r}{hint} (known: {', '.join(known)})")
 

@@ -64,13 +64,55 @@ def sweep_factorizations(processes: np.ndarray, batch: np.ndarray) -> tuple[Grid
     processes = np.asarray(processes, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), processes.shape)
     top = int(processes.max())
-    d = np.concatenate([np.full(top // k, k, dtype=np.int64) for k in range(1, top + 1)])
-    multiple = np.concatenate([np.arange(k, top + 1, k, dtype=np.int64) for k in range(1, top + 1)])
-    position = np.full(top + 1, -1, dtype=np.int64)
-    position[processes] = np.arange(processes.size)
-    keep = position[multiple] >= 0
-    d, multiple = d[keep], multiple[keep]
-    order = np.lexsort((d, position[multiple]))
-    d, multiple = d[order], multiple[order]
-    owner = position[multiple]
+    if processes.size * np.sqrt(top) < 4 * top:  # few P: their divisors one by one
+        parts = [divisors(int(p)) for p in processes]
+        d = np.concatenate(parts)
+        owner = np.repeat(np.arange(processes.size), [part.size for part in parts])
+        multiple = processes[owner]
+    else:  # many P: sieve every (k, multiple of k) pair up to the largest P at once
+        k = np.arange(1, top + 1, dtype=np.int64)
+        per_k = top // k
+        d = np.repeat(k, per_k)
+        start = np.repeat(np.cumsum(per_k) - per_k, per_k)
+        multiple = d * (np.arange(d.size, dtype=np.int64) - start + 1)
+        position = np.full(top + 1, -1, dtype=np.int64)
+        position[processes] = np.arange(processes.size)
+        keep = position[multiple] >= 0
+        d, multiple = d[keep], multiple[keep]
+        owner = position[multiple]
+    order = np.lexsort((d, owner))
+    d, multiple, owner = d[order], multiple[order], owner[order]
     return Grids(d, multiple // d, batch[owner]), owner
+
+
+def parse_processes(text: str, option: str = "--P") -> np.ndarray:
+    """Process counts from ``"8,32,128,512"``, ``"1..65536"`` (every integer) or ``"1..4096:x2"``
+    (geometric, ×2), or any comma-separated mix; returns sorted unique int64 values."""
+    values: list[np.ndarray] = []
+    for part in str(text).split(","):
+        item = part.strip()
+        try:
+            if ".." in item:
+                span, _, step = item.partition(":")
+                low_text, high_text = span.split("..")
+                low, high = int(low_text), int(high_text)
+                if low < 1 or high < low:
+                    raise ValueError
+                if step:
+                    if not step.startswith("x") or int(step[1:]) < 2:
+                        raise ValueError
+                    factor = int(step[1:])
+                    count = int(np.floor(np.log(high / low) / np.log(factor) + 1e-9)) + 1
+                    values.append(low * factor ** np.arange(max(count, 0), dtype=np.int64))
+                else:
+                    values.append(np.arange(low, high + 1, dtype=np.int64))
+            else:
+                number = int(item)
+                if number < 1:
+                    raise ValueError
+                values.append(np.array([number], dtype=np.int64))
+        except ValueError:
+            raise UsageError(
+                f"{option}: expected positive integers as 'N', 'A,B,C', 'LOW..HIGH' or "
+                f"'LOW..HIGH:x2', got {item!r}") from None
+    return np.unique(np.concatenate(values))

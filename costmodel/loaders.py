@@ -8,6 +8,7 @@ Bundled files are found by name through ``importlib.resources``.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -16,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from costmodel.errors import ShapeError, SpecError, UnknownName
+from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
 from costmodel.specs import ComputeTable, Layer, Machine, Network, Shape
 from costmodel.units import parse_quantity
 
@@ -83,6 +84,11 @@ def _parse(text: str, source: str) -> Document:
     return Document(data, source, digest)
 
 
+def _keys(value: object) -> set[str]:
+    """The keys of a mapping (all allowed), or none for a non-mapping (Fields then says so)."""
+    return set(value) if isinstance(value, dict) else set()
+
+
 def _kind_of(value: object) -> str:
     return "nothing" if value is None else type(value).__name__
 
@@ -107,7 +113,7 @@ class Fields:
     def at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
-    def error(self, key: str, expected: str, got: object = None) -> SpecError:
+    def error(self, key: str, expected: str, got: object = NO_VALUE) -> SpecError:
         return SpecError(self.source, self.at(key), expected, got)
 
     def has(self, key: str) -> bool:
@@ -136,6 +142,8 @@ class Fields:
         return int(items[0]), int(items[1])
 
     def text(self, key: str, default: str | None = None) -> str:
+        if key not in self.data and default is not None:
+            return default
         value = self.raw(key, default=default, required=default is None)
         if not isinstance(value, str) or not value.strip():
             raise self.error(key, "a non-empty string", value)
@@ -166,7 +174,7 @@ class Fields:
 
 def _check_version(top: Fields) -> None:
     version = top.raw("version", required=True)
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version != SCHEMA_VERSION:
         raise top.error("version", f"{SCHEMA_VERSION}", version)
 
 
@@ -196,7 +204,6 @@ class _NetworkBuilder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.layers: list[Layer] = []
-        self.explicit_names: set[str] = set()
 
     def walk(self, items: list[Any], shape: Shape, path: str, prefix: str,
              counters: dict[str, int] | None = None) -> Shape:
@@ -210,8 +217,8 @@ class _NetworkBuilder:
               counters: dict[str, int]) -> Shape:
         if not isinstance(item, dict):
             raise SpecError(self.source, path, "a layer mapping with a 'type'", _kind_of(item))
-        kind = item.get("type")
-        if kind not in _LAYER_KEYS:
+        kind = item.get("type", NO_VALUE)
+        if not isinstance(kind, str) or kind not in _LAYER_KEYS:
             raise SpecError(self.source, f"{path}.type",
                             f"a layer type ({', '.join(_LAYER_KEYS)})", kind)
         f = Fields(item, self.source, path, _LAYER_KEYS[kind] | {"type"})
@@ -316,8 +323,8 @@ class _NetworkBuilder:
         shortcut = self.walk(f.items("shortcut", default=[]), shape, f.at("shortcut"),
                              f"{block}shortcut." if block else "")
         if body != shortcut:
-            raise ShapeError(self.source, f.path, f"residual add needs equal shapes, but the body "
-                             f"gives {_fmt(body)} and the shortcut {_fmt(shortcut)}")
+            raise ShapeError(self.source, f.path, f"residual add{_named(f)} needs equal shapes, "
+                             f"but the body gives {_fmt(body)} and the shortcut {_fmt(shortcut)}")
         return body
 
     def _concat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
@@ -335,8 +342,9 @@ class _NetworkBuilder:
         first = outs[0]
         for j, out in enumerate(outs[1:], start=1):
             if out[:2] != first[:2]:
-                raise ShapeError(self.source, f.path, f"concat needs equal height and width, but "
-                                 f"branch 0 gives {_fmt(first)} and branch {j} {_fmt(out)}")
+                raise ShapeError(self.source, f.path,
+                                 f"concat{_named(f)} needs equal height and width, but branch 0 "
+                                 f"gives {_fmt(first)} and branch {j} {_fmt(out)}")
         return first[0], first[1], sum(o[2] for o in outs)
 
     def _repeat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
@@ -348,6 +356,10 @@ class _NetworkBuilder:
             else:
                 shape = self.walk(items, shape, f.at("layers"), prefix, counters)
         return shape
+
+
+def _named(f: Fields) -> str:
+    return f" {f.data['name']!r}" if isinstance(f.data.get("name"), str) else ""
 
 
 def _fmt(shape: Shape) -> str:
@@ -388,8 +400,9 @@ def load_network(name_or_path: str) -> Network:
 # --------------------------------------------------------------------------- machines
 
 
+_ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
-                 "flop_rate", "memory", "compute", "sources"}
+                 "flop_rate", "memory", "compute"}
 
 
 def machine_from_document(doc: Document) -> Machine:
@@ -397,7 +410,8 @@ def machine_from_document(doc: Document) -> Machine:
     top = Fields(doc.data, doc.source, "", _MACHINE_KEYS)
     _check_version(top)
     alpha = top.raw("alpha", required=True)
-    alpha_s = 0.0 if alpha in (0, "0", "0 s") else top.quantity("alpha", "time")
+    zero = isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None
+    alpha_s = 0.0 if zero or (type(alpha) is int and alpha == 0) else top.quantity("alpha", "time")
     tables: tuple[ComputeTable, ...] = ()
     default_table = None
     if top.has("compute"):
@@ -419,13 +433,13 @@ def machine_from_document(doc: Document) -> Machine:
 def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...], str | None]:
     comp = Fields(data, source, "compute", {"default", "tables"})
     raw_tables = comp.raw("tables", required=True)
-    tables_f = Fields(raw_tables, source, "compute.tables", set(raw_tables or {}))
+    tables_f = Fields(raw_tables, source, "compute.tables", _keys(raw_tables))
     tables = []
     for name in tables_f.data:
         entry = Fields(tables_f.data[name], source, f"compute.tables.{name}",
                        {"network", "source", "epoch_time"})
         times = entry.raw("epoch_time", required=True)
-        times_f = Fields(times, source, entry.at("epoch_time"), set(times or {}))
+        times_f = Fields(times, source, entry.at("epoch_time"), _keys(times))
         batches: list[int] = []
         for b in times_f.data:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:

@@ -19,7 +19,7 @@ import numpy as np
 from costmodel import __version__
 from costmodel.cost import TERMS, CostTable
 from costmodel.plans import MODE_NAMES
-from costmodel.search import Optimum, ScalingLimits, reason
+from costmodel.search import Optimum, ScalingLimits, no_feasible_grid_message, reason
 
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
@@ -107,7 +107,7 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
         pure_comm = float(opt.pure_batch.total_comm_s[0]) * scale
         best["comm_speedup_vs_pure_batch"] = (_num(pure_comm / best["comm_s"])
                                               if pure_total and best["comm_s"] else None)
-    return {
+    record: dict[str, Any] = {
         "gridcost_version": __version__,
         "net": table.network.name,
         "machine": table.machine.name,
@@ -131,6 +131,10 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
                        "reason": reason(opt.pure_model, 0) or None},
         "scaling_limit": limits_record(opt.limits, per),
     }
+    if best is None:
+        record["error"] = "no feasible grid"
+        record["reason"] = no_feasible_grid_message(table)
+    return record
 
 
 def layer_records(table: CostTable, grid: int, per: Per) -> list[dict[str, Any]]:
@@ -217,7 +221,7 @@ def render_markdown(table: Table) -> str:
                               for i in range(len(table.headers))) + "|")
     out += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in table.rows]
     if table.notes:
-        out += [""] + [f"- {n}" for n in table.notes]
+        out += [""] + [f"- {n.strip()}" for n in table.notes if n.strip()]
     return "\n".join(out) + "\n"
 
 
@@ -280,21 +284,19 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     unit = record["unit"]
     lines = [""]
     best = record["best"]
-    if best is not None:
+    if best is None:
+        lines.append(f"no feasible grid: {record['reason']}")
+    else:
         lines.append(f"best grid: {best['pr']}×{best['pc']}, {best['total_s']:.4g} {unit} "
                      f"(communication {best['comm_s']:.4g} {unit})")
-    pure = record["pure_batch"]
-    if pure["feasible"] and best is not None:
-        lines.append(f"  vs pure batch 1×{record['P']}: {_ratio(best['speedup_vs_pure_batch'])} "
-                     f"total, {_ratio(best['comm_speedup_vs_pure_batch'])} communication")
-    else:
-        lines.append(f"  vs pure batch 1×{record['P']}: infeasible ({pure['reason']})")
-    model = record["pure_model"]
-    if model["feasible"] and best is not None:
-        lines.append(f"  vs pure model {record['P']}×1: {_ratio(best['speedup_vs_pure_model'])} "
-                     "total")
-    else:
-        lines.append(f"  vs pure model {record['P']}×1: infeasible ({model['reason']})")
+        pure, model = record["pure_batch"], record["pure_model"]
+        lines.append(f"  vs pure batch 1×{record['P']}: "
+                     + (f"{_ratio(best['speedup_vs_pure_batch'])} total, "
+                        f"{_ratio(best['comm_speedup_vs_pure_batch'])} communication"
+                        if pure["feasible"] else f"infeasible ({pure['reason']})"))
+        lines.append(f"  vs pure model {record['P']}×1: "
+                     + (f"{_ratio(best['speedup_vs_pure_model'])} total"
+                        if model["feasible"] else f"infeasible ({model['reason']})"))
     limits = record["scaling_limit"]
     if limits is not None:
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
@@ -342,7 +344,9 @@ def plans_table(records: Sequence[dict[str, Any]]) -> Table:
 
 def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Table:
     """Per-layer breakdown of one grid."""
-    headers = ["layer", "split", "Pr", "Pc", "model [words]", "batch [words]", "domain [words]",
+    words = f"words/{unit.split('/')[1]}"
+    headers = ["layer", "split", "Pr", "Pc", f"model [{words}]", f"batch [{words}]",
+               f"domain [{words}]",
                f"model [{unit}]", f"batch [{unit}]", f"domain [{unit}]", f"comm [{unit}]",
                "collectives"]
     rows = [[r["layer"], r["split"], r["pr"], r["pc"], r["model_words"], r["batch_words"],

@@ -14,6 +14,7 @@ from costmodel.cost import (
     CostTable,
     Overlap,
     evaluate,
+    evaluate_totals,
 )
 from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import Grids, check_processes, factorizations, sweep_factorizations
@@ -38,6 +39,18 @@ def check_batch(batch: object) -> int:
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise UsageError(f"batch: expected a positive integer, got {batch!r}")
     return int(batch)
+
+
+def no_feasible_grid_message(table: CostTable) -> str:
+    """Why no grid of ``table`` (all factorizations of one P) is feasible, and what would work."""
+    network, plan = table.network, table.plan
+    P, batch = int(table.grids.p[0]), int(table.grids.batch[0])
+    last = len(table.grids) - 1
+    limit = feasibility_limit(network, plan, batch)
+    return (f"plan {plan.name}: no feasible grid for P={P}, B={batch} "
+            f"(e.g. {table.grids.pr[last]}×{table.grids.pc[last]}: {reason(table, last)}; "
+            f"1×{P}: {reason(table, 0)}); this plan reaches at most P={limit.processes} at "
+            f"B={batch}: {limit.because}" + _other_plans(network, P, batch, plan))
 
 
 def reason(table: CostTable, grid: int) -> str:
@@ -134,22 +147,19 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
     step = max(1, CHUNK_ELEMENTS // len(network.layers))
     for start in range(0, n, step):
         part = slice(start, min(n, start + step))
-        table = evaluate(network, machine, grids.take(part), plan, settings.overlap,
-                         settings.collectives, settings.compute)
-        columns["total"][part] = table.total_s
-        columns["compute"][part] = table.compute_s
-        for term in ("model", "batch", "domain"):
-            columns[term][part] = table.comm_s(term)
-        feasible[part] = table.feasible
+        totals = evaluate_totals(network, machine, grids.take(part), plan, settings.overlap,
+                                 settings.collectives, settings.compute)
+        columns["total"][part] = totals.total_s
+        columns["compute"][part] = totals.compute_s
+        columns["model"][part] = totals.model_s
+        columns["batch"][part] = totals.batch_s
+        columns["domain"][part] = totals.domain_s
+        feasible[part] = totals.feasible
     total = np.where(feasible, columns["total"], np.inf)
     # best grid per P: sort by (owner, total) and take each owner's first row
     order = np.lexsort((grids.pr, total, owner))
     first = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]]
-    pure = np.flatnonzero(grids.pr == 1)  # the 1×P grid of every P
-    pure_total = np.full(processes.size, np.inf)
-    pure_total[owner[pure]] = np.where(feasible[pure], columns["total"][pure], np.inf)
-    if plan.conv == "beyond-batch" or plan.name != "model-batch":
-        pure_total = _pure_batch_totals(network, machine, processes, batch, settings)
+    pure_total = _pure_batch_totals(network, machine, processes, batch, settings)
     return SweepResult(
         plan=plan.name, processes=processes, batch=batch.copy(),
         best_pr=grids.pr[first], best_pc=grids.pc[first], total_s=total[first],
@@ -201,8 +211,8 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     best_at = None
     finite = np.isfinite(time)
     if finite.any():
-        improving = np.r_[np.diff(np.where(finite, time, np.inf)) < 0, False]
-        stops = np.flatnonzero(finite & ~improving)
+        # the first P whose successor is no faster; None when it improves to the end of the sweep
+        stops = np.flatnonzero(finite[:-1] & ~(np.diff(np.where(finite, time, np.inf)) < 0))
         best_at = int(swept[stops[0]]) if stops.size else None
     low = np.flatnonzero(finite & (efficiency < threshold))
     eff_at = int(swept[low[0]]) if low.size else None
@@ -229,12 +239,13 @@ class Optimum:
 
 
 def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
-             settings: Settings = Settings(), with_limits: bool = True) -> Optimum:
+             settings: Settings = Settings(), with_limits: bool = True,
+             threshold: float = 0.5, allow_infeasible: bool = False) -> Optimum:
     """Cost every Pr×Pc factorization of P under ``plan`` and pick the fastest feasible grid.
 
     Pure batch (1×P) and pure model (P×1), both with every layer split the same way, are costed
-    alongside for comparison.  Raises NoFeasibleGrid, saying why and what would work, when no
-    grid is feasible.
+    alongside for comparison.  When no grid is feasible, raises NoFeasibleGrid saying why and
+    what would work — or, with ``allow_infeasible``, returns an Optimum whose ``best`` is None.
     """
     P = check_processes(P)
     batch = check_batch(batch)
@@ -242,22 +253,17 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
                      settings.compute)
     feasible = table.feasible
-    if not feasible.any():
-        limit = feasibility_limit(network, plan, batch)
-        raise NoFeasibleGrid(
-            f"plan {plan.name}: no feasible grid for P={P}, B={batch} "
-            f"(e.g. {grids.pr[-1]}×{grids.pc[-1]}: {reason(table, len(grids) - 1)}; "
-            f"1×{P}: {reason(table, 0)}); this plan reaches at most P={limit.processes} at "
-            f"B={batch}: {limit.because}" + _other_plans(network, P, batch, plan))
-    total = np.where(feasible, table.total_s, np.inf)
-    best = int(np.argmin(total))
+    if not feasible.any() and not allow_infeasible:
+        raise NoFeasibleGrid(no_feasible_grid_message(table))
+    best = int(np.argmin(np.where(feasible, table.total_s, np.inf))) if feasible.any() else None
     edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
     model_batch = PLANS["model-batch"]
     pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
                     settings.collectives, settings.compute)
     pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
                           settings.overlap, settings.collectives, settings.compute)
-    limits = scaling_limits(network, machine, batch, plan, settings) if with_limits else None
+    limits = (scaling_limits(network, machine, batch, plan, settings, threshold)
+              if with_limits else None)
     return Optimum(table, best, pure, pure_model, limits)
 
 

@@ -33,7 +33,7 @@ FLOP_RATE_UNITS = {f"{k}/s": v for k, v in _scaled("FLOP").items()}
 FLOP_RATE_UNITS.update({f"{k[:-4]}FLOPS": v for k, v in _scaled("FLOP").items()})
 
 KINDS: dict[str, tuple[dict[str, float], str]] = {
-    "time": (TIME_UNITS, "'<number> <unit>' with unit s, ms, us or ns, e.g. '2 us'"),
+    "time": (TIME_UNITS, "'<number> <unit>' with unit h, min, s, ms, us or ns, e.g. '2 us'"),
     "bytes": (BYTE_UNITS,
               "'<number> <unit>' with unit B, kB, MB, GB, KiB, MiB, GiB…, e.g. '16 GiB'"),
     "bandwidth": (
@@ -58,7 +58,10 @@ def parse_quantity(text: object, kind: str, source: str = "", field: str = "") -
     match = _QUANTITY.match(text)
     if match is None or match.group(2) not in units:
         raise SpecError(source, field, expected, text)
-    value = float(match.group(1)) * units[match.group(2)]
+    factor = units[match.group(2)]
+    # dividing by an exact power of ten keeps "5 us" == 5e-6 exactly
+    value = float(match.group(1)) * factor if factor >= 1 else float(match.group(1)) / round(
+        1 / factor)
     if not math.isfinite(value) or value <= 0:
         raise SpecError(source, field, f"a positive {kind.replace('_', ' ')}", text)
     return value

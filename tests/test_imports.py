@@ -1,0 +1,85 @@
+"""Import discipline (STYLE.md): which module may import yaml, click, matplotlib, scipy.
+
+Static checks parse the source with ``ast`` (imports inside functions count too); the start-up
+check imports ``costmodel.cli`` in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import costmodel
+
+PACKAGE = Path(costmodel.__file__).resolve().parent
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units"]
+
+
+def imported_roots(module: str) -> set[str]:
+    """Top-level names of every package ``costmodel/<module>.py`` imports, anywhere in the file."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "import_module" and node.args
+              and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            roots.add(node.args[0].value.split(".")[0])
+    return roots
+
+
+def importers(package: str) -> set[str]:
+    return {m for m in MODULES if package in imported_roots(m)}
+
+
+def test_the_modules_are_found() -> None:
+    assert {"cli", "loaders", *NUMERIC} <= set(MODULES)
+
+
+def test_only_loaders_imports_yaml() -> None:
+    assert importers("yaml") == {"loaders"}
+
+
+def test_only_cli_imports_click() -> None:
+    assert importers("click") == {"cli"}
+
+
+def test_only_plot_imports_matplotlib() -> None:
+    assert importers("matplotlib") <= {"plot"}
+
+
+@pytest.mark.parametrize("module", NUMERIC)
+def test_numeric_modules_import_neither_yaml_nor_click(module: str) -> None:
+    assert imported_roots(module).isdisjoint({"yaml", "click", "matplotlib"})
+
+
+@pytest.mark.parametrize("module", NUMERIC)
+def test_numeric_modules_neither_print_nor_open_files(module: str) -> None:
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    calls = {node.func.id for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert calls.isdisjoint({"print", "open", "input"})
+
+
+def _loaded_after(statement: str, roots: set[str]) -> list[str]:
+    code = (f"{statement}; import sys; "
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {sorted(roots)!r}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return list(ast.literal_eval(done.stdout.strip()))
+
+
+def test_cli_import_loads_neither_matplotlib_nor_scipy() -> None:
+    assert _loaded_after("import costmodel.cli", {"matplotlib", "scipy"}) == []
+
+
+def test_package_import_loads_neither_click_nor_yaml() -> None:
+    assert _loaded_after("import costmodel", {"click", "yaml", "matplotlib", "scipy"}) == []

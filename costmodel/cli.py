@@ -193,6 +193,69 @@ def layers(net: str, machine: str, processes: str, batch: str, overlap: str, col
 
 
 @cli.command()
+@model_options
+@click.option("--per-process-batch", "per_process", default=None, metavar="b",
+              help="Weak scaling: global batch B = b·P for every P (instead of a fixed --batch).")
+@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
+              help="model-batch, fc-model, domain-batch, beyond-batch, or 'all'.")
+@click.option("--efficiency", default=0.5, show_default=True, type=float,
+              help="Parallel-efficiency threshold of the scaling limit.")
+@output_options
+def sweep(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+          compute: str, per: str, per_process: str | None, plan_name: str, efficiency: float,
+          fmt: str, output: str) -> None:
+    """Best grid, its time split and speedup for each P: strong or weak scaling.
+
+    --P takes a list (8,32,128,512), a range of every integer (1..65536) or a geometric range
+    (1..65536:x2).  With --batch B fixed this is strong scaling; with --per-process-batch b the
+    global batch is b·P (weak scaling).
+
+    \b
+    Examples:
+      gridcost sweep --net alexnet --P 8,32,128,512 --plan fc-model
+      gridcost sweep --net resnet152 --P 1..65536 --batch 8192 --format csv -o sweep.csv
+      gridcost sweep --net alexnet --P 128,512,2048 --per-process-batch 4 --plan fc-model
+    """
+    import numpy as np
+
+    from costmodel.grids import parse_processes
+    from costmodel.plans import PLANS, plan
+    from costmodel.report import render, sweep_record, sweep_table
+    from costmodel.search import feasibility_limit
+    from costmodel.search import sweep as run_sweep
+
+    ps = parse_processes(processes)
+    if not 0 < efficiency <= 1:
+        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
+    if per_process is not None:
+        b = _positive_int(per_process, "--per-process-batch")
+        batches = ps * b
+        label = f"B = {b}·P"
+    else:
+        B = _positive_int(batch, "--batch")
+        batches = np.full(ps.shape, B)
+        label = f"B={B}"
+    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    network, mach = _load(net, machine)
+    settings = _settings(overlap, collectives, compute)
+    records, tables = [], []
+    for chosen in plans:
+        result = run_sweep(network, mach, ps, batches, chosen, settings)
+        limit = feasibility_limit(network, chosen, int(batches[0])) if per_process is None \
+            else None
+        record = sweep_record(result, per, efficiency, limit)  # type: ignore[arg-type]
+        record.update(net=network.name, machine=mach.name)
+        records.append(record)
+        tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
+                                          f"{chosen.name}, overlap {overlap}"))
+    if fmt == "json":
+        _emit(render(tables[0], records[0] if len(records) == 1 else {"sweeps": records},
+                     "json"), output)
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables), output)  # type: ignore[arg-type]
+
+
+@cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
 def nets(fmt: str) -> None:

@@ -19,7 +19,15 @@ import numpy as np
 from costmodel import __version__
 from costmodel.cost import TERMS, CostTable
 from costmodel.plans import MODE_NAMES
-from costmodel.search import Optimum, ScalingLimits, no_feasible_grid_message, reason
+from costmodel.search import (
+    FeasibilityLimit,
+    Optimum,
+    ScalingLimits,
+    SweepResult,
+    no_feasible_grid_message,
+    reason,
+    stops_improving,
+)
 
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
@@ -301,9 +309,9 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if limits is not None:
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
                      f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
-                     f"; best time stops improving at P={_p(limits['best_time_stops_improving_P'])}"
-                     f"; efficiency < {limits['efficiency_threshold']:g} from "
-                     f"P={_p(limits['efficiency_below_threshold_P'])}")
+                     f"; best time stops improving {_at(limits['best_time_stops_improving_P'])}"
+                     f"; efficiency < {limits['efficiency_threshold']:g} "
+                     f"{_at(limits['efficiency_below_threshold_P'], 'from')}")
     if record["compute_outside_table"]:
         lines.append("note: the local batch lies outside the measured compute table; its end "
                      "segment was extended in log-log")
@@ -316,7 +324,11 @@ def _ratio(value: float | None) -> str:
 
 
 def _p(value: int | None) -> str:
-    return "not reached" if value is None else f"{value:,}"
+    return "none" if value is None else f"{value:,}"
+
+
+def _at(value: int | None, word: str = "at") -> str:
+    return "nowhere in the P swept" if value is None else f"{word} P={value:,}"
 
 
 def plans_table(records: Sequence[dict[str, Any]]) -> Table:
@@ -354,3 +366,74 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
              r["comm_s"], r["collectives"]] for r in records]
     total = sum(r["comm_s"] for r in records)
     return Table(headers, rows, title, [f"total communication: {total:.4g} {unit}"])
+
+
+def sweep_record(result: SweepResult, per: Per, threshold: float,
+                 limits: FeasibilityLimit | None) -> dict[str, Any]:
+    """A sweep over P (fixed B: strong scaling; B = b·P: weak scaling) as a JSON-ready dict.
+
+    Efficiency is relative to the first feasible P of the sweep, from times per iteration:
+    T(P0)·P0/(P·T(P)) at fixed B (strong), T(P0)/T(P) when B grows with P (weak).
+    """
+    iteration = result.total_s
+    scale = result.iterations_per_epoch if per == "epoch" else np.ones(result.processes.size)
+    weak = bool(np.unique(result.batch).size > 1)
+    feasible = result.feasible
+    rows = []
+    base = int(np.flatnonzero(feasible)[0]) if feasible.any() else None
+    for i, P in enumerate(result.processes):
+        ok = bool(feasible[i])
+        efficiency = None
+        if ok and base is not None:
+            ratio = iteration[base] / iteration[i]
+            efficiency = ratio if weak else ratio * result.processes[base] / P
+        pure = result.pure_batch_total_s[i]
+        rows.append({
+            "P": int(P), "batch": int(result.batch[i]), "feasible": ok,
+            "pr": int(result.best_pr[i]) if ok else None,
+            "pc": int(result.best_pc[i]) if ok else None,
+            "grids": int(result.n_grids[i]),
+            "compute_s": _num(result.compute_s[i] * scale[i]) if ok else None,
+            "model_comm_s": _num(result.model_comm_s[i] * scale[i]) if ok else None,
+            "batch_comm_s": _num(result.batch_comm_s[i] * scale[i]) if ok else None,
+            "domain_comm_s": _num(result.domain_comm_s[i] * scale[i]) if ok else None,
+            "total_s": _num(result.total_s[i] * scale[i]) if ok else None,
+            "pure_batch_total_s": _num(pure * scale[i]),
+            "speedup_vs_pure_batch": _num(pure / result.total_s[i]) if ok and np.isfinite(pure)
+            else None,
+            "efficiency": _num(efficiency) if efficiency is not None else None,
+        })
+    per_epoch = result.total_s * result.iterations_per_epoch
+    stops = stops_improving(np.where(feasible, per_epoch, np.inf))
+    low = [r["P"] for r in rows if r["efficiency"] is not None and r["efficiency"] < threshold]
+    return {
+        "gridcost_version": __version__, "plan": result.plan, "unit": unit_of(per),
+        "scaling": "weak" if weak else "strong", "efficiency_threshold": threshold,
+        "rows": rows,
+        "largest_feasible_P": int(result.processes[feasible].max()) if feasible.any() else None,
+        "feasibility_limit_P": limits.processes if limits else None,
+        "feasibility_limit_because": limits.because if limits else None,
+        "best_time_stops_improving_P": int(result.processes[stops[0]]) if stops.size else None,
+        "efficiency_below_threshold_P": low[0] if low else None,
+    }
+
+
+def sweep_table(record: dict[str, Any], title: str) -> Table:
+    """One row per P of a sweep: best grid, its time split, speedup and efficiency."""
+    unit = record["unit"]
+    headers = ["P", "B", "best Pr×Pc", f"compute [{unit}]", f"model comm [{unit}]",
+               f"batch comm [{unit}]", f"domain comm [{unit}]", f"total [{unit}]",
+               f"pure batch [{unit}]", "speedup vs 1×P [×]", "efficiency"]
+    rows = [[r["P"], r["batch"], f"{r['pr']}×{r['pc']}" if r["feasible"] else "infeasible",
+             r["compute_s"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
+             r["total_s"], r["pure_batch_total_s"], r["speedup_vs_pure_batch"], r["efficiency"]]
+            for r in record["rows"]]
+    notes = ["", f"{record['scaling']} scaling, plan {record['plan']}: largest feasible P swept "
+             f"{_p(record['largest_feasible_P'])}"]
+    if record["feasibility_limit_P"] is not None:
+        notes.append(f"feasibility limit: P={record['feasibility_limit_P']:,} "
+                     f"[{record['feasibility_limit_because']}]")
+    notes.append(f"best time stops improving {_at(record['best_time_stops_improving_P'])}; "
+                 f"efficiency < {record['efficiency_threshold']:g} "
+                 f"{_at(record['efficiency_below_threshold_P'], 'from')}")
+    return Table(headers, rows, title, notes)

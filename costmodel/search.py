@@ -179,6 +179,15 @@ def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray
     return np.where(table.feasible, table.total_s, np.inf)
 
 
+def stops_improving(time: np.ndarray) -> np.ndarray:
+    """Indices i of finite times whose successor is no faster (inf = infeasible), (n,) → (k,).
+
+    The first is the strong-scaling limit; none when the time improves to the end of the sweep.
+    """
+    time = np.asarray(time, dtype=np.float64)
+    return np.flatnonzero(np.isfinite(time[:-1]) & ~(time[1:] < time[:-1]))
+
+
 @dataclass(frozen=True)
 class ScalingLimits:
     """Both scaling limits of one plan (cost-model.md §8)."""
@@ -211,8 +220,7 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     best_at = None
     finite = np.isfinite(time)
     if finite.any():
-        # the first P whose successor is no faster; None when it improves to the end of the sweep
-        stops = np.flatnonzero(finite[:-1] & ~(np.diff(np.where(finite, time, np.inf)) < 0))
+        stops = stops_improving(np.where(finite, time, np.inf))
         best_at = int(swept[stops[0]]) if stops.size else None
     low = np.flatnonzero(finite & (efficiency < threshold))
     eff_at = int(swept[low[0]]) if low.size else None

@@ -36,14 +36,10 @@ class CollectiveCost:
 def ceil_log2(p: np.ndarray) -> np.ndarray:
     """⌈log2 p⌉ for integer p ≥ 1 (the paper's ``lg p``), as float64.
 
-    Exact for integers: the bit length of p − 1 (a table lookup for integer arrays).
+    Exact: the binary exponent of p − 1 (its bit length), so 2^k + 1 gives k + 1 for any k.
     """
-    p = np.asarray(p)
-    if p.dtype.kind in "iu" and p.size > 64:
-        top = int(p.max())
-        table = np.ceil(np.log2(np.maximum(np.arange(top + 1, dtype=np.float64), 1.0)) - 1e-12)
-        return table[np.maximum(p, 1)]
-    return np.ceil(np.log2(np.maximum(p.astype(np.float64), 1.0)) - 1e-12)
+    p = np.maximum(np.asarray(p, dtype=np.float64), 1.0)
+    return np.frexp(p - 1.0)[1].astype(np.float64)
 
 
 def _fraction(p: np.ndarray) -> np.ndarray:
@@ -79,8 +75,8 @@ def allgather_ring(p: np.ndarray, n: np.ndarray) -> CollectiveCost:
 
 def halo_exchange(active: np.ndarray, words: np.ndarray) -> CollectiveCost:
     """One halo message of ``words`` words where ``active``: α + β·words (Eq. 7), else 0."""
-    active = np.asarray(active, dtype=bool)
-    words = np.asarray(words, dtype=np.float64)
+    active, words = np.broadcast_arrays(np.asarray(active, dtype=bool),
+                                        np.asarray(words, dtype=np.float64))
     return CollectiveCost(np.where(active, 1.0, 0.0), np.where(active, words, 0.0))
 
 

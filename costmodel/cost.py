@@ -159,7 +159,8 @@ def feasibility(layout: Layout, layers: LayerArrays, batch: np.ndarray) -> tuple
     """Per grid × layer feasibility code (OK, NO_SAMPLES, …) and uneven flag (§6), (G, L) each."""
     pr, pc = layout.pr, layout.pc
     is_model = layout.mode == MODEL
-    thin = (layers.in_height / pr) < np.maximum(1.0, layers.halo_h)
+    # an image that is not split (Pr = 1) is never too thin: it exchanges no halo (§4)
+    thin = (pr > 1) & ((layers.in_height / pr) < np.maximum(1.0, layers.halo_h))
     code = np.where(pc > batch, NO_SAMPLES,
                     np.where(is_model & (pr > layers.split_size), MODEL_TOO_WIDE,
                              np.where(~is_model & thin, STRIP_TOO_THIN, OK)))

@@ -64,7 +64,8 @@ def sweep_factorizations(processes: np.ndarray, batch: np.ndarray) -> tuple[Grid
     processes = np.asarray(processes, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), processes.shape)
     top = int(processes.max())
-    if processes.size * np.sqrt(top) < 4 * top:  # few P: their divisors one by one
+    repeated = np.unique(processes).size < processes.size  # e.g. one P at two batches
+    if repeated or processes.size * np.sqrt(top) < 4 * top:  # few P: divisors one by one
         parts = [divisors(int(p)) for p in processes]
         d = np.concatenate(parts)
         owner = np.repeat(np.arange(processes.size), [part.size for part in parts])

@@ -100,7 +100,7 @@ def feasibility_limit(network: Network, plan: Plan, batch: int) -> FeasibilityLi
             caps.append((1, f"{layer.name} is pure batch"))
         else:
             strip = max(1, layer.halo_rows[0])
-            cap = layer.in_shape[0] // strip
+            cap = max(1, layer.in_shape[0] // strip)
             caps.append((cap, f"{layer.in_shape[0]} rows of {layer.name} in strips of ≥ {strip}"))
     cap, because = min(caps, key=lambda c: c[0])
     return FeasibilityLimit(batch * cap, f"B={batch} × {cap} ({because})")

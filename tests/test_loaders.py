@@ -289,7 +289,7 @@ BAD_MACHINES = [
      "bandwidth: expected a positive bandwidth, got '0 GiB/s'"),
     ("unknown_machine_key.yaml", SpecError,
      "latency: expected one of the keys alpha, bandwidth, compute, description, flop_rate, "
-     "memory, name, sources, version, word_bytes (unknown key)"),
+     "memory, name, version, word_bytes (unknown key)"),
     ("unknown_default_table_machine.yaml", SpecError,
      "compute.default: expected one of fig4, got 'paper'"),
     ("bad_epoch_time_machine.yaml", SpecError,
@@ -363,8 +363,8 @@ def test_unknown_bundled_name_suggests_the_closest() -> None:
     with pytest.raises(UnknownName) as info:
         load_network("vgg61")
     assert _message(info) == (
-        "unknown network (neither a file nor a bundled name) 'vgg61'; did you mean 'vgg19' or "
-        "'vgg16'? (known: alexnet, alexnet-single, resnet101, resnet152, resnet18, resnet34, "
+        "unknown network (neither a file nor a bundled name) 'vgg61'; did you mean 'vgg16' or "
+        "'vgg19'? (known: alexnet, alexnet-single, resnet101, resnet152, resnet18, resnet34, "
         "resnet50, vgg16, vgg19)")
     assert info.value.exit_code == 2
 

@@ -123,7 +123,7 @@ def test_network_unknown_layer_suggests_a_close_name() -> None:
     with pytest.raises(UnknownName) as info:
         net.layer_index("conv3")
     assert str(info.value) == (
-        "unknown layer 'conv3'; did you mean 'conv2' or 'conv1'? (known: conv1, conv2, fc6)"
+        "unknown layer 'conv3'; did you mean 'conv1' or 'conv2'? (known: conv1, conv2, fc6)"
     )
 
 

@@ -1,0 +1,542 @@
+"""Figures of the cost model: grid bars (the paper's Figs. 6–10), cost curves, scaling, heatmaps.
+
+The only module of gridcost that imports matplotlib.  It never touches pyplot or the global
+backend: figures are :class:`matplotlib.figure.Figure` objects drawn with Agg when saved.  Every
+public function takes ``ax=None`` (``axes=None`` for several panels), draws into a new figure when
+none is given, and returns what it drew.  Times are per ``per`` (``"epoch"`` or ``"iteration"``),
+in seconds, read off the library's result objects (:class:`~costmodel.search.Optimum`,
+:class:`~costmodel.search.SweepResult`, :class:`~costmodel.cost.CostTable`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Literal
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import LogNorm
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+from costmodel.cost import TERMS, CostTable
+from costmodel.errors import UsageError
+from costmodel.search import Optimum, ScalingLimits, SweepResult
+
+Per = Literal["iteration", "epoch"]
+What = Literal["communication", "total"]
+
+PANEL_SIZE = (7.0, 4.0)
+"""Figure size of one panel, inches."""
+
+PNG_DPI = 150
+
+COLOURS = {
+    "compute": "#9a9a9a",
+    "model": "#0072B2",
+    "batch": "#E69F00",
+    "domain": "#009E73",
+}
+"""Fixed colour of each bar segment (Okabe–Ito, readable by colour-blind readers)."""
+
+SEGMENT_LABELS = {
+    "compute": "compute",
+    "model": "model comm",
+    "batch": "batch comm",
+    "domain": "domain comm (halo)",
+}
+
+LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+SAVE_FORMATS = ("png", "svg", "pdf")
+_METADATA: dict[str, dict[str, str | None]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None},
+}
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _check_per(per: str) -> Per:
+    if per not in ("epoch", "iteration"):
+        raise UsageError(f"per: expected 'epoch' or 'iteration', got {per!r}")
+    return "epoch" if per == "epoch" else "iteration"
+
+
+def _unit(per: str) -> str:
+    return f"s/{_check_per(per)}"
+
+
+def _scale(table: CostTable, per: str) -> np.ndarray:
+    """Factor per grid (G,) from seconds per iteration to seconds per ``per``."""
+    if _check_per(per) == "epoch":
+        return np.asarray(table.iterations_per_epoch, dtype=np.float64)
+    return np.ones(len(table.grids))
+
+
+def _figure_of(ax: Axes) -> Figure:
+    fig = ax.get_figure(root=True)
+    if not isinstance(fig, Figure):
+        raise UsageError("ax: expected an Axes that belongs to a Figure")
+    return fig
+
+
+def _new_axes() -> Axes:
+    fig = Figure(figsize=PANEL_SIZE, layout="constrained")
+    return fig.add_subplot()
+
+
+def _grid_label(pr: int, pc: int) -> str:
+    return f"{pr}×{pc}"
+
+
+def _int_label(value: float, _pos: object = None) -> str:
+    return f"{value:.0f}" if value >= 1 else f"{value:.3g}"
+
+
+def _log2_ticks(ax: Axes, values: np.ndarray, most: int = 10) -> None:
+    """Log-2 x axis with integer ticks at powers of two spanning ``values``, at most ``most``."""
+    ax.set_xscale("log", base=2)
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        return
+    low = math.floor(math.log2(float(values.min())))
+    high = math.ceil(math.log2(float(values.max())))
+    step = max(1, math.ceil((high - low + 1) / most))
+    ticks = [2.0**k for k in range(low, high + 1, step)]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(_int_label))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y axis labelled at 1, 2 and 5 × powers of ten, in plain numbers."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _title(ax: Axes, text: str, width: int = 80) -> None:
+    """Set a title of fontsize 10, wrapping lines longer than ``width`` characters."""
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    ax.set_title("\n".join(lines), fontsize=10)
+
+
+def describe(table: CostTable) -> str:
+    """What a table is about, for titles: ``"alexnet on cori-knl, plan fc-model"``."""
+    text = f"{table.network.name} on {table.machine.name}, plan {table.plan.name}"
+    if table.plan.paper:
+        text += f" ({table.plan.paper})"
+    if table.overlap == "batch":
+        text += ", gradient all-reduce overlapped"
+    return text
+
+
+def _unique(values: Sequence[str]) -> str:
+    return " | ".join(dict.fromkeys(values))
+
+
+def _ratio(numerator: float, denominator: float) -> str:
+    if denominator > 0 and math.isfinite(numerator / denominator):
+        return f"{numerator / denominator:.1f}×"
+    return "–"
+
+
+# ---------------------------------------------------------------- 1. grid bars
+
+
+def _panels(n: int) -> tuple[Figure, list[Axes]]:
+    ncols = 1 if n == 1 else 2
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(PANEL_SIZE[0] * ncols, PANEL_SIZE[1] * nrows + 0.6),
+                 layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for extra in axes[n:]:
+        extra.set_visible(False)
+    return fig, axes[:n]
+
+
+def _bar_segments(table: CostTable, per: str) -> dict[str, np.ndarray]:
+    """Heights (G,) of the stacked segments in ``per``; they add up to the grid's total time.
+
+    With overlap ``batch`` (cost-model.md §7) only the part of the gradient all-reduce that
+    sticks out of the computation, max(0, batch − compute), is drawn.
+    """
+    scale = _scale(table, per)
+    heights = {"compute": table.compute_s * scale}
+    for term in TERMS:
+        heights[term] = table.comm_s(term) * scale
+    if table.overlap == "batch":
+        heights["batch"] = np.maximum(heights["batch"] - heights["compute"], 0.0)
+    return heights
+
+
+def _draw_bars(ax: Axes, opt: Optimum, per: str) -> set[str]:
+    table = opt.table
+    grids = table.grids
+    n = len(grids)
+    x = np.arange(n, dtype=np.float64)
+    feasible = table.feasible
+    heights = _bar_segments(table, per)
+    bottom = np.zeros(n)
+    drawn: set[str] = set()
+    for name in ("compute", *TERMS):
+        h = heights[name]
+        ax.bar(x[feasible], h[feasible], bottom=bottom[feasible], width=0.7,
+               color=COLOURS[name], label=SEGMENT_LABELS[name], zorder=2)
+        if (h[feasible] > 0).any():
+            drawn.add(name)
+        bottom = bottom + h
+    total = table.total_s * _scale(table, per)
+    top = float(total[feasible].max()) if feasible.any() else 1.0
+    ax.set_ylim(0.0, top * 1.16)
+    for g in np.flatnonzero(~feasible):
+        ax.text(float(x[g]), top * 0.02, "infeasible", rotation=90, ha="center", va="bottom",
+                fontsize=8, color="#555555", style="italic", zorder=3)
+    labels = [_grid_label(int(r), int(c)) for r, c in zip(grids.pr, grids.pc)]
+    ax.set_xticks(x, labels, fontsize=8, rotation=45 if n > 10 else 0,
+                  ha="right" if n > 10 else "center", rotation_mode="anchor")
+    ax.set_xlim(-0.6, n - 0.4)
+    best = opt.best
+    if best is not None:
+        ax.get_xticklabels()[best].set_fontweight("bold")
+        if feasible[0]:
+            comm = table.total_comm_s * _scale(table, per)
+            text = (f"{_ratio(float(total[0]), float(total[best]))} "
+                    f"({_ratio(float(comm[0]), float(comm[best]))})")
+        else:
+            text = "best"
+        ax.annotate(text, (float(x[best]), float(total[best])), xytext=(0, 3),
+                    textcoords="offset points", ha="center", va="bottom", fontsize=9,
+                    fontweight="bold", zorder=4)
+    _title(ax, f"P={opt.P}, B={opt.batch}")
+    ax.set_xlabel("grid Pr×Pc (model/domain × batch processes)", fontsize=9)
+    ax.set_ylabel(f"time [{_unit(per)}]", fontsize=9)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.grid(axis="y", color="#e0e0e0", linewidth=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    return drawn
+
+
+def grid_bars(optima: Sequence[Optimum], per: str = "epoch",
+              axes: Sequence[Axes] | None = None) -> Figure:
+    """Stacked bars of compute and model, batch, domain communication for every Pr×Pc grid.
+
+    The paper's Figs. 6–10: one panel per Optimum (one P), one bar per grid of that P (1×P
+    leftmost), infeasible grids left empty and marked.  Above the best grid: "X× (Y×)", its total
+    and communication speedup over the leftmost bar (1×P) of the panel.  Heights in seconds per
+    ``per``; with overlap ``batch`` only the exposed part of the gradient all-reduce is stacked,
+    so each bar's top is the grid's total time.  Returns the Figure.
+    """
+    per = _check_per(per)
+    optima = list(optima)
+    if not optima:
+        raise UsageError("grid_bars: expected at least one Optimum")
+    if axes is None:
+        fig, panels = _panels(len(optima))
+    else:
+        panels = list(axes)
+        if len(panels) != len(optima):
+            raise UsageError(f"axes: expected {len(optima)} Axes, one per Optimum, "
+                             f"got {len(panels)}")
+        fig = _figure_of(panels[0])
+    drawn: set[str] = set()
+    for ax, opt in zip(panels, optima):
+        drawn |= _draw_bars(ax, opt, per)
+    shown = [name for name in ("compute", *TERMS) if name in drawn or name == "compute"]
+    labels = dict(SEGMENT_LABELS)
+    if any(opt.table.overlap == "batch" for opt in optima):
+        labels["batch"] = "batch comm not hidden under compute"
+    handles = [Patch(color=COLOURS[name], label=labels[name]) for name in shown]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,
+               frameon=False)
+    subject = _unique([describe(opt.table) for opt in optima])
+    fig.suptitle(f"{subject}\ntime per {per} by grid; above the best grid: total "
+                 "(communication) speedup vs 1×P", fontsize=10)
+    return fig
+
+
+# ---------------------------------------------------------------- 2. cost curves
+
+
+def curves_from_optima(optima: Sequence[Optimum], what: str = "communication",
+                       per: str = "epoch") -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{"P=512, B=2048": (Pr, seconds)}`` for :func:`cost_curves`, feasible grids only.
+
+    ``what`` is ``"communication"`` (all three terms) or ``"total"``; seconds per ``per``.  The
+    plan is added to the label when the optima mix plans.
+    """
+    if what not in ("communication", "total"):
+        raise UsageError(f"what: expected 'communication' or 'total', got {what!r}")
+    optima = list(optima)
+    several_plans = len({opt.table.plan.name for opt in optima}) > 1
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for opt in optima:
+        table = opt.table
+        seconds = table.total_comm_s if what == "communication" else table.total_s
+        seconds = seconds * _scale(table, per)
+        keep = table.feasible
+        label = f"P={opt.P}, B={opt.batch}"
+        if several_plans:
+            label += f", {table.plan.name}"
+        curves[label] = (table.grids.pr[keep].copy(), np.asarray(seconds[keep]))
+    return curves
+
+
+def cost_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                what: str = "communication", per: str = "epoch", ax: Axes | None = None,
+                title: str | None = None) -> Axes:
+    """Communication (or total) time against Pr, one line per label, best point starred.
+
+    ``curves`` maps a label to (Pr values, seconds per ``per``) of equal length, e.g. from
+    :func:`curves_from_optima`.  Log-2 x axis; log y axis when the values span more than a
+    factor 20.  Returns the Axes.
+    """
+    if what not in ("communication", "total"):
+        raise UsageError(f"what: expected 'communication' or 'total', got {what!r}")
+    per = _check_per(per)
+    if ax is None:
+        ax = _new_axes()
+    everything: list[np.ndarray] = []
+    xs: list[np.ndarray] = []
+    for i, (label, (pr, seconds)) in enumerate(curves.items()):
+        pr = np.asarray(pr, dtype=np.float64)
+        seconds = np.asarray(seconds, dtype=np.float64)
+        if pr.shape != seconds.shape:
+            raise UsageError(f"curve {label!r}: Pr and seconds differ in shape "
+                             f"({pr.shape} vs {seconds.shape})")
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        ax.plot(pr, seconds, marker=MARKERS[i % len(MARKERS)], markersize=5, color=colour,
+                label=label, zorder=2)
+        finite = np.isfinite(seconds)
+        if finite.any():
+            best = int(np.argmin(np.where(finite, seconds, np.inf)))
+            ax.plot([pr[best]], [seconds[best]], marker="*", markersize=15, color=colour,
+                    markeredgecolor="black", markeredgewidth=0.8, linestyle="none", zorder=3)
+            everything.append(seconds[finite])
+        xs.append(pr)
+    _log2_ticks(ax, np.concatenate(xs) if xs else np.array([]))
+    values = np.concatenate(everything) if everything else np.array([])
+    positive = values[values > 0]
+    if positive.size and positive.size == values.size and positive.max() > 20 * positive.min():
+        _log_y(ax)
+    name = "communication" if what == "communication" else "total time"
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="*", markersize=12, color="#777777",
+                          markeredgecolor="black", linestyle="none", label=f"least {name}"))
+    ax.legend(handles=handles, fontsize=8)
+    ax.set_xlabel("Pr (processes on the model/domain split; Pc = P/Pr on the batch)",
+                  fontsize=9)
+    ax.set_ylabel(f"{name} [{_unit(per)}]", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(color="#e0e0e0", linewidth=0.6)
+    _title(ax, title if title is not None else f"{name} per {per} by grid")
+    return ax
+
+
+# ---------------------------------------------------------------- 3. scaling
+
+
+def _time_of(sweep: SweepResult, per: str) -> np.ndarray:
+    scale = sweep.iterations_per_epoch if per == "epoch" else np.ones(sweep.processes.size)
+    return np.asarray(sweep.total_s * scale, dtype=np.float64)
+
+
+def _batch_text(sweeps: Sequence[SweepResult]) -> str:
+    batches = np.concatenate([s.batch for s in sweeps]) if sweeps else np.array([])
+    if batches.size and (batches == batches[0]).all():
+        return f"B={int(batches[0])}"
+    ratios = np.concatenate([s.batch / s.processes for s in sweeps]) if sweeps else np.array([])
+    if ratios.size and (ratios == ratios[0]).all():
+        return f"B={ratios[0]:.4g}·P"
+    return "B varies"
+
+
+def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
+            limits: Mapping[str, ScalingLimits] | None = None, ax: Axes | None = None,
+            title: str | None = None) -> Axes:
+    """Best time per ``per`` against P for each plan, and pure batch (1×P), log–log.
+
+    With ``limits`` (keyed like ``sweeps``): a dashed vertical line at each plan's feasibility
+    limit when it lies within the plotted P, and a ringed point where its best time stops
+    improving (cost-model.md §8; the legend says "improving throughout" when it never stops
+    within the sweep).  Infeasible P are left out.  Returns the Axes.
+    """
+    per = _check_per(per)
+    if ax is None:
+        ax = _new_axes()
+    limits = limits or {}
+    plotted: list[np.ndarray] = []
+    pure: dict[int, float] = {}
+    for s in sweeps.values():
+        scale = s.iterations_per_epoch if per == "epoch" else np.ones(s.processes.size)
+        for p, t in zip(s.processes, s.pure_batch_total_s * scale):
+            if np.isfinite(t):
+                pure.setdefault(int(p), float(t))
+    colours: dict[str, str] = {}
+    for i, (label, s) in enumerate(sweeps.items()):
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        colours[label] = colour
+        time = _time_of(s, per)
+        ok = np.isfinite(time)
+        text = label
+        lim = limits.get(label)
+        if lim is not None:
+            stop = lim.best_time_processes
+            text += (f": feasible to P={lim.feasibility.processes}, "
+                     + ("improving throughout" if stop is None else f"stops improving at P={stop}"))
+        # later lines thinner, so plans that coincide (fc-model and beyond-batch up to P = B)
+        # stay visible one inside the other
+        ax.plot(s.processes[ok], time[ok], marker=MARKERS[i % len(MARKERS)],
+                markersize=max(3.0, 8.0 - 1.3 * i), linewidth=max(0.8, 2.8 - 0.6 * i),
+                color=colour, label=text, zorder=2 + 0.01 * i)
+        plotted.append(s.processes[ok].astype(np.float64))
+    if pure:
+        ps = np.array(sorted(pure), dtype=np.float64)
+        ax.plot(ps, [pure[int(p)] for p in ps], color="black", linestyle=":", marker="x",
+                markersize=5, label="pure batch (1×P)", zorder=2)
+        plotted.append(ps)
+    xs = np.concatenate(plotted) if plotted else np.array([1.0])
+    low, high = float(xs.min()), float(xs.max())
+    any_line = any_ring = False
+    for label, lim in limits.items():
+        colour = colours.get(label, "black")
+        at = lim.feasibility.processes
+        if low <= at <= high:
+            ax.axvline(at, color=colour, linestyle="--", linewidth=1.0, zorder=1)
+            any_line = True
+        stop = lim.best_time_processes
+        if stop is None:
+            continue
+        source = sweeps.get(label, lim.sweep)
+        where = np.flatnonzero(source.processes == stop)
+        if where.size == 0:
+            source = lim.sweep
+            where = np.flatnonzero(source.processes == stop)
+        if where.size:
+            y = float(_time_of(source, per)[where[0]])
+            if np.isfinite(y):
+                ax.plot([stop], [y], marker="o", markersize=13, markerfacecolor="none",
+                        markeredgecolor=colour, markeredgewidth=1.6, linestyle="none",
+                        zorder=3)
+                any_ring = True
+    _log_y(ax)
+    _log2_ticks(ax, xs)
+    handles, _ = ax.get_legend_handles_labels()
+    if any_line:
+        handles.append(Line2D([], [], color="#555555", linestyle="--", linewidth=1.0,
+                              label="feasibility limit"))
+    if any_ring:
+        handles.append(Line2D([], [], marker="o", markersize=10, markerfacecolor="none",
+                              markeredgecolor="#555555", linestyle="none",
+                              label="best time stops improving"))
+    ax.legend(handles=handles, fontsize=8)
+    ax.set_xlabel("P (processes)", fontsize=9)
+    ax.set_ylabel(f"best total time [{_unit(per)}]", fontsize=9)
+    ax.tick_params(labelsize=8)
+    ax.grid(color="#e0e0e0", linewidth=0.6, which="major")
+    batch = _batch_text(list(sweeps.values()))
+    _title(ax, title if title is not None else f"best time per {per} vs P, {batch}")
+    return ax
+
+
+# ---------------------------------------------------------------- 4. layer heatmap
+
+ANNOTATE_CELLS = 120
+"""Cells are annotated with their value when the heatmap has at most this many."""
+
+
+def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None) -> Axes:
+    """Communication of every weighted layer (rows) on every grid Pr×Pc (columns) of one P.
+
+    Colour: seconds per ``per`` (all three terms) on a log scale; zero cells and infeasible
+    grids are masked (grey), infeasible grids also hatched.  Cells carry their value when there
+    are at most ANNOTATE_CELLS of them.  Returns the Axes.
+    """
+    per = _check_per(per)
+    if len(np.unique(table.grids.p)) != 1 or len(np.unique(table.grids.batch)) != 1:
+        raise UsageError("layer_heatmap: expected the grids of one P and one batch")
+    if ax is None:
+        fig = Figure(figsize=(PANEL_SIZE[0], max(PANEL_SIZE[1], 1.2 + 0.4 *
+                                                  len(table.network.layers))),
+                     layout="constrained")
+        ax = fig.add_subplot()
+    fig = _figure_of(ax)
+    scale = _scale(table, per)[:, None]
+    seconds = sum((table.seconds(t) for t in TERMS), np.zeros(table.code.shape)) * scale
+    values = seconds.T  # (L, G)
+    feasible = table.feasible
+    masked = np.ma.masked_where((values <= 0) | ~feasible[None, :], values)
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e8e8e8")
+    shown = masked.compressed()
+    if shown.size:
+        vmin, vmax = float(shown.min()), float(shown.max())
+        if vmax <= vmin:
+            vmin, vmax = vmin / 10, vmax * 10
+    else:
+        vmin, vmax = 1e-6, 1.0
+    norm = LogNorm(vmin=vmin, vmax=vmax)
+    image = ax.imshow(masked, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
+    n_layers, n_grids = values.shape
+    for column in np.flatnonzero(~feasible):
+        ax.add_patch(Rectangle((float(column) - 0.5, -0.5), 1.0, n_layers, fill=False, hatch="//",
+                               edgecolor="#9a9a9a", linewidth=0.0))
+    if values.size <= ANNOTATE_CELLS:
+        for i in range(n_layers):
+            for g in range(n_grids):
+                if not feasible[g]:
+                    continue
+                v = float(values[i, g])
+                if v <= 0:
+                    text, colour = "0", "#555555"
+                else:
+                    text = f"{v:.2g}"
+                    colour = "white" if norm(v) < 0.55 else "black"
+                ax.text(g, i, text, ha="center", va="center", fontsize=8, color=colour)
+    grids = table.grids
+    ax.set_xticks(np.arange(n_grids),
+                  [_grid_label(int(r), int(c)) for r, c in zip(grids.pr, grids.pc)],
+                  fontsize=8, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(n_layers), [layer.name for layer in table.network.layers],
+                  fontsize=8)
+    ax.set_xlabel("grid Pr×Pc (bold: fastest in total; hatched: infeasible)", fontsize=9)
+    ax.set_ylabel("weighted layer", fontsize=9)
+    bar = fig.colorbar(image, ax=ax)
+    bar.set_label(f"communication [{_unit(per)}], log scale", fontsize=9)
+    bar.ax.tick_params(labelsize=8)
+    if feasible.any():
+        best = int(np.argmin(np.where(feasible, table.total_s, np.inf)))
+        ax.get_xticklabels()[best].set_fontweight("bold")
+    _title(ax, f"{describe(table)}\ncommunication per layer, P={int(grids.p[0])}, "
+               f"B={int(grids.batch[0])}")
+    return ax
+
+
+# ---------------------------------------------------------------- saving
+
+
+def save(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Write ``fig`` to ``path`` as PNG (150 dpi), SVG or PDF, chosen by the extension.
+
+    Output is reproducible: no dates or software versions in the metadata and a fixed SVG hash
+    salt, so saving the same figure twice gives identical bytes.  Raises UsageError for any
+    other extension.
+    """
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in SAVE_FORMATS:
+        raise UsageError(f"{os.fspath(path)}: expected a file name ending in .png, .svg or "
+                         f".pdf, got {Path(path).suffix or 'no extension'!r}")
+    with matplotlib.rc_context({"svg.hashsalt": "gridcost", "pdf.compression": 6}):
+        fig.savefig(path, format=ext, dpi=PNG_DPI, metadata=_METADATA[ext])

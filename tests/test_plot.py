@@ -1,0 +1,283 @@
+"""Tests of costmodel.plot: what each figure draws, its labels and units, reproducible saving."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.axes import Axes
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+from costmodel import plot
+from costmodel.errors import UsageError
+from costmodel.loaders import load_machine, load_network
+from costmodel.plans import PLANS
+from costmodel.search import Optimum, ScalingLimits, Settings, optimize, scaling_limits
+
+NET = load_network("alexnet")
+MACHINE = load_machine("cori-knl")
+PS = (8, 512)
+
+
+@pytest.fixture(scope="module")
+def optima() -> list[Optimum]:
+    return [optimize(NET, MACHINE, P, 2048, PLANS["model-batch"], with_limits=False)
+            for P in PS]
+
+
+@pytest.fixture(scope="module")
+def limits() -> dict[str, ScalingLimits]:
+    return {name: scaling_limits(NET, MACHINE, 2048, PLANS[name], largest=4096)
+            for name in ("model-batch", "fc-model")}
+
+
+def _bars(ax: Axes) -> list[BarContainer]:
+    return [c for c in ax.containers if isinstance(c, BarContainer)]
+
+
+def _texts(fig: Figure) -> str:
+    return "\n".join(t.get_text() for t in fig.findobj(Text) if isinstance(t, Text))
+
+
+# ---------------------------------------------------------------- grid_bars
+
+
+def test_grid_bars_one_panel_per_optimum_four_segments_per_feasible_grid(
+        optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima)
+    assert isinstance(fig, Figure)
+    panels = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(panels) == len(PS)
+    for ax, opt in zip(panels, optima):
+        n_feasible = int(opt.table.feasible.sum())
+        containers = _bars(ax)
+        assert len(containers) == 4  # compute, model, batch, domain
+        assert all(len(c) == n_feasible for c in containers)
+        assert ax.get_title() == f"P={opt.P}, B=2048"
+        assert ax.get_ylabel() == "time [s/epoch]"
+        labels = [t.get_text() for t in ax.get_xticklabels()]
+        assert labels[0] == f"1×{opt.P}" and labels[-1] == f"{opt.P}×1"
+        assert len(labels) == len(opt.table.grids)
+
+
+def test_grid_bars_marks_infeasible_grids_and_the_best_speedup(optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima)
+    big = fig.axes[1]  # P=512: Pr > 96 filters of conv1 is infeasible
+    opt = optima[1]
+    n_infeasible = int((~opt.table.feasible).sum())
+    assert n_infeasible == 3
+    assert [t.get_text() for t in big.texts].count("infeasible") == n_infeasible
+    total = opt.table.total_s
+    comm = opt.table.total_comm_s
+    assert opt.best is not None
+    expected = f"{total[0] / total[opt.best]:.1f}× ({comm[0] / comm[opt.best]:.1f}×)"
+    assert expected in [t.get_text() for t in big.texts]
+    # the top of the best bar is its total time per epoch
+    top = max(c[opt.best].get_y() + c[opt.best].get_height() for c in _bars(big))
+    assert top == pytest.approx(total[opt.best] * opt.table.iterations_per_epoch[0])
+
+
+def test_grid_bars_suptitle_legend_and_per_iteration(optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima[:1], per="iteration")
+    assert fig.axes[0].get_ylabel() == "time [s/iteration]"
+    suptitle = fig.get_suptitle()
+    assert "alexnet on cori-knl" in suptitle and "model-batch" in suptitle
+    assert len(fig.legends) == 1
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["compute", "model comm", "batch comm"]  # no domain split in this plan
+
+
+def test_grid_bars_overlap_stacks_to_the_total() -> None:
+    opt = optimize(NET, MACHINE, 512, 2048, PLANS["fc-model"], Settings(overlap="batch"),
+                   with_limits=False)
+    fig = plot.grid_bars([opt], per="iteration")
+    containers = _bars(fig.axes[0])
+    tops = [max(c[g].get_y() + c[g].get_height() for c in containers)
+            for g in range(len(opt.table.grids))]
+    np.testing.assert_allclose(tops, opt.table.total_s)
+    assert "not hidden" in _texts(fig)
+
+
+def test_grid_bars_with_no_feasible_grid() -> None:
+    opt = optimize(NET, MACHINE, 4096, 2048, PLANS["fc-model"], with_limits=False,
+                   allow_infeasible=True)
+    assert opt.best is None
+    ax = plot.grid_bars([opt]).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["infeasible"] * len(opt.table.grids)
+    assert all(len(c) == 0 for c in _bars(ax))
+
+
+def test_grid_bars_draws_into_given_axes(optima: list[Optimum]) -> None:
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert plot.grid_bars(optima, axes=list(axes)) is fig
+    with pytest.raises(UsageError, match="expected 2 Axes"):
+        plot.grid_bars(optima, axes=[axes[0]])
+    with pytest.raises(UsageError, match="per"):
+        plot.grid_bars(optima, per="hour")
+
+
+# ---------------------------------------------------------------- cost_curves
+
+
+def test_curves_from_optima_keeps_feasible_grids(optima: list[Optimum]) -> None:
+    curves = plot.curves_from_optima(optima, "communication")
+    assert list(curves) == ["P=8, B=2048", "P=512, B=2048"]
+    pr, seconds = curves["P=512, B=2048"]
+    table = optima[1].table
+    np.testing.assert_array_equal(pr, table.grids.pr[table.feasible])
+    np.testing.assert_allclose(
+        seconds, (table.total_comm_s * table.iterations_per_epoch)[table.feasible])
+    with pytest.raises(UsageError, match="what"):
+        plot.curves_from_optima(optima, "memory")
+
+
+def test_cost_curves_one_line_per_label_with_best_point(optima: list[Optimum]) -> None:
+    ax = plot.cost_curves(plot.curves_from_optima(optima, "total"), "total")
+    assert isinstance(ax, Axes)
+    lines = [line for line in ax.get_lines() if line.get_label() in ("P=8, B=2048",
+                                                                     "P=512, B=2048")]
+    assert len(lines) == 2
+    stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 2
+    best = optima[1].best
+    assert best is not None
+    assert np.asarray(stars[1].get_xdata())[0] == optima[1].table.grids.pr[best]
+    assert ax.get_xscale() == "log"
+    assert ax.get_ylabel() == "total time [s/epoch]"
+    assert "Pr" in ax.get_xlabel()
+
+
+def test_cost_curves_into_given_axes_and_shape_check() -> None:
+    ax = Figure().add_subplot()
+    curves = {"a": (np.array([1, 2, 4]), np.array([3.0, 2.0, 5.0]))}
+    assert plot.cost_curves(curves, ax=ax, per="iteration", title="t [s]") is ax
+    assert ax.get_ylabel() == "communication [s/iteration]"
+    with pytest.raises(UsageError, match="shape"):
+        plot.cost_curves({"a": (np.array([1, 2]), np.array([1.0]))})
+
+
+# ---------------------------------------------------------------- scaling
+
+
+def test_scaling_lines_limits_and_labels(limits: dict[str, ScalingLimits]) -> None:
+    sweeps = {name: lim.sweep for name, lim in limits.items()}
+    # best times improve up to each limit here; pretend fc-model stopped at P=512 to see a ring
+    limits = dict(limits, **{"fc-model": replace(limits["fc-model"], best_time_processes=512)})
+    expected_rings = sum(lim.best_time_processes is not None for lim in limits.values())
+    ax = plot.scaling(sweeps, limits=limits)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "model-batch: feasible to P=196608, improving throughout" in labels
+    assert "fc-model: feasible to P=2048, stops improving at P=512" in labels
+    assert "pure batch (1×P)" in labels
+    # fc-model's limit P=2048 lies in the plotted range (up to 4096); model-batch's does not
+    verticals = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [float(np.asarray(line.get_xdata())[0]) for line in verticals] == [2048.0]
+    rings = [line for line in ax.get_lines() if line.get_markerfacecolor() == "none"]
+    assert len(rings) == expected_rings >= 1
+    ring = next(line for line in rings if np.asarray(line.get_xdata())[0] == 512)
+    sweep = limits["fc-model"].sweep
+    at = int(np.flatnonzero(sweep.processes == 512)[0])
+    assert np.asarray(ring.get_ydata())[0] == pytest.approx(
+        sweep.total_s[at] * sweep.iterations_per_epoch[at])
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert ax.get_ylabel() == "best total time [s/epoch]"
+    assert ax.get_xlabel() == "P (processes)"
+    assert "B=2048" in ax.get_title()
+    legend_box = ax.get_legend()
+    assert legend_box is not None
+    legend = [t.get_text() for t in legend_box.get_texts()]
+    assert "feasibility limit" in legend and "best time stops improving" in legend
+
+
+def test_scaling_without_limits(limits: dict[str, ScalingLimits]) -> None:
+    sweep = limits["fc-model"].sweep
+    ax = plot.scaling({"fc-model": sweep}, per="iteration")
+    line = ax.get_lines()[0]
+    ok = np.isfinite(sweep.total_s)
+    np.testing.assert_allclose(np.asarray(line.get_ydata()), sweep.total_s[ok])
+    assert ax.get_ylabel() == "best total time [s/iteration]"
+
+
+# ---------------------------------------------------------------- layer_heatmap
+
+
+def test_layer_heatmap_rows_columns_mask_and_colourbar(optima: list[Optimum]) -> None:
+    table = optima[1].table
+    ax = plot.layer_heatmap(table)
+    image = ax.get_images()[0]
+    data = image.get_array()
+    assert data is not None
+    assert data.shape == (len(NET.layers), len(table.grids))
+    assert np.ma.getmaskarray(data)[:, ~table.feasible].all()
+    assert [t.get_text() for t in ax.get_yticklabels()] == [layer.name for layer in NET.layers]
+    assert [t.get_text() for t in ax.get_xticklabels()][:2] == ["1×512", "2×256"]
+    colourbar = image.colorbar
+    assert colourbar is not None
+    assert "[s/epoch]" in colourbar.ax.get_ylabel()
+    assert "P=512, B=2048" in ax.get_title() and "alexnet on cori-knl" in ax.get_title()
+    n_annotated = len(NET.layers) * int(table.feasible.sum())
+    assert len(ax.texts) == n_annotated
+
+
+def test_layer_heatmap_wants_one_p(limits: dict[str, ScalingLimits]) -> None:
+    from costmodel.cost import evaluate
+    from costmodel.grids import Grids
+
+    grids = Grids(np.array([1, 1]), np.array([4, 8]), np.array([64, 64]))
+    with pytest.raises(UsageError, match="one P"):
+        plot.layer_heatmap(evaluate(NET, MACHINE, grids, PLANS["fc-model"]))
+
+
+# ---------------------------------------------------------------- save
+
+
+@pytest.fixture(scope="module")
+def small_figure() -> Figure:
+    ax = Figure(figsize=(3, 2)).add_subplot()
+    plot.cost_curves({"P=8": (np.array([1, 2, 4, 8]), np.array([4.0, 2.0, 3.0, 9.0]))}, ax=ax)
+    return plot._figure_of(ax)
+
+
+@pytest.mark.parametrize("ext", ["png", "svg", "pdf"])
+def test_save_formats_and_reproducible_bytes(small_figure: Figure, tmp_path: Path,
+                                             ext: str) -> None:
+    first, second = tmp_path / f"a.{ext}", tmp_path / f"b.{ext}"
+    plot.save(small_figure, first)
+    plot.save(small_figure, str(second))
+    data = first.read_bytes()
+    magic = {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF"}[ext]
+    assert data.startswith(magic)
+    assert data == second.read_bytes()
+    if ext == "png":  # 150 dpi: the IHDR width is the figure width in inches × 150
+        assert int.from_bytes(data[16:20], "big") == round(small_figure.get_figwidth() * 150)
+
+
+@pytest.mark.parametrize("ext", ["png", "svg"])
+def test_redrawn_figures_save_identically(tmp_path: Path, ext: str) -> None:
+    curves = {"P=8": (np.array([1, 2, 4, 8]), np.array([4.0, 2.0, 3.0, 9.0]))}
+    paths = [tmp_path / f"{i}.{ext}" for i in range(2)]
+    for path in paths:
+        ax = Figure(figsize=(3, 2)).add_subplot()
+        plot.save(plot._figure_of(plot.cost_curves(curves, ax=ax)), path)
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("name", ["figure.jpg", "figure", "figure.png.txt"])
+def test_save_rejects_unknown_extensions(small_figure: Figure, tmp_path: Path,
+                                         name: str) -> None:
+    with pytest.raises(UsageError, match=r"expected a file name ending in \.png, \.svg or \.pdf"):
+        plot.save(small_figure, tmp_path / name)
+    assert not (tmp_path / name).exists()
+
+
+def test_importing_plot_leaves_pyplot_alone() -> None:
+    code = ("import sys, costmodel.plot; "
+            "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -8,15 +8,16 @@ training iteration; multiply by ``iterations_per_epoch`` for epochs.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from costmodel.collectives import Algorithms, CollectiveCost, algorithms, halo_exchange
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
-from costmodel.plans import DOMAIN, MODEL, Layout, Plan
+from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
 from costmodel.specs import Layer, Machine, Network
 
 Overlap = Literal["none", "batch"]
@@ -40,6 +41,11 @@ class LayerArrays:
     halo_h: np.ndarray
     halo_w: np.ndarray
     is_conv: np.ndarray
+
+    def take(self, index: np.ndarray) -> LayerArrays:
+        """The layers at ``index`` (columns), shapes (1, len(index))."""
+        return LayerArrays(**{name: getattr(self, name)[:, index]
+                              for name in self.__dataclass_fields__})
 
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
@@ -99,74 +105,74 @@ def local_batch(batch: np.ndarray, pc: np.ndarray) -> np.ndarray:
     return -(-batch // pc)
 
 
-def model_batch_volumes(layout: Layout, layers: LayerArrays, batch: np.ndarray,
-                        algo: Algorithms) -> tuple[CollectiveCost, CollectiveCost]:
+def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
+                        batch: np.ndarray, algo: Algorithms) -> tuple[CollectiveCost,
+                                                                      CollectiveCost]:
     """Model and batch terms of the integrated model × batch split (Eq. 8; Eqs. 3, 4 at edges).
 
     model: 3·(α·lg Pr + β·⌈B/Pc⌉·(Pr−1)/Pr·d_i) — forward all-gather plus the backward ΔX
     all-reduce, which the paper charges with d_i.  batch: 2·(α·lg Pc + β·(Pc−1)/Pc·|W_i|/Pr),
     with |W_i|/Pr the largest shard ⌈split/Pr⌉/split·|W_i| when Pr does not divide the split.
-    Shapes (G, L); ``batch`` has shape (G, 1).
+    ``pr``, ``pc``, ``batch`` have shape (G, 1), the layers (1, L); results (G, L).
     """
-    pr, pc = layout.pr, layout.pc
-    gathered = local_batch(batch, pc) * layers.activations
-    model = algo.allgather(pr, gathered) + algo.allreduce(pr, gathered)
-    shard = layers.params * np.ceil(layers.split_size / pr) / layers.split_size
-    return model, algo.allreduce(pc, shard)
+    # every term is (per-grid factor, shape (G, 1)) × (per-layer size, shape (1, L))
+    model_rate = algo.allgather_rate(pr) + algo.allreduce_rate(pr)
+    model = CollectiveCost(model_rate.messages,
+                           (model_rate.per_word * local_batch(batch, pc)) * layers.activations)
+    batch_rate = algo.allreduce_rate(pc)
+    shard_words = np.ceil(layers.split_size / pr) * (layers.params / layers.split_size)
+    return model, batch_rate.of(shard_words)
 
 
-def domain_volumes(layout: Layout, layers: LayerArrays, batch: np.ndarray,
+def domain_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays, batch: np.ndarray,
                    algo: Algorithms) -> tuple[CollectiveCost, CollectiveCost]:
     """Halo and weight terms of the domain × batch split of conv layers (Eqs. 7, 9).
 
     halo: forward α + β·⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋, backward α + β·⌈B/Pc⌉·Y_W·Y_C·⌊k_w/2⌋, each only
     when Pr > 1 and its ⌊k/2⌋ > 0.  weights: 2·(α·lg P + β·(P−1)/P·|W_i|) over all P processes.
-    Shapes (G, L).
+    ``pr``, ``pc``, ``batch`` have shape (G, 1), the layers (1, L); results (G, L).
     """
-    pr, pc = layout.pr, layout.pc
     samples = local_batch(batch, pc)
     split = pr > 1
     forward = halo_exchange(split & (layers.halo_h > 0),
                             samples * layers.in_row_words * layers.halo_h)
     backward = halo_exchange(split & (layers.halo_w > 0),
                              samples * layers.out_row_words * layers.halo_w)
-    weights = algo.allreduce(pr * pc, np.broadcast_to(layers.params, pr.shape))
+    weights = algo.allreduce(pr * pc, np.broadcast_to(layers.params, forward.words.shape))
     return forward + backward, weights
 
 
-def volumes(layout: Layout, layers: LayerArrays, batch: np.ndarray, algo: Algorithms) -> Volumes:
-    """All three terms for every grid × layer, each layer costed by its own mode."""
-    is_domain = layout.mode == DOMAIN
-    zero = CollectiveCost(np.zeros(layout.pr.shape), np.zeros(layout.pr.shape))
-    if not is_domain.any():
-        model, weights = model_batch_volumes(layout, layers, batch, algo)
-        return Volumes(model=model, batch=weights, domain=zero)
-    halo_d, batch_d = domain_volumes(layout, layers, batch, algo)
-    if is_domain.all():
-        return Volumes(model=zero, batch=batch_d, domain=halo_d)
-    model_m, batch_m = model_batch_volumes(layout, layers, batch, algo)
-
-    def pick(domain: CollectiveCost, model: CollectiveCost) -> CollectiveCost:
-        return CollectiveCost(np.where(is_domain, domain.messages, model.messages),
-                              np.where(is_domain, domain.words, model.words))
-
-    return Volumes(model=pick(zero, model_m), batch=pick(batch_d, batch_m),
-                   domain=pick(halo_d, zero))
+def group_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray,
+                  algo: Algorithms) -> Volumes:
+    """The three terms of one layer group (one split on every grid), arrays (G, Lg)."""
+    if group.mode == DOMAIN:
+        halo, weights = domain_volumes(group.pr, group.pc, layers, batch, algo)
+        return Volumes(model=_zero(halo.words.shape), batch=weights, domain=halo)
+    model, weights = model_batch_volumes(group.pr, group.pc, layers, batch, algo)
+    return Volumes(model=model, batch=weights, domain=_zero(model.words.shape))
 
 
-def feasibility(layout: Layout, layers: LayerArrays, batch: np.ndarray) -> tuple[np.ndarray,
-                                                                                 np.ndarray]:
-    """Per grid × layer feasibility code (OK, NO_SAMPLES, …) and uneven flag (§6), (G, L) each."""
-    pr, pc = layout.pr, layout.pc
-    is_model = layout.mode == MODEL
-    # an image that is not split (Pr = 1) is never too thin: it exchanges no halo (§4)
-    thin = (pr > 1) & ((layers.in_height / pr) < np.maximum(1.0, layers.halo_h))
-    code = np.where(pc > batch, NO_SAMPLES,
-                    np.where(is_model & (pr > layers.split_size), MODEL_TOO_WIDE,
-                             np.where(~is_model & thin, STRIP_TOO_THIN, OK)))
-    divided = np.where(is_model, layers.split_size, layers.in_height)
+def _zero(shape: tuple[int, ...]) -> CollectiveCost:
+    zero = np.broadcast_to(np.float64(0.0), shape)
+    return CollectiveCost(zero, zero)
+
+
+def group_feasibility(group: LayerGroup, layers: LayerArrays,
+                      batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feasibility code (OK, NO_SAMPLES, …) and uneven flag of one layer group (§6), (G, Lg)."""
+    pr, pc = group.pr, group.pc
+    no_samples = pc > batch
+    if group.mode == MODEL:
+        too_split = pr > layers.split_size
+        divided = layers.split_size
+    else:
+        # an image that is not split (Pr = 1) is never too thin: it exchanges no halo (§4)
+        too_split = (pr > 1) & ((layers.in_height / pr) < np.maximum(1.0, layers.halo_h))
+        divided = layers.in_height
+    failing = STRIP_TOO_THIN if group.mode == DOMAIN else MODEL_TOO_WIDE
+    code = np.where(no_samples, np.int8(NO_SAMPLES), too_split.astype(np.int8) * np.int8(failing))
     uneven = (batch % pc != 0) | (divided % pr != 0)
-    return code.astype(np.int8), uneven
+    return code, uneven
 
 
 def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
@@ -212,12 +218,98 @@ def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
 
 
 @dataclass(frozen=True)
+class GroupCost:
+    """The costs of one layer group: its split (``group``), its layers (1, Lg), the batch (G, 1)
+    and its Volumes (arrays broadcastable to (G, Lg); latency counts stay (G, 1)).
+
+    ``feasible`` (G,) is computed per grid from the tightest layer; the per-layer ``code`` and
+    ``uneven`` arrays (G, Lg) only when a report asks for them.
+    """
+
+    group: LayerGroup
+    layers: LayerArrays
+    batch: np.ndarray
+    volumes: Volumes
+
+    @property
+    def index(self) -> np.ndarray:
+        return self.group.index
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.group.pr.shape[0], int(self.group.index.size)
+
+    @property
+    def feasible(self) -> np.ndarray:
+        """(G,) every layer of the group feasible (§6): the same test as :attr:`code`, against
+        the narrowest layer — Pr ≤ min split, or Pr·max(1, ⌊k_h/2⌋) ≤ X_H for every layer."""
+        pr, pc = self.group.pr[:, 0], self.group.pc[:, 0]
+        if self.group.mode == MODEL:
+            widest = pr <= self.layers.split_size.min()
+        else:
+            strip = np.maximum(1.0, self.layers.halo_h)
+            widest = (pr == 1) | (pr <= np.floor(self.layers.in_height / strip).min())
+        return np.asarray((pc <= self.batch[:, 0]) & widest)
+
+    @functools.cached_property
+    def _code_and_uneven(self) -> tuple[np.ndarray, np.ndarray]:
+        return group_feasibility(self.group, self.layers, self.batch)
+
+    @property
+    def code(self) -> np.ndarray:
+        """Feasibility code per grid × layer of the group, (G, Lg)."""
+        return self._code_and_uneven[0]
+
+    @property
+    def uneven(self) -> np.ndarray:
+        """Uneven flag per grid × layer of the group, (G, Lg)."""
+        return self._code_and_uneven[1]
+
+    def seconds(self, term: str, alpha_s: float, beta_s_per_word: float) -> np.ndarray:
+        """Seconds of ``term`` per grid × layer of the group, (G, Lg)."""
+        cost: CollectiveCost = getattr(self.volumes, term)
+        return np.broadcast_to(cost.seconds(alpha_s, beta_s_per_word), self.shape)
+
+    def summed_seconds(self, term: str, alpha_s: float, beta_s_per_word: float,
+                       weight: np.ndarray | None = None) -> np.ndarray:
+        """Seconds of ``term`` summed over the group's layers (weighted), (G,).
+
+        α·Σ messages + β·Σ words: sums first, so a per-grid latency count costs no (G, Lg) work.
+        """
+        cost: CollectiveCost = getattr(self.volumes, term)
+        shape = self.shape
+        w = np.ones(shape[1]) if weight is None else weight
+        if cost.messages.shape[-1:] == (1,):
+            messages = cost.messages[..., 0] * w.sum()
+        else:
+            messages = np.broadcast_to(cost.messages, shape) @ w
+        words = np.broadcast_to(cost.words, shape) @ w
+        return alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
+
+
+def group_costs(layers: LayerArrays, grids: Grids, plan: Plan,
+                algo: Algorithms) -> list[GroupCost]:
+    """Volumes and feasibility of each layer group of ``plan`` on ``grids``.
+
+    Each group (conv layers, fc layers) shares one split, so its group sizes have shape (G, 1):
+    logarithms and fractions are taken per grid, and only word counts are (G, Lg).
+    """
+    batch = grids.batch[:, None]
+    costs = []
+    for group in plan.groups(grids, layers.is_conv):
+        sub = layers.take(group.index)
+        costs.append(GroupCost(group, sub, batch, group_volumes(group, sub, batch, algo)))
+    return costs
+
+
+@dataclass(frozen=True)
 class CostTable:
     """The cost of one plan on a set of grids: everything per training iteration, in seconds.
 
-    Arrays of shape (G, L): ``<term>_messages``, ``<term>_words``, ``<term>_s`` for term in
-    model, batch, domain, plus the layout and the feasibility code.  Shape (G,): ``compute_s``,
-    ``feasible``, ``uneven``.
+    Held per layer group; (G, L) arrays in layer order are assembled on request: ``term(t)``
+    (latency counts and words), ``seconds(t)`` for t in model, batch, domain, ``code`` and
+    ``uneven_layer``.  Shape (G,): ``compute_s``, ``comm_s(t)``, ``total_s``, ``feasible``,
+    ``uneven``.
     """
 
     network: Network
@@ -226,39 +318,78 @@ class CostTable:
     plan: Plan
     overlap: Overlap
     algorithms: Algorithms
-    layout: Layout
-    volumes: Volumes
-    code: np.ndarray
-    uneven_layer: np.ndarray
+    groups: tuple[GroupCost, ...]
     compute_s: np.ndarray
     compute_model: str
     compute_outside_table: np.ndarray
-    _seconds: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(G, L): grids × weighted layers."""
+        return len(self.grids), len(self.network.layers)
+
+    def _assemble(self, key: str, parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        if key not in self._cache:
+            out: np.ndarray = np.empty(self.shape, dtype=dtype)
+            for group, part in zip(self.groups, parts):
+                out[:, group.index] = part
+            self._cache[key] = out
+        return self._cache[key]
 
     def term(self, name: str) -> CollectiveCost:
-        """The CollectiveCost of ``name`` in model, batch, domain."""
-        return getattr(self.volumes, name)
+        """Latency counts and words of term ``name`` (model, batch, domain), (G, L) each."""
+        costs = [getattr(g.volumes, name) for g in self.groups]
+        return CollectiveCost(self._assemble(f"{name}_messages", [c.messages for c in costs],
+                                             np.float64),
+                              self._assemble(f"{name}_words", [c.words for c in costs],
+                                             np.float64))
 
     def seconds(self, name: str) -> np.ndarray:
         """Seconds of a term per grid × layer, (G, L)."""
-        if name not in self._seconds:
-            self._seconds[name] = self.term(name).seconds(self.machine.alpha_s,
-                                                          self.machine.beta_s_per_word)
-        return self._seconds[name]
+        alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
+        return self._assemble(f"{name}_s", [g.seconds(name, alpha, beta) for g in self.groups],
+                              np.float64)
+
+    @property
+    def code(self) -> np.ndarray:
+        """Feasibility code per grid × layer (OK, NO_SAMPLES, …), (G, L)."""
+        return self._assemble("code", [g.code for g in self.groups], np.int8)
+
+    @property
+    def uneven_layer(self) -> np.ndarray:
+        """Uneven flag per grid × layer, (G, L)."""
+        return self._assemble("uneven", [g.uneven for g in self.groups], bool)
+
+    @property
+    def layout(self) -> Layout:
+        """Mode, Pr and Pc of every grid × layer, (G, L) each."""
+        return self.plan.layout(self.grids, self.network)
 
     @property
     def feasible(self) -> np.ndarray:
         """(G,) True where every layer of the grid is feasible."""
-        return np.asarray((self.code == OK).all(axis=1))
+        ok = np.ones(len(self.grids), dtype=bool)
+        for group in self.groups:
+            ok &= group.feasible
+        return ok
 
     @property
     def uneven(self) -> np.ndarray:
         """(G,) True where some split does not divide evenly (⌈⌉ used, §6)."""
-        return np.asarray(self.uneven_layer.any(axis=1))
+        flag = np.zeros(len(self.grids), dtype=bool)
+        for group in self.groups:
+            flag |= group.uneven.any(axis=1)
+        return flag
 
     def comm_s(self, name: str) -> np.ndarray:
         """Seconds of a term summed over layers, (G,)."""
-        return np.asarray(self.seconds(name).sum(axis=1))
+        key = f"{name}_sum"
+        if key not in self._cache:
+            alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
+            self._cache[key] = sum((g.summed_seconds(name, alpha, beta) for g in self.groups),
+                                   np.zeros(len(self.grids)))
+        return self._cache[key]
 
     @property
     def total_comm_s(self) -> np.ndarray:
@@ -290,14 +421,10 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7)."""
     _check(grids, overlap)
     algo = algorithms(collectives)
-    layers = LayerArrays.of(network)
-    layout = plan.layout_for(grids, layers.is_conv)
-    batch = grids.batch[:, None]
-    code, uneven = feasibility(layout, layers, batch)
+    groups = group_costs(LayerArrays.of(network), grids, plan, algo)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
-    return CostTable(network, machine, grids, plan, overlap, algo, layout,
-                     volumes(layout, layers, batch, algo), code, uneven, compute_s, compute_model,
-                     outside)
+    return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
+                     compute_model, outside)
 
 
 @dataclass(frozen=True)
@@ -321,15 +448,15 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     times faster on networks of repeated blocks.  Used by sweeps.
     """
     _check(grids, overlap)
-    algo = algorithms(collectives)
     layers, counts = LayerArrays.unique_of(network)
-    layout = plan.layout_for(grids, layers.is_conv)
-    batch = grids.batch[:, None]
-    code, _ = feasibility(layout, layers, batch)
-    vol = volumes(layout, layers, batch, algo)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
-    model_s, batch_s, domain_s = (
-        cost.seconds(alpha, beta) @ counts[0] for cost in (vol.model, vol.batch, vol.domain))
+    sums = {term: np.zeros(len(grids)) for term in TERMS}
+    feasible = np.ones(len(grids), dtype=bool)
+    for group in group_costs(layers, grids, plan, algorithms(collectives)):
+        weight = counts[0, group.index]
+        for term in TERMS:
+            sums[term] += group.summed_seconds(term, alpha, beta, weight)
+        feasible &= group.feasible
     compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
-    total = combine(compute_s, model_s, batch_s, domain_s, overlap)
-    return GridTotals(compute_s, model_s, batch_s, domain_s, total, (code == OK).all(axis=1))
+    total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
+    return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible)

@@ -192,7 +192,7 @@ _LAYER_KEYS: dict[str, set[str]] = {
     "flatten": {"name"},
     "residual": {"body", "shortcut", "name"},
     "concat": {"branches", "name"},
-    "repeat": {"times", "layers", "name"},
+    "repeat": {"times", "layers", "name", "start"},
 }
 _NETWORK_KEYS = {"version", "name", "description", "source", "parameters", "dataset", "input",
                  "layers"}
@@ -350,9 +350,10 @@ class _NetworkBuilder:
     def _repeat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
         times = f.integer("times")
         items = f.items("layers")
+        start = f.integer("start", default=1, minimum=0)
         for t in range(times):
             if f.has("name"):
-                shape = self.walk(items, shape, f.at("layers"), f"{f.text('name')}.{t + 1}.")
+                shape = self.walk(items, shape, f.at("layers"), f"{f.text('name')}.{start + t}.")
             else:
                 shape = self.walk(items, shape, f.at("layers"), prefix, counters)
         return shape

@@ -23,9 +23,20 @@ MODE_NAMES = {MODEL: "model", DOMAIN: "domain"}
 
 @dataclass(frozen=True)
 class Layout:
-    """Per grid × layer split: ``mode``, ``pr``, ``pc`` all of shape (G, L)."""
+    """Per grid × layer split: ``mode``, ``pr``, ``pc`` all of shape (G, L) (read-only views)."""
 
     mode: np.ndarray
+    pr: np.ndarray
+    pc: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayerGroup:
+    """Layers that share one split on every grid: their indices (Lg,), the mode, and the group
+    sizes ``pr`` and ``pc`` of shape (G, 1)."""
+
+    index: np.ndarray
+    mode: int
     pr: np.ndarray
     pc: np.ndarray
 
@@ -45,26 +56,35 @@ class Plan:
 
     def layout_for(self, grids: Grids, is_conv: np.ndarray) -> Layout:
         """The (G, L) layout for layers given only by ``is_conv`` (L,): True for conv layers."""
-        is_conv = np.asarray(is_conv, dtype=bool).reshape(1, -1)
-        pr = grids.pr[:, None]
-        pc = grids.pc[:, None]
-        p = grids.p[:, None]
-        shape = (len(grids), is_conv.shape[1])
-        if self.conv == "grid-model":
-            conv_mode, conv_pr, conv_pc = MODEL, pr, pc
-        elif self.conv == "pure-batch":
-            conv_mode, conv_pr, conv_pc = MODEL, np.ones_like(p), p
-        elif self.conv == "grid-domain":
-            conv_mode, conv_pr, conv_pc = DOMAIN, pr, pc
-        else:  # beyond-batch: batch on the largest divisor of P not above B, domain on the rest
-            batch_share = largest_divisor_at_most(grids.p, grids.batch)[:, None]
-            conv_mode, conv_pr, conv_pc = DOMAIN, p // batch_share, batch_share
-        mode = np.where(is_conv, conv_mode, MODEL)
-        return Layout(
-            mode=np.broadcast_to(mode, shape).astype(np.int8),
-            pr=np.broadcast_to(np.where(is_conv, conv_pr, pr), shape).astype(np.int64),
-            pc=np.broadcast_to(np.where(is_conv, conv_pc, pc), shape).astype(np.int64),
-        )
+        shape = (len(grids), np.asarray(is_conv).size)
+        mode = np.empty(shape, dtype=np.int8)
+        pr = np.empty(shape, dtype=np.int64)
+        pc = np.empty(shape, dtype=np.int64)
+        for group in self.groups(grids, is_conv):
+            mode[:, group.index] = group.mode
+            pr[:, group.index] = group.pr
+            pc[:, group.index] = group.pc
+        return Layout(mode, pr, pc)
+
+    def groups(self, grids: Grids, is_conv: np.ndarray) -> list[LayerGroup]:
+        """The conv layers and the fc layers as (at most) two groups, each with one split."""
+        is_conv = np.asarray(is_conv, dtype=bool).ravel()
+        pr, pc, p = grids.pr[:, None], grids.pc[:, None], grids.p[:, None]
+        groups = []
+        for rule, members in ((self.conv, is_conv), (self.fc, ~is_conv)):
+            index = np.flatnonzero(members)
+            if index.size == 0:
+                continue
+            if rule == "grid-model":
+                groups.append(LayerGroup(index, MODEL, pr, pc))
+            elif rule == "pure-batch":
+                groups.append(LayerGroup(index, MODEL, np.ones_like(p), p))
+            elif rule == "grid-domain":
+                groups.append(LayerGroup(index, DOMAIN, pr, pc))
+            else:  # beyond-batch: batch on the largest divisor of P ≤ B, domain on the rest
+                batch_share = largest_divisor_at_most(grids.p, grids.batch)[:, None]
+                groups.append(LayerGroup(index, DOMAIN, p // batch_share, batch_share))
+        return groups
 
 
 def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:

@@ -127,16 +127,17 @@ def test_broadcasting_shapes(collective) -> None:  # type: ignore[no-untyped-def
     p = np.array([[1], [2], [8]])  # (3, 1)
     n = np.array([[0.0, 8.0, 80.0, 800.0]])  # (1, 4)
     cost = collective(p, n)
-    assert cost.messages.shape == (3, 4)
+    # words take the full broadcast shape; the latency count depends on p only and keeps
+    # p's shape, broadcasting against the words
     assert cost.words.shape == (3, 4)
+    assert np.broadcast_shapes(cost.messages.shape, cost.words.shape) == (3, 4)
+    messages = np.broadcast_to(cost.messages, (3, 4))
     for i in range(3):
         for j in range(4):
             one = collective(p[i, 0], n[0, j])
-            assert cost.messages[i, j] == float(one.messages)
+            assert messages[i, j] == float(one.messages)
             assert cost.words[i, j] == float(one.words)
-    # the latency count does not depend on n, but keeps the broadcast shape
-    assert (cost.messages == cost.messages[:, :1]).all()
-    assert (cost.messages[0] == 0).all()
+    assert (messages[0] == 0).all()
 
 
 def test_halo_broadcasting_shape() -> None:
@@ -147,19 +148,37 @@ def test_halo_broadcasting_shape() -> None:
 def test_collective_cost_arithmetic() -> None:
     a = CollectiveCost(np.array([1.0, 2.0]), np.array([10.0, 20.0]))
     b = CollectiveCost(np.array([3.0, 0.0]), np.array([1.0, 1.0]))
-    s = (a + b).scaled(2.0)
-    assert s.messages.tolist() == [8.0, 4.0]
-    assert s.words.tolist() == [22.0, 42.0]
+    s = a + b
+    assert s.messages.tolist() == [4.0, 2.0]
+    assert s.words.tolist() == [11.0, 21.0]
+    assert s.seconds(2.0, 0.5).tolist() == [2.0 * 4 + 0.5 * 11, 2.0 * 2 + 0.5 * 21]
+
+
+def test_rates_are_linear_in_n() -> None:
+    p = np.array([[1], [3], [16]])
+    for name in ALGORITHMS:
+        algo = algorithms(name)
+        for rate_of in (algo.allgather_rate, algo.allreduce_rate):
+            rate = rate_of(p)
+            one, two = rate.of(np.array([[100.0]])), rate.of(np.array([[200.0]]))
+            assert (two.words == 2 * one.words).all()
+            assert (one.messages == two.messages).all()
+            assert (rate + rate).per_word.tolist() == (2 * rate.per_word).tolist()
 
 
 def test_algorithm_registry() -> None:
     assert set(ALGORITHMS) == {"paper", "ring"}
+    p, n = np.array([1, 2, 5, 64]), np.array([10.0, 0.0, 7.0, 1e6])
     paper = algorithms("paper")
-    assert paper.allgather is allgather_bruck
-    assert paper.allreduce is allreduce_paper
+    assert _same(paper.allgather(p, n), allgather_bruck(p, n))
+    assert _same(paper.allreduce(p, n), allreduce_paper(p, n))
     ring = algorithms("ring")
-    assert ring.allgather is allgather_ring
-    assert ring.allreduce is allreduce_ring
+    assert _same(ring.allgather(p, n), allgather_ring(p, n))
+    assert _same(ring.allreduce(p, n), allreduce_ring(p, n))
+
+
+def _same(a: CollectiveCost, b: CollectiveCost) -> bool:
+    return bool((a.messages == b.messages).all() and (a.words == b.words).all())
 
 
 def test_unknown_algorithm() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -109,32 +110,47 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@model_options
-@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
-              help="model-batch, fc-model, domain-batch, beyond-batch, or 'all' to compare.")
-@click.option("--efficiency", default=0.5, show_default=True, type=float,
-              help="Parallel-efficiency threshold of the strong-scaling limit.")
-@output_options
-def optimize(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
-             compute: str, per: str, plan_name: str, efficiency: float, fmt: str,
-             output: str) -> None:
-    """Cost every Pr×Pc factorization of P and report the best grid.
+@dataclass(frozen=True)
+class Result:
+    """What a command computed: tables to render, the JSON record, and its provenance."""
 
-    \b
-    Examples:
-      gridcost optimize --net vgg16 --P 512
-      gridcost optimize --net alexnet --P 512 --batch 2048 --plan fc-model
-      gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
-    """
+    tables: list[Any]
+    record: Any
+    provenance: dict[str, Any]
+
+
+def _provenance(argv_name: str, net: str, machine: str, settings: dict[str, Any]) -> dict[str, Any]:
+    from costmodel.loaders import input_digest
+
+    context = click.get_current_context(silent=True)
+    path = context.command_path.split()[1:] if context is not None else [argv_name]
+    command = " ".join(["gridcost", *path])
+    return {"gridcost_version": __version__, "command": command,
+            "inputs": {"network": input_digest(net, "networks"),
+                       "machine": input_digest(machine, "machines")},
+            "settings": settings}
+
+
+def _show(result: Result, fmt: str, output: str) -> None:
+    from costmodel.report import render
+
+    if fmt == "json" or len(result.tables) == 1:
+        text = render(result.tables[0], result.record, fmt)  # type: ignore[arg-type]
+    else:
+        text = "\n".join(render(t, None, fmt) for t in result.tables)  # type: ignore[arg-type]
+    _emit(text, output)
+
+
+def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
+                     collectives: str, compute: str, per: str, plan_name: str,
+                     efficiency: float) -> Result:
     from costmodel.plans import PLANS, plan
-    from costmodel.report import grids_table, optimum_record, plans_table, render
+    from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
 
     P = _positive_int(processes, "--P")
     B = _positive_int(batch, "--batch")
-    if not 0 < efficiency <= 1:
-        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
+    _check_efficiency(efficiency)
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     settings = _settings(overlap, collectives, compute)
@@ -143,32 +159,27 @@ def optimize(net: str, machine: str, processes: str, batch: str, overlap: str, c
         result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
                               allow_infeasible=len(plans) > 1)
         records.append(optimum_record(result, per))  # type: ignore[arg-type]
+    provenance = _provenance("optimize", net, machine, {
+        "P": P, "batch": B, "plan": plan_name, "overlap": overlap, "collectives": collectives,
+        "compute": compute, "per": per, "efficiency_threshold": efficiency})
     if len(plans) == 1:
-        _emit(render(grids_table(records[0]), records[0], fmt), output)  # type: ignore[arg-type]
-    else:
-        _emit(render(plans_table(records), {"plans": records}, fmt), output)  # type: ignore[arg-type]
+        return Result([grids_table(records[0])], records[0], provenance)
+    return Result([plans_table(records)], {"plans": records}, provenance)
 
 
-@cli.command()
-@model_options
-@click.option("--pr", "pr", required=True, metavar="R", help="Pr of the grid (Pc = P/Pr).")
-@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
-              help="model-batch, fc-model, domain-batch or beyond-batch.")
-@output_options
-def layers(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
-           compute: str, per: str, pr: str, plan_name: str, fmt: str, output: str) -> None:
-    """Per-layer breakdown of one Pr×Pc grid: split, group sizes, collectives, words, seconds.
+def _check_efficiency(efficiency: float) -> None:
+    if not 0 < efficiency <= 1:
+        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
 
-    \b
-    Example:
-      gridcost layers --net alexnet --P 512 --pr 16 --plan fc-model
-    """
+
+def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
+                   collectives: str, compute: str, per: str, pr: str, plan_name: str) -> Result:
     import numpy as np
 
     from costmodel.cost import evaluate
     from costmodel.grids import Grids
     from costmodel.plans import plan
-    from costmodel.report import layer_records, layers_table, render, unit_of
+    from costmodel.report import layer_records, layers_table, unit_of
     from costmodel.search import check_batch, reason
 
     P = _positive_int(processes, "--P")
@@ -189,44 +200,25 @@ def layers(net: str, machine: str, processes: str, batch: str, overlap: str, col
     record = {"net": network.name, "machine": mach.name, "P": P, "batch": B, "pr": R,
               "pc": P // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
               "reason": reason(table, 0) or None, "layers": records}
-    _emit(render(layers_table(records, unit, title), record, fmt), output)  # type: ignore[arg-type]
+    provenance = _provenance("layers", net, machine, {
+        "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
+        "collectives": collectives, "compute": compute, "per": per})
+    return Result([layers_table(records, unit, title)], record, provenance)
 
 
-@cli.command()
-@model_options
-@click.option("--per-process-batch", "per_process", default=None, metavar="b",
-              help="Weak scaling: global batch B = b·P for every P (instead of a fixed --batch).")
-@click.option("--plan", "plan_name", default="model-batch", show_default=True, metavar="PLAN",
-              help="model-batch, fc-model, domain-batch, beyond-batch, or 'all'.")
-@click.option("--efficiency", default=0.5, show_default=True, type=float,
-              help="Parallel-efficiency threshold of the scaling limit.")
-@output_options
-def sweep(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
-          compute: str, per: str, per_process: str | None, plan_name: str, efficiency: float,
-          fmt: str, output: str) -> None:
-    """Best grid, its time split and speedup for each P: strong or weak scaling.
-
-    --P takes a list (8,32,128,512), a range of every integer (1..65536) or a geometric range
-    (1..65536:x2).  With --batch B fixed this is strong scaling; with --per-process-batch b the
-    global batch is b·P (weak scaling).
-
-    \b
-    Examples:
-      gridcost sweep --net alexnet --P 8,32,128,512 --plan fc-model
-      gridcost sweep --net resnet152 --P 1..65536 --batch 8192 --format csv -o sweep.csv
-      gridcost sweep --net alexnet --P 128,512,2048 --per-process-batch 4 --plan fc-model
-    """
+def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
+                  collectives: str, compute: str, per: str, per_process: str | None,
+                  plan_name: str, efficiency: float) -> Result:
     import numpy as np
 
     from costmodel.grids import parse_processes
     from costmodel.plans import PLANS, plan
-    from costmodel.report import render, sweep_record, sweep_table
+    from costmodel.report import sweep_record, sweep_table
     from costmodel.search import feasibility_limit
     from costmodel.search import sweep as run_sweep
 
     ps = parse_processes(processes)
-    if not 0 < efficiency <= 1:
-        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
+    _check_efficiency(efficiency)
     if per_process is not None:
         b = _positive_int(per_process, "--per-process-batch")
         batches = ps * b
@@ -248,11 +240,327 @@ def sweep(net: str, machine: str, processes: str, batch: str, overlap: str, coll
         records.append(record)
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
                                           f"{chosen.name}, overlap {overlap}"))
-    if fmt == "json":
-        _emit(render(tables[0], records[0] if len(records) == 1 else {"sweeps": records},
-                     "json"), output)
+    provenance = _provenance("sweep", net, machine, {
+        "P": processes, "batch": None if per_process else int(batches[0]),
+        "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
+        "overlap": overlap, "collectives": collectives, "compute": compute, "per": per,
+        "efficiency_threshold": efficiency})
+    return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
+
+
+def plan_option(all_allowed: bool) -> Callable[[F], F]:
+    """--plan, with or without 'all'."""
+    names = "model-batch, fc-model, domain-batch, beyond-batch" + (", or 'all' to compare"
+                                                                   if all_allowed else "")
+    return click.option("--plan", "plan_name", default="model-batch", show_default=True,
+                        metavar="PLAN", help=f"Plan: {names}.")
+
+
+efficiency_option = click.option("--efficiency", default=0.5, show_default=True, type=float,
+                                 help="Parallel-efficiency threshold of the scaling limit.")
+pr_option = click.option("--pr", "pr", required=True, metavar="R",
+                         help="Pr of the grid (Pc = P/Pr).")
+per_process_option = click.option(
+    "--per-process-batch", "per_process", default=None, metavar="b",
+    help="Weak scaling: global batch B = b·P for every P (instead of a fixed --batch).")
+
+
+@cli.command()
+@model_options
+@plan_option(all_allowed=True)
+@efficiency_option
+@output_options
+def optimize(fmt: str, output: str, **options: Any) -> None:
+    """Cost every Pr×Pc factorization of P and report the best grid.
+
+    \b
+    Examples:
+      gridcost optimize --net vgg16 --P 512
+      gridcost optimize --net alexnet --P 512 --batch 2048 --plan fc-model
+      gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
+    """
+    _show(_optimize_result(**options), fmt, output)
+
+
+@cli.command()
+@model_options
+@pr_option
+@plan_option(all_allowed=False)
+@output_options
+def layers(fmt: str, output: str, **options: Any) -> None:
+    """Per-layer breakdown of one Pr×Pc grid: split, group sizes, collectives, words, seconds.
+
+    \b
+    Example:
+      gridcost layers --net alexnet --P 512 --pr 16 --plan fc-model
+    """
+    _show(_layers_result(**options), fmt, output)
+
+
+@cli.command()
+@model_options
+@per_process_option
+@plan_option(all_allowed=True)
+@efficiency_option
+@output_options
+def sweep(fmt: str, output: str, **options: Any) -> None:
+    """Best grid, its time split and speedup for each P: strong or weak scaling.
+
+    --P takes a list (8,32,128,512), a range of every integer (1..65536) or a geometric range
+    (1..65536:x2).  With --batch B fixed this is strong scaling; with --per-process-batch b the
+    global batch is b·P (weak scaling).
+
+    \b
+    Examples:
+      gridcost sweep --net alexnet --P 8,32,128,512 --plan fc-model
+      gridcost sweep --net resnet152 --P 1..65536 --batch 8192 --format csv -o sweep.csv
+      gridcost sweep --net alexnet --P 128,512,2048 --per-process-batch 4 --plan fc-model
+    """
+    _show(_sweep_result(**options), fmt, output)
+
+
+@cli.group()
+def report() -> None:
+    """Report-ready tables with a provenance block: Markdown, LaTeX (booktabs), CSV, JSON.
+
+    Each table carries the gridcost version, the input files with their SHA-256 and every
+    setting (in a comment for LaTeX and CSV, a footnote for Markdown, a key for JSON).
+
+    \b
+    Examples:
+      gridcost report grids --net alexnet --P 512 --plan fc-model --format latex -o grids.tex
+      gridcost report layers --net alexnet --P 512 --pr 32 --plan fc-model --format markdown
+      gridcost report sweep --net vgg16 --P 8..4096:x2 --format csv -o sweep.csv
+    """
+
+
+def report_options(func: F) -> F:
+    """--format (markdown, latex, csv, json) and --output for report tables."""
+    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+                        help="Write here; '-' is stdout.")(func)
+    return click.option("--format", "fmt",
+                        type=click.Choice(["markdown", "latex", "csv", "json"]),
+                        default="markdown", show_default=True, help="Output format.")(func)
+
+
+def _show_report(result: Result, fmt: str, output: str) -> None:
+    from costmodel.report import render_report
+
+    _emit(render_report(result.tables, result.record, result.provenance, fmt),  # type: ignore[arg-type]
+          output)
+
+
+@report.command("grids")
+@model_options
+@plan_option(all_allowed=True)
+@efficiency_option
+@report_options
+def report_grids(fmt: str, output: str, **options: Any) -> None:
+    """The grid ranking of `optimize` (or the plan comparison with --plan all).
+
+    \b
+    Example:
+      gridcost report grids --net alexnet --P 512 --plan fc-model --format latex
+    """
+    _show_report(_optimize_result(**options), fmt, output)
+
+
+@report.command("layers")
+@model_options
+@pr_option
+@plan_option(all_allowed=False)
+@report_options
+def report_layers(fmt: str, output: str, **options: Any) -> None:
+    """The per-layer breakdown of one grid.
+
+    \b
+    Example:
+      gridcost report layers --net alexnet --P 512 --pr 32 --plan fc-model --format latex
+    """
+    _show_report(_layers_result(**options), fmt, output)
+
+
+@report.command("sweep")
+@model_options
+@per_process_option
+@plan_option(all_allowed=True)
+@efficiency_option
+@report_options
+def report_sweep(fmt: str, output: str, **options: Any) -> None:
+    """A sweep over P (strong or weak scaling).
+
+    \b
+    Example:
+      gridcost report sweep --net alexnet --P 8,32,128,512 --plan fc-model --format latex
+    """
+    _show_report(_sweep_result(**options), fmt, output)
+
+
+@cli.group()
+def plot() -> None:
+    """Figures (PNG, SVG or PDF by the extension of -o): grid bars, cost curves, scaling,
+    per-layer heatmaps.
+
+    --P takes a list (8,32,128,512) or a range (1..4096:x2) where a command draws several P.
+
+    \b
+    Examples:
+      gridcost plot grid --net alexnet --P 8,32,128,512 --plan fc-model -o fig7.png
+      gridcost plot curve --net alexnet --P 128,512 --batch 512,2048 -o curves.svg
+      gridcost plot scaling --net alexnet --P 1..4096:x2 --plan all -o scaling.pdf
+      gridcost plot layers --net vgg16 --P 512 -o layers.png
+    """
+
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def _figure_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if not value.lower().endswith(FIGURE_SUFFIXES):
+        raise UsageError(f"--output: expected a file name ending in .png, .svg or .pdf, "
+                         f"got {value!r}")
+    return value
+
+
+def figure_output(func: F) -> F:
+    """-o/--output: the figure file; its extension (.png, .svg, .pdf) picks the format."""
+    return click.option("-o", "--output", required=True, metavar="FILE", callback=_figure_path,
+                        help="Figure file: .png, .svg or .pdf.")(func)
+
+
+def _save_figure(figure: Any, output: str) -> None:
+    from costmodel.plot import save
+
+    try:
+        save(figure, output)
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+    click.echo(f"wrote {output}")
+
+
+def _optima(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+            compute: str, plan_name: str) -> list[Any]:
+    from costmodel.grids import parse_processes
+    from costmodel.plans import plan
+    from costmodel.search import optimize as run_optimize
+
+    network, mach = _load(net, machine)
+    settings = _settings(overlap, collectives, compute)
+    chosen = plan(plan_name)
+    return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
+                         allow_infeasible=True)
+            for B in parse_processes(batch, "--batch") for P in parse_processes(processes)]
+
+
+@plot.command("grid")
+@model_options
+@plan_option(all_allowed=False)
+@figure_output
+def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
+              collectives: str, compute: str, per: str, plan_name: str, output: str) -> None:
+    """Stacked bars per Pr×Pc grid (compute, model, batch, domain communication), one panel
+    per P, the best bar labelled "X× (Y×)" against 1×P — the paper's Figs. 6-10.
+
+    \b
+    Example:
+      gridcost plot grid --net alexnet --P 8,32,128,512 --plan fc-model -o fig7.png
+    """
+    from costmodel.plot import grid_bars
+
+    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name)
+    _save_figure(grid_bars(optima, per), output)
+
+
+@plot.command("curve")
+@model_options
+@plan_option(all_allowed=False)
+@click.option("--what", type=click.Choice(["communication", "total"]), default="communication",
+              show_default=True, help="Plot communication or total time against Pr.")
+@figure_output
+def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
+               collectives: str, compute: str, per: str, plan_name: str, what: str,
+               output: str) -> None:
+    """Communication (or total) time against Pr, one line per P and B (lists allowed in --P
+    and --batch), the least point of each line starred.
+
+    \b
+    Example:
+      gridcost plot curve --net alexnet --P 128,512 --batch 512,2048 -o curves.png
+    """
+    from costmodel.plot import cost_curves, curves_from_optima
+
+    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name)
+    table = optima[0].table
+    title = (f"{table.network.name} on {table.machine.name}, plan {table.plan.name}: "
+             f"{what} time against Pr")
+    ax = cost_curves(curves_from_optima(optima, what, per), what, per, title=title)
+    _save_figure(ax.figure, output)
+
+
+@plot.command("scaling")
+@model_options
+@per_process_option
+@plan_option(all_allowed=True)
+@efficiency_option
+@figure_output
+def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: str,
+                 collectives: str, compute: str, per: str, per_process: str | None,
+                 plan_name: str, efficiency: float, output: str) -> None:
+    """Best time against P for each plan and for pure batch, scaling limits marked.
+
+    \b
+    Example:
+      gridcost plot scaling --net alexnet --P 1..4096:x2 --plan all -o scaling.png
+    """
+    import numpy as np
+
+    from costmodel.grids import parse_processes
+    from costmodel.plans import PLANS, plan
+    from costmodel.plot import scaling
+    from costmodel.search import scaling_limits, sweep
+
+    ps = parse_processes(processes)
+    _check_efficiency(efficiency)
+    network, mach = _load(net, machine)
+    settings = _settings(overlap, collectives, compute)
+    if per_process is not None:
+        batches = ps * _positive_int(per_process, "--per-process-batch")
+        label = f"B = {per_process}·P"
     else:
-        _emit("\n".join(render(t, None, fmt) for t in tables), output)  # type: ignore[arg-type]
+        B = _positive_int(batch, "--batch")
+        batches = np.full(ps.shape, B)
+        label = f"B={B}"
+    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    sweeps = {p.name: sweep(network, mach, ps, batches, p, settings) for p in plans}
+    limits = None if per_process is not None else {
+        p.name: scaling_limits(network, mach, int(batches[0]), p, settings, efficiency)
+        for p in plans}
+    title = f"{network.name} on {mach.name}, {label}: best time against P"
+    ax = scaling(sweeps, per, limits, title=title)
+    _save_figure(ax.figure, output)
+
+
+@plot.command("layers")
+@model_options
+@plan_option(all_allowed=False)
+@figure_output
+def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str,
+                collectives: str, compute: str, per: str, plan_name: str, output: str) -> None:
+    """Heatmap of communication per layer × grid for one P.
+
+    \b
+    Example:
+      gridcost plot layers --net vgg16 --P 512 -o layers.png
+    """
+    from costmodel.plot import layer_heatmap
+
+    optimum = _optima(net, machine, _single(processes, "--P"), batch, overlap, collectives,
+                      compute, plan_name)[0]
+    _save_figure(layer_heatmap(optimum.table, per).figure, output)
+
+
+def _single(value: str, option: str) -> str:
+    return str(_positive_int(value, option))
 
 
 @cli.command()

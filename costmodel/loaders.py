@@ -70,6 +70,12 @@ def read_document(name_or_path: str, kind: str) -> Document:
     return _parse(resource.read_text(encoding="utf-8"), f"{kind}/{stem}.yaml")
 
 
+def input_digest(name_or_path: str, kind: str) -> dict[str, str]:
+    """Where an input came from and the SHA-256 of its text, for provenance blocks."""
+    doc = read_document(name_or_path, kind)
+    return {"file": doc.source, "sha256": doc.sha256}
+
+
 def _parse(text: str, source: str) -> Document:
     try:
         data = yaml.safe_load(text)

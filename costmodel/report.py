@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -449,8 +450,21 @@ _LATEX_SPECIAL = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 
 def latex_escape(text: str) -> str:
-    """Text safe inside a LaTeX table cell (pdflatex, no extra packages beyond booktabs)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text).strip()
+    """Text safe inside a LaTeX table cell (pdflatex, no extra packages beyond booktabs): only
+    ASCII comes out; Greek letters become math symbols, other non-ASCII a ``?``."""
+    return "".join(_latex_char(ch) for ch in text).strip()
+
+
+def _latex_char(ch: str) -> str:
+    if ch in _LATEX_SPECIAL:
+        return _LATEX_SPECIAL[ch]
+    if ord(ch) < 128:
+        return ch
+    name = unicodedata.name(ch, "")
+    if name.startswith(("GREEK CAPITAL LETTER ", "GREEK SMALL LETTER ")):
+        letter = name.rsplit(" ", 1)[1].lower()
+        return f"$\\{letter.capitalize() if 'CAPITAL' in name else letter}$"
+    return "?"
 
 
 def render_latex(table: Table) -> str:

@@ -6,6 +6,8 @@ import csv
 import hashlib
 import io
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -243,3 +245,31 @@ def test_plot_layers_needs_a_single_P(capsys: pytest.CaptureFixture[str],
     message = fail(capsys, "plot", "layers", "--net", "alexnet", "--P", "8,32", "-o",
                    str(tmp_path / "h.png"))
     assert message == "gridcost: --P: expected a positive integer, got '8,32'"
+
+
+def test_latex_escape_keeps_only_ascii() -> None:
+    from costmodel.report import latex_escape
+
+    assert latex_escape("all-reduce ΔX over Pr=32") == r"all-reduce $\Delta$X over Pr=32"
+    assert latex_escape("α_β & 50% #1 {x} 1×2 — ≤") == (
+        r"$\alpha$\_$\beta$ \& 50\% \#1 \{x\} 1$\times$2 -- $\leq$")
+    assert latex_escape("→") == "?"
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
+def test_latex_tables_compile(tmp_path: Path) -> None:
+    inputs = []
+    for i, args in enumerate([
+        ("grids", "--net", "alexnet", "--P", "512", "--plan", "fc-model"),
+        ("layers", "--net", "vgg16", "--P", "64", "--pr", "2"),
+        ("sweep", "--net", "alexnet", "--P", "8,512", "--plan", "all"),
+    ]):
+        (tmp_path / f"t{i}.tex").write_text(run("report", *args, "--format", "latex"))
+        inputs.append(f"\\input{{t{i}.tex}}\n")
+    (tmp_path / "doc.tex").write_text(
+        "\\documentclass{article}\\usepackage{booktabs}\\begin{document}\\tiny\n"
+        + "\n".join(inputs) + "\\end{document}\n")
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").is_file()

@@ -310,9 +310,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if limits is not None:
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
                      f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
-                     f"; best time stops improving {_at(limits['best_time_stops_improving_P'])}"
-                     f"; efficiency < {limits['efficiency_threshold']:g} "
-                     f"{_at(limits['efficiency_below_threshold_P'], 'from')}")
+                     f"; {_limits_text(limits, limits['swept'][-1]['P'])}")
     if record["compute_outside_table"]:
         lines.append("note: the local batch lies outside the measured compute table; its end "
                      "segment was extended in log-log")
@@ -328,8 +326,15 @@ def _p(value: int | None) -> str:
     return "none" if value is None else f"{value:,}"
 
 
-def _at(value: int | None, word: str = "at") -> str:
-    return "nowhere in the P swept" if value is None else f"{word} P={value:,}"
+def _limits_text(limits: dict[str, Any], largest: int) -> str:
+    """Where the best time stops improving and the efficiency drops, in words."""
+    stops, low = limits["best_time_stops_improving_P"], limits["efficiency_below_threshold_P"]
+    threshold = limits["efficiency_threshold"]
+    best = (f"best time still improving at the largest P swept ({largest:,})" if stops is None
+            else f"best time stops improving at P={stops:,}")
+    efficiency = (f"efficiency ≥ {threshold:g} at every P swept" if low is None
+                  else f"efficiency < {threshold:g} from P={low:,}")
+    return f"{best}; {efficiency}"
 
 
 def plans_table(records: Sequence[dict[str, Any]]) -> Table:
@@ -434,9 +439,7 @@ def sweep_table(record: dict[str, Any], title: str) -> Table:
     if record["feasibility_limit_P"] is not None:
         notes.append(f"feasibility limit: P={record['feasibility_limit_P']:,} "
                      f"[{record['feasibility_limit_because']}]")
-    notes.append(f"best time stops improving {_at(record['best_time_stops_improving_P'])}; "
-                 f"efficiency < {record['efficiency_threshold']:g} "
-                 f"{_at(record['efficiency_below_threshold_P'], 'from')}")
+    notes.append(_limits_text(record, record["rows"][-1]["P"]))
     return Table(headers, rows, title, notes)
 
 

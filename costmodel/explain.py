@@ -360,7 +360,7 @@ def _compute_line(network: Network, machine: Machine, P: int, batch: int,
         b0, b1, t0, t1 = xs[k], xs[k + 1], ts[k], ts[k + 1]
         lb0, lb1, lt0, lt1 = math.log(b0), math.log(b1), math.log(t0), math.log(t1)
         t = math.exp(lt0 + (math.log(b) - lb0) * ((lt1 - lt0) / (lb1 - lb0)))
-        t_formula = ("T(b) = T_k·(b/b_k)^s, s = ln(T_k+1/T_k)/ln(b_k+1/b_k) "
+        t_formula = ("T(b) = T_k·(b/b_k)^s, s = ln(T_{k+1}/T_k)/ln(b_{k+1}/b_k) "
                      "(linear in log b – log T)")
         t_subst = (f"T({_num(b)}) = {_num(t0)}·({_num(b)}/{b0})^(ln({_num(t1)}/{_num(t0)})/"
                    f"ln({b1}/{b0})) = {_num(t)} s")
@@ -470,8 +470,9 @@ def _counts(line: Line, per: Per, epoch: float) -> str:
     if line.messages is None or line.words is None:
         return ""
     scale = epoch if per == "epoch" else 1.0
-    return (f"{_num(line.messages * scale)} messages, {_num(line.words * scale)} words "
-            f"per {per}")
+    messages = line.messages * scale
+    return (f"{_num(messages)} message{'' if messages == 1 else 's'}, "
+            f"{_num(line.words * scale)} words per {per}")
 
 
 def _title(e: Explanation) -> str:

@@ -365,3 +365,22 @@ def test_cli_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str],
     assert code == 2
     assert out == ""
     assert err == message + "\n"
+
+
+def test_the_examples_in_docs_explain_md_are_current() -> None:
+    """Each ```text block of docs/explain.md is a `$ gridcost explain …` run, verbatim or with
+    some lines elided (…); every shown line must be in today's output, in order."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
+    blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]]
+    assert len(blocks) == 3
+    for block in blocks:
+        command, *shown = block.splitlines()
+        assert command.startswith("$ gridcost explain ")
+        out = run(*command.split()[2:]).splitlines()
+        position = 0
+        for line in shown:
+            if line.strip() == "…":
+                continue
+            position = out.index(line, position) + 1

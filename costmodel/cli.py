@@ -299,6 +299,57 @@ def layers(fmt: str, output: str, **options: Any) -> None:
 
 @cli.command()
 @model_options
+@pr_option
+@plan_option(all_allowed=False)
+@click.option("--layer", "layer_names", multiple=True, metavar="NAME",
+              help="Explain only this weighted layer (repeatable); default: every layer.  "
+                   "Compute, sums and total always cover the whole network.")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Write here; '-' is stdout.")
+def explain(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+            compute: str, per: str, pr: str, plan_name: str, layer_names: tuple[str, ...],
+            fmt: str, output: str) -> None:
+    """Every term of one grid's cost: the formula, the numbers substituted, the result.
+
+    For each weighted layer, its model, batch and domain (halo) terms; then the compute time
+    (measured table or flop model), the sums over layers and the total under --overlap.
+    Every figure can be checked by hand.
+
+    \b
+    Example:
+      gridcost explain --net alexnet --P 512 --pr 32 --plan fc-model --layer fc6
+    """
+    from costmodel.explain import explain as run_explain
+    from costmodel.explain import explanation_record
+    from costmodel.explain import render_markdown as explain_markdown
+    from costmodel.explain import render_text as explain_text
+    from costmodel.plans import plan
+    from costmodel.report import render_json
+    from costmodel.search import check_batch
+
+    P = _positive_int(processes, "--P")
+    R = _positive_int(pr, "--pr")
+    B = check_batch(_positive_int(batch, "--batch"))
+    if P % R:
+        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
+    chosen = plan(plan_name)
+    network, mach = _load(net, machine)
+    s = _settings(overlap, collectives, compute)
+    result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
+                         layers=layer_names or None)
+    if fmt == "json":
+        text = render_json(explanation_record(result))
+    elif fmt == "markdown":
+        text = explain_markdown(result, per)  # type: ignore[arg-type]
+    else:
+        text = explain_text(result, per)  # type: ignore[arg-type]
+    _emit(text, output)
+
+
+@cli.command()
+@model_options
 @per_process_option
 @plan_option(all_allowed=True)
 @efficiency_option

@@ -1,0 +1,579 @@
+"""Every term of the cost of one grid, as a formula, with its numbers substituted, and its value.
+
+:func:`explain` takes the same inputs as :func:`costmodel.cost.evaluate` for one Pr×Pc grid and
+returns an :class:`Explanation`: per weighted layer the lines of its model, batch and domain
+terms (cost-model.md §4), then the compute line (§7, measured table or flop rate), the three
+communication sums and the total under the overlap rule (:func:`costmodel.cost.combine`).  Each
+:class:`Line` carries the symbolic formula, the bindings of its symbols, the expression with the
+numbers substituted, and its latency count, words and seconds **per iteration**.
+
+The values are recomputed here, one scalar at a time, from the engine's inputs: the layer specs,
+the plan's layout, the machine's α and β, and the collective algorithm's :class:`Rate` functions.
+They do not read the :class:`CostTable`'s arrays, so ``tests/test_explain.py`` can check that both
+agree (rtol 1e-12) — explain cannot drift from the engine unnoticed.
+
+Formula text comes from :data:`RATE_TEXTS`, keyed by the algorithm's rate function: each entry
+says how to write ``k·(α·L(p) + β·F(p)·n)``.  An entry is used only where it reproduces the rate
+function's numbers; a rate function without one (or with a wrong one) is written with the
+generic ``α·m + β·w·n`` and the engine's m (latency count) and w (words per word of n).
+
+The renderers at the end turn an :class:`Explanation` into text, Markdown or a JSON-ready record;
+nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from costmodel.collectives import (
+    Algorithms,
+    Rate,
+    RateOf,
+    algorithms,
+    bruck_allgather_rate,
+    paper_allreduce_rate,
+    ring_allgather_rate,
+    ring_allreduce_rate,
+)
+from costmodel.cost import ComputeModel, Overlap, compute_per_iteration_s, evaluate
+from costmodel.errors import UsageError
+from costmodel.grids import Grids, check_processes
+from costmodel.plans import DOMAIN, MODE_NAMES, Plan
+from costmodel.specs import Layer, Machine, Network
+
+Per = Literal["iteration", "epoch"]
+
+# --------------------------------------------------------------------------- formula text
+
+
+def _lg(p: int) -> int:
+    """⌈log2 p⌉ for p ≥ 1 (0 for p = 1), as an int."""
+    return (max(p, 1) - 1).bit_length()
+
+
+@dataclass(frozen=True)
+class RateText:
+    """How to write a collective rate as ``k·(α·L(p) + β·F(p)·n)``.
+
+    ``latency`` and ``fraction`` are templates in ``{p}`` (the group-size symbol or number);
+    ``latency_of(p)`` is L(p) and ``fraction_of(p)`` is F(p) as (numerator, denominator), both
+    integers, so a substituted expression shows exact values like ``31/32``.
+    """
+
+    factor: int
+    latency: str
+    latency_of: Callable[[int], int]
+    fraction: str
+    fraction_of: Callable[[int], tuple[int, int]]
+
+    def matches(self, rate: Rate, p: int) -> bool:
+        """True when k·L(p) and k·F(p) reproduce ``rate`` (evaluated at p): its latency count
+        and its words per word of n."""
+        num, den = self.fraction_of(p)
+        return (math.isclose(self.factor * self.latency_of(p), float(rate.messages.ravel()[0]),
+                             rel_tol=1e-12, abs_tol=0.0)
+                and math.isclose(self.factor * num / den, float(rate.per_word.ravel()[0]),
+                                 rel_tol=1e-12, abs_tol=1e-300))
+
+    def same_shape(self, other: RateText) -> bool:
+        """Same L and F (as text): the two can be written as one (k1 + k2)·(…)."""
+        return (self.latency, self.fraction) == (other.latency, other.fraction)
+
+
+_LOG = dict(latency="⌈log2 {p}⌉", latency_of=_lg)
+_RING = dict(latency="({p}−1)", latency_of=lambda p: p - 1)
+_FRACTION = dict(fraction="({p}−1)/{p}", fraction_of=lambda p: (p - 1, p))
+
+RATE_TEXTS: dict[RateOf, RateText] = {
+    bruck_allgather_rate: RateText(1, **_LOG, **_FRACTION),  # type: ignore[arg-type]
+    paper_allreduce_rate: RateText(2, **_LOG, **_FRACTION),  # type: ignore[arg-type]
+    ring_allgather_rate: RateText(1, **_RING, **_FRACTION),  # type: ignore[arg-type]
+    ring_allreduce_rate: RateText(2, **_RING, **_FRACTION),  # type: ignore[arg-type]
+}
+"""Formula text of each collective rate function (collectives.py).  A new algorithm adds its
+rate functions here; without an entry it is explained with the generic α·m + β·w·n."""
+
+
+def _rate(rate_of: RateOf, p: int) -> Rate:
+    """The engine's rate function evaluated at the one group size p, arrays of shape (1,)."""
+    rate = rate_of(np.array([p], dtype=np.int64))
+    return Rate(np.asarray(rate.messages, dtype=np.float64).reshape(-1)[:1],
+                np.asarray(rate.per_word, dtype=np.float64).reshape(-1)[:1])
+
+
+def _num(x: float) -> str:
+    """A number for a substituted expression: integers without a decimal point, floats in full
+    (shortest round-trip repr), so every figure can be typed back into a calculator."""
+    x = float(x)
+    if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
+        return str(int(x))
+    return repr(x)
+
+
+@dataclass(frozen=True)
+class Collective:
+    """One collective of a term: which rate function, on which group (symbol and size)."""
+
+    what: str
+    rate_of: RateOf
+    group: str
+    p: int
+
+
+def _collective_text(parts: Sequence[Collective], size: Callable[[str], str],
+                     size_num: Callable[[str], str],
+                     alpha: float, beta: float) -> tuple[str, str, float, float]:
+    """Formula, substituted expression, latency count and words-per-word-of-n of the sum of
+    ``parts`` (all on the same group), n written by ``size(fraction)`` / ``size_num(fraction)``.
+
+    Parts whose text matches their rate and shares L and F with the others merge into one
+    ``k·(α·L + β·F·n)``; otherwise each part is written on its own and the terms are added.
+    """
+    rates = [_rate(c.rate_of, c.p) for c in parts]
+    messages = float(sum(float(r.messages[0]) for r in rates))
+    per_word = float(sum(float(r.per_word[0]) for r in rates))
+    texts = [RATE_TEXTS.get(c.rate_of) for c in parts]
+    usable = [t if t is not None and t.matches(r, c.p) else None
+              for t, r, c in zip(texts, rates, parts)]
+    if all(t is not None for t in usable):
+        known = [t for t in usable if t is not None]
+        if all(known[0].same_shape(t) for t in known):
+            known = [RateText(sum(t.factor for t in known), known[0].latency,
+                              known[0].latency_of, known[0].fraction, known[0].fraction_of)]
+            chunks = [(known[0], parts[0])]
+        else:
+            chunks = list(zip(known, parts))
+        formulas, substituted = [], []
+        for text, part in chunks:
+            num, den = text.fraction_of(part.p)
+            frac_num = _num(num) if den == 1 else f"{num}/{den}"
+            k = "" if text.factor == 1 else f"{text.factor}·"
+            formulas.append(f"{k}(α·{text.latency.format(p=part.group)} + β·"
+                            f"{size(text.fraction.format(p=part.group))})")
+            substituted.append(f"{k}({_num(alpha)}·{_num(text.latency_of(part.p))} + "
+                               f"{_num(beta)}·{size_num(frac_num)})")
+        return " + ".join(formulas), " + ".join(substituted), messages, per_word
+    # generic: α·m + β·w·n with the engine's m and w (no formula text for this algorithm)
+    formula = f"α·m({parts[0].group}) + β·{size('w(' + parts[0].group + ')')}"
+    subst = f"{_num(alpha)}·{_num(messages)} + {_num(beta)}·{size_num(_num(per_word))}"
+    return formula, subst, messages, per_word
+
+
+# --------------------------------------------------------------------------- explanation
+
+
+@dataclass(frozen=True)
+class Line:
+    """One explained quantity: formula, symbol bindings, substituted expression, value.
+
+    ``term`` is the engine's term it belongs to (model, batch, domain) or compute, sum, total.
+    ``messages`` and ``words`` are the latency count and words per iteration of a communication
+    line (None otherwise); ``seconds`` is per iteration.
+    """
+
+    label: str
+    term: str
+    formula: str
+    bindings: tuple[tuple[str, str], ...]
+    substituted: str
+    seconds: float
+    messages: float | None = None
+    words: float | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class LayerExplanation:
+    """The lines of one weighted layer on the grid: its split, group sizes and terms."""
+
+    name: str
+    kind: str
+    split: str
+    pr: int
+    pc: int
+    lines: tuple[Line, ...]
+
+    def seconds(self, term: str) -> float:
+        """Seconds per iteration of ``term`` (model, batch, domain) of this layer; 0 if absent."""
+        return math.fsum(line.seconds for line in self.lines if line.term == term)
+
+    def count(self, term: str, what: Literal["messages", "words"]) -> float:
+        """Latency count or words per iteration of ``term`` of this layer."""
+        return math.fsum(getattr(line, what) or 0.0 for line in self.lines if line.term == term)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Every term of the cost of one grid (cost-model.md §4–§7), per iteration.
+
+    ``layers`` holds the requested layers (all by default); ``sums`` and ``total`` always cover
+    every layer of the network.  ``iterations_per_epoch`` = N/B converts to seconds per epoch.
+    """
+
+    network: str
+    machine: str
+    P: int
+    pr: int
+    pc: int
+    batch: int
+    plan: str
+    overlap: str
+    collectives: str
+    compute_model: str
+    feasible: bool
+    reason: str
+    uneven: bool
+    settings: tuple[Line, ...]
+    layers: tuple[LayerExplanation, ...]
+    compute: Line
+    sums: tuple[Line, ...]
+    total: Line
+    iterations_per_epoch: float
+
+    def layer(self, name: str) -> LayerExplanation:
+        """The explained layer called ``name``."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+
+def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
+                 alpha: float, beta: float) -> list[Line]:
+    """Model and batch terms of a model × batch layer (Eq. 8; Eq. 3 at Pc = 1, Eq. 4 at Pr = 1)."""
+    samples = -(-batch // pc)
+    d = layer.activations
+    parts = [Collective("all-gather", algo.allgather_rate, "Pr", pr),
+             Collective("all-reduce", algo.allreduce_rate, "Pr", pr)]
+    formula, subst, messages, per_word = _collective_text(
+        parts, lambda f: f"⌈B/Pc⌉·{f}·d_i", lambda f: f"{samples}·{f}·{d}", alpha, beta)
+    words = per_word * samples * d
+    model = Line(
+        f"{layer.name} model: forward all-gather + backward all-reduce over Pr",
+        "model", formula,
+        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pr", str(pr)),
+         ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), ("d_i", f"{d} activations/sample")),
+        subst, alpha * messages + beta * words, messages, words,
+        note="" if pr > 1 else "Pr = 1: the layer is not split by model, nothing to gather")
+
+    units = layer.split_size
+    what = "filters" if layer.kind == "conv" else "units"
+    pieces = -(-units // pr)
+    shard = pieces * (layer.params / units)
+    if units % pr == 0:
+        size, size_num = (lambda f: f"{f}·|W_i|/Pr"), (lambda f: f"{f}·{layer.params}/{pr}")
+        shard_binding = ("|W_i|/Pr", f"{layer.params}/{pr} = {_num(shard)} words")
+        note = "Pc = 1: no batch split, nothing to reduce" if pc == 1 else ""
+    else:
+        size, size_num = ((lambda f: f"{f}·|W_i|·⌈u_i/Pr⌉/u_i"),
+                          (lambda f: f"{f}·{layer.params}·{pieces}/{units}"))
+        shard_binding = ("|W_i|·⌈u_i/Pr⌉/u_i",
+                         f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words")
+        note = (f"uneven: Pr = {pr} does not divide u_i = {units} {what}; the largest shard "
+                "decides")
+    formula, subst, messages, per_word = _collective_text(
+        [Collective("all-reduce", algo.allreduce_rate, "Pc", pc)], size, size_num, alpha, beta)
+    words = per_word * shard
+    batch_line = Line(
+        f"{layer.name} batch: weight-gradient all-reduce over Pc", "batch", formula,
+        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pc", str(pc)),
+         ("|W_i|", f"{layer.params} parameters"), ("u_i", f"{units} {what}"),
+         ("Pr", str(pr)), shard_binding),
+        subst, alpha * messages + beta * words, messages, words, note)
+    return [model, batch_line]
+
+
+def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
+                  alpha: float, beta: float) -> list[Line]:
+    """Halo terms (Eq. 7) and the weight all-reduce over all P (Eq. 9) of a domain-split conv."""
+    samples = -(-batch // pc)
+    lines = []
+    for direction, shape, rows, sym, width, chan, k in (
+            ("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
+             layer.kernel[0]),
+            ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
+             layer.kernel[1])):
+        formula = f"α + β·⌈B/Pc⌉·{width}·{chan}·⌊{sym}/2⌋"
+        bindings = (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pr", str(pr)),
+                    ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), (width, str(shape[1])),
+                    (chan, str(shape[2])), (f"⌊{sym}/2⌋", f"⌊{k}/2⌋ = {rows}"))
+        label = f"{layer.name} domain: {direction} halo exchange over Pr"
+        if pr == 1 or rows == 0:
+            why = ("Pr = 1: the image is not split" if pr == 1
+                   else f"⌊{sym}/2⌋ = 0: a kernel of {k} needs no halo")
+            lines.append(Line(label, "domain", f"0 if Pr = 1 or ⌊{sym}/2⌋ = 0, else {formula}",
+                              bindings, "0", 0.0, 0.0, 0.0, why))
+            continue
+        halo = float(samples * (shape[1] * shape[2]) * rows)
+        lines.append(Line(label, "domain", formula, bindings,
+                          f"{_num(alpha)} + {_num(beta)}·{samples}·{shape[1]}·{shape[2]}·{rows}",
+                          alpha * 1.0 + beta * halo, 1.0, halo))
+    P = pr * pc
+    formula, subst, messages, per_word = _collective_text(
+        [Collective("all-reduce", algo.allreduce_rate, "P", P)], lambda f: f"{f}·|W_i|",
+        lambda f: f"{f}·{layer.params}", alpha, beta)
+    words = per_word * layer.params
+    lines.append(Line(
+        f"{layer.name} batch: weight-gradient all-reduce over all P = Pr·Pc", "batch", formula,
+        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("P", f"{pr}·{pc} = {P}"),
+         ("|W_i|", f"{layer.params} parameters")),
+        subst, alpha * messages + beta * words, messages, words,
+        "every process keeps all of W_i"))
+    return lines
+
+
+def _compute_line(network: Network, machine: Machine, P: int, batch: int,
+                  model: ComputeModel) -> tuple[Line, str]:
+    """Compute seconds per iteration (cost-model.md §7) and the compute model's name."""
+    grids = Grids(np.array([1]), np.array([P]), np.array([batch]))
+    _, used, _ = compute_per_iteration_s(network, machine, grids, model)  # resolves, validates
+    N = network.dataset_samples
+    if used == "none":
+        return Line("compute: none", "compute", "0", (), "0", 0.0), used
+    if used.startswith("flops"):
+        macs, rate = network.macs, machine.flop_rate
+        seconds = batch * (3.0 * 2.0 * macs) / (P * rate)
+        return Line(
+            "compute: flop model", "compute", "B·3·2·MACs/(P·R)",
+            (("B", str(batch)), ("MACs", f"{macs} multiply-adds/sample (forward)"),
+             ("P", str(P)), ("R", f"{_num(rate)} FLOP/s")),
+            f"{batch}·3·2·{macs}/({P}·{_num(rate)})", seconds,
+            note="3 × the forward pass, 2 FLOP per multiply-add"), used
+    table = machine.table()
+    assert table is not None  # compute_per_iteration_s raised otherwise
+    b = max(1.0, batch / P)
+    xs, ts = table.local_batch, table.epoch_s
+    b_text = f"max(1, {batch}/{P}) = {_num(b)}"
+    note = ""
+    if b in xs:
+        t = float(ts[xs.index(int(b))])
+        t_formula = "T(b) = the table entry at b"
+        t_subst = f"T({_num(b)}) = {_num(t)} s"
+    else:
+        k = int(np.searchsorted(np.asarray(xs, dtype=float), b)) - 1
+        k = min(max(k, 0), len(xs) - 2)
+        b0, b1, t0, t1 = xs[k], xs[k + 1], ts[k], ts[k + 1]
+        lb0, lb1, lt0, lt1 = math.log(b0), math.log(b1), math.log(t0), math.log(t1)
+        t = math.exp(lt0 + (math.log(b) - lb0) * ((lt1 - lt0) / (lb1 - lb0)))
+        t_formula = ("T(b) = T_k·(b/b_k)^s, s = ln(T_{k+1}/T_k)/ln(b_{k+1}/b_k) "
+                     "(linear in log b – log T)")
+        t_subst = (f"T({_num(b)}) = {_num(t0)}·({_num(b)}/{b0})^(ln({_num(t1)}/{_num(t0)})/"
+                   f"ln({b1}/{b0})) = {_num(t)} s")
+        if b < xs[0] or b > xs[-1]:
+            note = (f"b = {_num(b)} lies outside the table ({xs[0]}…{xs[-1]}); its end segment "
+                    "is extended in log–log")
+    seconds = t / P * batch / N
+    return Line(
+        f"compute: measured table '{table.name}' ({table.network})", "compute",
+        f"T(b)/P · B/N, b = max(1, B/P); {t_formula}",
+        (("b", b_text), ("T(b)", t_subst), ("P", str(P)), ("B", str(batch)),
+         ("N", f"{N} samples/epoch")),
+        f"{_num(t)}/{P}·{batch}/{N}", seconds, note=note), used
+
+
+def _sum_line(term: str, layers: Sequence[LayerExplanation]) -> Line:
+    values = [(layer.name, layer.seconds(term)) for layer in layers]
+    nonzero = [(n, v) for n, v in values if v != 0.0]
+    shown = nonzero if len(nonzero) <= 12 else [*nonzero[:6], ("…", math.nan), *nonzero[-5:]]
+    subst = " + ".join("…" if math.isnan(v) else _num(v) for _, v in shown) or "0"
+    messages = math.fsum(layer.count(term, "messages") for layer in layers)
+    words = math.fsum(layer.count(term, "words") for layer in layers)
+    return Line(f"{term} communication: sum over the {len(layers)} weighted layers", "sum",
+                f"Σ_i {term}_i", (), subst, math.fsum(v for _, v in values), messages, words,
+                note=f"{len(nonzero)} of {len(layers)} layers pay a {term} term")
+
+
+def _total_line(compute: float, model: float, batch: float, domain: float,
+                overlap: Overlap) -> Line:
+    """The overlap rule of cost-model.md §7, as :func:`costmodel.cost.combine` applies it."""
+    if overlap == "batch":
+        value = max(compute, batch) + model + domain
+        return Line("total (overlap batch: the gradient all-reduce hides under the compute)",
+                    "total", "max(compute, batch) + model + domain", (),
+                    f"max({_num(compute)}, {_num(batch)}) + {_num(model)} + {_num(domain)}",
+                    value)
+    return Line("total (overlap none: everything adds)", "total",
+                "compute + model + batch + domain", (),
+                f"{_num(compute)} + {_num(model)} + {_num(batch)} + {_num(domain)}",
+                compute + model + batch + domain)
+
+
+def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,
+            overlap: Overlap = "none", collectives: str = "paper",
+            compute: ComputeModel = "auto", layers: Sequence[str] | None = None) -> Explanation:
+    """Every term of the cost of the grid Pr × (P/Pr) under ``plan``, per iteration.
+
+    ``layers`` restricts the per-layer lines to those names (UnknownName with suggestions for a
+    name the network lacks); the sums and the total always cover the whole network.  Raises
+    UsageError when ``pr`` does not divide ``P``.
+    """
+    P = check_processes(P)
+    if isinstance(pr, bool) or not isinstance(pr, (int, np.integer)) or pr < 1 or P % pr:
+        raise UsageError(f"--pr: expected a divisor of P={P}, got {pr}")
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise UsageError(f"batch: expected a positive integer, got {batch!r}")
+    pr, batch = int(pr), int(batch)
+    wanted = [network.layers[network.layer_index(name)].name for name in (layers or ())]
+    algo = algorithms(collectives)
+    alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
+    # the engine decides feasibility and the layout (which split and group sizes per layer)
+    table = evaluate(network, machine, grids, plan, overlap, collectives, compute)
+    layout = table.layout
+    explained = []
+    for i, layer in enumerate(network.layers):
+        mode = int(layout.mode[0, i])
+        lpr, lpc = int(layout.pr[0, i]), int(layout.pc[0, i])
+        build = _domain_lines if mode == DOMAIN else _model_lines
+        lines = build(layer, lpr, lpc, batch, algo, alpha, beta)
+        explained.append(LayerExplanation(layer.name, layer.kind,
+                                          MODE_NAMES[mode] if lpr > 1 else "batch", lpr, lpc,
+                                          tuple(lines)))
+    compute_line, used = _compute_line(network, machine, P, batch, compute)
+    sums = tuple(_sum_line(term, explained) for term in ("model", "batch", "domain"))
+    total = _total_line(compute_line.seconds, sums[0].seconds, sums[1].seconds, sums[2].seconds,
+                        overlap)
+    N = network.dataset_samples
+    settings = (
+        Line("latency per message", "setting", "α", (), f"{_num(alpha)} s", alpha),
+        Line("seconds per word", "setting", "β = word_bytes / bandwidth", (),
+             f"{machine.word_bytes} / {_num(machine.bandwidth_Bps)} = {_num(beta)} s/word",
+             beta),
+        Line("iterations per epoch", "setting", "N/B", (),
+             f"{N}/{batch} = {_num(N / batch)}", N / batch),
+    )
+    from costmodel.search import reason  # search imports cost; keep explain's import light
+
+    shown = tuple(e for e in explained if not wanted or e.name in wanted)
+    return Explanation(
+        network.name, machine.name, P, pr, P // pr, batch, plan.name, overlap, algo.name, used,
+        bool(table.feasible[0]), reason(table, 0), bool(table.uneven[0]), settings, shown,
+        compute_line, sums, total, N / batch)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _value(seconds: float, per: Per, epoch: float) -> str:
+    if per == "epoch":
+        return (f"{_num(seconds)} s/iteration × {_num(epoch)} iterations/epoch = "
+                f"{_num(seconds * epoch)} s/epoch")
+    return f"{_num(seconds)} s/iteration"
+
+
+def _counts(line: Line, per: Per, epoch: float) -> str:
+    if line.messages is None or line.words is None:
+        return ""
+    scale = epoch if per == "epoch" else 1.0
+    messages = line.messages * scale
+    return (f"{_num(messages)} message{'' if messages == 1 else 's'}, "
+            f"{_num(line.words * scale)} words per {per}")
+
+
+def _title(e: Explanation) -> str:
+    title = (f"{e.network} on {e.machine}: {e.pr}×{e.pc} grid (P={e.P}, B={e.batch}), plan "
+             f"{e.plan}, overlap {e.overlap}, collectives {e.collectives}, compute "
+             f"{e.compute_model}")
+    if not e.feasible:
+        title += f" — INFEASIBLE: {e.reason}"
+    return title
+
+
+def _layer_heading(layer: LayerExplanation) -> str:
+    how = (f"{layer.split} over Pr={layer.pr} × batch over Pc={layer.pc}" if layer.pr > 1
+           else f"batch over Pc={layer.pc}")
+    return f"{layer.name} ({layer.kind}; {how})"
+
+
+def _bindings(line: Line) -> str:
+    return ", ".join(f"{s} = {v}" for s, v in line.bindings)
+
+
+def render_text(e: Explanation, per: Per = "epoch") -> str:
+    """The explanation as plain text: per layer, per term, formula → numbers → result."""
+    epoch = e.iterations_per_epoch
+    out = [_title(e), ""]
+    out += [f"{s.label}: {s.formula} = {s.substituted}" for s in e.settings]
+
+    def block(line: Line, indent: str = "  ") -> list[str]:
+        rows = [f"{indent}{line.label}", f"{indent}  formula:     {line.formula}"]
+        if line.bindings:
+            rows.append(f"{indent}  where:       {_bindings(line)}")
+        rows.append(f"{indent}  substituted: {line.substituted}")
+        counts = _counts(line, per, epoch)
+        rows.append(f"{indent}  result:      {_value(line.seconds, per, epoch)}"
+                    + (f" ({counts})" if counts else ""))
+        if line.note:
+            rows.append(f"{indent}  note:        {line.note}")
+        return rows
+
+    for layer in e.layers:
+        out += ["", _layer_heading(layer)]
+        for line in layer.lines:
+            out += block(line)
+    out += ["", "whole grid"]
+    for line in (e.compute, *e.sums, e.total):
+        out += block(line)
+    out += ["", "redistribution between layouts is not charged (the paper's convention)"]
+    return "\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def render_markdown(e: Explanation, per: Per = "epoch") -> str:
+    """The explanation as GitHub Markdown: one table per layer and one for the whole grid."""
+    epoch = e.iterations_per_epoch
+    unit = f"s/{per}"
+    scale = epoch if per == "epoch" else 1.0
+    out = [f"### {_md(_title(e))}", ""]
+    out += [f"- {s.label}: {s.formula} = {_md(s.substituted)}" for s in e.settings]
+    header = ["| term | formula | where | substituted | s/iteration | " + unit + " |",
+              "|---|---|---|---|---:|---:|"]
+
+    def row(line: Line) -> str:
+        where = "; ".join(part for part in (_bindings(line), line.note) if part)
+        return (f"| {_md(line.label)} | {_md(line.formula)} | {_md(where)} | "
+                f"{_md(line.substituted)} | {_num(line.seconds)} | {_num(line.seconds * scale)} |")
+
+    for layer in e.layers:
+        out += ["", f"#### {_md(_layer_heading(layer))}", "", *header]
+        out += [row(line) for line in layer.lines]
+    out += ["", "#### whole grid", "", *header]
+    out += [row(line) for line in (e.compute, *e.sums, e.total)]
+    out += ["", "- redistribution between layouts is not charged (the paper's convention)"]
+    return "\n".join(out) + "\n"
+
+
+def _line_record(line: Line, epoch: float) -> dict[str, Any]:
+    return {"label": line.label, "term": line.term, "formula": line.formula,
+            "bindings": [{"symbol": s, "value": v} for s, v in line.bindings],
+            "substituted": line.substituted, "seconds_per_iteration": line.seconds,
+            "seconds_per_epoch": line.seconds * epoch, "messages_per_iteration": line.messages,
+            "words_per_iteration": line.words, "note": line.note or None}
+
+
+def explanation_record(e: Explanation) -> dict[str, Any]:
+    """The explanation as a JSON-ready dict (seconds both per iteration and per epoch)."""
+    epoch = e.iterations_per_epoch
+    return {
+        "net": e.network, "machine": e.machine, "P": e.P, "pr": e.pr, "pc": e.pc,
+        "batch": e.batch, "plan": e.plan, "overlap": e.overlap, "collectives": e.collectives,
+        "compute_model": e.compute_model, "feasible": e.feasible, "reason": e.reason or None,
+        "uneven": e.uneven, "iterations_per_epoch": epoch,
+        "settings": [_line_record(s, epoch) for s in e.settings],
+        "layers": [{"layer": layer.name, "kind": layer.kind, "split": layer.split,
+                    "pr": layer.pr, "pc": layer.pc,
+                    "terms": [_line_record(line, epoch) for line in layer.lines]}
+                   for layer in e.layers],
+        "compute": _line_record(e.compute, epoch),
+        "sums": [_line_record(s, epoch) for s in e.sums],
+        "total": _line_record(e.total, epoch),
+        "redistribution_charged": False,
+    }

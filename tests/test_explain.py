@@ -1,0 +1,386 @@
+"""Tests of costmodel.explain and `gridcost explain`.
+
+The central test recomputes nothing by hand: it checks that every value explain derives (one
+scalar at a time from the layer specs, the plan's layout, α, β and the algorithm's rate
+functions) equals the engine's CostTable for every grid × layer × term, so the explanation
+cannot drift from the engine.  The hand-checked tests use docs/model.md's worked fc6 example
+and halo volumes computed from the layer shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from costmodel.cli import cli, main
+from costmodel.collectives import (
+    ALGORITHMS,
+    Algorithms,
+    Rate,
+    bruck_allgather_rate,
+    ceil_log2,
+    paper_allreduce_rate,
+)
+from costmodel.cost import TERMS, evaluate
+from costmodel.errors import UnknownName, UsageError
+from costmodel.explain import (
+    RATE_TEXTS,
+    RateText,
+    explain,
+    explanation_record,
+    render_markdown,
+    render_text,
+)
+from costmodel.grids import factorizations
+from costmodel.loaders import load_machine, load_network
+from costmodel.plans import PLANS, plan
+from costmodel.specs import ComputeTable, Layer, Machine, Network
+
+ALEXNET = load_network("alexnet")
+CORI = load_machine("cori-knl")
+BETA = 4 / (6 * 2**30)
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-12, abs_tol=0.0)
+
+
+def assert_matches_engine(network, machine, P: int, batch: int, plan_name: str, overlap: str,
+                          collectives: str, compute: str) -> int:
+    """Every explained value equals the engine's for every grid of P; returns grids checked."""
+    chosen = PLANS[plan_name]
+    grids = factorizations(P, batch)
+    table = evaluate(network, machine, grids, chosen, overlap, collectives, compute)  # type: ignore[arg-type]
+    seconds = {t: table.seconds(t) for t in TERMS}
+    counts = {t: table.term(t) for t in TERMS}
+    for g in range(len(grids)):
+        e = explain(network, machine, P, int(grids.pr[g]), batch, chosen, overlap,  # type: ignore[arg-type]
+                    collectives, compute)  # type: ignore[arg-type]
+        assert [layer.name for layer in e.layers] == [layer.name for layer in network.layers]
+        for i, layer in enumerate(e.layers):
+            assert (layer.pr, layer.pc) == (int(table.layout.pr[g, i]),
+                                            int(table.layout.pc[g, i]))
+            for t in TERMS:
+                where = (plan_name, compute, collectives, g, layer.name, t)
+                assert close(layer.seconds(t), float(seconds[t][g, i])), where
+                assert close(layer.count(t, "messages"),
+                             float(np.broadcast_to(counts[t].messages, table.shape)[g, i])), where
+                assert close(layer.count(t, "words"), float(counts[t].words[g, i])), where
+        for line, t in zip(e.sums, TERMS):
+            assert close(line.seconds, float(table.comm_s(t)[g])), (plan_name, g, t)
+        assert close(e.compute.seconds, float(table.compute_s[g]))
+        assert close(e.total.seconds, float(table.total_s[g]))
+        assert e.feasible == bool(table.feasible[g])
+        assert e.uneven == bool(table.uneven[g])
+        assert close(e.iterations_per_epoch, float(table.iterations_per_epoch[g]))
+    return len(grids)
+
+
+# --------------------------------------------------------------------------- explain == engine
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("compute", ["table", "flops"])
+@pytest.mark.parametrize("collectives,overlap", [("paper", "none"), ("ring", "batch")])
+def test_explain_equals_engine_alexnet(plan_name: str, compute: str, collectives: str,
+                                       overlap: str) -> None:
+    # P = 512 at B = 2048: even and uneven grids, all four plans' splits (beyond-batch: P ≤ B)
+    assert assert_matches_engine(ALEXNET, CORI, 512, 2048, plan_name, overlap, collectives,
+                                 compute) == 10
+    # P = 96, B = 1000: ⌈B/Pc⌉ uneven, b = 10.4 between table entries; P = 1024 > B = 512:
+    # beyond-batch splits the images 2 ways
+    assert_matches_engine(ALEXNET, CORI, 96, 1000, plan_name, overlap, collectives, compute)
+    assert_matches_engine(ALEXNET, CORI, 1024, 512, plan_name, overlap, collectives, compute)
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+def test_explain_equals_engine_resnet_and_bf16(plan_name: str) -> None:
+    # 1×1 and 7×7 convs, batch norm parameters, 2-byte words; no table for resnet: flops
+    assert_matches_engine(load_network("resnet18"), load_machine("a100-ib"), 48, 256,
+                          plan_name, "batch", "paper", "flops")
+
+
+# non-square kernels (forward halo ⌊k_h/2⌋ ≠ backward ⌊k_w/2⌋), a 1×1 conv, odd shapes
+TINY = Network("tiny", (
+    Layer("c1", "conv", (9, 8, 2), (9, 8, 5), kernel=(3, 3), padding=(1, 1), weight_params=95),
+    Layer("c2", "conv", (9, 6, 5), (9, 6, 3), kernel=(5, 3), padding=(2, 1), weight_params=228),
+    Layer("c0", "conv", (9, 6, 3), (9, 6, 7), kernel=(1, 1), weight_params=28),
+    Layer("f1", "fc", (1, 1, 378), (1, 1, 10), weight_params=3790),
+), (9, 8, 2), dataset_samples=1600)
+TOY = Machine("toy", alpha_s=3e-6, bandwidth_Bps=7e9, word_bytes=4, flop_rate=1e12,
+              compute_tables=(ComputeTable("toy", "tiny", (1, 4, 16), (1600.0, 420.0, 99.0)),),
+              default_table="toy")
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("compute", ["table", "flops"])
+@pytest.mark.parametrize("P,batch", [(36, 30), (36, 7), (12, 100)])
+def test_explain_equals_engine_non_square_kernels(plan_name: str, compute: str, P: int,
+                                                  batch: int) -> None:
+    assert_matches_engine(TINY, TOY, P, batch, plan_name, "none", "paper", compute)
+
+
+def test_explain_equals_engine_without_compute_and_outside_the_table() -> None:
+    assert_matches_engine(ALEXNET, CORI, 12, 6000, "fc-model", "none", "paper", "none")
+    # b = 6000/4 = 1500 > 256: the table's end segment is extended, and explain says so
+    assert_matches_engine(ALEXNET, CORI, 4, 6000, "fc-model", "none", "paper", "table")
+    e = explain(ALEXNET, CORI, 4, 2, 6000, plan("fc-model"))
+    assert "outside the table (1…256)" in e.compute.note
+
+
+# --------------------------------------------------------------------------- formula registry
+
+
+@pytest.mark.parametrize("rate_of", list(RATE_TEXTS), ids=lambda f: f.__name__)
+def test_every_registered_text_reproduces_its_rate(rate_of) -> None:  # type: ignore[no-untyped-def]
+    text = RATE_TEXTS[rate_of]
+    for p in range(1, 600):
+        rate = rate_of(np.array([p]))
+        assert text.matches(rate, p), (rate_of.__name__, p)
+
+
+def test_a_wrong_text_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    right = RATE_TEXTS[paper_allreduce_rate]
+    wrong = RateText(3, right.latency, right.latency_of, right.fraction, right.fraction_of)
+    monkeypatch.setitem(RATE_TEXTS, paper_allreduce_rate, wrong)
+    fc6 = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model")).layer("fc6")
+    batch = next(line for line in fc6.lines if line.term == "batch")
+    assert batch.formula == "α·m(Pc) + β·w(Pc)·|W_i|/Pr"
+    assert batch.substituted == "2e-06·8 + 6.20881716410319e-10·1.875·37752832/32"
+    assert close(batch.seconds * 585.9375, 0.8141250159591437)
+
+
+def tree_allreduce_rate(p: np.ndarray) -> Rate:
+    """A stand-in for an algorithm without formula text: 2·lg p latency, 2·lg p words per word."""
+    lg = ceil_log2(p)
+    return Rate(2.0 * lg, 2.0 * lg)
+
+
+def test_an_algorithm_without_text_falls_back_to_the_engines_numbers(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ALGORITHMS, "tree", Algorithms("tree", bruck_allgather_rate,
+                                                       tree_allreduce_rate, "test only"))
+    e = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"), collectives="tree")
+    fc6 = e.layer("fc6")
+    model, batch = fc6.lines
+    assert model.formula == "α·m(Pr) + β·⌈B/Pc⌉·w(Pr)·d_i"
+    # m = 5 (Bruck) + 10 (tree), w = 31/32 + 10
+    assert model.substituted == "2e-06·15 + 6.20881716410319e-10·128·10.96875·4096"
+    assert batch.formula == "α·m(Pc) + β·w(Pc)·|W_i|/Pr"
+    assert batch.substituted == "2e-06·8 + 6.20881716410319e-10·8·37752832/32"
+    assert_matches_engine(ALEXNET, CORI, 512, 2048, "fc-model", "none", "tree", "table")
+    assert_matches_engine(ALEXNET, CORI, 512, 2048, "domain-batch", "none", "tree", "table")
+
+
+# --------------------------------------------------------------------------- hand-checked
+
+
+FC6_TEXT = """\
+fc6 (fc; model over Pr=32 × batch over Pc=16)
+  fc6 model: forward all-gather + backward all-reduce over Pr
+    formula:     3·(α·⌈log2 Pr⌉ + β·⌈B/Pc⌉·(Pr−1)/Pr·d_i)
+    where:       α = 2e-06 s, β = 6.20881716410319e-10 s/word, Pr = 32, ⌈B/Pc⌉ = ⌈2048/16⌉ = 128, d_i = 4096 activations/sample
+    substituted: 3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)
+    result:      0.000976044921875 s/iteration × 585.9375 iterations/epoch = 0.5719013214111328 s/epoch (8789.0625 messages, 892800000 words per epoch)
+  fc6 batch: weight-gradient all-reduce over Pc
+    formula:     2·(α·⌈log2 Pc⌉ + β·(Pc−1)/Pc·|W_i|/Pr)
+    where:       α = 2e-06 s, β = 6.20881716410319e-10 s/word, Pc = 16, |W_i| = 37752832 parameters, u_i = 4096 units, Pr = 32, |W_i|/Pr = 37752832/32 = 1179776 words
+    substituted: 2·(2e-06·4 + 6.20881716410319e-10·15/16·37752832/32)
+    result:      0.0013894400272369384 s/iteration × 585.9375 iterations/epoch = 0.8141250159591437 s/epoch (4687.5 messages, 1296140625 words per epoch)
+"""
+
+
+def test_fc6_worked_example_of_model_md() -> None:
+    """docs/model.md, "fc6 by hand": AlexNet, cori-knl, B = 2048, P = 512, fc-model, 32×16."""
+    e = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"), layers=["fc6"])
+    text = render_text(e, "epoch")
+    assert FC6_TEXT in text
+    # the numbers, independently: 15 messages and 3·(31/32)·128·4096 words per iteration
+    model_s = 15 * 2e-6 + 3 * 31 / 32 * 128 * 4096 * BETA
+    batch_s = 8 * 2e-6 + 2 * 15 / 16 * (9216 * 4096 + 4096) / 32 * BETA
+    fc6 = e.layer("fc6")
+    assert close(fc6.seconds("model") * 585.9375, model_s * 585.9375)
+    assert close(fc6.seconds("batch") * 585.9375, batch_s * 585.9375)
+    assert math.isclose(fc6.seconds("model") * 1_200_000 / 2048, 0.5719013214111328,
+                        rel_tol=1e-15)
+    assert math.isclose(fc6.seconds("batch") * 1_200_000 / 2048, 0.8141250159591437,
+                        rel_tol=1e-15)
+    # the whole grid is still summed: docs/model.md's 26.74043235821882 s/epoch
+    assert "whole grid" in text
+    assert math.isclose(e.total.seconds * 585.9375, 26.74043235821882, rel_tol=1e-12)
+    assert [layer.name for layer in e.layers] == ["fc6"]
+    assert "compute: measured table 'paper-figures' (alexnet)" in text
+    assert "T(b) = T(4) = 11450 s" in text
+
+
+def test_uneven_shard_of_fc8_is_written_out() -> None:
+    fc8 = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"), layers=["fc8"]).layer("fc8")
+    batch = fc8.lines[1]
+    assert batch.formula == "2·(α·⌈log2 Pc⌉ + β·(Pc−1)/Pc·|W_i|·⌈u_i/Pr⌉/u_i)"
+    assert batch.substituted == "2·(2e-06·4 + 6.20881716410319e-10·15/16·4097000·32/1000)"
+    assert ("|W_i|·⌈u_i/Pr⌉/u_i", "4097000·⌈1000/32⌉/1000 = 131104 words") in batch.bindings
+    assert batch.note.startswith("uneven: Pr = 32 does not divide u_i = 1000 units")
+    assert close(batch.seconds, 8 * 2e-6 + 2 * 15 / 16 * 131104 * BETA)
+
+
+def test_domain_layer_halo_terms() -> None:
+    """conv2 of AlexNet split 8 ways by height, 64 ways by batch (domain-batch, P = 512):
+    5×5 kernel on 27×27×96 → 27×27×256, 32 samples per process."""
+    e = explain(ALEXNET, CORI, 512, 8, 2048, plan("domain-batch"), layers=["conv2"])
+    conv2 = e.layer("conv2")
+    assert (conv2.split, conv2.pr, conv2.pc) == ("domain", 8, 64)
+    forward, backward, weights = conv2.lines
+    assert forward.formula == "α + β·⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋"
+    assert forward.substituted == "2e-06 + 6.20881716410319e-10·32·27·96·2"
+    assert forward.words == 32 * 27 * 96 * 2 == 165888
+    assert close(forward.seconds, 2e-6 + 165888 * BETA)
+    assert backward.formula == "α + β·⌈B/Pc⌉·Y_W·Y_C·⌊k_w/2⌋"
+    assert backward.substituted == "2e-06 + 6.20881716410319e-10·32·27·256·2"
+    assert close(backward.seconds, 2e-6 + 32 * 27 * 256 * 2 * BETA)
+    assert weights.formula == "2·(α·⌈log2 P⌉ + β·(P−1)/P·|W_i|)"
+    assert weights.substituted == "2·(2e-06·9 + 6.20881716410319e-10·511/512·307456)"
+    assert close(weights.seconds, 18 * 2e-6 + 2 * 511 / 512 * 307456 * BETA)
+    assert close(conv2.seconds("domain"), forward.seconds + backward.seconds)
+    assert conv2.seconds("model") == 0.0
+    text = render_text(e, "iteration")
+    assert "  conv2 domain: forward halo exchange over Pr\n" in text
+    assert "⌈B/Pc⌉ = ⌈2048/64⌉ = 32, X_W = 27, X_C = 96, ⌊k_h/2⌋ = ⌊5/2⌋ = 2" in text
+
+
+def test_halo_is_zero_without_split_or_for_one_by_one_kernels() -> None:
+    resnet = load_network("resnet50")
+    one_by_one = next(layer.name for layer in resnet.layers
+                      if layer.kind == "conv" and layer.kernel == (1, 1))
+    layer = explain(resnet, CORI, 64, 4, 256, plan("domain-batch"),
+                    layers=[one_by_one]).layer(one_by_one)
+    forward, backward, _ = layer.lines
+    assert forward.seconds == backward.seconds == 0.0
+    assert forward.substituted == "0"
+    assert forward.note == "⌊k_h/2⌋ = 0: a kernel of 1 needs no halo"
+    unsplit = explain(ALEXNET, CORI, 64, 1, 2048, plan("domain-batch"),
+                      layers=["conv2"]).layer("conv2")
+    assert unsplit.lines[0].note == "Pr = 1: the image is not split"
+    assert unsplit.seconds("domain") == 0.0
+
+
+def test_compute_interpolated_between_table_entries() -> None:
+    # b = 1000/128 = 7.8125, between the entries 4 (11450 s) and 16 (4603 s)
+    e = explain(ALEXNET, CORI, 128, 8, 1000, plan("fc-model"))
+    b = 1000 / 128
+    t = 11450 * (b / 4) ** (math.log(4603 / 11450) / math.log(16 / 4))
+    assert math.isclose(e.compute.seconds, t / 128 * 1000 / 1_200_000, rel_tol=1e-12)
+    assert "T(7.8125) = 11450·(7.8125/4)^(ln(4603/11450)/ln(16/4))" in e.compute.bindings[1][1]
+    assert e.compute.note == ""
+
+
+def test_compute_flop_model_and_overlap_batch() -> None:
+    e = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"), overlap="batch",
+                compute="flops")
+    assert e.compute.formula == "B·3·2·MACs/(P·R)"
+    assert e.compute.substituted == f"2048·3·2·{ALEXNET.macs}/(512·2330000000000)"
+    assert close(e.compute.seconds, 2048 * 6 * ALEXNET.macs / (512 * 2.33e12))
+    assert e.total.formula == "max(compute, batch) + model + domain"
+    model, batch, domain = (s.seconds for s in e.sums)
+    assert close(e.total.seconds, max(e.compute.seconds, batch) + model + domain)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(UsageError, match=r"^--pr: expected a divisor of P=512, got 7$"):
+        explain(ALEXNET, CORI, 512, 7, 2048, plan("fc-model"))
+    with pytest.raises(UnknownName, match="did you mean 'fc6'"):
+        explain(ALEXNET, CORI, 512, 8, 2048, plan("fc-model"), layers=["fc66"])
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+FC6_ARGS = ("explain", "--net", "alexnet", "--P", "512", "--pr", "32", "--plan", "fc-model",
+            "--layer", "fc6")
+
+
+def test_cli_text_shows_the_worked_example() -> None:
+    out = run(*FC6_ARGS)
+    assert out.startswith("alexnet on cori-knl: 32×16 grid (P=512, B=2048), plan fc-model, "
+                          "overlap none, collectives paper, compute table 'paper-figures' "
+                          "(alexnet)\n")
+    assert FC6_TEXT in out
+    assert "= 26.740432358218825 s/epoch" in out
+
+
+def test_cli_json_and_markdown() -> None:
+    record = json.loads(run(*FC6_ARGS, "--format", "json"))
+    (fc6,) = record["layers"]
+    model, batch = fc6["terms"]
+    assert model["seconds_per_epoch"] == 0.5719013214111328
+    assert batch["seconds_per_epoch"] == 0.8141250159591437
+    assert model["formula"] == "3·(α·⌈log2 Pr⌉ + β·⌈B/Pc⌉·(Pr−1)/Pr·d_i)"
+    assert {"symbol": "⌈B/Pc⌉", "value": "⌈2048/16⌉ = 128"} in model["bindings"]
+    assert record["pr"] == 32 and record["pc"] == 16 and record["feasible"] is True
+    assert record == explanation_record(explain(ALEXNET, CORI, 512, 32, 2048,
+                                                plan("fc-model"), layers=["fc6"]))
+    md = run(*FC6_ARGS, "--format", "markdown")
+    assert "#### fc6 (fc; model over Pr=32 × batch over Pc=16)" in md
+    assert "| 0.000976044921875 | 0.5719013214111328 |" in md
+    assert "\\|W_i\\|/Pr" in md  # pipes inside cells are escaped
+    assert md == render_markdown(explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"),
+                                         layers=["fc6"]), "epoch")
+
+
+def test_cli_without_layer_explains_every_layer_and_per_iteration() -> None:
+    out = run("explain", "--net", "alexnet", "--P", "512", "--pr", "16", "--per", "iteration")
+    for layer in ALEXNET.layers:
+        assert f"\n{layer.name} (" in out
+    assert " s/epoch" not in out
+
+
+def test_cli_infeasible_grid_is_still_explained() -> None:
+    out = run("explain", "--net", "alexnet", "--P", "512", "--pr", "512")
+    assert "— INFEASIBLE: Pr=512 > 96 filters of conv1" in out.splitlines()[0]
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--pr", "7"), "gridcost: --pr: expected a divisor of P=512, got 7"),
+    (("--pr", "8", "--layer", "fc66"),
+     "gridcost: unknown layer 'fc66'; did you mean 'fc6' or 'fc7' or 'fc8'? (known: conv1, "
+     "conv2, conv3, conv4, conv5, fc6, fc7, fc8)"),
+    (("--pr", "0"), "gridcost: --pr: expected a positive integer, got '0'"),
+    (("--pr", "8", "--plan", "fc-modle"),
+     "gridcost: unknown plan 'fc-modle'; did you mean 'fc-model'? (known: beyond-batch, "
+     "domain-batch, fc-model, model-batch)"),
+])
+def test_cli_errors_are_one_line_exit_2(capsys: pytest.CaptureFixture[str],
+                                        args: tuple[str, ...], message: str) -> None:
+    code = main(["explain", "--net", "alexnet", "--P", "512", *args])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert out == ""
+    assert err == message + "\n"
+
+
+def test_the_examples_in_docs_explain_md_are_current() -> None:
+    """Each ```text block of docs/explain.md is a `$ gridcost explain …` run, verbatim or with
+    some lines elided (…); every shown line must be in today's output, in order."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
+    blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]]
+    assert len(blocks) == 3
+    for block in blocks:
+        command, *shown = block.splitlines()
+        assert command.startswith("$ gridcost explain ")
+        out = run(*command.split()[2:]).splitlines()
+        position = 0
+        for line in shown:
+            if line.strip() == "…":
+                continue
+            position = out.index(line, position) + 1

@@ -24,7 +24,7 @@ import numpy as np
 from costmodel.cost import CostTable
 from costmodel.loaders import load_machine, load_network
 from costmodel.plans import PLANS
-from costmodel.report import Table, render_csv, render_markdown
+from costmodel.report import Table, render_csv, render_latex, render_markdown
 from costmodel.search import (
     Optimum,
     ScalingLimits,
@@ -704,8 +704,8 @@ def artefacts(repro: Reproduction, formats: Sequence[str] = ("png",), dpi: int =
               figures: bool = True) -> dict[str, str | bytes]:
     """Everything ``gridcost reproduce`` writes: {relative file name: text or image bytes}.
 
-    Per experiment ``<key>.md``/``.csv`` (plus ``fig9_scaling``), per study
-    ``<key>.md``/``.csv`` and ``<key>_limits.md``/``.csv``, ``claims.json``, ``claims.md``,
+    Per experiment ``<key>.md``/``.csv``/``.tex`` (plus ``fig9_scaling``), per study the same
+    for ``<key>`` and ``<key>_limits``, ``claims.json``, ``claims.md``, ``claims.tex``,
     ``README.md`` (the document with links into this folder), and with ``figures`` one image
     per experiment and study in each of ``formats``.
     """
@@ -714,6 +714,7 @@ def artefacts(repro: Reproduction, formats: Sequence[str] = ("png",), dpi: int =
     def table(name: str, t: Table) -> None:
         out[f"{name}.md"] = render_markdown(t)
         out[f"{name}.csv"] = render_csv(t)
+        out[f"{name}.tex"] = render_latex(t)
 
     for exp in repro.experiments:
         table(exp.key, figure_table(exp))
@@ -725,6 +726,7 @@ def artefacts(repro: Reproduction, formats: Sequence[str] = ("png",), dpi: int =
         table(f"{study.key}_limits", limits_table(study))
     out["claims.json"] = claims_json(repro.claims)
     out["claims.md"] = claims_markdown(repro.claims)
+    out["claims.tex"] = render_latex(claims_table(repro.claims))
     out["README.md"] = render_document(repro, figures="", image=formats[0] if formats else "png")
     if figures:
         from costmodel import plot

@@ -250,7 +250,7 @@ def test_cli_writes_every_file_once_and_identically_twice(tmp_path: Path) -> Non
         lines = result.stdout.splitlines()
         files = sorted(p.name for p in out.iterdir())
         assert lines == [str(out / name) for name in files] + [str(tmp_path / f"{run}.md")]
-        assert "claims.json" in files and "fig6.csv" in files and "fig9_scaling.md" in files
+        assert {"claims.json", "claims.tex", "fig6.csv", "fig6.tex", "fig9_scaling.md"} <= set(files)
         outputs.append({name: (out / name).read_bytes() for name in files})
     assert outputs[0] == outputs[1]
     doc = (tmp_path / "a.md").read_text(encoding="utf-8")

@@ -615,6 +615,59 @@ def _single(value: str, option: str) -> str:
 
 
 @cli.command()
+@click.option("--out", "out", required=True, metavar="DIR",
+              help="Folder for the figures, tables and claims (created if missing).")
+@click.option("--format", "formats", type=click.Choice(["png", "svg", "pdf"]), multiple=True,
+              help="Figure format; repeat for several.  [default: png]")
+@click.option("--doc", "doc", default=None, metavar="FILE",
+              help="Also write the reproduction document here, linking into DIR.")
+@click.option("--beyond/--no-beyond", default=True, show_default=True,
+              help="Also run the VGG-16/ResNet-50 study on cori-knl and a100-ib.")
+@click.option("--figures/--no-figures", default=True, show_default=True,
+              help="Draw the figures (--no-figures: tables, claims and document only).")
+def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
+              figures: bool) -> None:
+    """Recompute the paper's Figs. 6-10 and check its headline claims (cost-model.md §9).
+
+    Writes one figure per experiment, Markdown and CSV tables of the numbers plotted,
+    claims.json and claims.md (each claim: paper, gridcost, difference, why) and README.md;
+    prints one line per file.  The output is deterministic.
+
+    \b
+    Examples:
+      gridcost reproduce --out repro
+      gridcost reproduce --out docs/figures --doc docs/reproduction.md
+      gridcost reproduce --out repro --format svg --no-beyond
+    """
+    import os
+
+    from costmodel import reproduce as rep
+
+    result = rep.reproduce(beyond=beyond)
+    files = rep.artefacts(result, formats=formats or ("png",), figures=figures)
+    if doc is not None:
+        files_doc = rep.render_document(result, figures=rep.relative_link(doc, out),
+                                        image=(formats or ("png",))[0])
+    try:
+        os.makedirs(out, exist_ok=True)
+        for name, content in files.items():
+            path = os.path.join(out, name)
+            if isinstance(content, bytes):
+                with open(path, "wb") as binary:
+                    binary.write(content)
+            else:
+                with open(path, "w", encoding="utf-8", newline="\n") as text:
+                    text.write(content)
+            click.echo(path)
+        if doc is not None:
+            with open(doc, "w", encoding="utf-8", newline="\n") as text:
+                text.write(files_doc)
+            click.echo(doc)
+    except OSError as exc:
+        raise UsageError(f"--out: cannot write into {out!r}: {exc.strerror}") from None
+
+
+@cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
 def nets(fmt: str) -> None:

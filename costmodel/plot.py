@@ -10,6 +10,7 @@ in seconds, read off the library's result objects (:class:`~costmodel.search.Opt
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import textwrap
@@ -540,3 +541,29 @@ def save(fig: Figure, path: str | os.PathLike[str]) -> None:
                          f".pdf, got {Path(path).suffix or 'no extension'!r}")
     with matplotlib.rc_context({"svg.hashsalt": "gridcost", "pdf.compression": 6}):
         fig.savefig(path, format=ext, dpi=PNG_DPI, metadata=_METADATA[ext])
+
+
+def panels(n: int) -> tuple[Figure, list[Axes]]:
+    """A new Figure with ``n`` panels in two columns (one column for n = 1), and its Axes."""
+    if n < 1:
+        raise UsageError(f"panels: expected at least one panel, got {n}")
+    return _panels(n)
+
+
+def figure_of(drawn: Figure | Axes) -> Figure:
+    """The Figure of what a plotting function returned (a Figure, or an Axes of one)."""
+    return drawn if isinstance(drawn, Figure) else _figure_of(drawn)
+
+
+def figure_bytes(drawn: Figure | Axes, fmt: str, dpi: int = PNG_DPI) -> bytes:
+    """The figure (or the figure of an Axes) encoded as ``fmt`` (png, svg, pdf), as bytes.
+
+    The same reproducible settings as :func:`save` (no dates or versions in the metadata, fixed
+    SVG hash salt): drawing and encoding the same figure twice gives identical bytes.
+    """
+    if fmt not in SAVE_FORMATS:
+        raise UsageError(f"format: expected one of {', '.join(SAVE_FORMATS)}, got {fmt!r}")
+    buffer = io.BytesIO()
+    with matplotlib.rc_context({"svg.hashsalt": "gridcost", "pdf.compression": 6}):
+        figure_of(drawn).savefig(buffer, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
+    return buffer.getvalue()

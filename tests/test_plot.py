@@ -281,3 +281,25 @@ def test_importing_plot_leaves_pyplot_alone() -> None:
     code = ("import sys, costmodel.plot; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------- bytes and panels
+
+
+def test_figure_bytes_of_an_axes_equals_that_of_its_figure(optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima[:1])
+    ax = fig.axes[0]
+    assert plot.figure_bytes(ax, "svg") == plot.figure_bytes(fig, "svg")
+    assert plot.figure_of(ax) is fig
+
+
+def test_figure_bytes_rejects_an_unknown_format(optima: list[Optimum]) -> None:
+    with pytest.raises(UsageError, match=r"^format: expected one of png, svg, pdf, got 'gif'$"):
+        plot.figure_bytes(plot.grid_bars(optima[:1]), "gif")
+
+
+def test_panels_gives_n_visible_axes() -> None:
+    fig, axes = plot.panels(3)
+    assert len(axes) == 3 and sum(ax.get_visible() for ax in fig.axes) == 3
+    with pytest.raises(UsageError, match=r"^panels: expected at least one panel, got 0$"):
+        plot.panels(0)

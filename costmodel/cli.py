@@ -62,6 +62,40 @@ def model_options(func: F) -> F:
     return func
 
 
+def memory_options(func: F) -> F:
+    """--memory-check/--no-memory-check and --optimizer (docs/memory.md)."""
+    func = click.option(
+        "--optimizer", default=None, metavar="OPT",
+        help="Optimizer state for the memory check: sgd (0), momentum (4), adam (8 bytes per "
+             "parameter) or a number of bytes per parameter; default: the machine profile's "
+             "'optimizer' (sgd when absent).  Turns the memory check on.")(func)
+    return click.option(
+        "--memory-check/--no-memory-check", "memory_check", default=None,
+        help="Mark grids that do not fit in the machine profile's 'memory' per process as "
+             "infeasible and report memory per process.  Off by default (the paper's "
+             "setting); --optimizer turns it on.")(func)
+
+
+def _memory(mach: Any, memory_check: bool | None, optimizer: str | None) -> Any:
+    """The MemoryCheck the options ask for, or None (docs/memory.md)."""
+    from costmodel.memory import MemoryCheck
+
+    per_param = _optimizer_bytes(mach, optimizer)
+    if not (memory_check or (memory_check is None and optimizer is not None)):
+        return None
+    if mach.memory_bytes is None:
+        raise UsageError(f"--memory-check: machine {mach.name!r} has no 'memory' (bytes per "
+                         "process); add e.g. 'memory: 16 GiB' to its profile")
+    return MemoryCheck(mach.memory_bytes, per_param)
+
+
+def _optimizer_bytes(mach: Any, optimizer: str | None) -> float:
+    from costmodel.memory import optimizer_bytes
+
+    return (float(mach.optimizer_bytes_per_param) if optimizer is None
+            else optimizer_bytes(optimizer))
+
+
 def output_options(func: F) -> F:
     """--format and --output."""
     func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
@@ -88,12 +122,21 @@ def _load(net: str, machine: str) -> tuple[Any, Any]:
     return load_network(net), load_machine(machine)
 
 
-def _settings(overlap: str, collectives: str, compute: str) -> Any:
+def _settings(overlap: str, collectives: str, compute: str, memory: Any = None) -> Any:
     from costmodel.collectives import algorithms
     from costmodel.search import Settings
 
     algorithms(collectives)  # validate the name before any work
-    return Settings(overlap=overlap, collectives=collectives, compute=compute)  # type: ignore[arg-type]
+    return Settings(overlap=overlap, collectives=collectives, compute=compute,  # type: ignore[arg-type]
+                    memory=memory)
+
+
+def _memory_settings(memory: Any) -> dict[str, Any]:
+    """Provenance of the memory check: present only when it is on."""
+    if memory is None:
+        return {}
+    return {"memory_check": True, "memory_bytes": memory.capacity_bytes,
+            "optimizer_bytes_per_param": memory.optimizer_bytes_per_param}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -143,7 +186,8 @@ def _show(result: Result, fmt: str, output: str) -> None:
 
 def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                      collectives: str, compute: str, per: str, plan_name: str,
-                     efficiency: float) -> Result:
+                     efficiency: float, memory_check: bool | None = None,
+                     optimizer: str | None = None) -> Result:
     from costmodel.plans import PLANS, plan
     from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
@@ -153,7 +197,8 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
     _check_efficiency(efficiency)
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute)
+    memory = _memory(mach, memory_check, optimizer)
+    settings = _settings(overlap, collectives, compute, memory)
     records = []
     for chosen in plans:
         result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
@@ -161,7 +206,8 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         records.append(optimum_record(result, per))  # type: ignore[arg-type]
     provenance = _provenance("optimize", net, machine, {
         "P": P, "batch": B, "plan": plan_name, "overlap": overlap, "collectives": collectives,
-        "compute": compute, "per": per, "efficiency_threshold": efficiency})
+        "compute": compute, "per": per, "efficiency_threshold": efficiency,
+        **_memory_settings(memory)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
     return Result([plans_table(records)], {"plans": records}, provenance)
@@ -173,11 +219,13 @@ def _check_efficiency(efficiency: float) -> None:
 
 
 def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                   collectives: str, compute: str, per: str, pr: str, plan_name: str) -> Result:
+                   collectives: str, compute: str, per: str, pr: str, plan_name: str,
+                   memory_check: bool | None = None, optimizer: str | None = None) -> Result:
     import numpy as np
 
     from costmodel.cost import evaluate
     from costmodel.grids import Grids
+    from costmodel.memory import memory_table
     from costmodel.plans import plan
     from costmodel.report import layer_records, layers_table, unit_of
     from costmodel.search import check_batch, reason
@@ -189,10 +237,12 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
-    s = _settings(overlap, collectives, compute)
+    memory = _memory(mach, memory_check, optimizer)
+    s = _settings(overlap, collectives, compute, memory)
     grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
-    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute)
-    records = layer_records(table, 0, per)  # type: ignore[arg-type]
+    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory)
+    held = memory_table(network, grids, chosen, mach.word_bytes, _optimizer_bytes(mach, optimizer))
+    records = layer_records(table, 0, per, held)  # type: ignore[arg-type]
     unit = unit_of(per)  # type: ignore[arg-type]
     feasible = bool(table.feasible[0])
     title = (f"{network.name} on {mach.name}: {R}×{P // R} grid, B={B}, plan {chosen.name}"
@@ -202,13 +252,15 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
               "reason": reason(table, 0) or None, "layers": records}
     provenance = _provenance("layers", net, machine, {
         "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
-        "collectives": collectives, "compute": compute, "per": per})
+        "collectives": collectives, "compute": compute, "per": per,
+        **_memory_settings(memory)})
     return Result([layers_table(records, unit, title)], record, provenance)
 
 
 def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                   collectives: str, compute: str, per: str, per_process: str | None,
-                  plan_name: str, efficiency: float) -> Result:
+                  plan_name: str, efficiency: float, memory_check: bool | None = None,
+                  optimizer: str | None = None) -> Result:
     import numpy as np
 
     from costmodel.grids import parse_processes
@@ -229,7 +281,8 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         label = f"B={B}"
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute)
+    memory = _memory(mach, memory_check, optimizer)
+    settings = _settings(overlap, collectives, compute, memory)
     records, tables = [], []
     for chosen in plans:
         result = run_sweep(network, mach, ps, batches, chosen, settings)
@@ -244,7 +297,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         "P": processes, "batch": None if per_process else int(batches[0]),
         "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
         "overlap": overlap, "collectives": collectives, "compute": compute, "per": per,
-        "efficiency_threshold": efficiency})
+        "efficiency_threshold": efficiency, **_memory_settings(memory)})
     return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
 
@@ -267,6 +320,7 @@ per_process_option = click.option(
 
 @cli.command()
 @model_options
+@memory_options
 @plan_option(all_allowed=True)
 @efficiency_option
 @output_options
@@ -284,6 +338,7 @@ def optimize(fmt: str, output: str, **options: Any) -> None:
 
 @cli.command()
 @model_options
+@memory_options
 @pr_option
 @plan_option(all_allowed=False)
 @output_options
@@ -350,6 +405,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str, co
 
 @cli.command()
 @model_options
+@memory_options
 @per_process_option
 @plan_option(all_allowed=True)
 @efficiency_option
@@ -403,6 +459,7 @@ def _show_report(result: Result, fmt: str, output: str) -> None:
 
 @report.command("grids")
 @model_options
+@memory_options
 @plan_option(all_allowed=True)
 @efficiency_option
 @report_options
@@ -418,6 +475,7 @@ def report_grids(fmt: str, output: str, **options: Any) -> None:
 
 @report.command("layers")
 @model_options
+@memory_options
 @pr_option
 @plan_option(all_allowed=False)
 @report_options
@@ -433,6 +491,7 @@ def report_layers(fmt: str, output: str, **options: Any) -> None:
 
 @report.command("sweep")
 @model_options
+@memory_options
 @per_process_option
 @plan_option(all_allowed=True)
 @efficiency_option

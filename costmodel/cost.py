@@ -17,6 +17,7 @@ import numpy as np
 from costmodel.collectives import Algorithms, CollectiveCost, algorithms, halo_exchange
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
+from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
 from costmodel.specs import Layer, Machine, Network
 
@@ -26,6 +27,9 @@ TERMS = ("model", "batch", "domain")
 
 # Feasibility codes per grid × layer, in the order a reason is reported (cost-model.md §6).
 OK, NO_SAMPLES, MODEL_TOO_WIDE, STRIP_TOO_THIN = 0, 1, 2, 3
+# Per grid (not per layer), only under a memory check (docs/memory.md): the grid's bytes per
+# process exceed the machine's memory.  Reported after every per-layer code.
+OUT_OF_MEMORY = 4
 
 
 @dataclass(frozen=True)
@@ -175,6 +179,27 @@ def group_feasibility(group: LayerGroup, layers: LayerArrays,
     return code, uneven
 
 
+def group_feasible(group: LayerGroup, layers: LayerArrays, batch: np.ndarray) -> np.ndarray:
+    """(G,) every layer of ``group`` feasible (§6), tested against the narrowest layer; ``batch``
+    has shape (G, 1)."""
+    pr, pc = group.pr[:, 0], group.pc[:, 0]
+    if group.mode == MODEL:
+        widest = pr <= layers.split_size.min()
+    else:
+        strip = np.maximum(1.0, layers.halo_h)
+        widest = (pr == 1) | (pr <= np.floor(layers.in_height / strip).min())
+    return np.asarray((pc <= batch[:, 0]) & widest)
+
+
+def structurally_feasible(network: Network, grids: Grids, plan: Plan) -> np.ndarray:
+    """(G,) the feasibility of §6 alone (no costs, no memory): Pc ≤ B and every split fits."""
+    layers = LayerArrays.of(network)
+    ok = np.ones(len(grids), dtype=bool)
+    for group in plan.groups(grids, layers.is_conv):
+        ok &= group_feasible(group, layers.take(group.index), grids.batch[:, None])
+    return ok
+
+
 def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
                             model: ComputeModel = "auto") -> tuple[np.ndarray, str, np.ndarray]:
     """Compute seconds per iteration on each grid (cost-model.md §7), shape (G,).
@@ -243,13 +268,7 @@ class GroupCost:
     def feasible(self) -> np.ndarray:
         """(G,) every layer of the group feasible (§6): the same test as :attr:`code`, against
         the narrowest layer — Pr ≤ min split, or Pr·max(1, ⌊k_h/2⌋) ≤ X_H for every layer."""
-        pr, pc = self.group.pr[:, 0], self.group.pc[:, 0]
-        if self.group.mode == MODEL:
-            widest = pr <= self.layers.split_size.min()
-        else:
-            strip = np.maximum(1.0, self.layers.halo_h)
-            widest = (pr == 1) | (pr <= np.floor(self.layers.in_height / strip).min())
-        return np.asarray((pc <= self.batch[:, 0]) & widest)
+        return group_feasible(self.group, self.layers, self.batch)
 
     @functools.cached_property
     def _code_and_uneven(self) -> tuple[np.ndarray, np.ndarray]:
@@ -323,6 +342,7 @@ class CostTable:
     compute_model: str
     compute_outside_table: np.ndarray
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    memory_check: MemoryCheck | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -368,11 +388,33 @@ class CostTable:
 
     @property
     def feasible(self) -> np.ndarray:
-        """(G,) True where every layer of the grid is feasible."""
+        """(G,) True where every layer of the grid is feasible (and, under a memory check, the
+        grid fits in the machine's memory)."""
         ok = np.ones(len(self.grids), dtype=bool)
         for group in self.groups:
             ok &= group.feasible
+        if self.memory_check is not None:
+            ok &= self.memory_fits
         return ok
+
+    @property
+    def memory(self) -> MemoryTable:
+        """Bytes per process of every grid × layer (docs/memory.md), with the check's optimizer
+        state (none without a check)."""
+        if "memory" not in self._cache:
+            check = self.memory_check
+            self._cache["memory"] = memory_table(
+                self.network, self.grids, self.plan, self.machine.word_bytes,
+                check.optimizer_bytes_per_param if check is not None else 0.0)
+        table: MemoryTable = self._cache["memory"]
+        return table
+
+    @property
+    def memory_fits(self) -> np.ndarray:
+        """(G,) True where the grid fits in the checked memory (always, without a check)."""
+        if self.memory_check is None:
+            return np.ones(len(self.grids), dtype=bool)
+        return self.memory.fits(self.memory_check.capacity_bytes)
 
     @property
     def uneven(self) -> np.ndarray:
@@ -417,14 +459,15 @@ def _check(grids: Grids, overlap: str) -> None:
 
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str = "paper",
-             compute: ComputeModel = "auto") -> CostTable:
-    """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7)."""
+             compute: ComputeModel = "auto", memory: MemoryCheck | None = None) -> CostTable:
+    """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7); with
+    ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md)."""
     _check(grids, overlap)
     algo = algorithms(collectives)
     groups = group_costs(LayerArrays.of(network), grids, plan, algo)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
-                     compute_model, outside)
+                     compute_model, outside, memory_check=memory)
 
 
 @dataclass(frozen=True)
@@ -441,7 +484,8 @@ class GridTotals:
 
 def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                     overlap: Overlap = "none", collectives: str = "paper",
-                    compute: ComputeModel = "auto") -> GridTotals:
+                    compute: ComputeModel = "auto",
+                    memory: MemoryCheck | None = None) -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
 
     Costs each distinct layer once and weights it by its multiplicity: the same sums, several
@@ -457,6 +501,10 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
         for term in TERMS:
             sums[term] += group.summed_seconds(term, alpha, beta, weight)
         feasible &= group.feasible
+    if memory is not None:
+        feasible &= memory_table(network, grids, plan, machine.word_bytes,
+                                 memory.optimizer_bytes_per_param,
+                                 unique=True).fits(memory.capacity_bytes)
     compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
     return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible)

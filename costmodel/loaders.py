@@ -8,6 +8,7 @@ Bundled files are found by name through ``importlib.resources``.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 import yaml
 
 from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
+from costmodel.memory import OPTIMIZERS
 from costmodel.specs import ComputeTable, Layer, Machine, Network, Shape
 from costmodel.units import parse_quantity
 
@@ -409,7 +411,7 @@ def load_network(name_or_path: str) -> Network:
 
 _ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
-                 "flop_rate", "memory", "compute"}
+                 "flop_rate", "memory", "optimizer", "compute"}
 
 
 def machine_from_document(doc: Document) -> Machine:
@@ -424,6 +426,7 @@ def machine_from_document(doc: Document) -> Machine:
     if top.has("compute"):
         tables, default_table = _compute_tables(top.raw("compute"), doc.source)
     memory = top.quantity("memory", "bytes") if top.has("memory") else None
+    optimizer = _optimizer(top) if top.has("optimizer") else 0.0
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
@@ -431,10 +434,22 @@ def machine_from_document(doc: Document) -> Machine:
         word_bytes=top.integer("word_bytes", default=4),
         flop_rate=top.quantity("flop_rate", "flop_rate"),
         memory_bytes=memory,
+        optimizer_bytes_per_param=optimizer,
         compute_tables=tables,
         default_table=default_table,
         description=top.text("description", default=""),
     )
+
+
+def _optimizer(top: Fields) -> float:
+    """Optimizer state in bytes per parameter: a name (sgd, momentum, adam) or a number ≥ 0."""
+    value = top.raw("optimizer")
+    if isinstance(value, str) and value in OPTIMIZERS:
+        return OPTIMIZERS[value]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise top.error("optimizer", f"one of {', '.join(OPTIMIZERS)} or a number of bytes per "
+                                     "parameter ≥ 0", value)
+    return float(value)
 
 
 def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...], str | None]:

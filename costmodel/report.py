@@ -19,6 +19,7 @@ import numpy as np
 
 from costmodel import __version__
 from costmodel.cost import TERMS, CostTable
+from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
 from costmodel.plans import MODE_NAMES
 from costmodel.search import (
     FeasibilityLimit,
@@ -75,10 +76,48 @@ def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> li
             "speedup_vs_pure_batch": (_num(baseline_total / total[g])
                                       if baseline_total and feasible[g] else None),
         }
+        if table.memory_check is not None:
+            record["memory_bytes"] = float(table.memory.total[g])
         if not feasible[g]:
             record["reason"] = reason(table, g)
         records.append(record)
     return records
+
+
+def grid_memory_record(table: CostTable, grid: int) -> dict[str, Any]:
+    """Bytes per process of one grid by component, whether it fits, and the largest per-process
+    batch b (global batch b·P) that would fit on it (docs/memory.md)."""
+    memory = table.memory
+    check = table.memory_check
+    record: dict[str, Any] = {
+        "pr": int(table.grids.pr[grid]), "pc": int(table.grids.pc[grid]),
+        "total_bytes": float(memory.total[grid]),
+        **{f"{c}_bytes": float(memory.component(c)[grid]) for c in COMPONENTS},
+    }
+    if check is not None:
+        record["fits"] = bool(memory.fits(check.capacity_bytes)[grid])
+        record["largest_per_process_batch"] = int(
+            memory.largest_local_batch(check.capacity_bytes)[grid])
+    return record
+
+
+def memory_record(opt: Optimum) -> dict[str, Any] | None:
+    """The `memory` block of an `optimize` record (docs/json.md); None without a check."""
+    check = opt.table.memory_check
+    if check is None:
+        return None
+    fitting = opt.fitting
+    return {
+        "capacity_bytes": check.capacity_bytes,
+        "optimizer_bytes_per_param": check.optimizer_bytes_per_param,
+        "word_bytes": opt.table.machine.word_bytes,
+        "best": grid_memory_record(opt.table, opt.best) if opt.best is not None else None,
+        "pure_batch": grid_memory_record(opt.pure_batch, 0),
+        "smallest_fitting_P": fitting.processes if fitting else None,
+        "smallest_fitting_grid": ({"pr": fitting.pr, "pc": fitting.pc}
+                                  if fitting and fitting.processes else None),
+        "smallest_fitting_searched_up_to_P": fitting.searched_up_to if fitting else None,
+    }
 
 
 def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | None:
@@ -140,15 +179,21 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
                        "reason": reason(opt.pure_model, 0) or None},
         "scaling_limit": limits_record(opt.limits, per),
     }
+    if table.memory_check is not None:
+        record["memory"] = memory_record(opt)
     if best is None:
         record["error"] = "no feasible grid"
         record["reason"] = no_feasible_grid_message(table)
     return record
 
 
-def layer_records(table: CostTable, grid: int, per: Per) -> list[dict[str, Any]]:
-    """Per-layer breakdown of one grid: split, group sizes, collective, words and seconds."""
+def layer_records(table: CostTable, grid: int, per: Per,
+                  memory: MemoryTable | None = None) -> list[dict[str, Any]]:
+    """Per-layer breakdown of one grid: split, group sizes, collective, words and seconds, and
+    the bytes per process of each memory component (``memory``, default ``table.memory``)."""
     scale = float(_scale(table, per)[grid])
+    memory = table.memory if memory is None else memory
+    held = {c: memory.layer(c)[grid] for c in COMPONENTS}
     records = []
     for i, layer in enumerate(table.network.layers):
         mode = int(table.layout.mode[grid, i])
@@ -165,6 +210,8 @@ def layer_records(table: CostTable, grid: int, per: Per) -> list[dict[str, Any]]
             record[f"{term}_comm_s"] = float(table.seconds(term)[grid, i]) * scale
         record["comm_s"] = sum(record[f"{t}_comm_s"] for t in TERMS)
         record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name)
+        for c in COMPONENTS:
+            record[f"{c}_bytes"] = float(held[c][i])
         records.append(record)
     return records
 
@@ -281,7 +328,12 @@ def grids_table(record: dict[str, Any]) -> Table:
         values = [g[k] if g["feasible"] else None for k in
                   ("compute_s", "model_comm_s", "batch_comm_s", "domain_comm_s", "total_s",
                    "speedup_vs_pure_batch")]
-        rows.append([g["pr"], g["pc"], *values, note])
+        row = [g["pr"], g["pc"], *values]
+        if "memory" in record:
+            row.append(g["memory_bytes"] / GIB)
+        rows.append([*row, note])
+    if "memory" in record:
+        headers.insert(-1, "memory [GiB/process]")
     title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
              f"plan {record['plan']}, overlap {record['overlap']}, collectives "
              f"{record['collectives']}, compute {record['compute_model']}")
@@ -311,10 +363,39 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
                      f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
                      f"; {_limits_text(limits, limits['swept'][-1]['P'])}")
+    if record.get("memory") is not None:
+        lines += memory_summary_lines(record)
     if record["compute_outside_table"]:
         lines.append("note: the local batch lies outside the measured compute table; its end "
                      "segment was extended in log-log")
     lines.append("redistribution between layouts is not charged (the paper's convention)")
+    return lines
+
+
+def memory_summary_lines(record: dict[str, Any]) -> list[str]:
+    """The memory lines of `optimize` (docs/memory.md): bytes of the best grid and of pure
+    batch, the largest per-process batch that fits on each, the smallest P that fits."""
+    memory = record["memory"]
+    lines = [f"memory per process (limit {memory['capacity_bytes'] / GIB:.4g} GiB, optimizer "
+             f"{optimizer_label(memory['optimizer_bytes_per_param'])}, "
+             f"{memory['word_bytes']}-byte words):"]
+    for label, grid in (("best", memory["best"]), ("pure batch", memory["pure_batch"])):
+        if grid is None:
+            continue
+        parts = ", ".join(f"{c} {grid[f'{c}_bytes'] / GIB:.4g}" for c in COMPONENTS)
+        b = grid["largest_per_process_batch"]
+        fit = ("largest per-process batch that fits: "
+               + (f"{b:,} (B={b * record['P']:,})" if b else "none (not even one sample)"))
+        lines.append(f"  {label} {grid['pr']}×{grid['pc']}: {grid['total_bytes'] / GIB:.4g} GiB"
+                     f" [{parts} GiB]" + ("" if grid["fits"] else " — does not fit")
+                     + f"; {fit}")
+    P = memory["smallest_fitting_P"]
+    if memory["smallest_fitting_searched_up_to_P"] is not None:
+        where = f"every P ≤ {memory['smallest_fitting_searched_up_to_P']:,} searched"
+        grid = memory["smallest_fitting_grid"]
+        lines.append(f"  smallest P that fits at B={record['batch']:,}: "
+                     + (f"P={P:,} ({grid['pr']}×{grid['pc']}; {where})" if P is not None
+                        else f"none ({where})"))
     return lines
 
 
@@ -367,11 +448,26 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
                f"domain [{words}]",
                f"model [{unit}]", f"batch [{unit}]", f"domain [{unit}]", f"comm [{unit}]",
                "collectives"]
+    headers += [f"{c} [MiB]" for c in COMPONENTS]
+    mib = float(2**20)
     rows = [[r["layer"], r["split"], r["pr"], r["pc"], r["model_words"], r["batch_words"],
              r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
-             r["comm_s"], r["collectives"]] for r in records]
+             r["comm_s"], r["collectives"], *(r[f"{c}_bytes"] / mib for c in COMPONENTS)]
+            for r in records]
     total = sum(r["comm_s"] for r in records)
-    return Table(headers, rows, title, [f"total communication: {total:.4g} {unit}"])
+    return Table(headers, rows, title, [memory_line(records),
+                                        f"total communication: {total:.4g} {unit}"])
+
+
+def memory_line(records: Sequence[dict[str, Any]]) -> str:
+    """Bytes per process of a layers breakdown: the sum of every component but the buffer,
+    plus the largest buffer (docs/memory.md)."""
+    parts = {c: (max if c == "buffer" else sum)(r[f"{c}_bytes"] for r in records)
+             for c in COMPONENTS}
+    total = sum(parts.values())
+    return (f"memory per process: {total / GIB:.4g} GiB ("
+            + ", ".join(f"{c} {parts[c] / GIB:.4g}" for c in COMPONENTS)
+            + " GiB; buffer = the largest over layers)")
 
 
 def sweep_record(result: SweepResult, per: Per, threshold: float,

@@ -9,15 +9,18 @@ import numpy as np
 from costmodel.cost import (
     MODEL_TOO_WIDE,
     NO_SAMPLES,
+    OUT_OF_MEMORY,
     STRIP_TOO_THIN,
     ComputeModel,
     CostTable,
     Overlap,
     evaluate,
     evaluate_totals,
+    structurally_feasible,
 )
 from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import Grids, check_processes, factorizations, sweep_factorizations
+from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
 from costmodel.specs import Machine, Network
 
@@ -32,6 +35,9 @@ class Settings:
     overlap: Overlap = "none"
     collectives: str = "paper"
     compute: ComputeModel = "auto"
+    memory: MemoryCheck | None = None
+    """With a check, grids that do not fit in memory are infeasible (docs/memory.md); None (the
+    default, the paper's setting) checks nothing."""
 
 
 def check_batch(batch: object) -> int:
@@ -53,11 +59,24 @@ def no_feasible_grid_message(table: CostTable) -> str:
             f"B={batch}: {limit.because}" + _other_plans(network, P, batch, plan))
 
 
+def grid_code(table: CostTable, grid: int) -> int:
+    """Feasibility code of one grid: the first failing layer's code, else OUT_OF_MEMORY when a
+    memory check fails, else OK."""
+    failing = np.flatnonzero(table.code[grid])
+    if failing.size:
+        return int(table.code[grid][failing[0]])
+    return OUT_OF_MEMORY if not table.memory_fits[grid] else 0
+
+
 def reason(table: CostTable, grid: int) -> str:
-    """Why grid ``grid`` of ``table`` is infeasible: the first failing layer (cost-model.md §6)."""
+    """Why grid ``grid`` of ``table`` is infeasible: the first failing layer (cost-model.md §6),
+    else the memory it needs (docs/memory.md)."""
     codes = table.code[grid]
     failing = np.flatnonzero(codes)
     if failing.size == 0:
+        if table.memory_check is not None and not table.memory_fits[grid]:
+            return memory_reason(float(table.memory.total[grid]),
+                                 table.memory_check.capacity_bytes)
         return ""
     i = int(failing[0])
     layer = table.network.layers[i]
@@ -148,7 +167,7 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
     for start in range(0, n, step):
         part = slice(start, min(n, start + step))
         totals = evaluate_totals(network, machine, grids.take(part), plan, settings.overlap,
-                                 settings.collectives, settings.compute)
+                                 settings.collectives, settings.compute, settings.memory)
         columns["total"][part] = totals.total_s
         columns["compute"][part] = totals.compute_s
         columns["model"][part] = totals.model_s
@@ -175,7 +194,7 @@ def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray
     """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
     grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
     table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
-                     settings.collectives, settings.compute)
+                     settings.collectives, settings.compute, settings.memory)
     return np.where(table.feasible, table.total_s, np.inf)
 
 
@@ -208,7 +227,8 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
 
     The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``), plus that limit.
     Strong-scaling limit: the first P after which the best time no longer improves; efficiency
-    limit: the first P with T(1)/(P·T(P)) below ``threshold``.
+    limit: the first P with T(1)/(P·T(P)) below ``threshold`` — T(P0)·P0/(P·T(P)) from the first
+    feasible P0 when a memory check rules out P = 1.
     """
     limit = feasibility_limit(network, plan, batch)
     top = min(limit.processes, largest) if largest else limit.processes
@@ -216,9 +236,12 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     swept = np.unique(np.concatenate([powers, [top]]))
     result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
     time = result.total_s
-    efficiency = time[0] / (swept * time)
-    best_at = None
     finite = np.isfinite(time)
+    # relative to the first feasible P: P = 1 unless a memory check rules it out
+    base = int(np.flatnonzero(finite)[0]) if finite.any() else 0
+    with np.errstate(invalid="ignore"):
+        efficiency = time[base] * swept[base] / (swept * time)
+    best_at = None
     if finite.any():
         stops = stops_improving(np.where(finite, time, np.inf))
         best_at = int(swept[stops[0]]) if stops.size else None
@@ -236,6 +259,8 @@ class Optimum:
     pure_batch: CostTable
     pure_model: CostTable
     limits: ScalingLimits | None
+    fitting: FittingProcesses | None = None
+    """Under a memory check: the smallest P whose grids fit (docs/memory.md)."""
 
     @property
     def P(self) -> int:
@@ -259,7 +284,7 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     batch = check_batch(batch)
     grids = factorizations(P, batch)
     table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
-                     settings.compute)
+                     settings.compute, settings.memory)
     feasible = table.feasible
     if not feasible.any() and not allow_infeasible:
         raise NoFeasibleGrid(no_feasible_grid_message(table))
@@ -267,12 +292,60 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
     model_batch = PLANS["model-batch"]
     pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
-                    settings.collectives, settings.compute)
+                    settings.collectives, settings.compute, settings.memory)
     pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
-                          settings.overlap, settings.collectives, settings.compute)
+                          settings.overlap, settings.collectives, settings.compute,
+                          settings.memory)
     limits = (scaling_limits(network, machine, batch, plan, settings, threshold)
               if with_limits else None)
-    return Optimum(table, best, pure, pure_model, limits)
+    fitting = (smallest_fitting_processes(network, machine, batch, plan, settings.memory)
+               if with_limits and settings.memory is not None else None)
+    return Optimum(table, best, pure, pure_model, limits, fitting)
+
+
+@dataclass(frozen=True)
+class FittingProcesses:
+    """The smallest P (fixed B) with a grid that is feasible and fits in memory, searched over
+    every P = 1 … ``searched_up_to`` (the plan's feasibility limit); None when none fits."""
+
+    processes: int | None
+    pr: int | None
+    pc: int | None
+    searched_up_to: int
+
+
+def smallest_fitting_processes(network: Network, machine: Machine, batch: int, plan: Plan,
+                               memory: MemoryCheck, upto: int | None = None) -> FittingProcesses:
+    """Smallest P ≤ ``upto`` (default: the plan's feasibility limit at B = ``batch``) for which
+    some Pr×Pc grid of ``plan`` is feasible and fits in ``memory`` (docs/memory.md).
+
+    Every P is tried, in blocks [2^k, 2^(k+1)) of increasing P (all factorizations of a block at
+    once, vectorized), stopping at the first block with a fitting grid; the grid reported is the
+    one with the least Pr among the fitting grids of that P.
+    """
+    batch = check_batch(batch)
+    top = feasibility_limit(network, plan, batch).processes if upto is None else int(upto)
+    low = 1
+    while low <= top:
+        high = min(top, 2 * low - 1)
+        processes = np.arange(low, high + 1, dtype=np.int64)
+        grids, owner = sweep_factorizations(processes, np.full(processes.shape, batch))
+        step = max(1, CHUNK_ELEMENTS // len(network.layers))
+        fits = np.empty(len(grids), dtype=bool)
+        for start in range(0, len(grids), step):
+            part = slice(start, min(len(grids), start + step))
+            chunk = grids.take(part)
+            ok = structurally_feasible(network, chunk, plan)
+            ok[ok] = memory_table(network, chunk.take(ok), plan, machine.word_bytes,
+                                  memory.optimizer_bytes_per_param,
+                                  unique=True).fits(memory.capacity_bytes)
+            fits[part] = ok
+        if fits.any():
+            first = int(np.flatnonzero(fits)[0])  # grids are ordered by (P, Pr)
+            return FittingProcesses(int(processes[owner[first]]), int(grids.pr[first]),
+                                    int(grids.pc[first]), top)
+        low = high + 1
+    return FittingProcesses(None, None, None, top)
 
 
 def _other_plans(network: Network, P: int, batch: int, plan: Plan) -> str:

@@ -170,6 +170,7 @@ class Machine:
     word_bytes: int = 4
     flop_rate: float = 1e12
     memory_bytes: float | None = None
+    optimizer_bytes_per_param: float = 0.0
     compute_tables: tuple[ComputeTable, ...] = field(default=())
     default_table: str | None = None
     description: str = ""
@@ -183,6 +184,9 @@ class Machine:
             raise SpecError(self.name, "word_bytes", "a positive integer", self.word_bytes)
         if not self.flop_rate > 0:
             raise SpecError(self.name, "flop_rate", "a positive FLOP/s", self.flop_rate)
+        if not self.optimizer_bytes_per_param >= 0:
+            raise SpecError(self.name, "optimizer", "bytes per parameter ≥ 0",
+                            self.optimizer_bytes_per_param)
         names = [t.name for t in self.compute_tables]
         if self.default_table is not None and self.default_table not in names:
             raise SpecError(self.name, "compute.default", f"one of {names}", self.default_table)

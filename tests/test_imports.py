@@ -17,7 +17,7 @@ import costmodel
 
 PACKAGE = Path(costmodel.__file__).resolve().parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units"]
+NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units", "memory"]
 
 
 def imported_roots(module: str) -> set[str]:

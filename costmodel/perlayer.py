@@ -133,8 +133,7 @@ def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
         out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word)
         group_code, group_uneven = group_feasibility(LayerGroup(index, mode, pr, pc), layers, b)
         if mode == DOMAIN:
-            group_code = np.where(~layers.is_conv & (group_code == 0), np.int8(NOT_CONV),
-                                  group_code)
+            group_code = np.where(layers.is_conv, group_code, np.int8(NOT_CONV))
         code[rows] = group_code
         uneven[rows] = group_uneven
     return LayerCosts(out["model"], out["batch"], out["domain"], code, uneven)

@@ -213,9 +213,13 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         **_memory_settings(memory)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
-    per_layer = _per_layer_record(network, mach, P, B, settings, per,
-                                  allow_infeasible=plan_name == "all")
-    if plan_name == PER_LAYER:
+    if memory is not None and plan_name == PER_LAYER:
+        raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
+                         "--memory-check and --optimizer")
+    # under a memory check the per-layer plan (which ignores memory) is left out of 'all'
+    per_layer = None if memory is not None else _per_layer_record(
+        network, mach, P, B, settings, per, allow_infeasible=plan_name == "all")
+    if per_layer is not None and plan_name == PER_LAYER:
         from costmodel.report import perlayer_table
 
         return Result([perlayer_table(per_layer)], per_layer, provenance)

@@ -119,3 +119,17 @@ def test_report_grids_per_layer_latex() -> None:
     assert r"\begin{tabular}" in text and "fc6 & model" in text
     body = text[text.index(r"\begin{tabular}"):text.index(r"\end{tabular}")]
     assert body.isascii()
+
+
+def test_per_layer_with_a_memory_check_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main([*ARGS, "--memory-check"])
+    out, err = capsys.readouterr()
+    assert (code, out) == (2, "")
+    assert err == ("gridcost: --plan per-layer: the per-layer plan does not model memory; drop "
+                   "--memory-check and --optimizer\n")
+
+
+def test_plan_all_with_a_memory_check_leaves_per_layer_out() -> None:
+    args = ("optimize", "--net", "alexnet", "--P", "512", "--plan", "all", "--memory-check")
+    assert run_json(*args)["per_layer"] is None
+    assert not any(line.startswith("per-layer") for line in run(*args).splitlines())

@@ -195,7 +195,10 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
     P = _positive_int(processes, "--P")
     B = _positive_int(batch, "--batch")
     _check_efficiency(efficiency)
-    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    if plan_name == PER_LAYER:
+        plans = []
+    else:
+        plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     settings = _settings(overlap, collectives, compute, memory)
@@ -210,7 +213,31 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         **_memory_settings(memory)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
-    return Result([plans_table(records)], {"plans": records}, provenance)
+    if memory is not None and plan_name == PER_LAYER:
+        raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
+                         "--memory-check and --optimizer")
+    # under a memory check the per-layer plan (which ignores memory) is left out of 'all'
+    per_layer = None if memory is not None else _per_layer_record(
+        network, mach, P, B, settings, per, allow_infeasible=plan_name == "all")
+    if per_layer is not None and plan_name == PER_LAYER:
+        from costmodel.report import perlayer_table
+
+        return Result([perlayer_table(per_layer)], per_layer, provenance)
+    return Result([plans_table(records, per_layer)], {"plans": records, "per_layer": per_layer},
+                  provenance)
+
+
+PER_LAYER = "per-layer"
+"""The plan name of the per-layer optimizer (costmodel.perlayer); not one of plans.PLANS."""
+
+
+def _per_layer_record(network: Any, machine: Any, P: int, B: int, settings: Any, per: str,
+                      allow_infeasible: bool) -> dict[str, Any]:
+    from costmodel.perlayer import optimize_per_layer
+    from costmodel.report import perlayer_record
+
+    result = optimize_per_layer(network, machine, P, B, settings, allow_infeasible)
+    return perlayer_record(result, per)  # type: ignore[arg-type]
 
 
 def _check_efficiency(efficiency: float) -> None:
@@ -301,10 +328,11 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
 
-def plan_option(all_allowed: bool) -> Callable[[F], F]:
-    """--plan, with or without 'all'."""
-    names = "model-batch, fc-model, domain-batch, beyond-batch" + (", or 'all' to compare"
-                                                                   if all_allowed else "")
+def plan_option(all_allowed: bool, per_layer: bool = False) -> Callable[[F], F]:
+    """--plan, with or without 'all' (and 'per-layer' where the command offers it)."""
+    names = "model-batch, fc-model, domain-batch, beyond-batch" + (
+        ", per-layer (each layer its own split and grid, redistribution charged)"
+        if per_layer else "") + (", or 'all' to compare" if all_allowed else "")
     return click.option("--plan", "plan_name", default="model-batch", show_default=True,
                         metavar="PLAN", help=f"Plan: {names}.")
 
@@ -321,7 +349,7 @@ per_process_option = click.option(
 @cli.command()
 @model_options
 @memory_options
-@plan_option(all_allowed=True)
+@plan_option(all_allowed=True, per_layer=True)
 @efficiency_option
 @output_options
 def optimize(fmt: str, output: str, **options: Any) -> None:
@@ -332,6 +360,7 @@ def optimize(fmt: str, output: str, **options: Any) -> None:
       gridcost optimize --net vgg16 --P 512
       gridcost optimize --net alexnet --P 512 --batch 2048 --plan fc-model
       gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
+      gridcost optimize --net resnet152 --P 4096 --batch 8192 --plan per-layer
     """
     _show(_optimize_result(**options), fmt, output)
 
@@ -460,7 +489,7 @@ def _show_report(result: Result, fmt: str, output: str) -> None:
 @report.command("grids")
 @model_options
 @memory_options
-@plan_option(all_allowed=True)
+@plan_option(all_allowed=True, per_layer=True)
 @efficiency_option
 @report_options
 def report_grids(fmt: str, output: str, **options: Any) -> None:

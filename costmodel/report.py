@@ -20,6 +20,7 @@ import numpy as np
 from costmodel import __version__
 from costmodel.cost import TERMS, CostTable
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
+from costmodel.perlayer import PerLayerResult
 from costmodel.plans import MODE_NAMES
 from costmodel.search import (
     FeasibilityLimit,
@@ -418,8 +419,11 @@ def _limits_text(limits: dict[str, Any], largest: int) -> str:
     return f"{best}; {efficiency}"
 
 
-def plans_table(records: Sequence[dict[str, Any]]) -> Table:
-    """Comparison of plans: each plan's best grid at the same P and B."""
+def plans_table(records: Sequence[dict[str, Any]],
+                per_layer: dict[str, Any] | None = None) -> Table:
+    """Comparison of plans: each plan's best grid at the same P and B; with ``per_layer`` (a
+    :func:`perlayer_record`) a last row for the per-layer plan, its redistribution counted in
+    its model comm column."""
     unit = records[0]["unit"]
     headers = ["plan", "best Pr×Pc", f"compute [{unit}]", f"model comm [{unit}]",
                f"batch comm [{unit}]", f"domain comm [{unit}]", f"total [{unit}]",
@@ -438,7 +442,15 @@ def plans_table(records: Sequence[dict[str, Any]]) -> Table:
     first = records[0]
     title = (f"{first['net']} on {first['machine']}: P={first['P']}, B={first['batch']}, "
              f"overlap {first['overlap']} — best grid of each plan")
-    return Table(headers, rows, title)
+    notes: list[str] = []
+    if per_layer is not None:
+        rows.append(perlayer_plans_row(per_layer))
+        notes = ["", "fixed plans: redistribution between layouts not charged (the paper's "
+                 "convention); per-layer: charged, and included in its model comm"]
+        if per_layer["best"] is not None:
+            notes.append(f"per-layer redistribution: {per_layer['best']['redistribution_s']:.4g} "
+                         f"{unit}; see `--plan per-layer` for each layer's choice")
+    return Table(headers, rows, title, notes)
 
 
 def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Table:
@@ -605,3 +617,164 @@ def render_report(tables: Sequence[Table], record: Any, provenance: dict[str, An
             (f"# {t.title}\n" if t.title else "") + render_csv(t) for t in tables)
     body = "\n".join(render_markdown(t) for t in tables)
     return body + "\n<sub>Provenance: " + "; ".join(lines) + "</sub>\n"
+
+
+# --------------------------------------------------------------------------- per-layer plan
+
+
+def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
+    """Everything `gridcost optimize --plan per-layer` reports, as a JSON-ready dict
+    (docs/json.md, "per-layer")."""
+    prob = result.problem
+    network = prob.network
+    scale = network.dataset_samples / prob.batch if per == "epoch" else 1.0
+
+    def seconds(value: float) -> float | None:
+        return _num(value * scale)
+
+    fixed = [{"plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
+              "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
+              "charged_total_s": seconds(f.charged_total_s),
+              "charged_redistribution_s": seconds(f.charged_redistribution_s)}
+             for f in result.fixed]
+    uncharged = min(result.fixed, key=lambda f: f.total_s)
+    charged = min(result.fixed, key=lambda f: f.charged_total_s)
+    pure = result.pure_batch_total_s
+    record: dict[str, Any] = {
+        "gridcost_version": __version__,
+        "net": network.name,
+        "machine": prob.machine.name,
+        "P": prob.P,
+        "batch": prob.batch,
+        "plan": "per-layer",
+        "overlap": prob.settings.overlap,
+        "collectives": prob.settings.collectives,
+        "compute_model": prob.compute_model,
+        "compute_outside_table": prob.compute_outside_table,
+        "redistribution_charged": True,
+        "unit": unit_of(per),
+        "iterations_per_epoch": network.dataset_samples / prob.batch,
+        "layouts": len(prob.layouts),
+        "method": result.method,
+        "exact": result.exact,
+        "lower_bound_s": seconds(result.lower_bound_s),
+        "layers": [],
+        "best": None,
+        "pure_batch": {"pr": 1, "pc": prob.P, "feasible": bool(np.isfinite(pure)),
+                       "total_s": seconds(pure)},
+        "fixed_plans": fixed,
+        "best_fixed_uncharged": {"plan": uncharged.plan, "pr": uncharged.pr,
+                                 "pc": uncharged.pc, "total_s": seconds(uncharged.total_s)},
+        "best_fixed_charged": {"plan": charged.plan, "pr": charged.charged_pr,
+                               "pc": charged.charged_pc,
+                               "total_s": seconds(charged.charged_total_s)},
+    }
+    if result.choice is None:
+        record["error"] = "no feasible layout"
+        record["reason"] = result.reason
+        return record
+    terms = result.layer_terms()
+    lay = prob.layouts
+    moves = result.moves()
+    for i, layer in enumerate(network.layers):
+        k = int(result.choice[i])
+        comm = terms["model_s"][i] + terms["batch_s"][i] + terms["domain_s"][i]
+        record["layers"].append({
+            "layer": layer.name, "kind": layer.kind, "split": lay.split(k),
+            "pr": int(lay.pr[k]), "pc": int(lay.pc[k]), "uneven": bool(terms["uneven"][i]),
+            "model_comm_s": seconds(terms["model_s"][i]),
+            "batch_comm_s": seconds(terms["batch_s"][i]),
+            "domain_comm_s": seconds(terms["domain_s"][i]),
+            "comm_s": seconds(comm),
+            "redistribution_in_s": seconds(terms["redistribution_s"][i]),
+            "redistribution_in_words": float(terms["redistribution_words"][i] * scale),
+            "redistribution_in_messages": float(terms["redistribution_messages"][i] * scale),
+            "redistribution_in": moves[i],
+        })
+    sums = {t: float(terms[f"{t}_s"].sum()) for t in ("model", "batch", "domain",
+                                                       "redistribution")}
+    comm = sum(sums.values())
+    total = result.total_s
+    record["best"] = {
+        "compute_s": seconds(prob.compute_s),
+        "model_comm_s": seconds(sums["model"]),
+        "batch_comm_s": seconds(sums["batch"]),
+        "domain_comm_s": seconds(sums["domain"]),
+        "redistribution_s": seconds(sums["redistribution"]),
+        "comm_s": seconds(comm),
+        "total_s": seconds(total),
+        "layout_changes": int(np.count_nonzero(np.diff(result.choice))),
+        "speedup_vs_pure_batch": _num(pure / total) if np.isfinite(pure) else None,
+        "speedup_vs_best_fixed_charged": (_num(charged.charged_total_s / total)
+                                          if np.isfinite(charged.charged_total_s) else None),
+        "speedup_vs_best_fixed_uncharged": (_num(uncharged.total_s / total)
+                                            if np.isfinite(uncharged.total_s) else None),
+    }
+    return record
+
+
+def perlayer_table(record: dict[str, Any]) -> Table:
+    """Each layer's split, grid, own communication and redistribution into it, with the total
+    and the comparison with pure batch and the best fixed plan."""
+    unit = record["unit"]
+    headers = ["layer", "split", "Pr×Pc", f"model comm [{unit}]", f"batch comm [{unit}]",
+               f"domain comm [{unit}]", f"layer comm [{unit}]", f"redistribution in [{unit}]",
+               "redistribution collectives"]
+    rows = [[r["layer"], r["split"], f"{r['pr']}×{r['pc']}" + (" (uneven)" if r["uneven"] else ""),
+             r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"], r["comm_s"],
+             r["redistribution_in_s"], r["redistribution_in"] or ""]
+            for r in record["layers"]]
+    title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
+             f"plan per-layer ({record['layouts']} layouts per layer), overlap "
+             f"{record['overlap']}, collectives {record['collectives']}, compute "
+             f"{record['compute_model']}")
+    return Table(headers, rows, title, perlayer_summary_lines(record))
+
+
+def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
+    """The closing lines of `optimize --plan per-layer`."""
+    unit = record["unit"]
+    best = record["best"]
+    lines = [""]
+    if best is None:
+        return [*lines, f"no feasible layout sequence: {record['reason']}"]
+    lines.append(f"per-layer total: {best['total_s']:.4g} {unit} = compute "
+                 f"{best['compute_s']:.4g} + layer communication "
+                 f"{best['model_comm_s'] + best['batch_comm_s'] + best['domain_comm_s']:.4g} + "
+                 f"redistribution {best['redistribution_s']:.4g} "
+                 f"({_changes(best['layout_changes'])})"
+                 + (", overlap batch" if record["overlap"] == "batch" else ""))
+    if not record["exact"]:
+        lines.append(f"  not proven optimal ({record['method']}): the optimum lies in "
+                     f"[{record['lower_bound_s']:.6g}, {best['total_s']:.6g}] {unit}")
+    pure = record["pure_batch"]
+    lines.append(f"  vs pure batch 1×{record['P']}: "
+                 + (f"{_ratio(best['speedup_vs_pure_batch'])}" if pure["feasible"]
+                    else "infeasible"))
+    charged, uncharged = record["best_fixed_charged"], record["best_fixed_uncharged"]
+    if charged["total_s"] is not None:
+        lines.append(f"  vs best fixed plan with redistribution charged, {charged['plan']} "
+                     f"{charged['pr']}×{charged['pc']} ({charged['total_s']:.4g} {unit}): "
+                     f"{_ratio(best['speedup_vs_best_fixed_charged'])}")
+    if uncharged["total_s"] is not None:
+        lines.append(f"  vs best fixed plan as the paper charges it (no redistribution), "
+                     f"{uncharged['plan']} {uncharged['pr']}×{uncharged['pc']} "
+                     f"({uncharged['total_s']:.4g} {unit}): "
+                     f"{_ratio(best['speedup_vs_best_fixed_uncharged'])}")
+    lines.append("redistribution between layouts is charged (forward activations and backward "
+                 "gradients; docs/perlayer.md)")
+    return lines
+
+
+def perlayer_plans_row(record: dict[str, Any]) -> list[Any]:
+    """The per-layer plan as a row of :func:`plans_table`."""
+    b = record["best"]
+    if b is None:
+        return ["per-layer", record.get("error", "infeasible"), *[None] * 7]
+    return ["per-layer", f"per layer ({_changes(b['layout_changes'])})",
+            b["compute_s"], b["model_comm_s"] + b["redistribution_s"], b["batch_comm_s"],
+            b["domain_comm_s"], b["total_s"], b["speedup_vs_pure_batch"], None]
+
+
+def _changes(count: int) -> str:
+    return f"{count} layout change{'' if count == 1 else 's'}"

@@ -30,6 +30,9 @@ GOLDEN: dict[str, list[str]] = {
     "optimize_alexnet_P512_all.md": [
         "optimize", "--net", "alexnet", "--P", "512", "--plan", "all", "--format", "markdown",
     ],
+    "optimize_alexnet_P4096_B512_per-layer.txt": [
+        "optimize", "--net", "alexnet", "--P", "4096", "--batch", "512", "--plan", "per-layer",
+    ],
 }
 """Golden file name → the `gridcost` arguments that produce it (written to stdout)."""
 

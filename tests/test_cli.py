@@ -326,11 +326,12 @@ def test_markdown_has_no_empty_bullets() -> None:
 
 def test_plan_all_compares_four_plans() -> None:
     out = run("optimize", "--net", "alexnet", "--P", "512", "--plan", "all")
-    rows = out.splitlines()[3:]
-    assert [r.split()[0] for r in rows] == PLAN_NAMES
+    rows = out.splitlines()[3:8]
+    assert [r.split()[0] for r in rows] == [*PLAN_NAMES, "per-layer"]
     assert "total [s/epoch]" in out.splitlines()[1]
     record = run_json("optimize", "--net", "alexnet", "--P", "512", "--plan", "all")
-    assert list(record) == ["plans"]
+    assert list(record) == ["per_layer", "plans"]
+    assert record["per_layer"]["plan"] == "per-layer"
     assert [r["plan"] for r in record["plans"]] == PLAN_NAMES
     for r in record["plans"]:
         assert set(r) >= TOP_KEYS

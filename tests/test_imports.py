@@ -17,7 +17,8 @@ import costmodel
 
 PACKAGE = Path(costmodel.__file__).resolve().parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
-NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units", "memory"]
+NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units", "memory",
+           "perlayer"]
 
 
 def imported_roots(module: str) -> set[str]:

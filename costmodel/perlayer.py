@@ -1,0 +1,572 @@
+"""The `per-layer` plan: every weighted layer picks its own split and grid (docs/perlayer.md).
+
+A *layout* is (mode, Pr, Pc) with Pr·Pc = P: batch (Pr = 1), model on Pr × batch on Pc, or
+domain on Pr × batch on Pc (conv layers only).  Each layer's cost in each layout comes from the
+engine (`cost.model_batch_volumes`, `cost.domain_volumes`, cost-model.md §4); consecutive layers
+in different layouts pay a redistribution of the activations forward and of their gradients
+backward, built from collectives (docs/perlayer.md §2).  A dynamic programme over layers ×
+layouts finds the cheapest sequence exactly for overlap `none`; for overlap `batch` the
+objective max(compute, Σ batch) + Σ rest is not additive and a Lagrangian search gives a
+feasible sequence with a certified lower bound (docs/perlayer.md §3).
+
+Shapes: K layouts, L weighted layers.  Layer costs are (K, L), redistribution (L−1, K, K) with
+entry [i, k, l] the cost between layer i in layout k and layer i+1 in layout l.  Everything is
+seconds, words or messages per training iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodel.collectives import Algorithms, Rate, algorithms
+from costmodel.cost import (
+    LayerArrays,
+    combine,
+    compute_per_iteration_s,
+    domain_volumes,
+    evaluate,
+    group_feasibility,
+    local_batch,
+    model_batch_volumes,
+)
+from costmodel.errors import NoFeasibleGrid
+from costmodel.grids import Grids, check_processes, divisors, factorizations
+from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
+from costmodel.search import Settings, check_batch
+from costmodel.specs import Machine, Network
+
+NOT_CONV = 4
+"""Feasibility code of a domain split on a fully connected layer (it has no image to cut)."""
+
+DEFAULT_SETTINGS = Settings()
+
+LAMBDA_STEPS = 40
+"""Bisection steps of the Lagrangian search under overlap `batch` (docs/perlayer.md §3)."""
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+@dataclass(frozen=True)
+class Layouts:
+    """The K layouts of P: batch 1×P first, then model r×P/r and domain r×P/r for every
+    divisor r > 1 in increasing order; ``mode``, ``pr``, ``pc`` have shape (K,).
+
+    Batch is the model mode with Pr = 1 (and equals a domain split with Pr = 1), so it appears
+    once: K = 2·d(P) − 1, 25 for P = 4096.
+    """
+
+    mode: np.ndarray
+    pr: np.ndarray
+    pc: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.pr.size)
+
+    def split(self, k: int) -> str:
+        """'batch', 'model' or 'domain' for layout ``k``."""
+        if self.pr[k] == 1:
+            return "batch"
+        return "domain" if self.mode[k] == DOMAIN else "model"
+
+    def index(self, mode: np.ndarray, pr: np.ndarray) -> np.ndarray:
+        """Layout index of (mode, Pr) pairs of any shape; Pr = 1 maps to batch in either mode."""
+        mode, pr = np.broadcast_arrays(np.asarray(mode), np.asarray(pr, dtype=np.int64))
+        d = (len(self) + 1) // 2  # divisors of P
+        position = np.searchsorted(self.pr[:d], pr)
+        return np.where(pr == 1, 0, np.where(mode == DOMAIN, d - 1 + position, position))
+
+
+def layouts(P: int) -> Layouts:
+    """Every layout of P processes (see :class:`Layouts`)."""
+    d = divisors(check_processes(P))
+    split = d[1:]
+    pr = np.concatenate([d, split])
+    mode = np.concatenate([np.full(d.size, MODEL), np.full(split.size, DOMAIN)]).astype(np.int8)
+    return Layouts(mode, pr, P // pr)
+
+
+# --------------------------------------------------------------------------- layer costs
+
+
+@dataclass(frozen=True)
+class LayerCosts:
+    """Per layout × layer seconds per iteration of each term (cost-model.md §4), (K, L) each,
+    the feasibility code (0 = feasible, cost.NO_SAMPLES …, NOT_CONV) and the uneven flag."""
+
+    model_s: np.ndarray
+    batch_s: np.ndarray
+    domain_s: np.ndarray
+    code: np.ndarray
+    uneven: np.ndarray
+
+    @property
+    def feasible(self) -> np.ndarray:
+        return self.code == 0
+
+
+def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
+                alpha_s: float, beta_s_per_word: float) -> LayerCosts:
+    """Every layer in every layout, from the engine's group functions in two calls (model/batch
+    layouts and domain layouts), each on (K_mode, 1) group sizes × (1, L) layers.
+
+    The numbers are those of `cost.evaluate` for a plan putting the layer in that layout, so a
+    fixed plan re-costed here agrees with the engine (tests/test_perlayer.py).
+    """
+    K, L = len(lay), layers.params.shape[1]
+    out = {name: np.zeros((K, L)) for name in ("model", "batch", "domain")}
+    code = np.zeros((K, L), dtype=np.int8)
+    uneven = np.zeros((K, L), dtype=bool)
+    b = np.full((1, 1), batch, dtype=np.int64)
+    index = np.arange(L)
+    for mode in (MODEL, DOMAIN):
+        rows = np.flatnonzero(lay.mode == mode)
+        pr, pc = lay.pr[rows][:, None], lay.pc[rows][:, None]
+        if mode == MODEL:
+            model, weights = model_batch_volumes(pr, pc, layers, b, algo)
+            out["model"][rows] = model.seconds(alpha_s, beta_s_per_word)
+        else:
+            halo, weights = domain_volumes(pr, pc, layers, b, algo)
+            out["domain"][rows] = halo.seconds(alpha_s, beta_s_per_word)
+        out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word)
+        group_code, group_uneven = group_feasibility(LayerGroup(index, mode, pr, pc), layers, b)
+        if mode == DOMAIN:
+            group_code = np.where(layers.is_conv, group_code, np.int8(NOT_CONV))
+        code[rows] = group_code
+        uneven[rows] = group_uneven
+    return LayerCosts(out["model"], out["batch"], out["domain"], code, uneven)
+
+
+# --------------------------------------------------------------------------- redistribution
+
+
+def alltoall_rate(p: np.ndarray) -> Rate:
+    """Personalized all-to-all by pairwise exchange on p processes, m words held per process:
+    (p−1)·α + β·(p−1)/p·m (each process keeps 1/p and sends 1/p to each of the p−1 others)."""
+    p = np.asarray(p, dtype=np.float64)
+    return Rate(p - 1.0, (p - 1.0) / p)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One way of moving a layer boundary's data from layout k to layout l: latency count and
+    words per word of activations per sample n, each (K, K); words = per_sample · n."""
+
+    messages: np.ndarray
+    per_sample: np.ndarray
+
+    def __add__(self, other: Route) -> Route:
+        return Route(self.messages + other.messages, self.per_sample + other.per_sample)
+
+
+def forward_routes(lay: Layouts, batch: int, algo: Algorithms) -> tuple[Route, Route]:
+    """The two candidate routes of the forward redistribution k → l (docs/perlayer.md §2).
+
+    With g = gcd(Pr_k, Pr_l), b_k = ⌈B/Pc_k⌉, b_l = ⌈B/Pc_l⌉ and n words per sample:
+
+    * replicated (batch, model) → replicated: all-gather over Pr_l/g of b_l·n words;
+    * replicated → domain: all-to-all over Pr_l/g, b_l·n/Pr_l words held per process;
+    * domain → any: route A first all-gathers the strips over Pr_k (b_k·n words: the layout
+      becomes model Pr_k) and continues as from model Pr_k; route B first all-to-alls back to
+      batch (b_k·n/Pr_k words per process) and continues as from batch.
+      Domain → the same domain layout costs 0.
+
+    Returns (A, B), each (K, K); on rows of replicated sources B equals A.
+    """
+    pr, pc = lay.pr.astype(np.int64), lay.pc.astype(np.int64)
+    b = local_batch(np.int64(batch), pc).astype(np.float64)  # (K,)
+    domain = lay.mode == DOMAIN
+    src, dst = pr[:, None], pr[None, :]
+
+    def to_target(source_pr: np.ndarray) -> Route:
+        # replicated source with Pr = source_pr (K, K) or (K, 1) → each target layout l
+        group = dst // np.gcd(source_pr, dst)
+        gather = algo.allgather_rate(group)
+        scatter = alltoall_rate(group)
+        messages = np.where(domain[None, :], scatter.messages, gather.messages)
+        per_sample = np.where(domain[None, :], scatter.per_word * (b / pr)[None, :],
+                              gather.per_word * b[None, :])
+        shape = np.broadcast_shapes(messages.shape, (len(lay), len(lay)))
+        return Route(np.broadcast_to(messages, shape), np.broadcast_to(per_sample, shape))
+
+    direct = to_target(src)
+    gather_strips = algo.allgather_rate(pr)
+    leave_a = Route(np.where(domain, gather_strips.messages, 0.0)[:, None],
+                    np.where(domain, gather_strips.per_word * b, 0.0)[:, None])
+    to_batch = alltoall_rate(pr)
+    leave_b = Route(np.where(domain, to_batch.messages, 0.0)[:, None],
+                    np.where(domain, to_batch.per_word * b / pr, 0.0)[:, None])
+    route_a = leave_a + direct
+    route_b = leave_b + to_target(np.ones_like(src))
+    same = np.eye(len(lay), dtype=bool)
+    # a domain source: the strips' own layout is free; replicated sources have one route
+    a = Route(np.where(same, 0.0, route_a.messages), np.where(same, 0.0, route_a.per_sample))
+    bb = Route(np.where(same, 0.0, np.where(domain[:, None], route_b.messages, a.messages)),
+               np.where(same, 0.0, np.where(domain[:, None], route_b.per_sample,
+                                            a.per_sample)))
+    return a, bb
+
+
+@dataclass(frozen=True)
+class Redistribution:
+    """Redistribution between consecutive layers, forward and backward together, per iteration:
+    ``messages``, ``words``, ``seconds`` of shape (L−1, K, K) — entry [i, k, l] for layer i in
+    layout k and layer i+1 in layout l — and the chosen forward and backward routes (0 = A,
+    1 = B) of the same shape."""
+
+    messages: np.ndarray
+    words: np.ndarray
+    seconds: np.ndarray
+    forward_route: np.ndarray
+    backward_route: np.ndarray
+
+
+def redistribution(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
+                   alpha_s: float, beta_s_per_word: float) -> Redistribution:
+    """The redistribution cost tensor (docs/perlayer.md §2), shape (L−1, K, K).
+
+    n_i = X_H·X_W·X_C of layer i+1 (its input, after any pooling: what actually moves).  The
+    forward pass moves activations k → l, the backward pass their gradients l → k (the same
+    size); each direction takes the cheaper of its two routes, per layer boundary.
+    """
+    n = (layers.in_height * layers.in_row_words)[0, 1:][:, None, None]  # (L−1, 1, 1)
+    a, b = forward_routes(lay, batch, algo)
+
+    def cheaper(r1: Route, r2: Route) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s1 = alpha_s * r1.messages + beta_s_per_word * r1.per_sample * n
+        s2 = alpha_s * r2.messages + beta_s_per_word * r2.per_sample * n
+        pick = s2 < s1
+        return (np.where(pick, r2.messages, r1.messages),
+                np.where(pick, r2.per_sample, r1.per_sample) * n, pick)
+
+    fm, fw, fpick = cheaper(a, b)
+    bm, bw, bpick = cheaper(Route(a.messages.T, a.per_sample.T),
+                            Route(b.messages.T, b.per_sample.T))
+    messages = fm + bm
+    words = fw + bw
+    seconds = alpha_s * messages + beta_s_per_word * words
+    return Redistribution(messages, words, seconds, fpick.astype(np.int8),
+                          bpick.astype(np.int8))
+
+
+def describe_move(lay: Layouts, k: int, target: int, route: int) -> str:
+    """The collectives of one move from layout k to layout ``target`` by ``route`` (0 = A,
+    1 = B; see :func:`forward_routes`), for people."""
+    if k == target:
+        return "none"
+    steps = []
+    source = int(lay.pr[k])
+    if lay.mode[k] == DOMAIN and source > 1:
+        if route == 0:
+            steps.append(f"all-gather strips over {source}")
+        else:
+            steps.append(f"all-to-all over {source}")
+            source = 1
+    group = int(lay.pr[target]) // int(np.gcd(source, int(lay.pr[target])))
+    if group > 1:
+        what = "all-to-all" if lay.mode[target] == DOMAIN else "all-gather"
+        steps.append(f"{what} over {group}")
+    return " + ".join(steps) or "none (local)"
+
+
+# --------------------------------------------------------------------------- dynamic programme
+
+
+def solve_chain(layer_s: np.ndarray, redist_s: np.ndarray) -> tuple[float, np.ndarray]:
+    """Least Σ layer_s[choice_i, i] + Σ redist_s[i, choice_i, choice_{i+1}] and its argmin.
+
+    cost_0 = layer_s[:, 0]; cost_i[l] = layer_s[l, i] + min_k (cost_{i−1}[k] + redist_s[i−1, k, l]);
+    backtracked from argmin cost_{L−1}.  Ties go to the lowest layout index (batch, then small Pr).
+    ``layer_s`` (K, L) with inf for infeasible layouts, ``redist_s`` (L−1, K, K); returns
+    (value, choice (L,)).  O(L·K²) with the K×K minimum vectorized.
+    """
+    K, L = layer_s.shape
+    columns = np.arange(K)
+    cost = layer_s[:, 0].copy()
+    back = np.empty((max(L - 1, 0), K), dtype=np.int64)
+    for i in range(1, L):
+        candidate = cost[:, None] + redist_s[i - 1]
+        back[i - 1] = np.argmin(candidate, axis=0)
+        cost = candidate[back[i - 1], columns] + layer_s[:, i]
+    choice = np.empty(L, dtype=np.int64)
+    choice[-1] = int(np.argmin(cost))
+    for i in range(L - 1, 0, -1):
+        choice[i - 1] = back[i - 1, choice[i]]
+    return float(cost[choice[-1]]), choice
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything the per-layer search needs at one (P, B): layouts, layer costs (K, L),
+    redistribution (L−1, K, K), compute seconds per iteration, overlap."""
+
+    network: Network
+    machine: Machine
+    P: int
+    batch: int
+    settings: Settings
+    layouts: Layouts
+    costs: LayerCosts
+    redistribution: Redistribution
+    compute_s: float
+    compute_model: str
+    compute_outside_table: bool
+
+    @property
+    def penalty(self) -> np.ndarray:
+        """0 where a layer may take a layout, inf where not, (K, L)."""
+        return np.where(self.costs.feasible, 0.0, np.inf)
+
+    def sequence_terms(self, choice: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-sequence sums of each term for layout sequences ``choice`` (S, L): model, batch,
+        domain, redistribution seconds per iteration, and feasibility, each (S,)."""
+        choice = np.atleast_2d(choice)
+        columns = np.arange(choice.shape[1])
+        sums = {t: getattr(self.costs, f"{t}_s")[choice, columns].sum(axis=1)
+                for t in ("model", "batch", "domain")}
+        between = np.arange(choice.shape[1] - 1)
+        sums["redistribution"] = self.redistribution.seconds[
+            between, choice[:, :-1], choice[:, 1:]].sum(axis=1)
+        sums["feasible"] = self.costs.feasible[choice, columns].all(axis=1)
+        return sums
+
+    def totals(self, choice: np.ndarray) -> np.ndarray:
+        """Total seconds per iteration of layout sequences (S, L), inf where infeasible, (S,).
+
+        Redistribution is never hidden: under overlap `batch` it adds to the model term.
+        """
+        s = self.sequence_terms(choice)
+        total = combine(np.float64(self.compute_s), s["model"] + s["redistribution"], s["batch"],
+                        s["domain"], self.settings.overlap)
+        return np.where(s["feasible"], total, np.inf)
+
+
+def problem(network: Network, machine: Machine, P: int, batch: int,
+            settings: Settings = DEFAULT_SETTINGS) -> Problem:
+    """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B."""
+    P = check_processes(P)
+    batch = check_batch(batch)
+    algo = algorithms(settings.collectives)
+    lay = layouts(P)
+    layers = LayerArrays.of(network)
+    alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    grid = Grids(np.array([1]), np.array([P]), np.array([batch]))
+    compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grid,
+                                                                settings.compute)
+    return Problem(network, machine, P, batch, settings, lay,
+                   layer_costs(layers, lay, batch, algo, alpha, beta),
+                   redistribution(layers, lay, batch, algo, alpha, beta),
+                   float(compute_s[0]), compute_model, bool(outside[0]))
+
+
+# --------------------------------------------------------------------------- fixed plans
+
+
+@dataclass(frozen=True)
+class FixedPlan:
+    """A fixed plan at (P, B): its best grid as the engine costs it (redistribution not
+    charged, the paper's convention) and its best grid with redistribution charged.  Seconds
+    per iteration; pr/pc None and total inf when no grid is feasible."""
+
+    plan: str
+    pr: int | None
+    pc: int | None
+    total_s: float
+    charged_pr: int | None
+    charged_pc: int | None
+    charged_total_s: float
+    charged_redistribution_s: float
+
+
+def fixed_plan_sequences(prob: Problem, plan_name: str) -> tuple[Grids, np.ndarray]:
+    """The layout sequence of ``plan_name`` on every grid of P: (grids, (G, L) layout indices)."""
+    grids = factorizations(prob.P, prob.batch)
+    layout = PLANS[plan_name].layout(grids, prob.network)
+    return grids, prob.layouts.index(layout.mode, layout.pr)
+
+
+def fixed_plans(prob: Problem) -> list[FixedPlan]:
+    """The four fixed plans, uncharged (engine) and charged (re-costed here), at (P, B)."""
+    s = prob.settings
+    out = []
+    for name in PLANS:
+        grids, seqs = fixed_plan_sequences(prob, name)
+        table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
+                         s.collectives, s.compute)
+        engine = np.where(table.feasible, table.total_s, np.inf)
+        charged = prob.totals(seqs)
+        best, cbest = int(np.argmin(engine)), int(np.argmin(charged))
+        redist = float(prob.sequence_terms(seqs[cbest])["redistribution"][0])
+        ok, cok = bool(np.isfinite(engine[best])), bool(np.isfinite(charged[cbest]))
+        out.append(FixedPlan(name, int(grids.pr[best]) if ok else None,
+                             int(grids.pc[best]) if ok else None, float(engine[best]),
+                             int(grids.pr[cbest]) if cok else None,
+                             int(grids.pc[cbest]) if cok else None, float(charged[cbest]),
+                             redist if cok else 0.0))
+    return out
+
+
+# --------------------------------------------------------------------------- search
+
+
+@dataclass(frozen=True)
+class PerLayerResult:
+    """The per-layer optimum at (P, B); seconds per iteration.
+
+    ``choice`` (L,) is each layer's layout index into ``problem.layouts`` (None when some layer
+    has no feasible layout).  ``exact`` says the optimum is proven (always under overlap
+    `none`); ``lower_bound_s`` is a proven lower bound on the optimum total (equal to
+    ``total_s`` when exact).
+    """
+
+    problem: Problem
+    choice: np.ndarray | None
+    total_s: float
+    lower_bound_s: float
+    exact: bool
+    method: str
+    pure_batch_total_s: float
+    fixed: list[FixedPlan]
+    reason: str | None
+
+    @property
+    def P(self) -> int:
+        return self.problem.P
+
+    @property
+    def batch(self) -> int:
+        return self.problem.batch
+
+    def layer_terms(self) -> dict[str, np.ndarray]:
+        """Per layer of the chosen sequence, seconds/words/messages per iteration, (L,) each:
+        ``model_s``, ``batch_s``, ``domain_s`` (the layer's own communication) and
+        ``redistribution_s``, ``_words``, ``_messages`` into the layer (0 for the first)."""
+        assert self.choice is not None
+        prob, choice = self.problem, self.choice
+        columns = np.arange(choice.size)
+        out = {f"{t}_s": getattr(prob.costs, f"{t}_s")[choice, columns]
+               for t in ("model", "batch", "domain")}
+        between = columns[:-1]
+        r = prob.redistribution
+        for name, values in (("s", r.seconds), ("words", r.words), ("messages", r.messages)):
+            out[f"redistribution_{name}"] = np.concatenate(
+                [[0.0], values[between, choice[:-1], choice[1:]]])
+        out["uneven"] = prob.costs.uneven[choice, columns]
+        return out
+
+    def moves(self) -> list[str | None]:
+        """Per layer, the collectives that bring its input into its layout (forward, then the
+        gradients back, backward); None where the layout does not change."""
+        assert self.choice is not None
+        prob, choice = self.problem, self.choice
+        r, lay = prob.redistribution, prob.layouts
+        out: list[str | None] = [None]
+        for i in range(1, choice.size):
+            k, m = int(choice[i - 1]), int(choice[i])
+            if k == m:
+                out.append(None)
+                continue
+            forward = describe_move(lay, k, m, int(r.forward_route[i - 1, k, m]))
+            backward = describe_move(lay, m, k, int(r.backward_route[i - 1, k, m]))
+            out.append(f"fwd {forward}; bwd {backward}")
+        return out
+
+
+def _lagrangian(prob: Problem, candidates: list[np.ndarray]) -> tuple[float, str]:
+    """Overlap `batch`: minimize max(C, Σb) + Σ(m + d + r) over layout sequences.
+
+    For λ ∈ [0, 1], max(C, Σb) ≥ λ·Σb + (1−λ)·C, so every λ gives the lower bound
+    DP_λ + (1−λ)·C with DP_λ the least Σ(m + d + r + λ·b), and its argmin is a candidate.  λ is
+    bisected on the sign of Σb(λ) − C (a supergradient of the concave bound).  Appends each
+    argmin to ``candidates``; returns (best lower bound, method).
+    """
+    c = prob.costs
+    rest = c.model_s + c.domain_s + prob.penalty
+    C = prob.compute_s
+    redist = prob.redistribution.seconds
+
+    def at(lam: float) -> tuple[float, float]:
+        value, choice = solve_chain(rest + lam * c.batch_s, redist)
+        candidates.append(choice)
+        batch_sum = float(prob.sequence_terms(choice)["batch"][0])
+        return value + (1.0 - lam) * C, batch_sum
+
+    bound1, batch1 = at(1.0)
+    if batch1 >= C:  # the additive optimum already has max(C, Σb) = Σb: bound is attained
+        return bound1, "dynamic programme (overlap batch, all-reduce not hidden at optimum)"
+    bound0, batch0 = at(0.0)
+    best = max(bound0, bound1)
+    if batch0 <= C:  # the least Σ rest already hides its all-reduce
+        return best, "dynamic programme (overlap batch, all-reduce hidden at optimum)"
+    low, high = 0.0, 1.0
+    for _ in range(LAMBDA_STEPS):
+        mid = 0.5 * (low + high)
+        bound, batch_sum = at(mid)
+        best = max(best, bound)
+        if batch_sum > C:
+            low = mid
+        else:
+            high = mid
+    return best, "Lagrangian bisection over λ (overlap batch)"
+
+
+def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
+                       settings: Settings = DEFAULT_SETTINGS,
+                       allow_infeasible: bool = False) -> PerLayerResult:
+    """The cheapest layout per layer, redistribution charged (docs/perlayer.md).
+
+    Overlap `none`: exact by :func:`solve_chain`.  Overlap `batch`: the best of the Lagrangian
+    candidates and of the four fixed plans' sequences (re-costed with redistribution), with a
+    certified lower bound.  Raises NoFeasibleGrid when some layer has no feasible layout (or
+    returns a result with ``choice`` None under ``allow_infeasible``).
+    """
+    prob = problem(network, machine, P, batch, settings)
+    fixed = fixed_plans(prob)
+    # pure batch: every layer in layout 0 (1×P), no layout change, so nothing to redistribute
+    pure_engine = float(prob.totals(np.zeros((1, len(network.layers)), dtype=np.int64))[0])
+    stuck = np.flatnonzero(~prob.costs.feasible.any(axis=0))
+    if stuck.size:
+        message = no_layout_message(prob, int(stuck[0]))
+        if not allow_infeasible:
+            raise NoFeasibleGrid(message)
+        return PerLayerResult(prob, None, np.inf, np.inf, False, "none", pure_engine, fixed,
+                              message)
+    c = prob.costs
+    if settings.overlap == "none":
+        layer_s = c.model_s + c.batch_s + c.domain_s + prob.penalty
+        _, choice = solve_chain(layer_s, prob.redistribution.seconds)
+        total = float(prob.totals(choice)[0])
+        return PerLayerResult(prob, choice, total, total, True, "dynamic programme",
+                              pure_engine, fixed, None)
+    candidates: list[np.ndarray] = []
+    bound, method = _lagrangian(prob, candidates)
+    for plan_name in PLANS:
+        candidates.extend(fixed_plan_sequences(prob, plan_name)[1])
+    stack = np.array(candidates)
+    totals = prob.totals(stack)
+    best = int(np.argmin(totals))
+    total = float(totals[best])
+    exact = total <= bound * (1.0 + 1e-12)
+    return PerLayerResult(prob, stack[best], total, min(bound, total), exact, method,
+                          pure_engine, fixed, None)
+
+
+def no_layout_message(prob: Problem, i: int) -> str:
+    """Why layer ``i`` has no feasible layout at (P, B) (cost-model.md §6)."""
+    layer = prob.network.layers[i]
+    batch_ok = prob.layouts.pc <= prob.batch
+    need = int(prob.layouts.pr[np.flatnonzero(batch_ok)[0]]) if batch_ok.any() else None
+    what = "filters" if layer.kind == "conv" else "units"
+    parts = [f"Pc = P/Pr ≤ B={prob.batch} needs Pr ≥ {need}" if need else
+             f"no Pc ≤ B={prob.batch}"]
+    parts.append(f"a model split allows Pr ≤ {layer.split_size} {what}")
+    if layer.kind == "conv":
+        strip = max(1, layer.halo_rows[0])
+        parts.append(f"a domain split Pr ≤ {layer.in_shape[0] // strip} "
+                     f"({layer.in_shape[0]} rows in strips of ≥ {strip})")
+    else:
+        parts.append("a domain split is for conv layers only")
+    return (f"plan per-layer: no feasible layout for {layer.name} at P={prob.P}, "
+            f"B={prob.batch}: " + "; ".join(parts))

@@ -167,7 +167,8 @@ def test_rates_are_linear_in_n() -> None:
 
 
 def test_algorithm_registry() -> None:
-    assert set(ALGORITHMS) == {"paper", "ring"}
+    assert set(ALGORITHMS) == {"paper", "ring", "recursive-doubling", "rabenseifner", "binomial",
+                               "bruck"}
     p, n = np.array([1, 2, 5, 64]), np.array([10.0, 0.0, 7.0, 1e6])
     paper = algorithms("paper")
     assert _same(paper.allgather(p, n), allgather_bruck(p, n))
@@ -185,5 +186,6 @@ def test_unknown_algorithm() -> None:
     with pytest.raises(UnknownName) as info:
         algorithms("rign")
     assert str(info.value) == ("unknown collective algorithm 'rign'; did you mean 'ring'? "
-                               "(known: paper, ring)")
+                               "(known: auto, binomial, bruck, paper, rabenseifner, "
+                               "recursive-doubling, ring)")
     assert info.value.exit_code == 2

@@ -381,7 +381,8 @@ class Algorithms:
         if len(candidates) == 1:
             return np.full(shape, candidates[0].name, dtype=object)
         index = self._cheapest(candidates, p, n)[1]
-        return np.array([c.name for c in candidates], dtype=object)[index]
+        names = np.array([c.name for c in candidates], dtype=object)
+        return np.asarray(names[index], dtype=object).reshape(np.shape(index))
 
     def _cheapest(self, candidates: tuple[Algorithm, ...], p: np.ndarray,
                   n: np.ndarray) -> tuple[CollectiveCost, np.ndarray]:

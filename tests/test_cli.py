@@ -566,3 +566,14 @@ def test_collectives_help_lists_the_choices() -> None:
     for name in ("paper", "ring", "recursive-doubling", "rabenseifner", "binomial", "bruck",
                  "auto", "allgather=NAME,allreduce=NAME"):
         assert name in text
+
+
+def test_sweep_names_a_non_paper_selection() -> None:
+    out = run("sweep", "--net", "alexnet", "--P", "8,384", "--plan", "fc-model",
+              "--collectives", "ring")
+    assert out.splitlines()[0] == "alexnet on cori-knl, B=2048, plan fc-model, overlap none, " \
+                                  "collectives ring"
+    assert run_json("sweep", "--net", "alexnet", "--P", "8,384", "--plan", "fc-model",
+                    "--collectives", "auto")["collectives"] == "auto"
+    assert "collectives" not in run_json("sweep", "--net", "alexnet", "--P", "8", "--plan",
+                                         "fc-model")

@@ -309,28 +309,34 @@ SET_NAMES = ("paper", "ring", "recursive-doubling", "rabenseifner", "binomial", 
 
 @dataclass(frozen=True)
 class Algorithms:
-    """The collective algorithms one evaluation uses: per kind, one algorithm or (``auto``)
-    candidates of which the cheapest on ``costs`` = (α s, β s/word, γ s/word) wins per message.
+    """The collective algorithms one evaluation uses: an all-gather and an all-reduce rate
+    function of p, or — for a kind in ``candidates`` (``auto``) — the cheapest of several on
+    ``costs`` = (α s, β s/word, γ s/word), chosen per message.
 
-    ``name`` is the selection as given ('paper', 'ring', 'auto', 'allgather=bruck,allreduce=ring').
-    Fixed selections are linear in n (:attr:`linear`): the engine then works with
-    :meth:`allgather_rate` and :meth:`allreduce_rate` of p only.
+    ``name`` is the selection as given ('paper', 'ring', 'auto', 'allgather=bruck,allreduce=ring');
+    ``names`` the (all-gather, all-reduce) algorithm names ('' means ``name``).  Fixed
+    selections are linear in n (:attr:`linear`): the engine then works with the rate functions
+    :attr:`allgather_rate` and :attr:`allreduce_rate` of p only.
     """
 
     name: str
-    choices: Mapping[str, tuple[Algorithm, ...]]
+    allgather_rate: RateOf
+    allreduce_rate: RateOf
     description: str
+    names: tuple[str, str] = ("", "")
+    candidates: Mapping[str, tuple[Algorithm, ...]] = field(default_factory=dict)
     costs: tuple[float, float, float] | None = None
 
     @property
     def linear(self) -> bool:
-        """True when every kind has one algorithm (no ``auto``): costs are rates × n."""
-        return all(len(c) == 1 for c in self.choices.values())
+        """True when no kind is ``auto``: every cost is a rate of p times n."""
+        return not self.candidates
 
     def used(self, kind: str) -> str:
         """The algorithm name of ``kind`` ('auto' for a choice per message)."""
-        candidates = self.choices[kind]
-        return candidates[0].name if len(candidates) == 1 else AUTO
+        if kind in self.candidates:
+            return AUTO
+        return self.names[SELECTABLE.index(kind)] or self.name
 
     @property
     def label(self) -> str:
@@ -343,28 +349,16 @@ class Algorithms:
 
     def rate_of(self, kind: str) -> RateOf:
         """The rate function of ``kind``; only for a fixed (non-auto) algorithm."""
-        candidates = self.choices[kind]
-        if len(candidates) != 1:
+        if kind in self.candidates:
             raise UsageError(f"{KIND_NAMES[kind]} 'auto' has no single rate: the cheapest "
                              "algorithm depends on the message size")
-        return candidates[0].rate
-
-    @property
-    def allgather_rate(self) -> RateOf:
-        """The all-gather rate function of p (fixed algorithms only)."""
-        return self.rate_of(ALLGATHER)
-
-    @property
-    def allreduce_rate(self) -> RateOf:
-        """The all-reduce rate function of p (fixed algorithms only)."""
-        return self.rate_of(ALLREDUCE)
+        return self.allgather_rate if kind == ALLGATHER else self.allreduce_rate
 
     def cost(self, kind: str, p: np.ndarray, n: np.ndarray) -> CollectiveCost:
         """Cost of ``kind`` moving n words on p processes (broadcasting p against n)."""
-        candidates = self.choices[kind]
-        if len(candidates) == 1:
-            return candidates[0].rate(p).of(n)
-        return self._cheapest(candidates, p, n)[0]
+        if kind in self.candidates:
+            return self._cheapest(self.candidates[kind], p, n)[0]
+        return self.rate_of(kind)(p).of(n)
 
     def allgather(self, p: np.ndarray, n: np.ndarray) -> CollectiveCost:
         """All-gather of n words on p processes."""
@@ -376,10 +370,10 @@ class Algorithms:
 
     def chosen(self, kind: str, p: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Name of the algorithm ``kind`` uses for each (p, n), broadcast shape, dtype object."""
-        candidates = self.choices[kind]
         shape = np.broadcast_shapes(np.shape(p), np.shape(n))
-        if len(candidates) == 1:
-            return np.full(shape, candidates[0].name, dtype=object)
+        if kind not in self.candidates:
+            return np.full(shape, self.used(kind), dtype=object)
+        candidates = self.candidates[kind]
         index = self._cheapest(candidates, p, n)[1]
         names = np.array([c.name for c in candidates], dtype=object)
         return np.asarray(names[index], dtype=object).reshape(np.shape(index))
@@ -408,31 +402,25 @@ class Algorithms:
         return CollectiveCost(pick("messages"), pick("words"), pick("reduced")), index
 
 
-def _one(kind: str, name: str) -> tuple[Algorithm, ...]:
-    if name == AUTO:
-        return tuple(a for a in REGISTRY[kind].values() if a.candidate)
-    return (REGISTRY[kind][name],)
+def _auto_rate(p: np.ndarray) -> Rate:
+    """Stands for an 'auto' kind's rate: there is none (see Algorithms.rate_of)."""
+    raise UsageError("'auto' has no single rate: the cheapest algorithm depends on the "
+                     "message size")
+
+
+def _build(name: str, chosen: Mapping[str, str], description: str,
+           costs: tuple[float, float, float] | None = None) -> Algorithms:
+    """Algorithms for {kind: algorithm name or 'auto'}."""
+    rates = [_auto_rate if chosen[k] == AUTO else REGISTRY[k][chosen[k]].rate
+             for k in SELECTABLE]
+    candidates = {k: tuple(a for a in REGISTRY[k].values() if a.candidate)
+                  for k in SELECTABLE if chosen[k] == AUTO}
+    return Algorithms(name, rates[0], rates[1], description,
+                      (chosen[ALLGATHER], chosen[ALLREDUCE]), candidates, costs)
 
 
 def _named_set(name: str, description: str) -> Algorithms:
-    choices = {kind: _one(kind, name if name in REGISTRY[kind] or name == AUTO
-                          else FALLBACK[kind]) for kind in SELECTABLE}
-    return Algorithms(name, choices, description)
-
-
-ALGORITHMS: dict[str, Algorithms] = {
-    "paper": _named_set("paper", "Bruck all-gather; all-reduce charged as two all-gathers "
-                                 "(the paper)"),
-    "ring": _named_set("ring", "ring all-gather and ring all-reduce: (p−1) and 2(p−1) latency "
-                               "terms"),
-    "recursive-doubling": _named_set("recursive-doubling",
-                                     "recursive-doubling all-gather and all-reduce"),
-    "rabenseifner": _named_set("rabenseifner", "Bruck all-gather; Rabenseifner all-reduce "
-                                               "(recursive halving + doubling)"),
-    "binomial": _named_set("binomial", "binomial trees: gather + broadcast, reduce + broadcast"),
-    "bruck": _named_set("bruck", "Bruck all-gather; the paper's all-reduce"),
-}
-"""The fixed named sets (linear in n).  ``auto`` is built per machine by :func:`algorithms`."""
+    return _build(name, parse_selection(name), description)
 
 
 def parse_selection(text: str) -> dict[str, str]:
@@ -477,12 +465,26 @@ def algorithms(name: str = "paper",
     if name in ALGORITHMS:
         return ALGORITHMS[name]
     chosen = parse_selection(name)
-    choices = {kind: _one(kind, chosen[kind]) for kind in SELECTABLE}
     if name == AUTO:
         description = "the cheapest algorithm per collective and message size"
     else:
         description = ", ".join(f"{KIND_NAMES[k]} {chosen[k]}" for k in SELECTABLE)
-    return Algorithms(name, choices, description, costs)
+    return _build(name, chosen, description, costs)
+
+
+ALGORITHMS: dict[str, Algorithms] = {
+    "paper": _named_set("paper", "Bruck all-gather; all-reduce charged as two all-gathers "
+                                 "(the paper)"),
+    "ring": _named_set("ring", "ring all-gather and ring all-reduce: (p−1) and 2(p−1) latency "
+                               "terms"),
+    "recursive-doubling": _named_set("recursive-doubling",
+                                     "recursive-doubling all-gather and all-reduce"),
+    "rabenseifner": _named_set("rabenseifner", "Bruck all-gather; Rabenseifner all-reduce "
+                                               "(recursive halving + doubling)"),
+    "binomial": _named_set("binomial", "binomial trees: gather + broadcast, reduce + broadcast"),
+    "bruck": _named_set("bruck", "Bruck all-gather; the paper's all-reduce"),
+}
+"""The fixed named sets (linear in n).  ``auto`` is built per machine by :func:`algorithms`."""
 
 
 # --------------------------------------------------------------------------- shorthands

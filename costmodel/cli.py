@@ -47,9 +47,12 @@ def model_options(func: F) -> F:
         click.option("--overlap", type=click.Choice(["none", "batch"]), default="none",
                      show_default=True,
                      help="'batch' hides the gradient all-reduce under the computation."),
-        click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
-                     help="Collective algorithms: 'paper' (Bruck all-gather, all-reduce as two "
-                          "all-gathers) or 'ring'."),
+        click.option("--collectives", default=None, metavar="ALGO",
+                     help="Collective algorithms: paper (Bruck all-gather, all-reduce as two "
+                          "all-gathers), ring, recursive-doubling, rabenseifner, binomial, "
+                          "bruck, or auto (the cheapest per collective and message size); or "
+                          "per collective, 'allgather=NAME,allreduce=NAME'.  [default: the "
+                          "machine profile's 'collectives', else paper]"),
         click.option("--compute", type=click.Choice(["auto", "table", "flops", "none"]),
                      default="auto", show_default=True,
                      help="Compute model: the machine's measured table (when measured for this "
@@ -122,11 +125,16 @@ def _load(net: str, machine: str) -> tuple[Any, Any]:
     return load_network(net), load_machine(machine)
 
 
-def _settings(overlap: str, collectives: str, compute: str, memory: Any = None) -> Any:
+def _settings(overlap: str, collectives: str | None, compute: str, memory: Any = None,
+              machine: Any = None) -> Any:
+    """The settings; ``collectives`` None takes the machine profile's selection."""
     from costmodel.collectives import algorithms
     from costmodel.search import Settings
 
-    algorithms(collectives)  # validate the name before any work
+    if collectives is None and machine is not None:
+        collectives = machine.collectives
+    if collectives is not None:
+        algorithms(collectives)  # validate the name before any work
     return Settings(overlap=overlap, collectives=collectives, compute=compute,  # type: ignore[arg-type]
                     memory=memory)
 
@@ -185,7 +193,7 @@ def _show(result: Result, fmt: str, output: str) -> None:
 
 
 def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                     collectives: str, compute: str, per: str, plan_name: str,
+                     collectives: str | None, compute: str, per: str, plan_name: str,
                      efficiency: float, memory_check: bool | None = None,
                      optimizer: str | None = None) -> Result:
     from costmodel.plans import PLANS, plan
@@ -201,15 +209,16 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach)
     records = []
     for chosen in plans:
         result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
                               allow_infeasible=len(plans) > 1)
         records.append(optimum_record(result, per))  # type: ignore[arg-type]
     provenance = _provenance("optimize", net, machine, {
-        "P": P, "batch": B, "plan": plan_name, "overlap": overlap, "collectives": collectives,
-        "compute": compute, "per": per, "efficiency_threshold": efficiency,
+        "P": P, "batch": B, "plan": plan_name, "overlap": overlap,
+        "collectives": settings.collectives, "compute": compute, "per": per,
+        "efficiency_threshold": efficiency,
         **_memory_settings(memory)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
@@ -246,7 +255,7 @@ def _check_efficiency(efficiency: float) -> None:
 
 
 def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                   collectives: str, compute: str, per: str, pr: str, plan_name: str,
+                   collectives: str | None, compute: str, per: str, pr: str, plan_name: str,
                    memory_check: bool | None = None, optimizer: str | None = None) -> Result:
     import numpy as np
 
@@ -265,31 +274,35 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    s = _settings(overlap, collectives, compute, memory)
+    s = _settings(overlap, collectives, compute, memory, machine=mach)
     grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
     table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory)
     held = memory_table(network, grids, chosen, mach.word_bytes, _optimizer_bytes(mach, optimizer))
     records = layer_records(table, 0, per, held)  # type: ignore[arg-type]
     unit = unit_of(per)  # type: ignore[arg-type]
     feasible = bool(table.feasible[0])
+    algo = table.algorithms
     title = (f"{network.name} on {mach.name}: {R}×{P // R} grid, B={B}, plan {chosen.name}"
+             + ("" if algo.name == "paper" else f", collectives {algo.label}")
              + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
     record = {"net": network.name, "machine": mach.name, "P": P, "batch": B, "pr": R,
               "pc": P // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
-              "reason": reason(table, 0) or None, "layers": records}
+              "reason": reason(table, 0) or None, "layers": records,
+              "collectives": algo.name}
     provenance = _provenance("layers", net, machine, {
         "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
-        "collectives": collectives, "compute": compute, "per": per,
+        "collectives": algo.name, "compute": compute, "per": per,
         **_memory_settings(memory)})
     return Result([layers_table(records, unit, title)], record, provenance)
 
 
 def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                  collectives: str, compute: str, per: str, per_process: str | None,
+                  collectives: str | None, compute: str, per: str, per_process: str | None,
                   plan_name: str, efficiency: float, memory_check: bool | None = None,
                   optimizer: str | None = None) -> Result:
     import numpy as np
 
+    from costmodel.collectives import algorithms
     from costmodel.grids import parse_processes
     from costmodel.plans import PLANS, plan
     from costmodel.report import sweep_record, sweep_table
@@ -309,7 +322,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach)
     records, tables = [], []
     for chosen in plans:
         result = run_sweep(network, mach, ps, batches, chosen, settings)
@@ -317,13 +330,18 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
             else None
         record = sweep_record(result, per, efficiency, limit)  # type: ignore[arg-type]
         record.update(net=network.name, machine=mach.name)
+        algo = algorithms(settings.collectives or "paper")
+        if algo.name != "paper":
+            record["collectives"] = algo.name
         records.append(record)
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
-                                          f"{chosen.name}, overlap {overlap}"))
+                                          f"{chosen.name}, overlap {overlap}"
+                                  + ("" if algo.name == "paper"
+                                     else f", collectives {algo.label}")))
     provenance = _provenance("sweep", net, machine, {
         "P": processes, "batch": None if per_process else int(batches[0]),
         "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
-        "overlap": overlap, "collectives": collectives, "compute": compute, "per": per,
+        "overlap": overlap, "collectives": settings.collectives, "compute": compute, "per": per,
         "efficiency_threshold": efficiency, **_memory_settings(memory)})
     return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
@@ -392,7 +410,8 @@ def layers(fmt: str, output: str, **options: Any) -> None:
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
-def explain(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
+            collectives: str | None,
             compute: str, per: str, pr: str, plan_name: str, layer_names: tuple[str, ...],
             fmt: str, output: str) -> None:
     """Every term of one grid's cost: the formula, the numbers substituted, the result.
@@ -420,7 +439,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str, co
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
-    s = _settings(overlap, collectives, compute)
+    s = _settings(overlap, collectives, compute, machine=mach)
     result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
                          layers=layer_names or None)
     if fmt == "json":
@@ -577,14 +596,15 @@ def _save_figure(figure: Any, output: str) -> None:
     click.echo(f"wrote {output}")
 
 
-def _optima(net: str, machine: str, processes: str, batch: str, overlap: str, collectives: str,
+def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
+            collectives: str | None,
             compute: str, plan_name: str) -> list[Any]:
     from costmodel.grids import parse_processes
     from costmodel.plans import plan
     from costmodel.search import optimize as run_optimize
 
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute)
+    settings = _settings(overlap, collectives, compute, machine=mach)
     chosen = plan(plan_name)
     return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
                          allow_infeasible=True)
@@ -596,7 +616,7 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str, co
 @plan_option(all_allowed=False)
 @figure_output
 def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
-              collectives: str, compute: str, per: str, plan_name: str, output: str) -> None:
+              collectives: str | None, compute: str, per: str, plan_name: str, output: str) -> None:
     """Stacked bars per Pr×Pc grid (compute, model, batch, domain communication), one panel
     per P, the best bar labelled "X× (Y×)" against 1×P — the paper's Figs. 6-10.
 
@@ -617,7 +637,7 @@ def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
               show_default=True, help="Plot communication or total time against Pr.")
 @figure_output
 def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
-               collectives: str, compute: str, per: str, plan_name: str, what: str,
+               collectives: str | None, compute: str, per: str, plan_name: str, what: str,
                output: str) -> None:
     """Communication (or total) time against Pr, one line per P and B (lists allowed in --P
     and --batch), the least point of each line starred.
@@ -643,7 +663,7 @@ def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
 @efficiency_option
 @figure_output
 def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: str,
-                 collectives: str, compute: str, per: str, per_process: str | None,
+                 collectives: str | None, compute: str, per: str, per_process: str | None,
                  plan_name: str, efficiency: float, output: str) -> None:
     """Best time against P for each plan and for pure batch, scaling limits marked.
 
@@ -661,7 +681,7 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     ps = parse_processes(processes)
     _check_efficiency(efficiency)
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute)
+    settings = _settings(overlap, collectives, compute, machine=mach)
     if per_process is not None:
         batches = ps * _positive_int(per_process, "--per-process-batch")
         label = f"B = {per_process}·P"
@@ -684,7 +704,8 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
 @plan_option(all_allowed=False)
 @figure_output
 def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str,
-                collectives: str, compute: str, per: str, plan_name: str, output: str) -> None:
+                collectives: str | None, compute: str, per: str, plan_name: str,
+                output: str) -> None:
     """Heatmap of communication per layer × grid for one P.
 
     \b
@@ -787,7 +808,8 @@ def nets(fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
 def machines(fmt: str) -> None:
-    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory.
+    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ and
+    collective algorithms.
 
     \b
     Example:
@@ -803,13 +825,16 @@ def machines(fmt: str) -> None:
         tables = ", ".join(t.name for t in m.compute_tables) or "—"
         memory = format_bytes(m.memory_bytes) if m.memory_bytes else "—"
         rows.append([m.name, format_seconds(m.alpha_s), format_rate(m.bandwidth_Bps, "B/s"),
-                     m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables])
+                     m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables,
+                     m.gamma_s_per_word, m.collectives])
         records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
                         "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
                         "memory_bytes": m.memory_bytes,
                         "compute_tables": [t.name for t in m.compute_tables],
-                        "description": m.description})
-    headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables"]
+                        "description": m.description,
+                        "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives})
+    headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
+               "γ [s/word]", "collectives"]
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 

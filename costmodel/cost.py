@@ -14,7 +14,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from costmodel.collectives import Algorithms, CollectiveCost, algorithms, halo_exchange
+from costmodel.collectives import (
+    ALLGATHER,
+    ALLREDUCE,
+    Algorithms,
+    CollectiveCost,
+    algorithms,
+    halo_exchange,
+)
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
@@ -119,13 +126,21 @@ def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
     with |W_i|/Pr the largest shard ⌈split/Pr⌉/split·|W_i| when Pr does not divide the split.
     ``pr``, ``pc``, ``batch`` have shape (G, 1), the layers (1, L); results (G, L).
     """
-    # every term is (per-grid factor, shape (G, 1)) × (per-layer size, shape (1, L))
-    model_rate = algo.allgather_rate(pr) + algo.allreduce_rate(pr)
-    model = CollectiveCost(model_rate.messages,
-                           (model_rate.per_word * local_batch(batch, pc)) * layers.activations)
-    batch_rate = algo.allreduce_rate(pc)
-    shard_words = np.ceil(layers.split_size / pr) * (layers.params / layers.split_size)
-    return model, batch_rate.of(shard_words)
+    if algo.linear:
+        # every term is (per-grid factor, shape (G, 1)) × (per-layer size, shape (1, L))
+        model_rate = algo.allgather_rate(pr) + algo.allreduce_rate(pr)
+        model = model_rate.of_product(local_batch(batch, pc), layers.activations)
+    else:
+        # 'auto': the cheapest algorithm depends on the size, so each collective is chosen
+        # per grid × layer (docs/collectives.md)
+        words = local_batch(batch, pc) * layers.activations
+        model = algo.allgather(pr, words) + algo.allreduce(pr, words)
+    return model, algo.allreduce(pc, shard_words(pr, layers))
+
+
+def shard_words(pr: np.ndarray, layers: LayerArrays) -> np.ndarray:
+    """|W_i|/Pr on the slowest process: ⌈split/Pr⌉/split·|W_i| (§6), (G, L)."""
+    return np.ceil(layers.split_size / pr) * (layers.params / layers.split_size)
 
 
 def domain_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays, batch: np.ndarray,
@@ -284,16 +299,20 @@ class GroupCost:
         """Uneven flag per grid × layer of the group, (G, Lg)."""
         return self._code_and_uneven[1]
 
-    def seconds(self, term: str, alpha_s: float, beta_s_per_word: float) -> np.ndarray:
+    def seconds(self, term: str, alpha_s: float, beta_s_per_word: float,
+                gamma_s_per_word: float = 0.0) -> np.ndarray:
         """Seconds of ``term`` per grid × layer of the group, (G, Lg)."""
         cost: CollectiveCost = getattr(self.volumes, term)
-        return np.broadcast_to(cost.seconds(alpha_s, beta_s_per_word), self.shape)
+        return np.broadcast_to(cost.seconds(alpha_s, beta_s_per_word, gamma_s_per_word),
+                               self.shape)
 
     def summed_seconds(self, term: str, alpha_s: float, beta_s_per_word: float,
-                       weight: np.ndarray | None = None) -> np.ndarray:
+                       weight: np.ndarray | None = None,
+                       gamma_s_per_word: float = 0.0) -> np.ndarray:
         """Seconds of ``term`` summed over the group's layers (weighted), (G,).
 
-        α·Σ messages + β·Σ words: sums first, so a per-grid latency count costs no (G, Lg) work.
+        α·Σ messages + β·Σ words (+ γ·Σ reduced when γ ≠ 0): sums first, so a per-grid latency
+        count costs no (G, Lg) work.
         """
         cost: CollectiveCost = getattr(self.volumes, term)
         shape = self.shape
@@ -303,7 +322,10 @@ class GroupCost:
         else:
             messages = np.broadcast_to(cost.messages, shape) @ w
         words = np.broadcast_to(cost.words, shape) @ w
-        return alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
+        total = alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
+        if gamma_s_per_word:
+            total = total + gamma_s_per_word * (np.broadcast_to(cost.reduced, shape) @ w)
+        return total
 
 
 def group_costs(layers: LayerArrays, grids: Grids, plan: Plan,
@@ -363,13 +385,16 @@ class CostTable:
         return CollectiveCost(self._assemble(f"{name}_messages", [c.messages for c in costs],
                                              np.float64),
                               self._assemble(f"{name}_words", [c.words for c in costs],
+                                             np.float64),
+                              self._assemble(f"{name}_reduced", [c.reduced for c in costs],
                                              np.float64))
 
     def seconds(self, name: str) -> np.ndarray:
         """Seconds of a term per grid × layer, (G, L)."""
         alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
-        return self._assemble(f"{name}_s", [g.seconds(name, alpha, beta) for g in self.groups],
-                              np.float64)
+        gamma = self.machine.gamma_s_per_word
+        return self._assemble(f"{name}_s", [g.seconds(name, alpha, beta, gamma)
+                                            for g in self.groups], np.float64)
 
     @property
     def code(self) -> np.ndarray:
@@ -429,8 +454,9 @@ class CostTable:
         key = f"{name}_sum"
         if key not in self._cache:
             alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
-            self._cache[key] = sum((g.summed_seconds(name, alpha, beta) for g in self.groups),
-                                   np.zeros(len(self.grids)))
+            gamma = self.machine.gamma_s_per_word
+            self._cache[key] = sum((g.summed_seconds(name, alpha, beta, None, gamma)
+                                    for g in self.groups), np.zeros(len(self.grids)))
         return self._cache[key]
 
     @property
@@ -457,13 +483,23 @@ def _check(grids: Grids, overlap: str) -> None:
         raise UsageError(f"batch: expected a positive integer, got {int(grids.batch.min())}")
 
 
+def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algorithms:
+    """The collective algorithms selected by ``collectives`` (None: the machine profile's
+    ``collectives``, 'paper' unless it says otherwise), with the machine's α, β, γ for 'auto'."""
+    return algorithms(collectives or machine.collectives,
+                      (machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word))
+
+
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
-             overlap: Overlap = "none", collectives: str = "paper",
+             overlap: Overlap = "none", collectives: str | None = None,
              compute: ComputeModel = "auto", memory: MemoryCheck | None = None) -> CostTable:
     """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7); with
-    ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md)."""
+    ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
+
+    ``collectives``: a selection (docs/collectives.md); None takes the machine profile's.
+    """
     _check(grids, overlap)
-    algo = algorithms(collectives)
+    algo = machine_algorithms(machine, collectives)
     groups = group_costs(LayerArrays.of(network), grids, plan, algo)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
@@ -483,7 +519,7 @@ class GridTotals:
 
 
 def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
-                    overlap: Overlap = "none", collectives: str = "paper",
+                    overlap: Overlap = "none", collectives: str | None = None,
                     compute: ComputeModel = "auto",
                     memory: MemoryCheck | None = None) -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
@@ -493,13 +529,13 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     """
     _check(grids, overlap)
     layers, counts = LayerArrays.unique_of(network)
-    alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    alpha, beta, gamma = machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word
     sums = {term: np.zeros(len(grids)) for term in TERMS}
     feasible = np.ones(len(grids), dtype=bool)
-    for group in group_costs(layers, grids, plan, algorithms(collectives)):
+    for group in group_costs(layers, grids, plan, machine_algorithms(machine, collectives)):
         weight = counts[0, group.index]
         for term in TERMS:
-            sums[term] += group.summed_seconds(term, alpha, beta, weight)
+            sums[term] += group.summed_seconds(term, alpha, beta, weight, gamma)
         feasible &= group.feasible
     if memory is not None:
         feasible &= memory_table(network, grids, plan, machine.word_bytes,
@@ -508,3 +544,34 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
     return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible)
+
+
+def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:
+    """Which algorithm each collective of each layer uses on grid ``grid`` (for 'auto': the
+    cheapest for that layer's size), in layer order.
+
+    Keys: ``model_allgather`` and ``model_allreduce`` (over Pr, the ⌈B/Pc⌉·d_i activations) and
+    ``batch_allreduce`` (the weight gradients: over Pc for a model split, over P for a domain
+    split); None where the collective does not run (a group of one process).
+    """
+    algo = table.algorithms
+    out: list[dict[str, str | None]] = [{} for _ in table.network.layers]
+    for g in table.groups:
+        group = g.group
+        pr, pc = group.pr[grid:grid + 1], group.pc[grid:grid + 1]
+        layers = g.layers
+        activations = local_batch(g.batch[grid:grid + 1], pc) * layers.activations
+        if group.mode == DOMAIN:
+            p_w, n_w = pr * pc, np.broadcast_to(layers.params, activations.shape)
+        else:
+            p_w, n_w = pc, shard_words(pr, layers)
+        gather = algo.chosen(ALLGATHER, pr, activations)[0]
+        reduce = algo.chosen(ALLREDUCE, pr, activations)[0]
+        weights = algo.chosen(ALLREDUCE, p_w, n_w)[0]
+        model_runs = group.mode == MODEL and int(pr[0, 0]) > 1
+        weights_run = int(np.asarray(p_w).ravel()[0]) > 1
+        for j, i in enumerate(group.index):
+            out[int(i)] = {"model_allgather": str(gather[j]) if model_runs else None,
+                           "model_allreduce": str(reduce[j]) if model_runs else None,
+                           "batch_allreduce": str(weights[j]) if weights_run else None}
+    return out

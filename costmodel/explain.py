@@ -403,8 +403,22 @@ def _total_line(compute: float, model: float, batch: float, domain: float,
                 compute + model + batch + domain)
 
 
+def _check_explainable(algo: Algorithms, machine: Machine) -> None:
+    """UsageError for what explain cannot write as one formula yet: 'auto' (the algorithm
+    depends on the size) and a γ term (reduction arithmetic, docs/collectives.md)."""
+    if not algo.linear:
+        raise UsageError("explain: collectives 'auto' picks per message; `gridcost layers "
+                         "--collectives auto` shows the winners — explain one of them")
+    gamma_terms = any(np.any(rate_of(np.array([2, 3, 4])).reduce_per_word)
+                      for rate_of in (algo.allgather_rate, algo.allreduce_rate))
+    if machine.gamma_s_per_word and gamma_terms:
+        raise UsageError(f"explain: machine {machine.name!r} charges γ (reduction arithmetic), "
+                         "which explain does not show yet; use --collectives paper or a "
+                         "profile without gamma")
+
+
 def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,
-            overlap: Overlap = "none", collectives: str = "paper",
+            overlap: Overlap = "none", collectives: str | None = None,
             compute: ComputeModel = "auto", layers: Sequence[str] | None = None) -> Explanation:
     """Every term of the cost of the grid Pr × (P/Pr) under ``plan``, per iteration.
 
@@ -419,7 +433,8 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
         raise UsageError(f"batch: expected a positive integer, got {batch!r}")
     pr, batch = int(pr), int(batch)
     wanted = [network.layers[network.layer_index(name)].name for name in (layers or ())]
-    algo = algorithms(collectives)
+    algo = algorithms(collectives or machine.collectives)
+    _check_explainable(algo, machine)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
     grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
     # the engine decides feasibility and the layout (which split and group sizes per layer)

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from costmodel import collectives as coll
 from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
 from costmodel.memory import OPTIMIZERS
 from costmodel.specs import ComputeTable, Layer, Machine, Network, Shape
@@ -411,7 +412,8 @@ def load_network(name_or_path: str) -> Network:
 
 _ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
-                 "flop_rate", "memory", "optimizer", "compute"}
+                 "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives"}
+_ZERO_PER_WORD = re.compile(r"^\s*0+(\.0*)?\s*((s|ms|us|µs|ns)/word)?\s*$")
 
 
 def machine_from_document(doc: Document) -> Machine:
@@ -427,17 +429,20 @@ def machine_from_document(doc: Document) -> Machine:
         tables, default_table = _compute_tables(top.raw("compute"), doc.source)
     memory = top.quantity("memory", "bytes") if top.has("memory") else None
     optimizer = _optimizer(top) if top.has("optimizer") else 0.0
+    flop_rate = top.quantity("flop_rate", "flop_rate")
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
         bandwidth_Bps=top.quantity("bandwidth", "bandwidth"),
         word_bytes=top.integer("word_bytes", default=4),
-        flop_rate=top.quantity("flop_rate", "flop_rate"),
+        flop_rate=flop_rate,
         memory_bytes=memory,
         optimizer_bytes_per_param=optimizer,
         compute_tables=tables,
         default_table=default_table,
         description=top.text("description", default=""),
+        gamma_s_per_word=_gamma(top, flop_rate),
+        collectives=_collectives(top),
     )
 
 
@@ -450,6 +455,50 @@ def _optimizer(top: Fields) -> float:
         raise top.error("optimizer", f"one of {', '.join(OPTIMIZERS)} or a number of bytes per "
                                      "parameter ≥ 0", value)
     return float(value)
+
+
+def _gamma(top: Fields, flop_rate: float) -> float:
+    """γ in s/word: '<number> <time>/word', 0, or 'flop_rate' (one FLOP per word: 1/flop_rate)."""
+    if not top.has("gamma"):
+        return 0.0
+    gamma = top.raw("gamma")
+    if gamma == "flop_rate":
+        return 1.0 / flop_rate
+    if (type(gamma) is int and gamma == 0) or (isinstance(gamma, str)
+                                               and _ZERO_PER_WORD.match(gamma)):
+        return 0.0
+    expected = "'<number> <time unit>/word' (e.g. '0.1 ns/word'), 0 or 'flop_rate'"
+    if not isinstance(gamma, str) or not gamma.rstrip().endswith("/word"):
+        raise top.error("gamma", expected, gamma)
+    if gamma.strip().startswith("-"):
+        raise top.error("gamma", "a time per word ≥ 0", gamma)
+    try:
+        return parse_quantity(gamma.rstrip()[:-len("/word")], "time")
+    except SpecError:
+        raise top.error("gamma", expected, gamma) from None
+
+
+def _collectives(top: Fields) -> str:
+    """The profile's collective selection as a string: a name or 'allgather=A,allreduce=B'."""
+    if not top.has("collectives"):
+        return "paper"
+    value = top.raw("collectives")
+    if isinstance(value, str):
+        if value not in coll.SET_NAMES:
+            raise top.error("collectives", f"one of {', '.join(coll.SET_NAMES)} or a mapping "
+                            f"{{{', '.join(f'{k}: NAME' for k in coll.SELECTABLE)}}}", value)
+        return value
+    if not isinstance(value, dict):
+        raise top.error("collectives", "an algorithm name or a mapping "
+                        f"{{{', '.join(f'{k}: NAME' for k in coll.SELECTABLE)}}}", value)
+    f = Fields(value, top.source, "collectives", set(coll.SELECTABLE))
+    chosen = []
+    for kind in coll.SELECTABLE:
+        name = f.raw(kind, default="paper")
+        if name not in coll.names_of(kind):
+            raise f.error(kind, f"one of {', '.join(coll.names_of(kind))}", name)
+        chosen.append(f"{kind}={name}")
+    return ",".join(chosen)
 
 
 def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...], str | None]:

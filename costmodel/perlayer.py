@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.collectives import Algorithms, Rate, algorithms
+from costmodel.collectives import Algorithms, Rate
 from costmodel.cost import (
     LayerArrays,
     combine,
@@ -29,9 +29,10 @@ from costmodel.cost import (
     evaluate,
     group_feasibility,
     local_batch,
+    machine_algorithms,
     model_batch_volumes,
 )
-from costmodel.errors import NoFeasibleGrid
+from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import Grids, check_processes, divisors, factorizations
 from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
 from costmodel.search import Settings, check_batch
@@ -108,7 +109,8 @@ class LayerCosts:
 
 
 def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
-                alpha_s: float, beta_s_per_word: float) -> LayerCosts:
+                alpha_s: float, beta_s_per_word: float,
+                gamma_s_per_word: float = 0.0) -> LayerCosts:
     """Every layer in every layout, from the engine's group functions in two calls (model/batch
     layouts and domain layouts), each on (K_mode, 1) group sizes × (1, L) layers.
 
@@ -126,11 +128,11 @@ def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
         pr, pc = lay.pr[rows][:, None], lay.pc[rows][:, None]
         if mode == MODEL:
             model, weights = model_batch_volumes(pr, pc, layers, b, algo)
-            out["model"][rows] = model.seconds(alpha_s, beta_s_per_word)
+            out["model"][rows] = model.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
         else:
             halo, weights = domain_volumes(pr, pc, layers, b, algo)
-            out["domain"][rows] = halo.seconds(alpha_s, beta_s_per_word)
-        out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word)
+            out["domain"][rows] = halo.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
+        out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
         group_code, group_uneven = group_feasibility(LayerGroup(index, mode, pr, pc), layers, b)
         if mode == DOMAIN:
             group_code = np.where(layers.is_conv, group_code, np.int8(NOT_CONV))
@@ -348,7 +350,10 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
     """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B."""
     P = check_processes(P)
     batch = check_batch(batch)
-    algo = algorithms(settings.collectives)
+    algo = machine_algorithms(machine, settings.collectives)
+    if not algo.linear:
+        raise UsageError("plan per-layer: collectives 'auto' is not supported yet (its "
+                         "redistribution is costed with one all-gather rate); pick an algorithm")
     lay = layouts(P)
     layers = LayerArrays.of(network)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
@@ -356,7 +361,8 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grid,
                                                                 settings.compute)
     return Problem(network, machine, P, batch, settings, lay,
-                   layer_costs(layers, lay, batch, algo, alpha, beta),
+                   layer_costs(layers, lay, batch, algo, alpha, beta,
+                               machine.gamma_s_per_word),
                    redistribution(layers, lay, batch, algo, alpha, beta),
                    float(compute_s[0]), compute_model, bool(outside[0]))
 

@@ -18,7 +18,8 @@ from typing import Any, Literal
 import numpy as np
 
 from costmodel import __version__
-from costmodel.cost import TERMS, CostTable
+from costmodel.collectives import KIND_NAMES, SELECTABLE
+from costmodel.cost import TERMS, CostTable, layer_algorithms
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
 from costmodel.perlayer import PerLayerResult
 from costmodel.plans import MODE_NAMES
@@ -185,7 +186,32 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
     if best is None:
         record["error"] = "no feasible grid"
         record["reason"] = no_feasible_grid_message(table)
+    record.update(algorithms_record(table))
     return record
+
+
+def algorithms_record(table: CostTable) -> dict[str, Any]:
+    """The algorithm of each collective and γ — present only when they differ from the paper's
+    (the paper's records stay exactly as they were): ``collective_algorithms`` maps allgather
+    and allreduce to a name or 'auto'; ``gamma_s_per_word`` is γ."""
+    algo, gamma = table.algorithms, table.machine.gamma_s_per_word
+    if algo.name == "paper" and not gamma:
+        return {}
+    return {"collective_algorithms": {kind: algo.used(kind) for kind in SELECTABLE},
+            "gamma_s_per_word": gamma}
+
+
+def collectives_label(record: dict[str, Any]) -> str:
+    """'paper', 'ring', or 'rabenseifner (all-gather bruck, all-reduce rabenseifner)' from a
+    record; adds γ when it is not zero."""
+    name = record["collectives"]
+    used = record.get("collective_algorithms", {})
+    label = name
+    if any(u != name for u in used.values()):
+        parts = ", ".join(f"{KIND_NAMES[k]} {used[k]}" for k in SELECTABLE)
+        label = parts if "=" in name else f"{name} ({parts})"
+    gamma = record.get("gamma_s_per_word")
+    return label + (f", γ {gamma:.4g} s/word" if gamma else "")
 
 
 def layer_records(table: CostTable, grid: int, per: Per,
@@ -195,6 +221,7 @@ def layer_records(table: CostTable, grid: int, per: Per,
     scale = float(_scale(table, per)[grid])
     memory = table.memory if memory is None else memory
     held = {c: memory.layer(c)[grid] for c in COMPONENTS}
+    used = layer_algorithms(table, grid)
     records = []
     for i, layer in enumerate(table.network.layers):
         mode = int(table.layout.mode[grid, i])
@@ -210,22 +237,34 @@ def layer_records(table: CostTable, grid: int, per: Per,
             record[f"{term}_messages"] = float(cost.messages[grid, i]) * scale
             record[f"{term}_comm_s"] = float(table.seconds(term)[grid, i]) * scale
         record["comm_s"] = sum(record[f"{t}_comm_s"] for t in TERMS)
-        record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name)
+        record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name, used[i])
+        for key, name in used[i].items():
+            record[f"{key}_algorithm"] = name
         for c in COMPONENTS:
             record[f"{c}_bytes"] = float(held[c][i])
         records.append(record)
     return records
 
 
-def collectives_of(split: str, pr: int, pc: int, algo: str) -> str:
-    """Which collectives a layer of this split runs, on which group sizes."""
+def collectives_of(split: str, pr: int, pc: int, algo: str,
+                   used: dict[str, str | None] | None = None) -> str:
+    """Which collectives a layer of this split runs, on which group sizes, with which algorithm.
+
+    ``used`` (from :func:`costmodel.cost.layer_algorithms`) names the algorithm of each
+    collective; without it every collective is labelled ``algo``.
+    """
+    used = used or {}
+    gather = used.get("model_allgather") or algo
+    reduce = used.get("model_allreduce") or algo
+    weights = used.get("batch_allreduce") or algo
     if split == "domain":
-        return f"halo ×2 (Pr={pr}); all-reduce W over P={pr * pc} [{algo}]"
+        return f"halo ×2 (Pr={pr}); all-reduce W over P={pr * pc} [{weights}]"
     parts = []
     if pr > 1:
-        parts.append(f"all-gather Y + all-reduce ΔX over Pr={pr} [{algo}]")
+        parts.append(f"all-gather Y + all-reduce ΔX over Pr={pr} [{gather}]" if gather == reduce
+                     else f"all-gather Y [{gather}] + all-reduce ΔX [{reduce}] over Pr={pr}")
     if pc > 1:
-        parts.append(f"all-reduce ΔW over Pc={pc} [{algo}]")
+        parts.append(f"all-reduce ΔW over Pc={pc} [{weights}]")
     return "; ".join(parts) or "none (one process)"
 
 
@@ -337,7 +376,7 @@ def grids_table(record: dict[str, Any]) -> Table:
         headers.insert(-1, "memory [GiB/process]")
     title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
              f"plan {record['plan']}, overlap {record['overlap']}, collectives "
-             f"{record['collectives']}, compute {record['compute_model']}")
+             f"{collectives_label(record)}, compute {record['compute_model']}")
     return Table(headers, rows, title, summary_lines(record))
 
 

@@ -33,7 +33,8 @@ class Settings:
     """Everything besides network, machine and P that a cost depends on."""
 
     overlap: Overlap = "none"
-    collectives: str = "paper"
+    collectives: str | None = None
+    """A collective selection (docs/collectives.md); None takes the machine profile's."""
     compute: ComputeModel = "auto"
     memory: MemoryCheck | None = None
     """With a check, grids that do not fit in memory are infeasible (docs/memory.md); None (the

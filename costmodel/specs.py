@@ -162,7 +162,11 @@ class ComputeTable:
 
 @dataclass(frozen=True)
 class Machine:
-    """A machine profile: one α and β for every message (the paper's flat model)."""
+    """A machine profile: one α and β for every message (the paper's flat model).
+
+    ``gamma_s_per_word`` is γ, seconds per word of reduction arithmetic (0: free, the paper's
+    assumption); ``collectives`` the collective-algorithm selection (docs/collectives.md).
+    """
 
     name: str
     alpha_s: float
@@ -174,6 +178,8 @@ class Machine:
     compute_tables: tuple[ComputeTable, ...] = field(default=())
     default_table: str | None = None
     description: str = ""
+    gamma_s_per_word: float = 0.0
+    collectives: str = "paper"
 
     def __post_init__(self) -> None:
         if not self.alpha_s >= 0:
@@ -182,6 +188,8 @@ class Machine:
             raise SpecError(self.name, "bandwidth", "a positive bandwidth", self.bandwidth_Bps)
         if self.word_bytes < 1:
             raise SpecError(self.name, "word_bytes", "a positive integer", self.word_bytes)
+        if not (0.0 <= self.gamma_s_per_word < float("inf")):
+            raise SpecError(self.name, "gamma", "a time per word ≥ 0", self.gamma_s_per_word)
         if not self.flop_rate > 0:
             raise SpecError(self.name, "flop_rate", "a positive FLOP/s", self.flop_rate)
         if not self.optimizer_bytes_per_param >= 0:

@@ -492,3 +492,88 @@ def _close(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == pytest.approx(b, rel=1e-12, abs=1e-300)
     return bool(a == b and type(a) is type(b))
+
+
+# --------------------------------------------------------------------------- collectives
+
+
+def test_layers_says_which_algorithm_each_collective_used() -> None:
+    out = run("layers", "--net", "alexnet", "--P", "512", "--pr", "16", "--plan", "fc-model",
+              "--collectives", "auto")
+    assert out.splitlines()[0] == ("alexnet on cori-knl: 16×32 grid, B=2048, plan fc-model, "
+                                   "collectives auto")
+    fc6 = next(line for line in out.splitlines() if line.startswith("fc6"))
+    assert ("all-gather Y [bruck] + all-reduce ΔX [rabenseifner] over Pr=16; "
+            "all-reduce ΔW over Pc=32 [rabenseifner]") in fc6
+    record = run_json("layers", "--net", "alexnet", "--P", "512", "--pr", "16", "--plan",
+                      "fc-model", "--collectives", "auto")
+    assert record["collectives"] == "auto"
+    conv1, fc6_record = record["layers"][0], record["layers"][5]
+    assert (conv1["model_allgather_algorithm"], conv1["model_allreduce_algorithm"],
+            conv1["batch_allreduce_algorithm"]) == (None, None, "rabenseifner")
+    assert fc6_record["model_allgather_algorithm"] == "bruck"
+
+
+def test_layers_with_the_paper_default_is_unchanged() -> None:
+    out = run("layers", "--net", "alexnet", "--P", "512", "--pr", "16", "--plan", "fc-model")
+    assert out.splitlines()[0] == "alexnet on cori-knl: 16×32 grid, B=2048, plan fc-model"
+    assert "all-gather Y + all-reduce ΔX over Pr=16 [paper]; all-reduce ΔW over Pc=32 [paper]" \
+        in out
+
+
+def test_optimize_names_the_algorithm_set() -> None:
+    first = run("optimize", "--net", "alexnet", "--P", "384", "--collectives",
+                "rabenseifner").splitlines()[0]
+    assert "collectives rabenseifner (all-gather bruck, all-reduce rabenseifner)," in first
+    record = run_json("optimize", "--net", "alexnet", "--P", "384", "--collectives",
+                      "allgather=ring,allreduce=auto")
+    assert record["collectives"] == "allgather=ring,allreduce=auto"
+    assert record["collective_algorithms"] == {"allgather": "ring", "allreduce": "auto"}
+    assert record["gamma_s_per_word"] == 0.0
+    paper = run_json("optimize", "--net", "alexnet", "--P", "384")
+    assert "collective_algorithms" not in paper and "gamma_s_per_word" not in paper
+
+
+def test_profile_selects_collectives_and_the_option_overrides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name = write(tmp_path, "m.yaml", "version: 1\nname: m\nalpha: 2 us\nbandwidth: 6 GiB/s\n"
+                 "flop_rate: 1 TFLOP/s\ngamma: 0.5 ns/word\ncollectives: ring\n", monkeypatch)
+    by_profile = run_json("optimize", "--net", "alexnet", "--P", "64", "--machine", name)
+    assert by_profile["collectives"] == "ring"
+    assert by_profile["gamma_s_per_word"] == 5e-10
+    title = run("optimize", "--net", "alexnet", "--P", "64", "--machine", name).splitlines()[0]
+    assert title.endswith("collectives ring, γ 5e-10 s/word, compute flops (1e+12 FLOP/s)")
+    overridden = run_json("optimize", "--net", "alexnet", "--P", "64", "--machine", name,
+                          "--collectives", "binomial")
+    assert overridden["collectives"] == "binomial"
+    assert overridden["best"]["total_s"] > by_profile["best"]["total_s"]
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("rign", "gridcost: unknown collective algorithm 'rign'; did you mean 'ring'? (known: auto, "
+             "binomial, bruck, paper, rabenseifner, recursive-doubling, ring)"),
+    ("allreduce=bruck", "gridcost: unknown all-reduce algorithm 'bruck' (known: auto, binomial, "
+                        "paper, rabenseifner, recursive-doubling, ring)"),
+])
+def test_bad_collectives_option(value: str, message: str,
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert fail(capsys, "optimize", "--net", "alexnet", "--P", "8", "--collectives",
+                value) == message
+
+
+def test_collectives_help_lists_the_choices() -> None:
+    text = " ".join(run("optimize", "--help").split())
+    for name in ("paper", "ring", "recursive-doubling", "rabenseifner", "binomial", "bruck",
+                 "auto", "allgather=NAME,allreduce=NAME"):
+        assert name in text
+
+
+def test_sweep_names_a_non_paper_selection() -> None:
+    out = run("sweep", "--net", "alexnet", "--P", "8,384", "--plan", "fc-model",
+              "--collectives", "ring")
+    assert out.splitlines()[0] == "alexnet on cori-knl, B=2048, plan fc-model, overlap none, " \
+                                  "collectives ring"
+    assert run_json("sweep", "--net", "alexnet", "--P", "8,384", "--plan", "fc-model",
+                    "--collectives", "auto")["collectives"] == "auto"
+    assert "collectives" not in run_json("sweep", "--net", "alexnet", "--P", "8", "--plan",
+                                         "fc-model")

@@ -6,11 +6,18 @@ import math
 
 import numpy as np
 import pytest
+import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.collectives import (
     ALGORITHMS,
+    ALLGATHER,
+    ALLREDUCE,
+    BROADCAST,
+    REDUCE_SCATTER,
+    REGISTRY,
+    SELECTABLE,
     CollectiveCost,
     algorithms,
     allgather_bruck,
@@ -19,8 +26,9 @@ from costmodel.collectives import (
     allreduce_ring,
     ceil_log2,
     halo_exchange,
+    parse_selection,
 )
-from costmodel.errors import UnknownName
+from costmodel.errors import UnknownName, UsageError
 
 ALL = [allgather_bruck, allreduce_paper, allgather_ring, allreduce_ring]
 
@@ -167,7 +175,8 @@ def test_rates_are_linear_in_n() -> None:
 
 
 def test_algorithm_registry() -> None:
-    assert set(ALGORITHMS) == {"paper", "ring"}
+    assert set(ALGORITHMS) == {"paper", "ring", "recursive-doubling", "rabenseifner", "binomial",
+                               "bruck"}
     p, n = np.array([1, 2, 5, 64]), np.array([10.0, 0.0, 7.0, 1e6])
     paper = algorithms("paper")
     assert _same(paper.allgather(p, n), allgather_bruck(p, n))
@@ -185,5 +194,216 @@ def test_unknown_algorithm() -> None:
     with pytest.raises(UnknownName) as info:
         algorithms("rign")
     assert str(info.value) == ("unknown collective algorithm 'rign'; did you mean 'ring'? "
-                               "(known: paper, ring)")
+                               "(known: auto, binomial, bruck, paper, rabenseifner, "
+                               "recursive-doubling, ring)")
     assert info.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------- named algorithms
+# Hand-computed (messages, words, reduced) for n = 1200 words; docs/collectives.md has the
+# formulas.  p = 8 is a power of two; p = 6 folds to p' = 4 with two extra processes.
+
+N = 1200.0
+HAND = {
+    # p = 8: lg p = 3, (p−1)/p·n = 1050
+    (8, ALLGATHER, "paper"): (3, 1050, 0),
+    (8, ALLGATHER, "bruck"): (3, 1050, 0),
+    (8, ALLGATHER, "recursive-doubling"): (3, 1050, 0),
+    (8, ALLGATHER, "ring"): (7, 1050, 0),
+    (8, ALLGATHER, "binomial"): (6, 1050 + 3 * 1200, 0),
+    (8, ALLREDUCE, "paper"): (6, 2100, 0),
+    (8, ALLREDUCE, "rabenseifner"): (6, 2100, 1050),
+    (8, ALLREDUCE, "recursive-doubling"): (3, 3 * 1200, 3 * 1200),
+    (8, ALLREDUCE, "ring"): (14, 2100, 1050),
+    (8, ALLREDUCE, "binomial"): (6, 6 * 1200, 3 * 1200),
+    (8, REDUCE_SCATTER, "ring"): (7, 1050, 1050),
+    (8, REDUCE_SCATTER, "recursive-halving"): (3, 1050, 1050),
+    (8, BROADCAST, "binomial"): (3, 3 * 1200, 0),
+    (8, BROADCAST, "scatter-allgather"): (3 + 7, 2100, 0),
+    # p = 6: ⌈lg p⌉ = 3, ⌊lg p⌋ = 2, p' = 4, (p−1)/p·n = 1000, (p'−1)/p'·n = 900, n/p = 200
+    (6, ALLGATHER, "paper"): (3, 1000, 0),
+    (6, ALLGATHER, "bruck"): (3, 1000, 0),
+    (6, ALLGATHER, "recursive-doubling"): (2 + 2, 200 + 900 + 1000, 0),
+    (6, ALLGATHER, "ring"): (5, 1000, 0),
+    (6, ALLGATHER, "binomial"): (6, 1000 + 3 * 1200, 0),
+    (6, ALLREDUCE, "paper"): (6, 2000, 0),
+    (6, ALLREDUCE, "rabenseifner"): (2 * 2 + 2, 2 * 900 + 2 * 1200, 900 + 1200),
+    (6, ALLREDUCE, "recursive-doubling"): (2 + 2, 4 * 1200, 3 * 1200),
+    (6, ALLREDUCE, "ring"): (10, 2000, 1000),
+    (6, ALLREDUCE, "binomial"): (6, 6 * 1200, 3 * 1200),
+    (6, REDUCE_SCATTER, "ring"): (5, 1000, 1000),
+    (6, REDUCE_SCATTER, "recursive-halving"): (2 + 2, 1200 + 900 + 200, 1200 + 900),
+    (6, BROADCAST, "binomial"): (3, 3 * 1200, 0),
+    (6, BROADCAST, "scatter-allgather"): (3 + 5, 2000, 0),
+}
+
+
+def test_hand_table_covers_the_registry() -> None:
+    assert {(k, n) for (_, k, n) in HAND} == {(k, n) for k in REGISTRY for n in REGISTRY[k]}
+
+
+@pytest.mark.parametrize(("p", "kind", "name"), sorted(HAND))
+def test_hand_computed_costs(p: int, kind: str, name: str) -> None:
+    cost = REGISTRY[kind][name].rate(np.int64(p)).of(np.float64(N))
+    messages, words, reduced = HAND[(p, kind, name)]
+    assert float(cost.messages) == messages
+    assert float(cost.words) == pytest.approx(words, rel=1e-14)
+    assert float(np.broadcast_to(cost.reduced, cost.words.shape)) == pytest.approx(reduced,
+                                                                                   rel=1e-14)
+    # α = 2 s, β = 0.5 s/word, γ = 0.25 s/word
+    assert float(cost.seconds(2.0, 0.5, 0.25)) == pytest.approx(
+        2 * messages + 0.5 * words + 0.25 * reduced, rel=1e-14)
+
+
+EVERY = [(kind, name) for kind in REGISTRY for name in REGISTRY[kind]]
+
+
+@given(st.sampled_from(EVERY), st.floats(0, 1e12, allow_nan=False))
+@settings(max_examples=80, deadline=None)
+def test_every_algorithm_is_free_on_one_process(algo: tuple[str, str], n: float) -> None:
+    cost = REGISTRY[algo[0]][algo[1]].rate(np.int64(1)).of(np.float64(n))
+    assert float(cost.messages) == 0.0
+    assert float(cost.words) == 0.0
+    assert float(np.sum(cost.reduced)) == 0.0
+    assert float(cost.seconds(1.0, 1.0, 1.0)) == 0.0
+
+
+REFERENCE = {(ALLGATHER, name): fn for name, fn in reference.ALLGATHER.items()}
+REFERENCE.update({(ALLREDUCE, name): fn for name, fn in reference.ALLREDUCE.items()})
+
+
+@given(st.sampled_from(sorted(REFERENCE)), st.integers(1, 5000),
+       st.floats(0, 1e9, allow_nan=False))
+@settings(max_examples=300, deadline=None)
+def test_algorithms_match_the_step_by_step_reference(algo: tuple[str, str], p: int,
+                                                     n: float) -> None:
+    cost = REGISTRY[algo[0]][algo[1]].rate(np.int64(p)).of(np.float64(n))
+    messages, words, reduced = REFERENCE[algo](p, n)
+    assert float(cost.messages) == messages
+    assert float(cost.words) == pytest.approx(words, rel=1e-12, abs=1e-300)
+    assert float(np.sum(cost.reduced)) == pytest.approx(reduced, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize("k", range(0, 13))
+def test_powers_of_two_need_no_fold(k: int) -> None:
+    # p = 2^k: recursive doubling gathers like Bruck; with γ = 0 Rabenseifner costs what the
+    # paper charges; recursive doubling all-reduce is lg p·(α + nβ + nγ)
+    p, n = np.int64(2 ** k), np.float64(1000.0)
+    assert _same(REGISTRY[ALLGATHER]["recursive-doubling"].rate(p).of(n),
+                 allgather_bruck(p, n))
+    raben = REGISTRY[ALLREDUCE]["rabenseifner"].rate(p).of(n)
+    assert _same(raben, allreduce_paper(p, n))
+    rd = REGISTRY[ALLREDUCE]["recursive-doubling"].rate(p).of(n)
+    assert float(rd.messages) == k and float(rd.words) == k * 1000.0 == float(rd.reduced)
+
+
+@pytest.mark.parametrize("p", [3, 5, 6, 7, 9, 12, 100, 1000, 4097])
+def test_non_powers_of_two_pay_the_fold(p: int) -> None:
+    # two extra messages over the p' = 2^⌊lg p⌋ algorithm, n words before and after
+    n = 1000.0
+    p2 = 2 ** (p.bit_length() - 1)
+    lg2 = p2.bit_length() - 1
+    rd = REGISTRY[ALLREDUCE]["recursive-doubling"].rate(np.int64(p)).of(np.float64(n))
+    assert (float(rd.messages), float(rd.words), float(rd.reduced)) == (
+        lg2 + 2, (lg2 + 2) * n, (lg2 + 1) * n)
+    raben = REGISTRY[ALLREDUCE]["rabenseifner"].rate(np.int64(p)).of(np.float64(n))
+    assert float(raben.messages) == 2 * lg2 + 2
+    assert float(raben.words) == pytest.approx(2 * (p2 - 1) / p2 * n + 2 * n, rel=1e-14)
+    assert float(raben.reduced) == pytest.approx((p2 - 1) / p2 * n + n, rel=1e-14)
+
+
+costs3 = st.tuples(st.floats(0, 1e-3), st.floats(0, 1e-6), st.floats(0, 1e-8))
+
+
+@given(st.lists(st.integers(1, 3000), min_size=1, max_size=6),
+       st.lists(st.floats(0, 1e10, allow_nan=False), min_size=1, max_size=6), costs3,
+       st.sampled_from(SELECTABLE))
+@settings(max_examples=150, deadline=None)
+def test_auto_is_the_elementwise_minimum(ps: list[int], ns: list[float],
+                                         costs: tuple[float, float, float], kind: str) -> None:
+    p, n = np.array(ps)[:, None], np.array(ns)[None, :]
+    auto = algorithms("auto", costs)
+    chosen = auto.cost(kind, p, n).seconds(*costs)
+    fixed = [a.rate(p).of(n).seconds(*costs) for a in REGISTRY[kind].values()]
+    candidates = [a.rate(p).of(n).seconds(*costs) for a in REGISTRY[kind].values()
+                  if a.candidate]
+    assert chosen.shape == (len(ps), len(ns))
+    assert (chosen == np.min(np.broadcast_arrays(*candidates), axis=0)).all()
+    for a, other in zip(REGISTRY[kind].values(), fixed):
+        if a.candidate:
+            assert (chosen <= other).all()
+    names = auto.chosen(kind, p, n)
+    for i in range(len(ps)):
+        for j in range(len(ns)):
+            winner = REGISTRY[kind][names[i, j]]
+            assert winner.rate(p[i, 0]).of(n[0, j]).seconds(*costs) == chosen[i, j]
+
+
+@given(st.sampled_from(EVERY + [(k, "auto") for k in SELECTABLE]), st.integers(1, 3000),
+       st.floats(0, 1e9, allow_nan=False), costs3, costs3)
+@settings(max_examples=150, deadline=None)
+def test_costs_are_monotone_in_alpha_beta_gamma(algo: tuple[str, str], p: int, n: float,
+                                                a: tuple[float, float, float],
+                                                b: tuple[float, float, float]) -> None:
+    low = tuple(min(x, y) for x, y in zip(a, b))
+    high = tuple(max(x, y) for x, y in zip(a, b))
+    kind, name = algo
+
+    def seconds(costs: tuple[float, ...]) -> float:
+        c = (costs[0], costs[1], costs[2])
+        if name == "auto":
+            return float(algorithms("auto", c).cost(kind, np.int64(p), np.float64(n))
+                         .seconds(*c))
+        return float(REGISTRY[kind][name].rate(np.int64(p)).of(np.float64(n)).seconds(*c))
+
+    assert seconds(low) <= seconds(high)
+
+
+def test_selection_by_name() -> None:
+    assert parse_selection("ring") == {ALLGATHER: "ring", ALLREDUCE: "ring"}
+    # a name one kind lacks falls back to Bruck (all-gather) or the paper's (all-reduce)
+    assert parse_selection("rabenseifner") == {ALLGATHER: "bruck", ALLREDUCE: "rabenseifner"}
+    assert parse_selection("bruck") == {ALLGATHER: "bruck", ALLREDUCE: "paper"}
+    assert parse_selection("allreduce=ring") == {ALLGATHER: "paper", ALLREDUCE: "ring"}
+    assert parse_selection("allgather=auto, allreduce=binomial") == {ALLGATHER: "auto",
+                                                                     ALLREDUCE: "binomial"}
+    assert algorithms("rabenseifner").label == ("rabenseifner (all-gather bruck, all-reduce "
+                                                "rabenseifner)")
+    assert algorithms("paper").label == "paper"
+    assert algorithms("auto").label == "auto"
+    assert algorithms("allgather=ring,allreduce=auto").label == "all-gather ring, all-reduce auto"
+    assert not algorithms("auto").linear and algorithms("binomial").linear
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("allgather=rign", "unknown all-gather algorithm 'rign'; did you mean 'ring'? (known: auto, "
+                       "binomial, bruck, paper, recursive-doubling, ring)"),
+    ("allreduce=bruck", "unknown all-reduce algorithm 'bruck' (known: auto, binomial, paper, "
+                        "rabenseifner, recursive-doubling, ring)"),
+    ("broadcast=binomial", "unknown collective kind 'broadcast' (known: allgather, allreduce)"),
+])
+def test_bad_selections(text: str, message: str) -> None:
+    with pytest.raises(UnknownName) as info:
+        algorithms(text)
+    assert str(info.value) == message
+
+
+def test_auto_needs_the_machine() -> None:
+    with pytest.raises(UsageError) as info:
+        algorithms("auto").allreduce(np.int64(4), np.float64(10.0))
+    assert str(info.value) == "collectives 'auto' needs the machine's α, β and γ"
+    with pytest.raises(UsageError):
+        algorithms("auto").allreduce_rate(np.int64(4))
+
+
+def test_auto_winners_by_regime() -> None:
+    # latency-bound (tiny n): recursive doubling's lg p messages win the all-reduce;
+    # bandwidth-bound (huge n): Rabenseifner's 2(p−1)/p·n words with 2 lg p messages
+    p = np.int64(64)
+    costs = (1e-6, 1e-9, 0.0)
+    auto = algorithms("auto", costs)
+    assert auto.chosen(ALLREDUCE, p, np.float64(1.0))[()] == "recursive-doubling"
+    assert auto.chosen(ALLREDUCE, p, np.float64(1e8))[()] == "rabenseifner"
+    assert auto.chosen(ALLGATHER, p, np.float64(1e8))[()] == "bruck"
+    # a non-power of two: the fold makes Rabenseifner pay 2n extra words; ring wins big messages
+    assert auto.chosen(ALLREDUCE, np.int64(96), np.float64(1e8))[()] == "ring"

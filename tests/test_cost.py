@@ -20,6 +20,7 @@ from costmodel.cost import (
     TERMS,
     CostTable,
     evaluate,
+    layer_algorithms,
     local_batch,
 )
 from costmodel.errors import UsageError
@@ -466,3 +467,109 @@ def test_evaluate_matches_reference_with_compute_table(network: Network, g: Grid
 def test_layout_modes_of_tiny() -> None:
     t = one(TINY, 2, 4, 8, "domain-batch")
     assert t.layout.mode[0].tolist() == [DOMAIN, DOMAIN, MODEL]
+
+
+# --------------------------------------------------------------------------- named collectives
+# docs/collectives.md: every named algorithm and auto, with γ, against the scalar reference.
+
+FIXED = ["paper", "ring", "recursive-doubling", "rabenseifner", "binomial", "bruck",
+         "allgather=ring,allreduce=binomial"]
+
+
+@st.composite
+def gamma_machines(draw: st.DrawFn) -> Machine:
+    m = draw(machines())
+    return Machine(m.name, alpha_s=m.alpha_s, bandwidth_Bps=m.bandwidth_Bps,
+                   word_bytes=m.word_bytes, flop_rate=m.flop_rate,
+                   gamma_s_per_word=draw(st.sampled_from([0.0, 1e-12, 3e-10, 1e-8])))
+
+
+@given(networks(), gamma_machines(), grid_sets(), plans, st.sampled_from(FIXED))
+@settings(max_examples=80, deadline=None)
+def test_named_collectives_match_the_reference(network: Network, machine: Machine, g: Grids,
+                                               plan: str, collectives: str) -> None:
+    t = evaluate(network, machine, g, PLANS[plan], collectives=collectives, compute="none")
+    assert_matches_reference(t, network, machine, plan, "none", "none", collectives)
+    for gi in range(len(g)):
+        ref = grid_cost(network, machine, plan, int(g.pr[gi]), int(g.pc[gi]),
+                        int(g.batch[gi]), collectives=collectives)
+        used = layer_algorithms(t, gi)
+        for li, lc in enumerate(ref.layers):
+            assert (used[li]["model_allgather"], used[li]["model_allreduce"],
+                    used[li]["batch_allreduce"]) == lc.algorithms
+
+
+@given(networks(), gamma_machines(), grid_sets(), plans, st.sampled_from(["none", "batch"]))
+@settings(max_examples=60, deadline=None)
+def test_auto_matches_the_reference_and_beats_every_fixed_set(network: Network,
+                                                             machine: Machine, g: Grids,
+                                                             plan: str, overlap: str) -> None:
+    auto = evaluate(network, machine, g, PLANS[plan], overlap=overlap,  # type: ignore[arg-type]
+                    collectives="auto", compute="none")
+    for gi in range(len(g)):
+        ref = grid_cost(network, machine, plan, int(g.pr[gi]), int(g.pc[gi]),
+                        int(g.batch[gi]), overlap, "none", "auto")
+        for li, lc in enumerate(ref.layers):
+            for term in TERMS:
+                assert close(auto.seconds(term)[gi, li], getattr(lc, f"{term}_s"))
+        assert close(auto.total_s[gi], ref.total_s)
+    # every set without the paper's all-reduce, a charge and not a candidate of auto
+    for name in ["ring", "recursive-doubling", "rabenseifner", "binomial",
+                 "allgather=ring,allreduce=binomial"]:
+        fixed = evaluate(network, machine, g, PLANS[plan], overlap=overlap,  # type: ignore[arg-type]
+                         collectives=name, compute="none")
+        # ≤ up to rounding: fixed sets add the all-gather and all-reduce rates before
+        # multiplying by n, auto adds the two costs
+        for term in TERMS:
+            assert (auto.seconds(term) <= fixed.seconds(term) * (1 + 1e-12)).all()
+        assert (auto.total_s <= fixed.total_s * (1 + 1e-12)).all()
+
+
+@given(networks(), gamma_machines(), grid_sets(), plans)
+@settings(max_examples=40, deadline=None)
+def test_paper_settings_ignore_gamma_and_follow_the_profile(network: Network, machine: Machine,
+                                                            g: Grids, plan: str) -> None:
+    # the paper's all-gather and all-reduce are γ-free: its numbers do not move with γ, and the
+    # default selection (None) is the profile's, 'paper' unless it says otherwise
+    flat = Machine("flat", alpha_s=machine.alpha_s, bandwidth_Bps=machine.bandwidth_Bps,
+                   word_bytes=machine.word_bytes, flop_rate=machine.flop_rate)
+    base = evaluate(network, flat, g, PLANS[plan], collectives="paper", compute="none")
+    for other in (evaluate(network, machine, g, PLANS[plan], compute="none"),
+                  evaluate(network, machine, g, PLANS[plan], collectives="paper",
+                           compute="none")):
+        for term in TERMS:
+            assert np.array_equal(other.seconds(term), base.seconds(term))
+        assert np.array_equal(other.total_s, base.total_s)
+
+
+def test_gamma_charges_ring_reduction_arithmetic() -> None:
+    # fc f1 pure batch on 4 processes, ring all-reduce of |W| = 3850 words:
+    # 2·3 α + 2·(3/4)·3850 β + (3/4)·3850 γ, α = 2 s, β = 0.5 s/word, γ = 0.25 s/word
+    machine = Machine("g", alpha_s=ALPHA, bandwidth_Bps=8.0, word_bytes=4, flop_rate=1000.0,
+                      gamma_s_per_word=0.25)
+    t = one(net(F1), 1, 4, 8, machine=machine, collectives="ring")
+    expected = 2 * 3 * ALPHA + 2 * 0.75 * 3850 * BETA + 0.75 * 3850 * 0.25
+    assert t.seconds("batch")[0, 0] == pytest.approx(expected, rel=1e-14)
+    assert t.comm_s("batch")[0] == pytest.approx(expected, rel=1e-14)
+    assert t.term("batch").reduced[0, 0] == pytest.approx(0.75 * 3850, rel=1e-14)
+
+
+def test_machine_profile_selects_the_collectives() -> None:
+    machine = Machine("m", alpha_s=ALPHA, bandwidth_Bps=8.0, word_bytes=4, flop_rate=1000.0,
+                      collectives="binomial")
+    by_profile = one(TINY, 2, 4, 8, machine=machine)
+    assert by_profile.algorithms.name == "binomial"
+    explicit = one(TINY, 2, 4, 8, machine=MACHINE, collectives="binomial")
+    assert np.array_equal(by_profile.total_s, explicit.total_s)
+    overridden = one(TINY, 2, 4, 8, machine=machine, collectives="paper")
+    assert np.array_equal(overridden.total_s, one(TINY, 2, 4, 8).total_s)
+
+
+def test_auto_picks_per_layer() -> None:
+    # α = 2 s, β = 0.5 s/word: the 3850-word weights of f1 over Pc = 4 (bandwidth-bound) go by
+    # Rabenseifner; the 1-sample ΔX of f1 over Pr = 2 (10 words) by recursive doubling
+    # (1 message of 10 words beats 2 messages of 10 words)
+    t = one(net(F1), 2, 4, 4, collectives="auto")
+    used = layer_algorithms(t, 0)[0]
+    assert used == {"model_allgather": "bruck", "model_allreduce": "recursive-doubling",
+                    "batch_allreduce": "rabenseifner"}

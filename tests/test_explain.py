@@ -384,3 +384,37 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
             if line.strip() == "…":
                 continue
             position = out.index(line, position) + 1
+
+
+# --------------------------------------------------------------------------- named collectives
+
+
+@pytest.mark.parametrize("collectives", ["recursive-doubling", "rabenseifner", "binomial",
+                                         "allgather=ring,allreduce=binomial"])
+def test_named_collectives_explained_like_the_engine(collectives: str) -> None:
+    # γ = 0: generic α·m + β·w·n text, the same totals as the engine (docs/collectives.md)
+    machine = load_machine("cori-knl")
+    e = explain(ALEXNET, machine, 384, 32, 2048, plan("fc-model"), collectives=collectives,
+                compute="none")
+    table = evaluate(ALEXNET, machine, factorizations(384, 2048), plan("fc-model"),
+                     collectives=collectives, compute="none")
+    grid = int(np.flatnonzero(table.grids.pr == 32)[0])
+    assert math.isclose(e.total.seconds, float(table.total_s[grid]), rel_tol=1e-12)
+
+
+def test_explain_refuses_auto_and_gamma() -> None:
+    machine = load_machine("cori-knl")
+    with pytest.raises(UsageError) as info:
+        explain(ALEXNET, machine, 8, 2, 2048, plan("fc-model"), collectives="auto")
+    assert str(info.value) == ("explain: collectives 'auto' picks per message; `gridcost layers "
+                               "--collectives auto` shows the winners — explain one of them")
+    gamma = Machine("g", alpha_s=2e-6, bandwidth_Bps=6e9, gamma_s_per_word=1e-9)
+    with pytest.raises(UsageError) as info:
+        explain(ALEXNET, gamma, 8, 2, 2048, plan("fc-model"), collectives="ring",
+                compute="none")
+    assert str(info.value) == ("explain: machine 'g' charges γ (reduction arithmetic), which "
+                               "explain does not show yet; use --collectives paper or a profile "
+                               "without gamma")
+    # the paper's forms carry no γ: explained as before
+    e = explain(ALEXNET, gamma, 8, 2, 2048, plan("fc-model"), compute="none")
+    assert e.collectives == "paper"

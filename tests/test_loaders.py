@@ -288,8 +288,8 @@ BAD_MACHINES = [
     ("zero_bandwidth_machine.yaml", SpecError,
      "bandwidth: expected a positive bandwidth, got '0 GiB/s'"),
     ("unknown_machine_key.yaml", SpecError,
-     "latency: expected one of the keys alpha, bandwidth, compute, description, flop_rate, "
-     "memory, name, optimizer, version, word_bytes (unknown key)"),
+     "latency: expected one of the keys alpha, bandwidth, collectives, compute, description, "
+     "flop_rate, gamma, memory, name, optimizer, version, word_bytes (unknown key)"),
     ("unknown_default_table_machine.yaml", SpecError,
      "compute.default: expected one of fig4, got 'paper'"),
     ("bad_epoch_time_machine.yaml", SpecError,
@@ -683,3 +683,61 @@ def test_null_value_is_shown_in_the_message() -> None:
     with pytest.raises(SpecError) as info:
         _net("  - {type: conv, filters: null, kernel: 3}\n")
     assert _message(info) == "t.yaml: layers[0].filters: expected an integer ≥ 1, got None"
+
+
+# --------------------------------------------------------------------------- γ and collectives
+
+
+@pytest.mark.parametrize(
+    ("extra", "gamma", "collectives"),
+    [
+        ("", 0.0, "paper"),
+        ("gamma: 0.1 ns/word\n", 1e-10, "paper"),
+        ("gamma: 2 us/word\n", 2e-6, "paper"),
+        ("gamma: 0\n", 0.0, "paper"),
+        ("gamma: 0 ns/word\n", 0.0, "paper"),
+        ("gamma: flop_rate\n", 1e-12, "paper"),
+        ("collectives: auto\n", 0.0, "auto"),
+        ("collectives: rabenseifner\n", 0.0, "rabenseifner"),
+        ("collectives: {allgather: ring}\n", 0.0, "allgather=ring,allreduce=paper"),
+        ("collectives: {allreduce: auto, allgather: bruck}\n", 0.0,
+         "allgather=bruck,allreduce=auto"),
+    ],
+    ids=["defaults", "ns", "us", "zero", "zero-unit", "flop-rate", "auto", "name", "one-kind",
+         "both-kinds"],
+)
+def test_machine_gamma_and_collectives(extra: str, gamma: float, collectives: str) -> None:
+    machine = _machine(extra)
+    assert machine.gamma_s_per_word == gamma  # type: ignore[attr-defined]
+    assert machine.collectives == collectives  # type: ignore[attr-defined]
+
+
+_GAMMA = "'<number> <time unit>/word' (e.g. '0.1 ns/word'), 0 or 'flop_rate'"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("gamma: 0.1 ns\n", f"gamma: expected {_GAMMA}, got '0.1 ns'"),
+        ("gamma: 5\n", f"gamma: expected {_GAMMA}, got 5"),
+        ("gamma: 1 parsec/word\n", f"gamma: expected {_GAMMA}, got '1 parsec/word'"),
+        ("gamma: -1 ns/word\n", "gamma: expected a time per word ≥ 0, got '-1 ns/word'"),
+        ("collectives: rign\n",
+         "collectives: expected one of paper, ring, recursive-doubling, rabenseifner, binomial, "
+         "bruck, auto or a mapping {allgather: NAME, allreduce: NAME}, got 'rign'"),
+        ("collectives: [ring]\n",
+         "collectives: expected an algorithm name or a mapping {allgather: NAME, allreduce: "
+         "NAME}, got ['ring']"),
+        ("collectives: {allreduce: bruck}\n",
+         "collectives.allreduce: expected one of paper, rabenseifner, recursive-doubling, ring, "
+         "binomial, auto, got 'bruck'"),
+        ("collectives: {broadcast: binomial}\n",
+         "collectives.broadcast: expected one of the keys allgather, allreduce (unknown key)"),
+    ],
+    ids=["gamma-no-word", "gamma-number", "gamma-unit", "gamma-negative", "collectives-name",
+         "collectives-list", "collectives-kind-name", "collectives-kind"],
+)
+def test_bad_gamma_and_collectives(extra: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        _machine(extra)
+    assert _message(info) == f"m.yaml: {message}"

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.cost import evaluate
-from costmodel.errors import NoFeasibleGrid
+from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import factorizations
 from costmodel.perlayer import (
     NOT_CONV,
@@ -301,3 +301,38 @@ def test_no_feasible_layout_message() -> None:
         "Pr ≥ 8192; a model split allows Pr ≤ 96 filters; a domain split Pr ≤ 45 (227 rows in "
         "strips of ≥ 5)")
     assert factorizations(65536, 8).pr.size == 17
+
+
+# --------------------------------------------------------------------------- named collectives
+
+
+@given(tiny_networks(1, 5), machines(), small_P, st.integers(1, 16),
+       st.sampled_from(["rabenseifner", "binomial", "recursive-doubling"]),
+       st.sampled_from([0.0, 1e-10, 1e-8]))
+@settings(max_examples=30, deadline=None)
+def test_fixed_plans_are_the_engine_with_named_collectives_and_gamma(
+        network: Network, machine: Machine, P: int, B: int, collectives: str,
+        gamma: float) -> None:
+    # docs/collectives.md: the per-layer costs follow the selection and charge γ like the engine
+    machine = Machine(machine.name, alpha_s=machine.alpha_s, bandwidth_Bps=machine.bandwidth_Bps,
+                      word_bytes=machine.word_bytes, flop_rate=machine.flop_rate,
+                      gamma_s_per_word=gamma)
+    s = Settings(collectives=collectives, compute="flops")
+    prob = problem(network, machine, P, B, s)
+    for name, plan in PLANS.items():
+        grids, seqs = fixed_plan_sequences(prob, name)
+        table = evaluate(network, machine, grids, plan, s.overlap, s.collectives, s.compute)
+        terms = prob.sequence_terms(seqs)
+        for term in ("model", "batch", "domain"):
+            assert np.allclose(terms[term], table.comm_s(term), rtol=1e-12, atol=0)
+
+
+def test_per_layer_refuses_auto() -> None:
+    machine = Machine("m", alpha_s=1e-6, bandwidth_Bps=1e9)
+    network = Network("n", (Layer("f", "fc", (1, 1, 8), (1, 1, 8), weight_params=72),),
+                      (1, 1, 8))
+    with pytest.raises(UsageError) as info:
+        problem(network, machine, 4, 8, Settings(collectives="auto"))
+    assert str(info.value) == ("plan per-layer: collectives 'auto' is not supported yet (its "
+                               "redistribution is costed with one all-gather rate); pick an "
+                               "algorithm")

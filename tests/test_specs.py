@@ -264,3 +264,12 @@ def test_invalid_compute_table(batches: tuple[int, ...], seconds: tuple[float, .
     with pytest.raises(SpecError) as info:
         ComputeTable("t", "alexnet", batches, seconds)
     assert str(info.value) == message
+
+
+def test_machine_gamma_must_be_a_time_per_word_at_least_zero() -> None:
+    assert Machine("m", alpha_s=0.0, bandwidth_Bps=1.0).gamma_s_per_word == 0.0
+    assert Machine("m", alpha_s=0.0, bandwidth_Bps=1.0).collectives == "paper"
+    for bad in (-1e-9, float("inf"), float("nan")):
+        with pytest.raises(SpecError) as info:
+            Machine("m", alpha_s=0.0, bandwidth_Bps=1.0, gamma_s_per_word=bad)
+        assert str(info.value) == f"m: gamma: expected a time per word ≥ 0, got {bad!r}"

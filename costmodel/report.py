@@ -402,7 +402,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if limits is not None:
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
                      f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
-                     f"; {_limits_text(limits, limits['swept'][-1]['P'])}")
+                     f"; {_limits_text(limits, limits['swept'][-1]['P'], limits['swept'])}")
     if record.get("memory") is not None:
         lines += memory_summary_lines(record)
     if record["compute_outside_table"]:
@@ -447,14 +447,18 @@ def _p(value: int | None) -> str:
     return "none" if value is None else f"{value:,}"
 
 
-def _limits_text(limits: dict[str, Any], largest: int) -> str:
+def _limits_text(limits: dict[str, Any], largest: int, rows: Sequence[dict[str, Any]]) -> str:
     """Where the best time stops improving and the efficiency drops, in words."""
     stops, low = limits["best_time_stops_improving_P"], limits["efficiency_below_threshold_P"]
     threshold = limits["efficiency_threshold"]
     best = (f"best time still improving at the largest P swept ({largest:,})" if stops is None
             else f"best time stops improving at P={stops:,}")
-    efficiency = (f"efficiency ≥ {threshold:g} at every P swept" if low is None
-                  else f"efficiency < {threshold:g} from P={low:,}")
+    if all(row["efficiency"] is None for row in rows):
+        efficiency = "efficiency undefined (no feasible P, or zero time at the first P)"
+    elif low is None:
+        efficiency = f"efficiency ≥ {threshold:g} at every P swept"
+    else:
+        efficiency = f"efficiency < {threshold:g} from P={low:,}"
     return f"{best}; {efficiency}"
 
 
@@ -586,7 +590,7 @@ def sweep_table(record: dict[str, Any], title: str) -> Table:
     if record["feasibility_limit_P"] is not None:
         notes.append(f"feasibility limit: P={record['feasibility_limit_P']:,} "
                      f"[{record['feasibility_limit_because']}]")
-    notes.append(_limits_text(record, record["rows"][-1]["P"]))
+    notes.append(_limits_text(record, record["rows"][-1]["P"], record["rows"]))
     return Table(headers, rows, title, notes)
 
 

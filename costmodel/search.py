@@ -240,8 +240,10 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     finite = np.isfinite(time)
     # relative to the first feasible P: P = 1 unless a memory check rules it out
     base = int(np.flatnonzero(finite)[0]) if finite.any() else 0
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):
         efficiency = time[base] * swept[base] / (swept * time)
+    if not time[base] > 0:  # no compute and no communication at the base P: undefined
+        efficiency = np.full(swept.shape, np.nan)
     best_at = None
     if finite.any():
         stops = stops_improving(np.where(finite, time, np.inf))

@@ -349,3 +349,14 @@ def test_fig7_alexnet_fc_model_2_5x_over_pure_batch() -> None:
     comm = opt.pure_batch.total_comm_s[0] / opt.table.total_comm_s[opt.best]
     # the paper states 9.7× less communication; the printed equations give about 10.2×
     assert comm == pytest.approx(10.152757052134145, rel=1e-9)
+
+
+def test_efficiency_is_undefined_without_compute() -> None:
+    """With --compute none, P = 1 takes 0 s: efficiency T(1)/(P·T(P)) is undefined, not 0."""
+    from costmodel.loaders import load_machine, load_network
+    from costmodel.search import Settings, scaling_limits
+
+    limits = scaling_limits(load_network("alexnet"), load_machine("cori-knl"), 64,
+                            PLANS["fc-model"], Settings(compute="none"))
+    assert np.isnan(limits.efficiency).all()
+    assert limits.efficiency_processes is None

@@ -541,7 +541,7 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
     for i, P in enumerate(result.processes):
         ok = bool(feasible[i])
         efficiency = None
-        if ok and base is not None:
+        if ok and base is not None and iteration[base] > 0 and iteration[i] > 0:
             ratio = iteration[base] / iteration[i]
             efficiency = ratio if weak else ratio * result.processes[base] / P
         pure = result.pure_batch_total_s[i]
@@ -556,8 +556,8 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
             "domain_comm_s": _num(result.domain_comm_s[i] * scale[i]) if ok else None,
             "total_s": _num(result.total_s[i] * scale[i]) if ok else None,
             "pure_batch_total_s": _num(pure * scale[i]),
-            "speedup_vs_pure_batch": _num(pure / result.total_s[i]) if ok and np.isfinite(pure)
-            else None,
+            "speedup_vs_pure_batch": _num(pure / result.total_s[i])
+            if ok and np.isfinite(pure) and result.total_s[i] > 0 else None,
             "efficiency": _num(efficiency) if efficiency is not None else None,
         })
     per_epoch = result.total_s * result.iterations_per_epoch

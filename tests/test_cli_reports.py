@@ -273,3 +273,12 @@ def test_latex_tables_compile(tmp_path: Path) -> None:
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout[-2000:]
     assert (tmp_path / "doc.pdf").is_file()
+
+
+def test_sweep_without_compute_has_no_efficiency() -> None:
+    """--compute none makes P = 1 free: efficiency and speedup there are undefined (null)."""
+    record = json.loads(run("sweep", "--net", "alexnet", "--P", "1,8", "--compute", "none",
+                            "--format", "json"))
+    assert [r["efficiency"] for r in record["rows"]] == [None, None]
+    assert record["rows"][0]["speedup_vs_pure_batch"] is None
+    assert record["efficiency_below_threshold_P"] is None

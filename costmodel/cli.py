@@ -364,11 +364,28 @@ per_process_option = click.option(
     help="Weak scaling: global batch B = b·P for every P (instead of a fixed --batch).")
 
 
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """Apply ``decorators`` as if written top to bottom above a function."""
+    def apply(func: F) -> F:
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+    return apply
+
+
+optimize_parameters = _stack(model_options, memory_options,
+                             plan_option(all_allowed=True, per_layer=True), efficiency_option)
+"""The parameters of `_optimize_result`, shared by `optimize` and `report grids`."""
+layers_parameters = _stack(model_options, memory_options, pr_option,
+                           plan_option(all_allowed=False))
+"""The parameters of `_layers_result`, shared by `layers` and `report layers`."""
+sweep_parameters = _stack(model_options, memory_options, per_process_option,
+                          plan_option(all_allowed=True), efficiency_option)
+"""The parameters of `_sweep_result`, shared by `sweep` and `report sweep`."""
+
+
 @cli.command()
-@model_options
-@memory_options
-@plan_option(all_allowed=True, per_layer=True)
-@efficiency_option
+@optimize_parameters
 @output_options
 def optimize(fmt: str, output: str, **options: Any) -> None:
     """Cost every Pr×Pc factorization of P and report the best grid.
@@ -384,10 +401,7 @@ def optimize(fmt: str, output: str, **options: Any) -> None:
 
 
 @cli.command()
-@model_options
-@memory_options
-@pr_option
-@plan_option(all_allowed=False)
+@layers_parameters
 @output_options
 def layers(fmt: str, output: str, **options: Any) -> None:
     """Per-layer breakdown of one Pr×Pc grid: split, group sizes, collectives, words, seconds.
@@ -452,11 +466,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
 
 
 @cli.command()
-@model_options
-@memory_options
-@per_process_option
-@plan_option(all_allowed=True)
-@efficiency_option
+@sweep_parameters
 @output_options
 def sweep(fmt: str, output: str, **options: Any) -> None:
     """Best grid, its time split and speedup for each P: strong or weak scaling.
@@ -506,10 +516,7 @@ def _show_report(result: Result, fmt: str, output: str) -> None:
 
 
 @report.command("grids")
-@model_options
-@memory_options
-@plan_option(all_allowed=True, per_layer=True)
-@efficiency_option
+@optimize_parameters
 @report_options
 def report_grids(fmt: str, output: str, **options: Any) -> None:
     """The grid ranking of `optimize` (or the plan comparison with --plan all).
@@ -522,10 +529,7 @@ def report_grids(fmt: str, output: str, **options: Any) -> None:
 
 
 @report.command("layers")
-@model_options
-@memory_options
-@pr_option
-@plan_option(all_allowed=False)
+@layers_parameters
 @report_options
 def report_layers(fmt: str, output: str, **options: Any) -> None:
     """The per-layer breakdown of one grid.
@@ -538,11 +542,7 @@ def report_layers(fmt: str, output: str, **options: Any) -> None:
 
 
 @report.command("sweep")
-@model_options
-@memory_options
-@per_process_option
-@plan_option(all_allowed=True)
-@efficiency_option
+@sweep_parameters
 @report_options
 def report_sweep(fmt: str, output: str, **options: Any) -> None:
     """A sweep over P (strong or weak scaling).

@@ -26,7 +26,7 @@ from costmodel.errors import UsageError
 from costmodel.grids import Grids
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
-from costmodel.specs import Layer, Machine, Network
+from costmodel.specs import Layer, Machine, Network, distinct_layers
 
 Overlap = Literal["none", "batch"]
 ComputeModel = Literal["auto", "table", "flops", "none"]
@@ -70,19 +70,8 @@ class LayerArrays:
         Identical layers (same kind, shapes, kernel, stride and parameters: the repeated blocks
         of a ResNet) cost the same on every grid, so totals need each only once, weighted.
         """
-        firsts: dict[tuple[object, ...], int] = {}
-        counts: list[int] = []
-        kept: list[Layer] = []
-        for layer in network.layers:
-            key = (layer.kind, layer.in_shape, layer.out_shape, layer.kernel, layer.stride,
-                   layer.params)
-            if key in firsts:
-                counts[firsts[key]] += 1
-            else:
-                firsts[key] = len(kept)
-                kept.append(layer)
-                counts.append(1)
-        return cls._of(tuple(kept)), np.asarray(counts, dtype=np.float64)[None, :]
+        kept, counts = distinct_layers(network.layers)
+        return cls._of(kept), counts[None, :]
 
     @classmethod
     def _of(cls, layers: tuple[Layer, ...]) -> LayerArrays:

@@ -36,7 +36,7 @@ import numpy as np
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
 from costmodel.plans import DOMAIN, LayerGroup, Plan
-from costmodel.specs import Layer, Network
+from costmodel.specs import Layer, Network, distinct_layers
 
 OPTIMIZERS: dict[str, float] = {"sgd": 0.0, "momentum": 4.0, "adam": 8.0}
 """Optimizer state in bytes per parameter (fp32): plain SGD none, momentum one buffer, Adam two
@@ -266,28 +266,12 @@ def memory_table(network: Network, grids: Grids, plan: Plan, word_bytes: int,
     the per-grid totals are the same; :meth:`MemoryTable.layer` then has one column per
     distinct layer).
     """
-    layers, count = _distinct(network.layers) if unique else (network.layers, None)
+    layers, count = distinct_layers(network.layers) if unique else (network.layers, None)
     arrays = MemoryLayers.of(layers, count)
     batch = grids.batch[:, None].astype(np.float64)
     groups = tuple(group_memory(group, arrays.take(group.index), batch)
                    for group in plan.groups(grids, arrays.is_conv))
     return MemoryTable(grids, len(layers), word_bytes, optimizer_bytes_per_param, groups)
-
-
-def _distinct(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndarray]:
-    firsts: dict[tuple[object, ...], int] = {}
-    kept: list[Layer] = []
-    counts: list[int] = []
-    for layer in layers:
-        key = (layer.kind, layer.in_shape, layer.out_shape, layer.kernel, layer.stride,
-               layer.params, layer.split_size)
-        if key in firsts:
-            counts[firsts[key]] += 1
-        else:
-            firsts[key] = len(kept)
-            kept.append(layer)
-            counts.append(1)
-    return tuple(kept), np.asarray(counts, dtype=np.float64)
 
 
 def format_gib(value: float) -> str:

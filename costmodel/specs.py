@@ -215,3 +215,22 @@ class Machine:
         from costmodel.errors import UnknownName
 
         raise UnknownName("compute table", wanted, [t.name for t in self.compute_tables])
+
+
+def distinct_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.ndarray]:
+    """The distinct layers (same kind, shapes, kernel, stride and parameters) in first-seen order,
+    and how often each occurs, shape (U,).  Identical layers — the repeated blocks of a ResNet —
+    cost the same on every grid, so per-grid totals need each only once, weighted."""
+    firsts: dict[tuple[object, ...], int] = {}
+    kept: list[Layer] = []
+    counts: list[int] = []
+    for layer in layers:
+        key = (layer.kind, layer.in_shape, layer.out_shape, layer.kernel, layer.stride,
+               layer.params)
+        if key in firsts:
+            counts[firsts[key]] += 1
+        else:
+            firsts[key] = len(kept)
+            kept.append(layer)
+            counts.append(1)
+    return tuple(kept), np.asarray(counts, dtype=np.float64)

@@ -1044,6 +1044,105 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                         provenance, profile_path, plot_path, fmt, output)
 
 
+@cli.command()
+@click.option("--machine", "machine", required=True, metavar="M",
+              help="Calibrated machine profile for the predictions (gridcost calibrate run).")
+@click.option("--P", "processes", default="2,4", show_default=True, metavar="P",
+              help="Process counts, each run separately (under torchrun: the world size).")
+@click.option("--batch", default="16", show_default=True, metavar="B",
+              help="Global mini-batch (a multiple of every P).")
+@click.option("--plan", "plan_name", default="all", show_default=True, metavar="PLAN",
+              help="model-batch, fc-model, domain-batch or 'all'.")
+@click.option("--iterations", default="5", show_default=True, metavar="N",
+              help="Timed training iterations per grid (after --warmup).")
+@click.option("--warmup", default="2", show_default=True, metavar="N",
+              help="Untimed iterations before them (the first one is checked numerically).")
+@click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
+              help="Collective cost formulas of the prediction: 'paper' or 'ring'.")
+@click.option("--timeout", default=1800.0, show_default=True, type=float,
+              help="Seconds before the local worker processes are ended.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE",
+              help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
+@click.option("--raw", "raw_path", default=None, metavar="FILE",
+              help="Also write the workers' raw measurements as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Write here; '-' is stdout.")
+def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
+             warmup: str, collectives: str, timeout: float, plot_path: str | None,
+             raw_path: str | None, fmt: str, output: str) -> None:
+    """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
+    check the model: numerics vs one process, words per collective, time vs prediction.
+
+    Exit code 1 when the numerics or the volume check fails; the time targets (MAPE,
+    ranking) are reported, not enforced.  See docs/validation.md.
+
+    \b
+    Examples:
+      gridcost calibrate run --procs 2..4 --profile host.yaml
+      gridcost validate --machine host.yaml --P 2,4 --plot validation.png
+      torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
+    """
+    import json
+    import os
+
+    from costmodel.grids import parse_processes
+    from costmodel.loaders import load_machine
+    from costmodel.measure import require_torch
+    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.report import render
+    from costmodel.validation import PLANS, analyse, load_validation_network, tables, \
+        valid_grids
+
+    if plot_path is not None:
+        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
+    _settings("none", collectives, "none")
+    mach = load_machine(machine)
+    network = load_validation_network()
+    plans = list(PLANS) if plan_name == "all" else [plan_name]
+    if plans[0] not in PLANS:
+        raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
+                         f"got {plan_name!r}")
+    B = _positive_int(batch, "--batch")
+    torchrun = under_torchrun()
+    ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
+        [int(p) for p in parse_processes(processes)]
+    if ps[0] < 2:
+        raise UsageError(f"--P: expected process counts ≥ 2, got {processes!r}")
+    jobs = []
+    for P in ps:
+        grids, _skipped = valid_grids(P, B)
+        jobs.append((P, grids))
+    require_torch()
+    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
+            "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
+            "timeout_s": timeout}
+    merged: dict[str, Any] = {"runs": []}
+    for P, grids in jobs:
+        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
+        if result is None:  # a rank other than 0 under torchrun
+            return
+        merged["runs"] += result["runs"]
+        merged.update(backend=result["backend"], batch=result["batch"])
+    if raw_path is not None:
+        _emit(json.dumps(merged) + "\n", raw_path)
+    analysis = analyse(merged, network, mach, collectives)
+    if fmt == "json":
+        _emit(render(tables(analysis)[0], analysis, "json"), output)  # type: ignore[arg-type]
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
+    if plot_path is not None:
+        from costmodel.plot import predicted_vs_measured
+
+        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
+    summary = analysis["summary"]
+    if not (summary["numerics_ok"] and summary["volumes_ok"]):
+        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
+                   err=True)
+        raise click.exceptions.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
     try:

@@ -136,7 +136,7 @@ def _robust_linear(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
     Returns (coefficients, relative residuals).  Starts from the ordinary relative least-squares
     solution clipped to ≥ 0.
     """
-    from scipy.optimize import least_squares
+    from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
     scale = 1.0 / t
     design = x * scale[:, None]

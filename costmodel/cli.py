@@ -1061,6 +1061,9 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
               help="Collective cost formulas of the prediction: 'paper' or 'ring'.")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
               help="Seconds before the local worker processes are ended.")
+@click.option("--sync/--no-sync", default=True, show_default=True,
+              help="A barrier before each collective, timed apart, so the collective's time "
+                   "excludes the ranks' skew (as in calibrate's microbenchmarks).")
 @click.option("--plot", "plot_path", default=None, metavar="FILE",
               help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
 @click.option("--raw", "raw_path", default=None, metavar="FILE",
@@ -1070,7 +1073,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
-             warmup: str, collectives: str, timeout: float, plot_path: str | None,
+             warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
              raw_path: str | None, fmt: str, output: str) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
@@ -1092,8 +1095,7 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run, under_torchrun
     from costmodel.report import render
-    from costmodel.validation import PLANS, analyse, load_validation_network, tables, \
-        valid_grids
+    from costmodel.validation import PLANS, analyse, load_validation_network, tables, valid_grids
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
@@ -1117,7 +1119,7 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     require_torch()
     args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
             "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
-            "timeout_s": timeout}
+            "timeout_s": timeout, "sync": sync}
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
         result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
@@ -1129,7 +1131,7 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
         _emit(json.dumps(merged) + "\n", raw_path)
     analysis = analyse(merged, network, mach, collectives)
     if fmt == "json":
-        _emit(render(tables(analysis)[0], analysis, "json"), output)  # type: ignore[arg-type]
+        _emit(render(tables(analysis)[0], analysis, "json"), output)
     else:
         _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
     if plot_path is not None:

@@ -151,7 +151,7 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
         if mode == 0 and lpr > 1:  # model split: all-gather Y, all-reduce ΔX (Eq. 8)
             factor = float(algo.allgather_rate(np.asarray(float(lpr))).per_word
                            + algo.allreduce_rate(np.asarray(float(lpr))).per_word)
-            n = int(round(float(table.term("model").words[0, j]) / factor))
+            n = round(float(table.term("model").words[0, j]) / factor)
             add(layer.name, "model", "all-gather", lpr, 1, n, n, "differs")
             needs_dx = j > 0
             dx = local * int(np.prod(layer.in_shape)) if needs_dx else 0
@@ -171,7 +171,7 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
         group = lpc if mode == 0 else P
         if group > 1:
             factor = float(algo.allreduce_rate(np.asarray(float(group))).per_word)
-            n = int(round(float(table.term("batch").words[0, j]) / factor))
+            n = round(float(table.term("batch").words[0, j]) / factor)
             add(layer.name, "batch", "all-reduce", group, 1, n, n, "differs")
     for (layer_name, term, op), got in sorted(measured.items()):
         words = tuple(sorted(got["words"]))
@@ -188,7 +188,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     """Kendall's τ-b of two rankings (scipy.stats.kendalltau); None for fewer than 2 items."""
     if len(x) < 2:
         return None
-    from scipy.stats import kendalltau
+    from scipy.stats import kendalltau  # type: ignore[import-untyped]
 
     tau = kendalltau(x, y).statistic
     return None if tau is None or not np.isfinite(tau) else float(tau)
@@ -205,6 +205,7 @@ def measured_times(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
         out.setdefault("charged", []).append(
             max(sum(r["comm_s"].get(t, 0.0) for t in CHARGED) for r in per_rank))
         out.setdefault("step", []).append(max(r["step_s"] for r in per_rank))
+        out.setdefault("wait", []).append(max(r.get("wait_s", 0.0) for r in per_rank))
     return {k: statistics.median(v) for k, v in out.items()}
 
 
@@ -324,17 +325,18 @@ def time_table(analysis: dict[str, Any]) -> Table:
                      r["measured_comm_s"] * 1e3, r["abs_pct_error"],
                      p["model"] * 1e3, m["model"] * 1e3, p["batch"] * 1e3, m["batch"] * 1e3,
                      p["domain"] * 1e3, m["domain"] * 1e3, m["redistribution"] * 1e3,
-                     m["step"] * 1e3, mark or None])
+                     m["wait"] * 1e3, m["step"] * 1e3, mark or None])
     return Table(["plan", "P", "grid", "predicted comm [ms]", "measured comm [ms]",
                   "|error| [%]", "pred model [ms]", "meas model [ms]", "pred batch [ms]",
                   "meas batch [ms]", "pred domain [ms]", "meas domain [ms]",
-                  "meas redistribution [ms]", "meas step [ms]", "best"], rows,
+                  "meas redistribution [ms]", "meas wait [ms]", "meas step [ms]", "best"], rows,
                  f"3. time per iteration with profile {analysis['machine']} "
                  f"(α = {analysis['alpha_s'] * 1e6:.4g} µs, "
                  f"bandwidth {analysis['bandwidth_Bps'] / 1e6:.4g} MB/s, "
                  f"{analysis['collectives']} collectives)",
                  ["measured: median over iterations of the slowest rank; comm = model + batch + "
-                  "domain (redistribution is not charged by the model and not included)",
+                  "domain (redistribution is not charged by the model and not included); wait: "
+                  "the barriers before the collectives (skew between ranks), not included",
                   "best: P = predicted best grid of its (P, plan), M = measured best"])
 
 

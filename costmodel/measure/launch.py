@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -62,19 +62,15 @@ def _terminate(procs: list[subprocess.Popen[bytes]], grace_s: float = 3.0) -> No
     """End every worker still running (SIGTERM to its process group, then SIGKILL) and reap."""
     for proc in procs:
         if proc.poll() is None:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
     deadline = time.monotonic() + grace_s
     for proc in procs:
         try:
             proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            try:
+            with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait()
 
 
@@ -106,7 +102,8 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) ->
                                RANK=str(rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(rank),
                                LOCAL_WORLD_SIZE=str(nprocs), GLOO_SOCKET_IFNAME="lo",
                                OMP_NUM_THREADS="1", GRIDCOST_PARENT_PID=str(os.getpid()))
-                    log = open(folder / f"rank{rank}.log", "w", encoding="utf-8")  # noqa: SIM115
+                    log: IO[str] = open(  # noqa: SIM115
+                        folder / f"rank{rank}.log", "w", encoding="utf-8")
                     logs.append(log)
                     procs.append(subprocess.Popen(
                         [sys.executable, "-m", "costmodel.measure.worker", task, str(args_path),

@@ -98,7 +98,7 @@ def reference_step(params: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torc
         else:
             h = h.flatten(1)
     loss = F.cross_entropy(h, y, reduction="sum") / x.shape[0]
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
     grads = {n: (w.grad, b.grad) for n, (w, b) in leaves.items()}
     return float(loss), grads  # type: ignore[return-value]
 
@@ -108,10 +108,23 @@ def reference_step(params: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torc
 
 @dataclass
 class Comm:
-    """Every communication of one rank: (layer, term, collective, p, words n, seconds)."""
+    """Every communication of one rank: (layer, term, collective, p, words n, seconds).
+
+    With ``sync`` (the default) each collective is preceded by a barrier of its group, whose
+    time is kept apart (``wait_s``): the seconds of a collective then measure the collective,
+    as the microbenchmarks of calibrate do, not the skew with which ranks reach it.
+    """
 
     device: torch.device
+    sync: bool = True
     log: list[dict[str, Any]] = field(default_factory=list)
+    wait_s: float = 0.0
+
+    def _barrier(self, group: Any) -> None:
+        if self.sync:
+            start = time.perf_counter()
+            dist.barrier(group=group)
+            self.wait_s += time.perf_counter() - start
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -125,6 +138,7 @@ class Comm:
     def all_gather(self, x: torch.Tensor, group: Any, p: int, dim: int, layer: str,
                    term: str) -> torch.Tensor:
         """Concatenate the p slices of the group along ``dim``; n = p·numel(x)."""
+        self._barrier(group)
         start = time.perf_counter()
         x = x.contiguous()
         parts = [torch.empty_like(x) for _ in range(p)]
@@ -136,18 +150,21 @@ class Comm:
     def all_reduce(self, x: torch.Tensor, group: Any, p: int, layer: str, term: str,
                    op: str = "all-reduce") -> torch.Tensor:
         """Sum ``x`` over the group (in place); n = numel(x)."""
+        self._barrier(group)
         start = time.perf_counter()
         dist.all_reduce(x, group=group)
         self._record(layer, term, op, p, x.numel(), start)
         return x
 
     def halo(self, top: torch.Tensor, bottom: torch.Tensor, up: int | None, down: int | None,
-             layer: str, op: str) -> tuple[torch.Tensor, torch.Tensor]:
+             group: Any, layer: str, op: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Send ``top`` rows to rank ``up`` and ``bottom`` to ``down``; receive theirs.
 
         Returns (rows from up, rows from down), zeros at the image's border.  Each message is
-        logged with n = its words (one halo of the model per neighbour).
+        logged with n = its words (one halo of the model per neighbour).  ``group`` is the
+        strip's Pr group (for the barrier).
         """
+        self._barrier(group)
         start = time.perf_counter()
         from_up, from_down = torch.zeros_like(bottom), torch.zeros_like(top)
         requests = []
@@ -156,7 +173,8 @@ class Comm:
         if down is not None:
             requests += [dist.isend(bottom.contiguous(), down), dist.irecv(from_down, down)]
         for request in requests:
-            request.wait()
+            if request is not None:
+                request.wait()
         self._sync()
         elapsed = time.perf_counter() - start
         neighbours = (up is not None) + (down is not None)
@@ -207,26 +225,29 @@ class _DomainConv(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, comm: Comm,
-                up: int | None, down: int | None, layer: str) -> torch.Tensor:
+                up: int | None, down: int | None, group: Any, layer: str) -> torch.Tensor:
         h = w.shape[2] // 2
         pad_w = w.shape[3] // 2
-        from_up, from_down = comm.halo(x[:, :, :h], x[:, :, -h:], up, down, layer, "halo X")
+        from_up, from_down = comm.halo(x[:, :, :h], x[:, :, -h:], up, down, group, layer,
+                                       "halo X")
         xp = torch.cat([from_up, x, from_down], dim=2)
         ctx.save_for_backward(xp, w)
-        ctx.meta = (comm, up, down, layer, h, pad_w)
+        ctx.meta = (comm, up, down, group, layer, h, pad_w)
         return F.conv2d(xp, w, b, padding=(0, pad_w))
 
     @staticmethod
     def backward(ctx: Any, dy: torch.Tensor) -> tuple[Any, ...]:
         xp, w = ctx.saved_tensors
-        comm, up, down, layer, h, pad_w = ctx.meta
+        comm, up, down, group, layer, h, pad_w = ctx.meta
         dy = dy.contiguous()
-        from_up, from_down = comm.halo(dy[:, :, :h], dy[:, :, -h:], up, down, layer, "halo ΔY")
+        from_up, from_down = comm.halo(dy[:, :, :h], dy[:, :, -h:], up, down, group, layer,
+                                       "halo ΔY")
         dyp = torch.cat([from_up, dy, from_down], dim=2)
         dx = F.conv_transpose2d(dyp, w, padding=(2 * h, pad_w))
-        dw = torch.nn.grad.conv2d_weight(xp, w.shape, dy, padding=(0, pad_w))
+        dw = torch.nn.grad.conv2d_weight(  # type: ignore[attr-defined]
+            xp, w.shape, dy, padding=(0, pad_w))
         db = dy.sum(dim=(0, 2, 3))
-        return dx, dw, db, None, None, None, None
+        return dx, dw, db, None, None, None, None, None
 
 
 # --------------------------------------------------------------------------- one grid
@@ -303,15 +324,15 @@ def forward(local: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
         if kind in ("conv", "fc") and (kind == "fc" or rule == "model"):
             w, b = local[op[1]]
             if lay.pr > 1 and h.requires_grad:
-                h = _ReduceInputGrad.apply(h, comm, lay.row_group, lay.pr, op[1])
+                h = _ReduceInputGrad.apply(h, comm, lay.row_group, lay.pr, op[1])  # type: ignore[no-untyped-call]
             h = F.conv2d(h, w, b, padding=op[4] // 2) if kind == "conv" else F.linear(h, w, b)
             if lay.pr > 1:
-                h = _GatherOutputs.apply(h, comm, lay.row_group, lay.pr, lay.r, 1, op[1],
-                                         "model")
+                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call]
+                    h, comm, lay.row_group, lay.pr, lay.r, 1, op[1], "model")
         elif kind == "conv":
             w, b = local[op[1]]
             if rule == "domain" and lay.pr > 1:
-                h = _DomainConv.apply(h, w, b, comm, up, down, op[1])
+                h = _DomainConv.apply(h, w, b, comm, up, down, lay.row_group, op[1])  # type: ignore[no-untyped-call]
             else:
                 h = F.conv2d(h, w, b, padding=op[4] // 2)
         elif kind == "relu":
@@ -321,8 +342,8 @@ def forward(local: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
         else:  # flatten: redistribute the conv output to the fc layout first
             if rule != "model" and lay.pr > 1:
                 dim = 0 if rule == "batch" else 2
-                h = _GatherOutputs.apply(h, comm, lay.row_group, lay.pr, lay.r, dim,
-                                         "conv→fc", "redistribution")
+                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call]
+                    h, comm, lay.row_group, lay.pr, lay.r, dim, "conv→fc", "redistribution")
             h = h.flatten(1)
     return h
 
@@ -378,13 +399,13 @@ def run_grid(plan: str, lay: Layout, args: dict[str, Any], device: torch.device,
     batch = x.shape[0]
     record: dict[str, Any] = {"iterations": []}
     for it in range(int(args["warmup"]) + int(args["iterations"])):
-        comm = Comm(device)
+        comm = Comm(device, sync=bool(args.get("sync", True)))
         for w, b in local.values():
             w.grad, b.grad = None, None
         start = time.perf_counter()
         logits = forward(local, xs, plan, lay, comm)
         loss = F.cross_entropy(logits, ys, reduction="sum") / batch
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         reduce_gradients(local, plan, lay, comm)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -406,7 +427,8 @@ def run_grid(plan: str, lay: Layout, args: dict[str, Any], device: torch.device,
             per_term: dict[str, float] = {}
             for entry in comm.log:
                 per_term[entry["term"]] = per_term.get(entry["term"], 0.0) + entry["seconds"]
-            record["iterations"].append({"step_s": step, "comm_s": per_term})
+            record["iterations"].append({"step_s": step, "comm_s": per_term,
+                                         "wait_s": comm.wait_s})
     return record
 
 

@@ -59,7 +59,7 @@ def run_task(task: str, args: dict[str, Any]) -> Any:
         if task == "bench":
             from costmodel.measure.bench import run_bench
 
-            result = run_bench(args, device)
+            result: dict[str, Any] | None = run_bench(args, device)
         elif task == "validate":
             from costmodel.measure.training import run_validation
 

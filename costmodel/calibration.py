@@ -428,7 +428,8 @@ def fits_table(cal: Calibration, title: str) -> Table:
                      float(r["max_abs_residual"]) * 100,  # type: ignore[arg-type]
                      float(r["joint_max_abs_residual"]) * 100])  # type: ignore[arg-type]
     headers = ["collective", "p", "points", "a [µs]", "b [ns/word]", "α [µs]", "β [ns/word]",
-               "bandwidth [MB/s]", "median |res| [%]", "max |res| [%]", "joint max |res| [%]"]
+               "bandwidth [MB/s]", "median abs residual [%]", "max abs residual [%]",
+               "joint fit max abs residual [%]"]
     worst = float(np.max(np.abs(cal.relative_residuals))) * 100
     notes = [f"joint fit ({cal.collectives} collectives, {cal.word_bytes}-byte words): "
              f"α = {cal.alpha_s * 1e6:.4g} µs, β = {cal.beta_s_per_word * 1e9:.4g} ns/word, "

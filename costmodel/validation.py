@@ -294,7 +294,7 @@ def numerics_table(analysis: dict[str, Any]) -> Table:
              r["numerics"]["max_rel_grad_error"], r["numerics"]["allclose"]]
             for r in analysis["runs"]]
     return Table(["plan", "P", "grid", "loss (distributed)", "loss (one process)",
-                  "max |Δgrad|/max|grad|", "allclose"], rows,
+                  "max abs Δgrad / max abs grad", "allclose"], rows,
                  "1. numerics: distributed step vs one process on the whole batch")
 
 
@@ -327,7 +327,7 @@ def time_table(analysis: dict[str, Any]) -> Table:
                      p["domain"] * 1e3, m["domain"] * 1e3, m["redistribution"] * 1e3,
                      m["wait"] * 1e3, m["step"] * 1e3, mark or None])
     return Table(["plan", "P", "grid", "predicted comm [ms]", "measured comm [ms]",
-                  "|error| [%]", "pred model [ms]", "meas model [ms]", "pred batch [ms]",
+                  "abs error [%]", "pred model [ms]", "meas model [ms]", "pred batch [ms]",
                   "meas batch [ms]", "pred domain [ms]", "meas domain [ms]",
                   "meas redistribution [ms]", "meas wait [ms]", "meas step [ms]", "best"], rows,
                  f"3. time per iteration with profile {analysis['machine']} "

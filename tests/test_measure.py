@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,10 @@ LOGS = Path(__file__).resolve().parent / "data" / "logs"
 WORKER = "costmodel.measure.worker"
 
 
-def workers_alive() -> list[int]:
-    """Pids of worker processes started by this test process that are still running."""
+def workers_alive(parent: int | None = None) -> list[int]:
+    """Pids of worker processes started by ``parent`` (default: this test process) that are
+    still running."""
+    parent = os.getpid() if parent is None else parent
     alive = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -45,7 +49,7 @@ def workers_alive() -> list[int]:
         except OSError:
             continue
         state = stat.rsplit(")", 1)[1].split()[0]
-        if WORKER in cmdline and state != "Z" and f"GRIDCOST_PARENT_PID={os.getpid()}" in \
+        if WORKER in cmdline and state != "Z" and f"GRIDCOST_PARENT_PID={parent} " in \
                 _environ(entry):
             alive.append(int(entry.name))
     return alive
@@ -88,6 +92,30 @@ def test_the_time_limit_ends_all_workers() -> None:
     with pytest.raises(MeasureError, match=r"did not finish within 1 s"):
         run_local("bench", slow, 2, timeout_s=1.0)
     assert workers_alive() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_every_worker(signum: int) -> None:
+    """gridcost is interrupted while its workers measure: it says so, exits 2, leaves none."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "costmodel.cli", "calibrate", "run", "--procs", "2",
+         "--min-size", "64 MiB", "--max-size", "64 MiB", "--reps", "200"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(workers_alive(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers_alive(proc.pid)) == 2
+        time.sleep(1.0)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, err
+    assert "gridcost: interrupted: all worker processes were ended" in err
+    assert workers_alive(proc.pid) == []
 
 
 def test_calibrate_run_writes_a_profile_optimize_accepts(tmp_path: Path) -> None:

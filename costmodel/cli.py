@@ -838,6 +838,313 @@ def machines(fmt: str) -> None:
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 
+# --------------------------------------------------------------------------- measurements
+
+
+@cli.group()
+def calibrate() -> None:
+    """Fit α and β of a machine profile to measured collectives (docs/validation.md).
+
+    `run` measures this host (or a torchrun cluster) with torch.distributed; `import` reads
+    nccl-tests and OSU micro-benchmark logs.  Both fit t(n) = a + b·n per collective and p,
+    map a, b to α, β through the collective's cost formula, and write a profile for optimize.
+
+    \b
+    Examples:
+      gridcost calibrate run --procs 2..4 --profile host.yaml --plot fit.png
+      gridcost calibrate import all_reduce_perf.log all_gather_perf.log --profile nccl.yaml
+      gridcost optimize --net alexnet --P 4 --machine host.yaml
+    """
+
+
+def calibrate_options(func: F) -> F:
+    """--collectives, --name, --profile, --plot, --format, -o shared by calibrate run/import."""
+    decorators = [
+        click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
+                     help="Cost formulas that map a, b to α, β: 'paper' or 'ring'."),
+        click.option("--name", default=None, metavar="NAME",
+                     help="Name of the written machine profile."),
+        click.option("--profile", "profile_path", default=None, metavar="FILE",
+                     help="Write the machine profile YAML here (loads with --machine FILE)."),
+        click.option("--plot", "plot_path", default=None, metavar="FILE",
+                     help="Write the fit and residual plot (.png, .svg or .pdf)."),
+        click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+                     default="table", show_default=True, help="Output format of the fit table."),
+        click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+                     help="Write the fit table here; '-' is stdout."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
+                        flop_rate: float | None, provenance: list[str], profile_path: str | None,
+                        plot_path: str | None, fmt: str, output: str) -> None:
+    from costmodel.calibration import calibrate as fit
+    from costmodel.calibration import calibration_record, fits_table, profile_yaml
+    from costmodel.report import Table, render
+
+    if plot_path is not None:
+        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
+    _settings("none", collectives, "none")
+    cal = fit(series, collectives)
+    table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
+    record = calibration_record(cal)
+    if profile_path is not None:
+        text = profile_yaml(cal, name, flop_rate, description, provenance)
+        _emit(text, profile_path)
+        record["profile"] = profile_path
+    notes = list(table.notes)
+    if profile_path is not None:
+        notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
+    _emit(render(Table(table.headers, table.rows, table.title, notes), record, fmt),  # type: ignore[arg-type]
+          output)
+    if plot_path is not None:
+        from costmodel.plot import calibration_fits
+
+        axes = calibration_fits(record["points"])  # type: ignore[arg-type]
+        _save_figure(axes[0].figure, plot_path)
+
+
+@calibrate.command("import")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...")
+@click.option("--collective", type=click.Choice(["allgather", "allreduce", "p2p"]), default=None,
+              help="The collective of every FILE (default: from the log or its file name).")
+@click.option("--procs", default=None, metavar="P",
+              help="Processes of the run (OSU logs do not print it; nccl-tests do).")
+@click.option("--word-bytes", default="4", show_default=True, metavar="W",
+              help="Bytes per word of the profile; the logs' data type must match.")
+@click.option("--flop-rate", default=None, metavar="RATE",
+              help="Flop rate to write into the profile, e.g. '20 TFLOP/s' (logs lack it).")
+@calibrate_options
+def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
+                     word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
+                     profile_path: str | None, plot_path: str | None, fmt: str,
+                     output: str) -> None:
+    """Fit α and β to nccl-tests or OSU micro-benchmark logs (or `calibrate run --raw` JSON).
+
+    \b
+    Examples:
+      gridcost calibrate import all_reduce_perf.log all_gather_perf.log --profile nccl.yaml
+      gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
+    """
+    from pathlib import Path
+
+    from costmodel.calibration import parse_logs
+    from costmodel.errors import SpecError
+    from costmodel.units import parse_quantity
+
+    p = _positive_int(procs, "--procs") if procs is not None else None
+    w = _positive_int(word_bytes, "--word-bytes")
+    rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
+    series = []
+    for path in files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(path, "", "a readable text log", str(exc)) from None
+        series += parse_logs(text, path, collective, p, w)
+    label = name or "imported"
+    _finish_calibration(series, collectives, label,
+                        f"α–β fitted to {len(files)} benchmark log(s)", rate,
+                        ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
+                        plot_path, fmt, output)
+
+
+def _parse_bytes(value: str, option: str) -> int:
+    from costmodel.units import parse_quantity
+
+    return int(parse_quantity(value, "bytes", "", option))
+
+
+@calibrate.command("run")
+@click.option("--procs", default="2..4", show_default=True, metavar="P",
+              help="Process counts to measure: '2..4', '2,4'.  Under torchrun: at most the "
+                   "world size (default there: the world size).")
+@click.option("--min-size", default="4 B", show_default=True, metavar="SIZE",
+              help="Smallest message.")
+@click.option("--max-size", default="64 MiB", show_default=True, metavar="SIZE",
+              help="Largest message.")
+@click.option("--factor", default="4", show_default=True, metavar="F",
+              help="Message sizes grow by this factor.")
+@click.option("--reps", default="10", show_default=True, metavar="N",
+              help="Timed repetitions per size (the median is kept).")
+@click.option("--warmup", default="2", show_default=True, metavar="N",
+              help="Untimed repetitions before them.")
+@click.option("--timeout", default=1800.0, show_default=True, type=float,
+              help="Seconds before the local worker processes are ended.")
+@click.option("--raw", "raw_path", default=None, metavar="FILE",
+              help="Also write the measurements as JSON (re-fit with `calibrate import`).")
+@calibrate_options
+def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
+                  warmup: str, timeout: float, raw_path: str | None, collectives: str,
+                  name: str | None, profile_path: str | None, plot_path: str | None, fmt: str,
+                  output: str) -> None:
+    """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
+
+    On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
+    always ends them; under torchrun it measures the cluster it was started on.
+
+    \b
+    Examples:
+      gridcost calibrate run --procs 2..4 --profile host.yaml --plot fit.png
+      torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli calibrate run --profile c.yaml
+    """
+    import json
+    import os
+    import socket
+
+    import numpy as np
+
+    from costmodel.calibration import Series
+    from costmodel.grids import parse_processes
+    from costmodel.measure import require_torch
+    from costmodel.measure.launch import run, under_torchrun
+
+    require_torch()
+    torchrun = under_torchrun()
+    world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
+    ps = [int(p) for p in parse_processes(str(world) if torchrun and procs == "2..4" else procs,
+                                          "--procs")]
+    if ps[0] < 2:
+        raise UsageError(f"--procs: expected process counts ≥ 2, got {procs!r}")
+    if torchrun and ps[-1] > world:
+        raise UsageError(f"--procs: at most the world size {world} under torchrun, got {procs!r}")
+    low, high = _parse_bytes(min_size, "--min-size"), _parse_bytes(max_size, "--max-size")
+    grow = _positive_int(factor, "--factor")
+    if grow < 2 or high < low:
+        raise UsageError("--factor must be ≥ 2 and --max-size ≥ --min-size")
+    sizes = []
+    size = low
+    while size <= high:
+        sizes.append(size)
+        size *= grow
+    args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
+            "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
+            "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout}
+    result = run("bench", args, ps[-1], timeout)
+    if result is None:  # a rank other than 0 under torchrun: rank 0 reports
+        return
+    if raw_path is not None:
+        _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path)
+    word_bytes = int(result["word_bytes"])
+    source = f"torch.distributed {result['backend']}"
+    series = [Series(s["collective"], int(s["p"]), np.asarray(s["words"], float),
+                     np.asarray(s["seconds"], float), word_bytes, source)
+              for s in result["series"]]
+    host = socket.gethostname()
+    where = f"torchrun world of {world}" if torchrun else f"host {host}, 127.0.0.1"
+    provenance = [f"Measured by gridcost calibrate run: {source} (torch {result['torch']}), "
+                  f"{where}, p = {', '.join(map(str, ps))}, sizes {sizes[0]} B to {sizes[-1]} B "
+                  f"×{grow}, median of {args['reps']} after {args['warmup']} warm-up.",
+                  "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
+    _finish_calibration(series, collectives, name or f"calibrated-{host}",
+                        f"α–β measured on {where} ({source})", float(result["flop_rate"]),
+                        provenance, profile_path, plot_path, fmt, output)
+
+
+@cli.command()
+@click.option("--machine", "machine", required=True, metavar="M",
+              help="Calibrated machine profile for the predictions (gridcost calibrate run).")
+@click.option("--P", "processes", default="2,4", show_default=True, metavar="P",
+              help="Process counts, each run separately (under torchrun: the world size).")
+@click.option("--batch", default="16", show_default=True, metavar="B",
+              help="Global mini-batch (a multiple of every P).")
+@click.option("--plan", "plan_name", default="all", show_default=True, metavar="PLAN",
+              help="model-batch, fc-model, domain-batch or 'all'.")
+@click.option("--iterations", default="5", show_default=True, metavar="N",
+              help="Timed training iterations per grid (after --warmup).")
+@click.option("--warmup", default="2", show_default=True, metavar="N",
+              help="Untimed iterations before them (the first one is checked numerically).")
+@click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
+              help="Collective cost formulas of the prediction: 'paper' or 'ring'.")
+@click.option("--timeout", default=1800.0, show_default=True, type=float,
+              help="Seconds before the local worker processes are ended.")
+@click.option("--sync/--no-sync", default=True, show_default=True,
+              help="A barrier before each collective, timed apart, so the collective's time "
+                   "excludes the ranks' skew (as in calibrate's microbenchmarks).")
+@click.option("--plot", "plot_path", default=None, metavar="FILE",
+              help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
+@click.option("--raw", "raw_path", default=None, metavar="FILE",
+              help="Also write the workers' raw measurements as JSON.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Write here; '-' is stdout.")
+def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
+             warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
+             raw_path: str | None, fmt: str, output: str) -> None:
+    """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
+    check the model: numerics vs one process, words per collective, time vs prediction.
+
+    Exit code 1 when the numerics or the volume check fails; the time targets (MAPE,
+    ranking) are reported, not enforced.  See docs/validation.md.
+
+    \b
+    Examples:
+      gridcost calibrate run --procs 2..4 --profile host.yaml
+      gridcost validate --machine host.yaml --P 2,4 --plot validation.png
+      torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
+    """
+    import json
+    import os
+
+    from costmodel.grids import parse_processes
+    from costmodel.loaders import load_machine
+    from costmodel.measure import require_torch
+    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.report import render
+    from costmodel.validation import PLANS, analyse, load_validation_network, tables, valid_grids
+
+    if plot_path is not None:
+        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
+    _settings("none", collectives, "none")
+    mach = load_machine(machine)
+    network = load_validation_network()
+    plans = list(PLANS) if plan_name == "all" else [plan_name]
+    if plans[0] not in PLANS:
+        raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
+                         f"got {plan_name!r}")
+    B = _positive_int(batch, "--batch")
+    torchrun = under_torchrun()
+    ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
+        [int(p) for p in parse_processes(processes)]
+    if ps[0] < 2:
+        raise UsageError(f"--P: expected process counts ≥ 2, got {processes!r}")
+    jobs = []
+    for P in ps:
+        grids, _skipped = valid_grids(P, B)
+        jobs.append((P, grids))
+    require_torch()
+    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
+            "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
+            "timeout_s": timeout, "sync": sync}
+    merged: dict[str, Any] = {"runs": []}
+    for P, grids in jobs:
+        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
+        if result is None:  # a rank other than 0 under torchrun
+            return
+        merged["runs"] += result["runs"]
+        merged.update(backend=result["backend"], batch=result["batch"])
+    if raw_path is not None:
+        _emit(json.dumps(merged) + "\n", raw_path)
+    analysis = analyse(merged, network, mach, collectives)
+    if fmt == "json":
+        _emit(render(tables(analysis)[0], analysis, "json"), output)
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
+    if plot_path is not None:
+        from costmodel.plot import predicted_vs_measured
+
+        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
+    summary = analysis["summary"]
+    if not (summary["numerics_ok"] and summary["volumes_ok"]):
+        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
+                   err=True)
+        raise click.exceptions.Exit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
     try:

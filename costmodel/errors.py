@@ -58,3 +58,7 @@ class UsageError(GridcostError):
 
 class NoFeasibleGrid(GridcostError):
     """No Pr×Pc grid of P is feasible for the plan; the message says why and what would work."""
+
+
+class MeasureError(GridcostError):
+    """A measurement could not be made: a worker process failed, timed out or was interrupted."""

@@ -567,3 +567,85 @@ def figure_bytes(drawn: Figure | Axes, fmt: str, dpi: int = PNG_DPI) -> bytes:
     with matplotlib.rc_context({"svg.hashsalt": "gridcost", "pdf.compression": 6}):
         figure_of(drawn).savefig(buffer, format=fmt, dpi=dpi, metadata=_METADATA[fmt])
     return buffer.getvalue()
+
+
+# ---------------------------------------------------------------- measurements
+
+
+def calibration_fits(points: Sequence[Mapping[str, object]],
+                     axes: Sequence[Axes] | None = None) -> list[Axes]:
+    """Measured collective times and their fits (top, log-log) and relative residuals (bottom).
+
+    ``points`` are the records of costmodel.calibration.points_records: per point the
+    collective, p, bytes, measured_s, series_fit_s and joint_fit_s.  One colour per series;
+    dots measured, solid line the series' own fit a + b·n, dashed the profile's joint α, β.
+    """
+    if axes is None:
+        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] * 1.6), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.0, 1.0])
+    else:
+        top, bottom = axes[0], axes[1]
+    keys = sorted({(str(p["collective"]), int(p["p"])) for p in points})  # type: ignore[call-overload]
+    for i, (collective, procs) in enumerate(keys):
+        rows = sorted((p for p in points if p["collective"] == collective
+                       and p["p"] == procs), key=lambda p: float(p["bytes"]))  # type: ignore[arg-type]
+        x = np.array([float(p["bytes"]) for p in rows])  # type: ignore[arg-type]
+        measured = np.array([float(p["measured_s"]) for p in rows])  # type: ignore[arg-type]
+        own = np.array([float(p["series_fit_s"]) for p in rows])  # type: ignore[arg-type]
+        joint = np.array([float(p["joint_fit_s"]) for p in rows])  # type: ignore[arg-type]
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        marker = MARKERS[i % len(MARKERS)]
+        label = f"{collective}, p={procs}"
+        top.plot(x, measured * 1e6, marker, color=colour, label=label, markersize=4)
+        top.plot(x, own * 1e6, "-", color=colour, linewidth=1)
+        top.plot(x, joint * 1e6, "--", color=colour, linewidth=0.8, alpha=0.7)
+        bottom.plot(x, (own - measured) / measured * 100, marker + "-", color=colour,
+                    markersize=3, linewidth=0.8)
+    top.set_xscale("log", base=2)
+    top.set_yscale("log")
+    top.set_ylabel("time [µs]")
+    top.legend(fontsize="small", ncols=2, title="dots measured, — fit a+b·n, -- joint α, β",
+               title_fontsize="small")
+    bottom.axhline(0.0, color="black", linewidth=0.6)
+    bottom.set_xscale("log", base=2)
+    bottom.set_xlabel("message size n·word [bytes]")
+    bottom.set_ylabel("residual of a+b·n [%]")
+    _title(top, "calibration: measured collective times and α–β fits")
+    return [top, bottom]
+
+
+def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None = None) -> Axes:
+    """Predicted against measured communication time per grid (log-log, the diagonal y = x).
+
+    ``rows`` are validation records with plan, P, pr, pc, predicted_comm_s, measured_comm_s; the
+    predicted best grid of each (P, plan) is drawn filled, the others open.
+    """
+    ax = ax or _new_axes()
+    plans = sorted({str(r["plan"]) for r in rows})
+    values = []
+    for i, plan_name in enumerate(plans):
+        mine = [r for r in rows if r["plan"] == plan_name]
+        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        for r in mine:
+            pred, meas = float(r["predicted_comm_s"]), float(r["measured_comm_s"])  # type: ignore[arg-type]
+            values += [pred, meas]
+            filled = bool(r.get("predicted_best", False))
+            ax.plot(meas * 1e3, pred * 1e3, MARKERS[i % len(MARKERS)], color=colour,
+                    markerfacecolor=colour if filled else "none", markersize=7)
+            ax.annotate(f"{r['pr']}×{r['pc']}", (meas * 1e3, pred * 1e3), fontsize=7,
+                        xytext=(4, 2), textcoords="offset points")
+        ax.plot([], [], MARKERS[i % len(MARKERS)], color=colour, label=plan_name)
+    if values:
+        low, high = min(values) * 1e3 / 1.5, max(values) * 1e3 * 1.5
+        ax.plot([low, high], [low, high], "-", color="black", linewidth=0.6, label="y = x")
+        ax.fill_between([low, high], [low * 0.85, high * 0.85], [low * 1.15, high * 1.15],
+                        color="#cccccc", alpha=0.4, label="±15 %")
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("measured communication per iteration [ms]")
+    ax.set_ylabel("predicted communication per iteration [ms]")
+    ax.legend(fontsize="small", title="filled: predicted best grid", title_fontsize="small")
+    _title(ax, "gridcost validate: predicted vs measured communication")
+    return ax

@@ -79,7 +79,31 @@ def _loaded_after(statement: str, roots: set[str]) -> list[str]:
 
 
 def test_cli_import_loads_neither_matplotlib_nor_scipy() -> None:
-    assert _loaded_after("import costmodel.cli", {"matplotlib", "scipy"}) == []
+    assert _loaded_after("import costmodel.cli", {"matplotlib", "scipy", "torch"}) == []
+
+
+MEASURE = PACKAGE / "measure"
+
+
+def test_only_the_measure_subpackage_imports_torch() -> None:
+    assert importers("torch") == set()
+    assert {"calibration", "validation"} <= set(MODULES)
+
+
+def test_measure_init_and_launcher_import_no_torch() -> None:
+    for name in ("__init__", "launch"):
+        tree = ast.parse((MEASURE / f"{name}.py").read_text(encoding="utf-8"))
+        roots = {alias.name.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.Import) for alias in node.names}
+        roots |= {node.module.split(".")[0] for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+        assert "torch" not in roots, name
+
+
+def test_calibration_and_validation_load_no_torch() -> None:
+    loaded = _loaded_after("import costmodel.calibration, costmodel.validation, "
+                           "costmodel.measure, costmodel.measure.launch", {"torch", "matplotlib"})
+    assert loaded == []
 
 
 def test_package_import_loads_neither_click_nor_yaml() -> None:

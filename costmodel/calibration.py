@@ -1,0 +1,449 @@
+"""Calibration: fit α and β of the machine profile to measured collective times.
+
+Input is a set of :class:`Series` — one collective on one process count p, its sizes n (words,
+in the model's convention of cost-model.md §3: the total words of an all-gather, the vector of an
+all-reduce, the one message of a point-to-point send) and their median times in seconds.  They
+come from ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure) or
+from the logs of nccl-tests and the OSU micro-benchmarks (parsed here from text; the CLI reads
+the files).
+
+The fit (docs/validation.md, "Calibration"):
+
+1. per series, ``t(n) = a + b·n`` by robust least squares on *relative* residuals
+   ``(a + b·n − t)/t`` (scipy.optimize.least_squares, soft-L1 loss, a, b ≥ 0), so 4 B and 64 MiB
+   weigh alike;
+2. a and b map to α and β through the collective's rate in costmodel.collectives (messages m(p)
+   and words per word w(p)): ``α = a/m(p)``, ``β = b/w(p)`` — e.g. Bruck all-gather
+   m = ⌈log2 p⌉, w = (p−1)/p; the paper's all-reduce m = 2⌈log2 p⌉, w = 2(p−1)/p; a
+   point-to-point message m = 1, w = 1;
+3. the profile's single α and β are one joint fit of ``t = α·m(p) + β·w(p)·n`` over every point
+   of every series (same relative residuals).
+
+No torch here; scipy is imported inside the fitting functions only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from costmodel.collectives import Rate, algorithms
+from costmodel.errors import SpecError, UsageError
+from costmodel.report import Table
+
+COLLECTIVES = ("allgather", "allreduce", "p2p")
+"""The calibrated collectives: all-gather, all-reduce and one point-to-point message."""
+
+COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
+                     "p2p": "point-to-point"}
+
+
+@dataclass(frozen=True)
+class Series:
+    """Median times of one collective on p processes: sizes ``words`` (n, words of
+    ``word_bytes`` bytes, model convention) and ``seconds``, arrays of equal length."""
+
+    collective: str
+    p: int
+    words: np.ndarray
+    seconds: np.ndarray
+    word_bytes: int = 4
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.collective not in COLLECTIVES:
+            raise UsageError(f"unknown collective {self.collective!r} "
+                             f"(known: {', '.join(COLLECTIVES)})")
+        if self.p < 2:
+            raise UsageError(f"{self.source or self.collective}: expected at least 2 processes, "
+                             f"got {self.p}")
+        if len(self.words) != len(self.seconds) or len(self.words) < 2:
+            raise UsageError(f"{self.source or self.collective}: expected at least two "
+                             "(size, time) points")
+
+    @property
+    def label(self) -> str:
+        return f"{COLLECTIVE_LABELS[self.collective]}, p={self.p}"
+
+
+def rate_of(collective: str, p: int, collectives: str = "paper") -> Rate:
+    """The model's rate (messages m(p), words per word w(p)) of ``collective`` on p processes."""
+    algo = algorithms(collectives)
+    parr = np.asarray(float(p))
+    if collective == "allgather":
+        return algo.allgather_rate(parr)
+    if collective == "allreduce":
+        return algo.allreduce_rate(parr)
+    return Rate(np.asarray(1.0), np.asarray(1.0))  # one halo-style message: α + β·n (Eq. 7)
+
+
+@dataclass(frozen=True)
+class SeriesFit:
+    """t(n) = a + b·n for one series and what it means for α and β.
+
+    ``a_s`` seconds, ``b_s_per_word`` seconds per word; ``alpha_s = a/m(p)``,
+    ``beta_s_per_word = b/w(p)``; ``relative_residuals`` (fit − measured)/measured per point.
+    """
+
+    series: Series
+    a_s: float
+    b_s_per_word: float
+    messages: float
+    per_word: float
+    relative_residuals: np.ndarray
+
+    @property
+    def alpha_s(self) -> float:
+        return self.a_s / self.messages if self.messages > 0 else 0.0
+
+    @property
+    def beta_s_per_word(self) -> float:
+        return self.b_s_per_word / self.per_word
+
+    def predict(self, words: np.ndarray) -> np.ndarray:
+        return self.a_s + self.b_s_per_word * np.asarray(words, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-series fits and the joint α (s), β (s/word) over all of them."""
+
+    fits: tuple[SeriesFit, ...]
+    alpha_s: float
+    beta_s_per_word: float
+    word_bytes: int
+    collectives: str
+    relative_residuals: np.ndarray
+
+    @property
+    def bandwidth_Bps(self) -> float:
+        """word_bytes / β, bytes per second."""
+        return self.word_bytes / self.beta_s_per_word
+
+    def predict(self, series: Series) -> np.ndarray:
+        """The joint fit's time for each point of ``series``: α·m(p) + β·w(p)·n, seconds."""
+        rate = rate_of(series.collective, series.p, self.collectives)
+        return (self.alpha_s * float(rate.messages)
+                + self.beta_s_per_word * float(rate.per_word) * series.words)
+
+
+def _robust_linear(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Robust least squares of t ≈ X·c (columns of ``x``), relative residuals, c ≥ 0.
+
+    Returns (coefficients, relative residuals).  Starts from the ordinary relative least-squares
+    solution clipped to ≥ 0.
+    """
+    from scipy.optimize import least_squares  # type: ignore[import-untyped]
+
+    scale = 1.0 / t
+    design = x * scale[:, None]
+    start, *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
+    # columns differ by orders of magnitude (seconds vs seconds per word): solve in units of
+    # each column's start so the solver's tolerances mean the same for both
+    col = np.maximum(np.abs(start), 1e-30)
+    col = np.where(start > 0, col, np.max(t) / np.maximum(np.max(x, axis=0), 1e-30))
+
+    def residual(c: np.ndarray) -> np.ndarray:
+        return (design @ (c * col)) - 1.0
+
+    x0 = np.clip(start / col, 0.0, None) + 1e-12
+    solved = least_squares(residual, x0, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.1,
+                           x_scale="jac", xtol=1e-12, ftol=1e-12, gtol=1e-12, max_nfev=2000)
+    coef = solved.x * col
+    return coef, (x @ coef - t) / t
+
+
+def fit_series(series: Series, collectives: str = "paper") -> SeriesFit:
+    """Fit t(n) = a + b·n to one series and map (a, b) to (α, β) through its rate."""
+    words = np.asarray(series.words, dtype=np.float64)
+    seconds = np.asarray(series.seconds, dtype=np.float64)
+    if np.any(seconds <= 0) or np.any(words <= 0):
+        raise UsageError(f"{series.source or series.label}: sizes and times must be positive")
+    x = np.column_stack([np.ones_like(words), words])
+    (a, b), residuals = _robust_linear(x, seconds)
+    rate = rate_of(series.collective, series.p, collectives)
+    return SeriesFit(series, float(a), float(b), float(rate.messages), float(rate.per_word),
+                     residuals)
+
+
+def calibrate(series: Sequence[Series], collectives: str = "paper") -> Calibration:
+    """Fit each series, then the joint α, β of ``t = α·m(p) + β·w(p)·n`` over all points."""
+    if not series:
+        raise UsageError("no measurements to fit")
+    word_bytes = {s.word_bytes for s in series}
+    if len(word_bytes) != 1:
+        raise UsageError(f"the series use different word sizes {sorted(word_bytes)}; "
+                         "calibrate one word size at a time")
+    fits = tuple(fit_series(s, collectives) for s in series)
+    rows, times = [], []
+    for s in series:
+        rate = rate_of(s.collective, s.p, collectives)
+        rows.append(np.column_stack([np.full(len(s.words), float(rate.messages)),
+                                     float(rate.per_word) * np.asarray(s.words, float)]))
+        times.append(np.asarray(s.seconds, dtype=np.float64))
+    (alpha, beta), residuals = _robust_linear(np.vstack(rows), np.concatenate(times))
+    if beta <= 0:
+        raise UsageError("the fit found no bandwidth term (β = 0): measure larger messages")
+    return Calibration(fits, float(alpha), float(beta), word_bytes.pop(), collectives, residuals)
+
+
+# --------------------------------------------------------------------------- machine profile
+
+
+def _g(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, description: str,
+                 provenance: Sequence[str] = ()) -> str:
+    """A machine profile (docs/formats.md) with the joint α and bandwidth, as YAML text.
+
+    ``flop_rate`` in FLOP/s; None writes a placeholder of 1 TFLOP/s and a comment saying so.
+    The per-series fits go into comments.  Loads with costmodel.loaders.load_machine.
+    """
+    lines = [f"# Machine profile written by gridcost calibrate ({cal.collectives} collectives).",
+             *(f"# {p}" for p in provenance),
+             "# Per-series fits t(n) = a + b·n and the α, β they imply (n in words):"]
+    for f in cal.fits:
+        worst = float(np.max(np.abs(f.relative_residuals))) * 100
+        lines.append(f"#   {f.series.label}: a = {_g(f.a_s * 1e6)} us, "
+                     f"b = {_g(f.b_s_per_word * 1e9)} ns/word -> α = {_g(f.alpha_s * 1e6)} us, "
+                     f"β = {_g(f.beta_s_per_word * 1e9)} ns/word; worst residual {worst:.1f} %")
+    worst = float(np.max(np.abs(cal.relative_residuals))) * 100
+    lines.append(f"# Joint fit over all points: worst residual {worst:.1f} %.")
+    if flop_rate is None:
+        lines.append("# flop_rate: NOT measured (communication logs only) — 1 TFLOP/s is a "
+                     "placeholder; set it.")
+        flop_rate = 1e12
+    lines += [
+        "version: 1",
+        f"name: {_yaml_text(name)}",
+        f"description: {_yaml_text(description)}",
+        f"alpha: {_g(cal.alpha_s * 1e6)} us",
+        f"bandwidth: {_g(cal.bandwidth_Bps / 1e6)} MB/s",
+        f"word_bytes: {cal.word_bytes}",
+        f"flop_rate: {_g(flop_rate / 1e9)} GFLOP/s",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_text(text: str) -> str:
+    """A YAML double-quoted scalar of ``text``."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return f'"{escaped}"'
+
+
+# --------------------------------------------------------------------------- log parsers
+
+
+_NCCL_COLLECTIVES = {"all_gather": "allgather", "all_reduce": "allreduce",
+                     "sendrecv": "p2p"}
+_NCCL_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(-?\d+)\s+([\d.]+)\s+")
+_NCCL_ROW_OLD = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+([\d.]+)\s+")
+_WORD_BYTES = {"float": 4, "half": 2, "bfloat16": 2, "double": 8, "int32": 4, "int": 4,
+               "uint8": 1, "int8": 1, "char": 1, "int64": 8, "uint64": 8, "uint32": 4}
+
+
+def detect_format(text: str) -> str:
+    """'nccl-tests' or 'osu' from the log's header lines; '' when neither."""
+    if re.search(r"^#\s+size\s+count\s+type", text, re.MULTILINE):
+        return "nccl-tests"
+    if re.search(r"^#\s*OSU MPI", text, re.MULTILINE) or re.search(
+            r"^#\s*Size\s+(Avg\s+)?Latency", text, re.MULTILINE):
+        return "osu"
+    return ""
+
+
+def _collective_from_name(text: str, names: dict[str, str]) -> str | None:
+    lowered = text.lower()
+    for key, value in names.items():
+        if key in lowered:
+            return value
+    return None
+
+
+def parse_nccl_tests(text: str, source: str, collective: str | None = None,
+                     procs: int | None = None, word_bytes: int = 4) -> Series:
+    """One nccl-tests run (all_gather_perf, all_reduce_perf, sendrecv_perf) → a Series.
+
+    Columns ``size count type redop root time algbw busbw #wrong`` (out-of-place first; older
+    versions lack ``root``); size in bytes — for all_gather the total gathered bytes, the model's
+    n — and time in µs.  p is the number of ``#  Rank`` lines unless ``procs`` is given; the
+    collective comes from ``collective``, a ``Collective test starting: …`` line or the file name.
+    """
+    found = collective or _collective_from_name(
+        " ".join(re.findall(r"Collective test starting:\s*(\S+)", text)) or source,
+        _NCCL_COLLECTIVES)
+    if found is None:
+        raise SpecError(source, "collective", "a log of all_gather_perf, all_reduce_perf or "
+                        "sendrecv_perf (name the file so, or pass --collective)")
+    ranks = len(re.findall(r"^#\s+Rank\s+\d+", text, re.MULTILINE))
+    p = procs or ranks
+    sizes, times = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("#") or not line.strip():
+            continue
+        match = _NCCL_ROW.match(line) or _NCCL_ROW_OLD.match(line)
+        if match is None:
+            continue
+        dtype = match.group(3)
+        size_b = int(match.group(1))
+        time_us = float(match.group(6) if match.re is _NCCL_ROW else match.group(5))
+        if dtype in _WORD_BYTES and _WORD_BYTES[dtype] != word_bytes:
+            raise SpecError(source, f"line {number}", f"data type of {word_bytes}-byte words "
+                            "(--word-bytes)", dtype)
+        if size_b == 0:
+            continue
+        sizes.append(size_b / word_bytes)
+        times.append(time_us * 1e-6)
+    if not sizes:
+        raise SpecError(source, "", "nccl-tests result rows (size count type redop root time …)")
+    if p < 2:
+        raise SpecError(source, "ranks", "'#  Rank' lines of at least 2 ranks (or --procs)", p)
+    return Series(found, p, np.asarray(sizes), np.asarray(times), word_bytes, source)
+
+
+_OSU_COLLECTIVES = {"allgather": "allgather", "allreduce": "allreduce",
+                    "latency test": "p2p", "osu_latency": "p2p"}
+_OSU_ROW = re.compile(r"^\s*(\d+)\s+([\d.]+)")
+
+
+def parse_osu(text: str, source: str, collective: str | None = None, procs: int | None = None,
+              word_bytes: int = 4) -> Series:
+    """One OSU micro-benchmark run (osu_allgather, osu_allreduce, osu_latency) → a Series.
+
+    Rows ``Size  Avg Latency(us) …``; Size is bytes per process: for osu_allgather each
+    process's contribution, so the model's n is p·Size; for osu_allreduce the vector; for
+    osu_latency the message, whose latency is already one-way.  OSU does not print the number
+    of processes: collectives need ``procs``; osu_latency is p = 2.
+    """
+    header = " ".join(re.findall(r"^#\s*OSU MPI[^\n]*", text, re.MULTILINE))
+    found = collective or _collective_from_name(header or source, _OSU_COLLECTIVES) \
+        or _collective_from_name(source, _OSU_COLLECTIVES)
+    if found is None:
+        raise SpecError(source, "collective", "a log of osu_allgather, osu_allreduce or "
+                        "osu_latency (or pass --collective)")
+    p = procs if procs is not None else (2 if found == "p2p" else 0)
+    if p < 2:
+        raise UsageError(f"{source}: OSU logs do not state the number of processes; "
+                         "pass --procs")
+    sizes, times = [], []
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        match = _OSU_ROW.match(line)
+        if match is None:
+            continue
+        size_b = int(match.group(1))
+        if size_b == 0:
+            continue
+        total = size_b * p if found == "allgather" else size_b
+        sizes.append(total / word_bytes)
+        times.append(float(match.group(2)) * 1e-6)
+    if not sizes:
+        raise SpecError(source, "", "OSU result rows (Size  Avg Latency(us))")
+    return Series(found, p, np.asarray(sizes), np.asarray(times), word_bytes, source)
+
+
+def series_from_json(text: str, source: str) -> list[Series]:
+    """The measurements ``gridcost calibrate run --raw FILE`` wrote (JSON) → Series."""
+    import json
+
+    try:
+        data = json.loads(text)
+        word_bytes = int(data.get("word_bytes", 4))
+        return [Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
+                       np.asarray(s["seconds"], float), word_bytes, source)
+                for s in data["series"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise SpecError(source, "series", "the JSON of 'gridcost calibrate run --raw'") from None
+
+
+def parse_logs(text: str, source: str, collective: str | None = None,
+               procs: int | None = None, word_bytes: int = 4) -> list[Series]:
+    """A gridcost JSON (calibrate run --raw), nccl-tests or OSU log → its Series."""
+    if text.lstrip().startswith("{"):
+        return series_from_json(text, source)
+    return [parse_log(text, source, collective, procs, word_bytes)]
+
+
+def parse_log(text: str, source: str, collective: str | None = None, procs: int | None = None,
+              word_bytes: int = 4) -> Series:
+    """A nccl-tests or OSU log (detected from its header) → a Series."""
+    kind = detect_format(text)
+    if kind == "nccl-tests":
+        return parse_nccl_tests(text, source, collective, procs, word_bytes)
+    if kind == "osu":
+        return parse_osu(text, source, collective, procs, word_bytes)
+    raise SpecError(source, "", "an nccl-tests log ('#  size  count  type …' header) or an OSU "
+                    "log ('# Size  Avg Latency(us)' header)")
+
+
+# --------------------------------------------------------------------------- records
+
+
+def fit_records(cal: Calibration) -> list[dict[str, object]]:
+    """One JSON-ready dict per series fit (SI units in the keys)."""
+    out: list[dict[str, object]] = []
+    for f in cal.fits:
+        joint = cal.predict(f.series)
+        out.append({
+            "collective": f.series.collective, "p": f.series.p, "points": len(f.series.words),
+            "a_s": f.a_s, "b_s_per_word": f.b_s_per_word, "alpha_s": f.alpha_s,
+            "beta_s_per_word": f.beta_s_per_word,
+            "max_abs_residual": float(np.max(np.abs(f.relative_residuals))),
+            "median_abs_residual": float(np.median(np.abs(f.relative_residuals))),
+            "joint_max_abs_residual": float(np.max(np.abs(joint - f.series.seconds)
+                                                   / f.series.seconds)),
+            "source": f.series.source,
+        })
+    return out
+
+
+def points_records(cal: Calibration) -> list[dict[str, object]]:
+    """Every measured point with its per-series and joint prediction."""
+    out: list[dict[str, object]] = []
+    for f in cal.fits:
+        s = f.series
+        joint = cal.predict(s)
+        for n, t, own, both in zip(s.words, s.seconds, f.predict(s.words), joint):
+            out.append({"collective": s.collective, "p": s.p, "words": float(n),
+                        "bytes": float(n) * s.word_bytes, "measured_s": float(t),
+                        "series_fit_s": float(own), "joint_fit_s": float(both)})
+    return out
+
+
+def fits_table(cal: Calibration, title: str) -> Table:
+    """The fits as a report Table (units in the headers) with the joint α, β in the notes."""
+    rows = []
+    for r in fit_records(cal):
+        rows.append([COLLECTIVE_LABELS[str(r["collective"])], r["p"], r["points"],
+                     float(r["a_s"]) * 1e6, float(r["b_s_per_word"]) * 1e9,  # type: ignore[arg-type]
+                     float(r["alpha_s"]) * 1e6, float(r["beta_s_per_word"]) * 1e9,  # type: ignore[arg-type]
+                     cal.word_bytes / float(r["beta_s_per_word"]) / 1e6,  # type: ignore[arg-type]
+                     float(r["median_abs_residual"]) * 100,  # type: ignore[arg-type]
+                     float(r["max_abs_residual"]) * 100,  # type: ignore[arg-type]
+                     float(r["joint_max_abs_residual"]) * 100])  # type: ignore[arg-type]
+    headers = ["collective", "p", "points", "a [µs]", "b [ns/word]", "α [µs]", "β [ns/word]",
+               "bandwidth [MB/s]", "median abs residual [%]", "max abs residual [%]",
+               "joint fit max abs residual [%]"]
+    worst = float(np.max(np.abs(cal.relative_residuals))) * 100
+    notes = [f"joint fit ({cal.collectives} collectives, {cal.word_bytes}-byte words): "
+             f"α = {cal.alpha_s * 1e6:.4g} µs, β = {cal.beta_s_per_word * 1e9:.4g} ns/word, "
+             f"bandwidth = {cal.bandwidth_Bps / 1e6:.4g} MB/s; worst residual {worst:.1f} %",
+             "a, b: t(n) = a + b·n per series; α = a/m(p), β = b/w(p) with the collective's "
+             "rate (all-gather m = ⌈log2 p⌉, w = (p−1)/p; paper all-reduce twice that; "
+             "point-to-point m = w = 1)"]
+    return Table(headers, rows, title, notes)
+
+
+def calibration_record(cal: Calibration) -> dict[str, object]:
+    """JSON-ready: joint α, β, bandwidth, the per-series fits and every point."""
+    return {"alpha_s": cal.alpha_s, "beta_s_per_word": cal.beta_s_per_word,
+            "bandwidth_Bps": cal.bandwidth_Bps, "word_bytes": cal.word_bytes,
+            "collectives": cal.collectives,
+            "max_abs_residual": float(np.max(np.abs(cal.relative_residuals))),
+            "fits": fit_records(cal), "points": points_records(cal)}

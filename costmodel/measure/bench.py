@@ -1,0 +1,140 @@
+"""Microbenchmarks of all-gather, all-reduce and one point-to-point message (torch.distributed).
+
+Sizes are n words of 4 bytes (float32) in the model's convention (cost-model.md §3): the total
+words an all-gather gathers (each of p processes contributes n/p), the vector an all-reduce
+reduces, the one message a point-to-point send carries.  Each size is run ``warmup`` times
+unmeasured, then ``reps`` times; a repetition starts after a barrier, its time is the slowest
+rank's, and the series keeps the median over repetitions.  Point-to-point is a ping-pong between
+ranks 0 and 1; its one-way time is half a round trip.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+WORD_BYTES = 4
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _slowest(times: list[float], group: Any, device: torch.device) -> list[float]:
+    """Per repetition, the largest time over the group's ranks."""
+    tensor = torch.tensor(times, dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=group)
+    return [float(t) for t in tensor.cpu()]
+
+
+def _time_collective(op: Any, group: Any, reps: int, warmup: int,
+                     device: torch.device) -> float:
+    for _ in range(warmup):
+        op()
+    _sync(device)
+    times = []
+    for _ in range(reps):
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        op()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(_slowest(times, group, device))
+
+
+def _pingpong(words: int, reps: int, warmup: int, device: torch.device, group: Any) -> float:
+    rank = dist.get_rank()
+    buffer = torch.ones(words, dtype=torch.float32, device=device)
+    times = []
+    for i in range(warmup + reps):
+        dist.barrier(group=group)
+        start = time.perf_counter()
+        if rank == 0:
+            dist.send(buffer, dst=1)
+            dist.recv(buffer, src=1)
+        else:
+            dist.recv(buffer, src=0)
+            dist.send(buffer, dst=0)
+        _sync(device)
+        if i >= warmup:
+            times.append((time.perf_counter() - start) / 2.0)
+    return statistics.median(_slowest(times, group, device))
+
+
+def flop_rate(device: torch.device, size: int = 384, reps: int = 5) -> float:
+    """Sustained FLOP/s of one process on a float32 matrix product (2·size³ per product)."""
+    a = torch.randn(size, size, device=device)
+    b = torch.randn(size, size, device=device)
+    torch.mm(a, b)
+    _sync(device)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2.0 * size**3 / best
+
+
+def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Measure every collective on each p of ``args['procs']`` (≤ world size) and each size.
+
+    ``args``: procs (list of p), sizes_bytes (list), reps, warmup, collectives (list).  Every
+    rank calls this; groups of the first p ranks are made in the same order everywhere; ranks
+    outside a group wait at the barrier.  Returns {series: [...], flop_rate, backend, world}.
+    """
+    world, rank = dist.get_world_size(), dist.get_rank()
+    reps, warmup = int(args["reps"]), int(args["warmup"])
+    wanted = list(args["collectives"])
+    series: list[dict[str, Any]] = []
+    rate = 0.0
+    if rank == 0:
+        rate = flop_rate(device)
+    dist.barrier()
+    for p in args["procs"]:
+        if p > world:
+            continue
+        group = dist.new_group(list(range(p)))
+        if rank < p:
+            for collective in ("allgather", "allreduce", "p2p"):
+                if collective not in wanted or (collective == "p2p" and p != 2):
+                    continue
+                words_done, seconds = [], []
+                for size in args["sizes_bytes"]:
+                    words = max(1, int(size) // WORD_BYTES)
+                    if collective == "allgather":
+                        chunk = max(1, round(words / p))
+                        local = torch.ones(chunk, dtype=torch.float32, device=device)
+                        out = [torch.empty_like(local) for _ in range(p)]
+
+                        def op(out: list[torch.Tensor] = out, local: torch.Tensor = local,
+                               group: Any = group) -> None:
+                            dist.all_gather(out, local, group=group)
+
+                        n = chunk * p
+                        t = _time_collective(op, group, reps, warmup, device)
+                    elif collective == "allreduce":
+                        vector = torch.ones(words, dtype=torch.float32, device=device)
+
+                        def op2(vector: torch.Tensor = vector, group: Any = group) -> None:
+                            dist.all_reduce(vector, group=group)
+
+                        n = words
+                        t = _time_collective(op2, group, reps, warmup, device)
+                    else:
+                        n = words
+                        t = _pingpong(words, reps, warmup, device, group)
+                    words_done.append(n)
+                    seconds.append(t)
+                series.append({"collective": collective, "p": p, "words": words_done,
+                               "seconds": seconds})
+        dist.barrier()
+    backend = dist.get_backend()
+    return {"series": series, "flop_rate": rate, "backend": str(backend), "world": world,
+            "word_bytes": WORD_BYTES, "torch": torch.__version__, "reps": reps,
+            "warmup": warmup}

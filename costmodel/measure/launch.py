@@ -1,0 +1,149 @@
+"""Start the measurement processes: P local workers on 127.0.0.1, or this process under torchrun.
+
+On one host gridcost starts the workers itself (``python -m costmodel.measure.worker``, env://
+rendezvous on a free loopback port) and always ends them — on success, on a worker's failure,
+on the time limit, on Ctrl-C and on SIGTERM: each worker runs in its own session and is killed by
+process group; a worker also dies with its parent (Linux ``PR_SET_PDEATHSIG``).  Under
+``torchrun`` (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set) the task runs in this process and
+only rank 0 gets a result.  Only the standard library here: torch is imported by the workers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from costmodel.errors import MeasureError
+
+TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def under_torchrun() -> bool:
+    """True when the rendezvous variables of torchrun (env://) are set."""
+    return all(name in os.environ for name in TORCHRUN_VARIABLES)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt for the duration, so cleanup code runs."""
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(procs: list[subprocess.Popen[bytes]], grace_s: float = 3.0) -> None:
+    """End every worker still running (SIGTERM to its process group, then SIGKILL) and reap."""
+    for proc in procs:
+        if proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _tail(path: Path, lines: int = 6) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:])
+
+
+def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) -> Any:
+    """Run ``task`` on ``nprocs`` local worker processes and return rank 0's result.
+
+    Raises MeasureError when a worker fails (with the end of its output), when the run takes
+    longer than ``timeout_s`` seconds, or when interrupted; every worker is ended either way.
+    """
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[str]] = []
+    with tempfile.TemporaryDirectory(prefix="gridcost-measure-") as tmp:
+        folder = Path(tmp)
+        args_path, result_path = folder / "args.json", folder / "result.json"
+        args_path.write_text(json.dumps(args), encoding="utf-8")
+        port = free_port()
+        try:
+            with _sigterm_as_interrupt():
+                for rank in range(nprocs):
+                    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                               RANK=str(rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(rank),
+                               LOCAL_WORLD_SIZE=str(nprocs), GLOO_SOCKET_IFNAME="lo",
+                               OMP_NUM_THREADS="1", GRIDCOST_PARENT_PID=str(os.getpid()))
+                    log: IO[str] = open(  # noqa: SIM115
+                        folder / f"rank{rank}.log", "w", encoding="utf-8")
+                    logs.append(log)
+                    procs.append(subprocess.Popen(
+                        [sys.executable, "-m", "costmodel.measure.worker", task, str(args_path),
+                         str(result_path)],
+                        env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                        start_new_session=True))
+                _wait(procs, folder, timeout_s)
+        except KeyboardInterrupt:
+            raise MeasureError("interrupted: all worker processes were ended") from None
+        finally:
+            _terminate(procs)
+            for log in logs:
+                log.close()
+        try:
+            return json.loads(result_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise MeasureError(f"rank 0 wrote no result: {_tail(folder / 'rank0.log')}") from None
+
+
+def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        codes = [proc.poll() for proc in procs]
+        for rank, code in enumerate(codes):
+            if code not in (None, 0):
+                raise MeasureError(f"worker rank {rank} failed (exit code {code}): "
+                                   f"{_tail(folder / f'rank{rank}.log')}")
+        if all(code == 0 for code in codes):
+            return
+        if time.monotonic() > deadline:
+            raise MeasureError(f"the measurement did not finish within {timeout_s:g} s "
+                               "(--timeout); all worker processes were ended")
+        time.sleep(0.05)
+
+
+def run(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) -> Any:
+    """Under torchrun: run ``task`` in this process (rank 0 returns the result, others None);
+    otherwise start ``nprocs`` local workers (:func:`run_local`)."""
+    if under_torchrun():
+        from costmodel.measure.worker import run_task
+
+        return run_task(task, args)
+    return run_local(task, args, nprocs, timeout_s)

@@ -1,0 +1,366 @@
+"""Compare a real Pr×Pc training step (costmodel.measure.training) with the model's prediction.
+
+Three checks per plan × grid (docs/validation.md):
+
+1. **numerics** — the distributed step's loss and every gradient shard equal a single-process
+   step on the whole batch (torch.allclose, rtol 1e-4);
+2. **volumes** — the words n handed to every collective (per call, the model's convention: an
+   all-gather's total, an all-reduce's vector, one halo message) and the number of calls, per
+   layer and term, against the model's count read off the engine's CostTable (words on the
+   critical path ÷ the collective's words-per-word factor);
+3. **time** — measured communication per iteration (median over iterations of the slowest
+   rank's sum of model, batch and domain collectives) against the engine's prediction with a
+   calibrated machine profile: absolute percentage error, MAPE, Kendall τ of the grid ranking
+   and the measured cost of choosing the predicted best grid.
+
+No torch here: this module reads the JSON-ready result the workers return.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from costmodel.collectives import algorithms
+from costmodel.cost import evaluate
+from costmodel.errors import UsageError
+from costmodel.grids import Grids
+from costmodel.plans import plan as plan_named
+from costmodel.report import Table
+from costmodel.specs import Machine, Network
+
+PLANS = ("model-batch", "fc-model", "domain-batch")
+"""Plans the validation step implements (beyond-batch is domain-batch with Pr = P/B)."""
+
+NETWORK_FILE = "mini-alexnet.yaml"
+MAX_PR = 8
+"""Largest Pr the network's strips allow: conv2's 16 rows, pooled to 8, over Pr ≥ 1 rows."""
+
+CHARGED = ("model", "batch", "domain")
+
+
+def network_path() -> str:
+    """Path of the bundled validation network (costmodel/measure/mini-alexnet.yaml)."""
+    return str(resources.files("costmodel.measure").joinpath(NETWORK_FILE))
+
+
+def load_validation_network() -> Network:
+    from costmodel.loaders import load_network
+
+    return load_network(network_path())
+
+
+def valid_grids(P: int, batch: int) -> tuple[list[tuple[int, int]], list[str]]:
+    """Grids (Pr, Pc) of P the step can run evenly, and why the others are skipped.
+
+    Every split must divide: P | B (fc-model's pure-batch convolutions), Pr ∈ {1, 2, 4, 8}
+    (16 classes, 32 and 64 filters, strips of 32 and 16 rows pooled by 2).
+    """
+    if batch % P:
+        raise UsageError(f"--batch: expected a multiple of P={P} (every split must be even), "
+                         f"got {batch}")
+    grids, skipped = [], []
+    for pr in range(1, P + 1):
+        if P % pr:
+            continue
+        if pr & (pr - 1) or pr > MAX_PR:
+            skipped.append(f"{pr}×{P // pr}: Pr must be 1, 2, 4 or 8 for mini-alexnet")
+            continue
+        grids.append((pr, P // pr))
+    return grids, skipped
+
+
+# --------------------------------------------------------------------------- volumes
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    """One (layer, term, collective) of one grid: measured and model calls and words per call."""
+
+    layer: str
+    term: str
+    op: str
+    p: int
+    calls: int
+    model_calls: int
+    words: tuple[int, ...]
+    model_words: int
+    algorithm_words: int
+    status: str
+
+    @property
+    def ok(self) -> bool:
+        """Measured equals the model exactly, or a named convention explains the difference
+        and the measurement equals what the algorithm must move exactly."""
+        if self.status == "exact":
+            return True
+        return self.words == (self.algorithm_words,) or (self.calls == 0
+                                                         and self.algorithm_words == 0)
+
+
+def _rank_entries(ranks: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Per (layer, term, op): max calls on one rank, the group size and the set of words."""
+    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for rank in ranks:
+        counts: dict[tuple[str, str, str], int] = {}
+        for entry in rank["log"]:
+            key = (entry["layer"], entry["term"], entry["op"])
+            counts[key] = counts.get(key, 0) + 1
+            slot = out.setdefault(key, {"calls": 0, "p": entry["p"], "words": set()})
+            slot["words"].add(int(entry["words"]))
+        for key, n in counts.items():
+            out[key]["calls"] = max(out[key]["calls"], n)
+    return out
+
+
+def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc: int,
+                batch: int, ranks: Sequence[dict[str, Any]],
+                collectives: str = "paper") -> list[VolumeRow]:
+    """Measured calls and words per call of every collective against the model's count.
+
+    Model words per call come from the engine (CostTable.term words ÷ per-word factor of the
+    collective on its group); halos split into forward (X rows) and backward (ΔY rows) by the
+    layer's shapes, their sum checked against the engine.
+    """
+    algo = algorithms(collectives)
+    chosen = plan_named(plan_name)
+    table = evaluate(network, machine, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
+                     chosen, collectives=collectives, compute="none")
+    layout = chosen.layout(table.grids, network)
+    measured = _rank_entries(ranks)
+    local = -(-batch // pc)
+    rows: list[VolumeRow] = []
+    P = pr * pc
+
+    def add(layer: str, term: str, op: str, p: int, model_calls: int, model_words: int,
+            algorithm_words: int, convention: str) -> None:
+        got = measured.pop((layer, term, op), {"calls": 0, "p": p, "words": set()})
+        words = tuple(sorted(got["words"]))
+        exact = got["calls"] == model_calls and (model_calls == 0 or words == (model_words,))
+        rows.append(VolumeRow(layer, term, op, p, got["calls"], model_calls, words, model_words,
+                              algorithm_words, "exact" if exact else convention))
+
+    for j, layer in enumerate(network.layers):
+        mode = int(layout.mode[0, j])
+        lpr, lpc = int(layout.pr[0, j]), int(layout.pc[0, j])
+        if mode == 0 and lpr > 1:  # model split: all-gather Y, all-reduce ΔX (Eq. 8)
+            factor = float(algo.allgather_rate(np.asarray(float(lpr))).per_word
+                           + algo.allreduce_rate(np.asarray(float(lpr))).per_word)
+            n = round(float(table.term("model").words[0, j]) / factor)
+            add(layer.name, "model", "all-gather", lpr, 1, n, n, "differs")
+            needs_dx = j > 0
+            dx = local * int(np.prod(layer.in_shape)) if needs_dx else 0
+            add(layer.name, "model", "all-reduce ΔX", lpr, 1, n, dx,
+                "paper charges d_i; ΔX has the input's size" if needs_dx
+                else "paper charges it; the first layer needs no ΔX")
+        if mode == 1 and lpr > 1:  # domain: one halo each way (Eq. 7)
+            kh, kw = layer.halo_rows
+            fwd = local * layer.in_shape[1] * layer.in_shape[2] * kh
+            bwd = local * layer.out_shape[1] * layer.out_shape[2] * kw
+            engine = float(table.term("domain").words[0, j])
+            if abs(engine - (fwd + bwd)) > 1e-6 * max(engine, 1.0):
+                raise AssertionError(f"halo words {fwd}+{bwd} ≠ engine {engine}")
+            note = "model charges one message; interior strips send one to each neighbour"
+            add(layer.name, "domain", "halo X", 2, 1, fwd, fwd, note)
+            add(layer.name, "domain", "halo ΔY", 2, 1, bwd, bwd, note)
+        group = lpc if mode == 0 else P
+        if group > 1:
+            factor = float(algo.allreduce_rate(np.asarray(float(group))).per_word)
+            n = round(float(table.term("batch").words[0, j]) / factor)
+            add(layer.name, "batch", "all-reduce", group, 1, n, n, "differs")
+    for (layer_name, term, op), got in sorted(measured.items()):
+        words = tuple(sorted(got["words"]))
+        rows.append(VolumeRow(layer_name, term, op, got["p"], got["calls"], 0, words, 0,
+                              words[0] if len(words) == 1 else -1,
+                              "not charged by the paper's model"))
+    return rows
+
+
+# --------------------------------------------------------------------------- time
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Kendall's τ-b of two rankings (scipy.stats.kendalltau); None for fewer than 2 items."""
+    if len(x) < 2:
+        return None
+    from scipy.stats import kendalltau  # type: ignore[import-untyped]
+
+    tau = kendalltau(x, y).statistic
+    return None if tau is None or not np.isfinite(tau) else float(tau)
+
+
+def measured_times(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Per term (and 'charged', 'step'): median over iterations of the slowest rank, seconds."""
+    iterations = len(ranks[0]["iterations"])
+    out: dict[str, list[float]] = {}
+    for i in range(iterations):
+        per_rank = [rank["iterations"][i] for rank in ranks]
+        for term in (*CHARGED, "redistribution"):
+            out.setdefault(term, []).append(max(r["comm_s"].get(term, 0.0) for r in per_rank))
+        out.setdefault("charged", []).append(
+            max(sum(r["comm_s"].get(t, 0.0) for t in CHARGED) for r in per_rank))
+        out.setdefault("step", []).append(max(r["step_s"] for r in per_rank))
+        out.setdefault("wait", []).append(max(r.get("wait_s", 0.0) for r in per_rank))
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def analyse(result: dict[str, Any], network: Network, machine: Machine,
+            collectives: str = "paper") -> dict[str, Any]:
+    """Records of every run (numerics, volumes, time) and the summary (MAPE, τ, regret)."""
+    runs = []
+    batch = int(result["batch"])
+    for run in result["runs"]:
+        pr, pc, plan_name, ranks = int(run["pr"]), int(run["pc"]), run["plan"], run["ranks"]
+        numerics = {
+            "loss": ranks[0]["numerics"]["loss"],
+            "reference_loss": ranks[0]["numerics"]["reference_loss"],
+            "max_rel_grad_error": max(r["numerics"]["max_rel_grad_error"] for r in ranks),
+            "allclose": all(r["numerics"]["allclose"] for r in ranks)
+            and bool(np.isclose(ranks[0]["numerics"]["loss"],
+                                ranks[0]["numerics"]["reference_loss"], rtol=1e-5)),
+        }
+        volumes = volume_rows(network, machine, plan_name, pr, pc, batch, ranks, collectives)
+        table = evaluate(network, machine,
+                         Grids(np.array([pr]), np.array([pc]), np.array([batch])),
+                         plan_named(plan_name), collectives=collectives, compute="none")
+        predicted = {t: float(table.comm_s(t)[0]) for t in CHARGED}
+        measured = measured_times(ranks)
+        pred_total = sum(predicted.values())
+        runs.append({
+            "plan": plan_name, "P": pr * pc, "pr": pr, "pc": pc, "numerics": numerics,
+            "volumes": [vars(v) | {"words": list(v.words), "ok": v.ok} for v in volumes],
+            "volumes_ok": all(v.ok for v in volumes),
+            "volumes_exact": all(v.status == "exact" for v in volumes),
+            "predicted_s": predicted, "measured_s": measured,
+            "predicted_comm_s": pred_total, "measured_comm_s": measured["charged"],
+            "abs_pct_error": abs(pred_total - measured["charged"]) / measured["charged"] * 100,
+        })
+    return {"runs": runs, "summary": summarise(runs), "machine": machine.name,
+            "alpha_s": machine.alpha_s, "bandwidth_Bps": machine.bandwidth_Bps,
+            "collectives": collectives, "batch": batch, "backend": result.get("backend"),
+            "network": network.name}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """MAPE over all runs; per (P, plan): τ, predicted and measured best, regret."""
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault((run["P"], run["plan"]), []).append(run)
+    rankings = []
+    for (P, plan_name), members in sorted(groups.items()):
+        pred = [m["predicted_comm_s"] for m in members]
+        meas = [m["measured_comm_s"] for m in members]
+        best_pred, best_meas = int(np.argmin(pred)), int(np.argmin(meas))
+        for i, m in enumerate(members):
+            m["predicted_best"] = i == best_pred
+            m["measured_best"] = i == best_meas
+        rankings.append({
+            "P": P, "plan": plan_name, "grids": len(members),
+            "kendall_tau": kendall_tau(pred, meas),
+            "predicted_best": f"{members[best_pred]['pr']}×{members[best_pred]['pc']}",
+            "measured_best": f"{members[best_meas]['pr']}×{members[best_meas]['pc']}",
+            "same_best": best_pred == best_meas,
+            "regret_pct": (meas[best_pred] / meas[best_meas] - 1.0) * 100,
+        })
+    errors = [r["abs_pct_error"] for r in runs]
+    taus = [r["kendall_tau"] for r in rankings if r["kendall_tau"] is not None]
+    return {
+        "numerics_ok": all(r["numerics"]["allclose"] for r in runs),
+        "volumes_ok": all(r["volumes_ok"] for r in runs),
+        "volumes_exact": all(r["volumes_exact"] for r in runs),
+        "mape_pct": float(np.mean(errors)) if errors else None,
+        "mean_kendall_tau": float(np.mean(taus)) if taus else None,
+        "same_best": sum(r["same_best"] for r in rankings),
+        "rankings_count": len(rankings),
+        "max_regret_pct": max((r["regret_pct"] for r in rankings), default=None),
+        "rankings": rankings,
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def _grid(run: dict[str, Any]) -> str:
+    return f"{run['pr']}×{run['pc']}"
+
+
+def numerics_table(analysis: dict[str, Any]) -> Table:
+    rows = [[r["plan"], r["P"], _grid(r), r["numerics"]["loss"], r["numerics"]["reference_loss"],
+             r["numerics"]["max_rel_grad_error"], r["numerics"]["allclose"]]
+            for r in analysis["runs"]]
+    return Table(["plan", "P", "grid", "loss (distributed)", "loss (one process)",
+                  "max abs Δgrad / max abs grad", "allclose"], rows,
+                 "1. numerics: distributed step vs one process on the whole batch")
+
+
+def volumes_table(analysis: dict[str, Any]) -> Table:
+    rows = []
+    for r in analysis["runs"]:
+        for v in r["volumes"]:
+            words = ",".join(str(w) for w in v["words"]) or "—"
+            rows.append([r["plan"], _grid(r), v["layer"], v["term"], v["op"], v["p"],
+                         v["calls"], v["model_calls"], words, v["model_words"],
+                         v["algorithm_words"], v["status"]])
+    return Table(["plan", "grid", "layer", "term", "collective", "group p", "calls",
+                  "model calls", "words/call", "model words/call", "algorithm words/call",
+                  "status"], rows,
+                 "2. volumes: words handed to each collective vs the model's count",
+                 ["calls: the most on any one rank; words in the model's convention (all-gather:"
+                  " total gathered; all-reduce: the vector; halo: one message), 4-byte words",
+                  "algorithm words/call: what the Pr×Pc algorithm must move, when the paper's "
+                  "charge differs by a convention"])
+
+
+def time_table(analysis: dict[str, Any]) -> Table:
+    rows = []
+    for r in analysis["runs"]:
+        m, p = r["measured_s"], r["predicted_s"]
+        mark = ("P" if r.get("predicted_best") else "") + ("M" if r.get("measured_best") else "")
+        rows.append([r["plan"], r["P"], _grid(r), r["predicted_comm_s"] * 1e3,
+                     r["measured_comm_s"] * 1e3, r["abs_pct_error"],
+                     p["model"] * 1e3, m["model"] * 1e3, p["batch"] * 1e3, m["batch"] * 1e3,
+                     p["domain"] * 1e3, m["domain"] * 1e3, m["redistribution"] * 1e3,
+                     m["wait"] * 1e3, m["step"] * 1e3, mark or None])
+    return Table(["plan", "P", "grid", "predicted comm [ms]", "measured comm [ms]",
+                  "abs error [%]", "pred model [ms]", "meas model [ms]", "pred batch [ms]",
+                  "meas batch [ms]", "pred domain [ms]", "meas domain [ms]",
+                  "meas redistribution [ms]", "meas wait [ms]", "meas step [ms]", "best"], rows,
+                 f"3. time per iteration with profile {analysis['machine']} "
+                 f"(α = {analysis['alpha_s'] * 1e6:.4g} µs, "
+                 f"bandwidth {analysis['bandwidth_Bps'] / 1e6:.4g} MB/s, "
+                 f"{analysis['collectives']} collectives)",
+                 ["measured: median over iterations of the slowest rank; comm = model + batch + "
+                  "domain (redistribution is not charged by the model and not included); wait: "
+                  "the barriers before the collectives (skew between ranks), not included",
+                  "best: P = predicted best grid of its (P, plan), M = measured best"])
+
+
+def ranking_table(analysis: dict[str, Any]) -> Table:
+    s = analysis["summary"]
+    rows = [[r["P"], r["plan"], r["grids"], r["kendall_tau"], r["predicted_best"],
+             r["measured_best"], r["same_best"], r["regret_pct"]] for r in s["rankings"]]
+    mape = s["mape_pct"]
+    notes = [
+        f"numerics: {'PASS' if s['numerics_ok'] else 'FAIL'}; volumes: "
+        + ("PASS, all exact" if s["volumes_exact"] else
+           "PASS (exact, or the algorithm's count exactly where a named convention of the "
+           "paper differs)" if s["volumes_ok"] else "FAIL"),
+        f"communication MAPE {mape:.1f} % (target ≤ 15 %); predicted best = measured best in "
+        f"{s['same_best']} of {s['rankings_count']}; worst regret "
+        f"{s['max_regret_pct']:.1f} % (target ≤ 5 %); mean Kendall τ "
+        + (f"{s['mean_kendall_tau']:.2f}" if s["mean_kendall_tau"] is not None else "—"),
+    ]
+    return Table(["P", "plan", "grids", "Kendall τ", "predicted best", "measured best",
+                  "same", "regret [%]"], rows,
+                 "4. ranking: do the predicted and the measured order of the grids agree?",
+                 notes)
+
+
+def tables(analysis: dict[str, Any]) -> list[Table]:
+    return [numerics_table(analysis), volumes_table(analysis), time_table(analysis),
+            ranking_table(analysis)]

@@ -1,0 +1,247 @@
+"""Measurements on real processes (torch.distributed, gloo over 127.0.0.1).
+
+These tests check mechanics and exact counts, never timings: the benchmarks return positive,
+finite medians; the training step equals one process; the words handed to every collective
+equal the model's count; worker processes never outlive a run (success, failure, time limit);
+the commands run unchanged under torchrun.  Kept small (2-4 processes, few sizes, one or two
+iterations): the CI machine has 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch", reason="torch is not installed: pip install '.[measure]' "
+                                    "(CI installs torch==2.13.0, a CPU build)")
+
+from costmodel.cli import cli, main
+from costmodel.errors import MeasureError
+from costmodel.loaders import load_machine
+from costmodel.measure.launch import run_local
+from costmodel.validation import analyse, load_validation_network
+
+LOGS = Path(__file__).resolve().parent / "data" / "logs"
+WORKER = "costmodel.measure.worker"
+
+
+def workers_alive(parent: int | None = None) -> list[int]:
+    """Pids of worker processes started by ``parent`` (default: this test process) that are
+    still running."""
+    parent = os.getpid() if parent is None else parent
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        state = stat.rsplit(")", 1)[1].split()[0]
+        if WORKER in cmdline and state != "Z" and f"GRIDCOST_PARENT_PID={parent} " in \
+                _environ(entry):
+            alive.append(int(entry.name))
+    return alive
+
+
+def _environ(entry: Path) -> str:
+    try:
+        return (entry / "environ").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+BENCH = {"procs": [2, 3], "sizes_bytes": [4, 4096, 65536], "reps": 2, "warmup": 1,
+         "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": 120}
+
+
+def test_bench_measures_every_collective_and_cleans_up() -> None:
+    result = run_local("bench", BENCH, 3, timeout_s=180)
+    kinds = {(s["collective"], s["p"]) for s in result["series"]}
+    assert kinds == {("allgather", 2), ("allreduce", 2), ("p2p", 2), ("allgather", 3),
+                     ("allreduce", 3)}
+    for s in result["series"]:
+        assert len(s["words"]) == 3
+        assert all(math.isfinite(t) and t > 0 for t in s["seconds"])
+    gather3 = next(s for s in result["series"] if s["collective"] == "allgather" and s["p"] == 3)
+    assert gather3["words"] == [3, 1023, 16383]  # n/p words from each of 3, rounded
+    assert result["backend"] == "gloo" and result["world"] == 3
+    assert result["flop_rate"] > 0
+    assert workers_alive() == []
+
+
+def test_a_failing_worker_ends_all_and_says_why() -> None:
+    with pytest.raises(MeasureError, match=r"worker rank \d failed .*unknown task 'nope'"):
+        run_local("nope", BENCH, 2, timeout_s=120)
+    assert workers_alive() == []
+
+
+def test_the_time_limit_ends_all_workers() -> None:
+    slow = dict(BENCH, sizes_bytes=[64 * 2**20], reps=50)
+    with pytest.raises(MeasureError, match=r"did not finish within 1 s"):
+        run_local("bench", slow, 2, timeout_s=1.0)
+    assert workers_alive() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_every_worker(signum: int) -> None:
+    """gridcost is interrupted while its workers measure: it says so, exits 2, leaves none."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "costmodel.cli", "calibrate", "run", "--procs", "2",
+         "--min-size", "64 MiB", "--max-size", "64 MiB", "--reps", "200"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while len(workers_alive(proc.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert len(workers_alive(proc.pid)) == 2
+        time.sleep(1.0)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, err
+    assert "gridcost: interrupted: all worker processes were ended" in err
+    assert workers_alive(proc.pid) == []
+
+
+def test_calibrate_run_writes_a_profile_optimize_accepts(tmp_path: Path) -> None:
+    profile, raw = tmp_path / "host.yaml", tmp_path / "raw.json"
+    result = CliRunner().invoke(cli, ["calibrate", "run", "--procs", "2", "--min-size", "4 B",
+                                      "--max-size", "1 MiB", "--factor", "16", "--reps", "2",
+                                      "--warmup", "1", "--name", "ci-host", "--profile",
+                                      str(profile), "--raw", str(raw)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "point-to-point  2" in result.stdout
+    machine = load_machine(str(profile))
+    assert machine.name == "ci-host" and machine.alpha_s >= 0 and machine.bandwidth_Bps > 0
+    assert machine.flop_rate > 0
+    assert len(json.loads(raw.read_text())["series"]) == 3
+    again = CliRunner().invoke(cli, ["calibrate", "import", str(raw), "--format", "json"],
+                               catch_exceptions=False)
+    assert again.exit_code == 0 and len(json.loads(again.stdout)["fits"]) == 3
+    done = CliRunner().invoke(cli, ["optimize", "--net", "alexnet", "--P", "4", "--machine",
+                                    str(profile), "--plan", "fc-model"], catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    assert workers_alive() == []
+
+
+def test_calibrate_run_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in [(["--procs", "1..2"], "--procs: expected process counts ≥ 2"),
+                          (["--max-size", "2 B", "--min-size", "4 B"], "--max-size ≥ --min-size"),
+                          (["--min-size", "four"], "--min-size: expected")]:
+        assert main(["calibrate", "run", *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- validate
+
+
+def _validate(P: int, plans: list[str], grids: list[list[int]], batch: int = 8) -> Any:
+    args = {"batch": batch, "plans": plans, "grids": grids, "warmup": 0, "iterations": 1,
+            "lr": 0.01, "seed": 0, "timeout_s": 120}
+    return run_local("validate", args, P, timeout_s=240)
+
+
+@pytest.fixture(scope="module")
+def two() -> dict[str, Any]:
+    result = _validate(2, ["model-batch", "fc-model", "domain-batch"], [[1, 2], [2, 1]])
+    return analyse(result, load_validation_network(), load_machine("cori-knl"))
+
+
+def test_distributed_step_equals_one_process(two: dict[str, Any]) -> None:
+    assert len(two["runs"]) == 6
+    for run in two["runs"]:
+        n = run["numerics"]
+        assert n["allclose"], run
+        assert n["loss"] == pytest.approx(n["reference_loss"], rel=1e-5)
+        assert n["max_rel_grad_error"] < 1e-4
+
+
+def test_words_of_every_collective_match_the_model_exactly(two: dict[str, Any]) -> None:
+    for run in two["runs"]:
+        assert run["volumes_ok"], run["volumes"]
+        for v in run["volumes"]:
+            if v["op"] in ("all-gather", "halo X", "halo ΔY") or v["term"] == "batch":
+                if v["term"] == "redistribution":
+                    assert v["model_calls"] == 0
+                    continue
+                assert v["status"] == "exact", v
+    pure_batch = next(r for r in two["runs"] if r["plan"] == "fc-model" and r["pr"] == 1)
+    assert pure_batch["volumes_exact"]
+    fc1 = {v["op"]: v for v in next(r for r in two["runs"] if r["plan"] == "fc-model"
+                                    and r["pr"] == 2)["volumes"] if v["layer"] == "fc1"}
+    # fc1 on 2×1: all-gather of B·d = 8·1024 words; ΔX is the input, 8·4096 (the paper: 8·1024)
+    assert fc1["all-gather"]["words"] == [8192]
+    assert fc1["all-reduce ΔX"]["words"] == [32768]
+    assert fc1["all-reduce ΔX"]["model_words"] == 8192
+
+
+def test_timings_are_recorded_not_judged(two: dict[str, Any]) -> None:
+    for run in two["runs"]:
+        assert run["measured_comm_s"] > 0 and run["predicted_comm_s"] > 0
+        assert run["measured_s"]["step"] >= run["measured_comm_s"]
+    assert {r["P"] for r in two["summary"]["rankings"]} == {2}
+
+
+def test_interior_strips_exchange_halos_with_both_neighbours() -> None:
+    result = _validate(4, ["domain-batch"], [[4, 1]], batch=4)
+    analysis = analyse(result, load_validation_network(), load_machine("cori-knl"))
+    [run] = analysis["runs"]
+    assert run["numerics"]["allclose"]
+    halos = [v for v in run["volumes"] if v["term"] == "domain"]
+    assert len(halos) == 4
+    for v in halos:
+        assert v["calls"] == 2 and v["model_calls"] == 1  # the model charges one message
+        assert v["words"] == [v["model_words"]]           # of exactly the right size
+    assert run["volumes_ok"]
+    assert workers_alive() == []
+
+
+def test_validate_command_end_to_end(tmp_path: Path) -> None:
+    plot = tmp_path / "v.png"
+    result = CliRunner().invoke(cli, ["validate", "--machine", "cori-knl", "--P", "2", "--batch",
+                                      "4", "--plan", "fc-model", "--iterations", "1",
+                                      "--warmup", "1", "--plot", str(plot)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for heading in ("1. numerics", "2. volumes", "3. time", "4. ranking"):
+        assert heading in result.stdout
+    assert "numerics: PASS; volumes: PASS" in result.stdout
+    assert plot.stat().st_size > 10_000
+
+
+def test_validate_rejects_bad_options(capsys: pytest.CaptureFixture[str]) -> None:
+    for args, message in [(["--P", "4", "--batch", "6"], "--batch: expected a multiple of P=4"),
+                          (["--plan", "beyond-batch"], "--plan: expected one of model-batch"),
+                          (["--machine", "nope"], "'nope' (known: a100-ib")]:
+        assert main(["validate", *(["--machine", "cori-knl"] if "--machine" not in args
+                                   else []), *args]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_calibrate_run_under_torchrun(tmp_path: Path) -> None:
+    """The same command, started by torchrun (env:// rendezvous): rank 0 writes the profile."""
+    profile = tmp_path / "tr.yaml"
+    env = dict(os.environ, GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "costmodel.cli", "calibrate", "run", "--min-size", "4 B", "--max-size", "64 KiB",
+         "--factor", "16", "--reps", "2", "--warmup", "1", "--profile", str(profile)],
+        capture_output=True, text=True, timeout=240, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("calibration of") == 1  # only rank 0 reports
+    assert load_machine(str(profile)).bandwidth_Bps > 0

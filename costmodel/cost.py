@@ -680,6 +680,8 @@ class GridTotals:
     domain_s: np.ndarray
     total_s: np.ndarray
     feasible: np.ndarray
+    pr_inside: np.ndarray | None = None
+    """Hierarchical machines: the mapping of each grid (True: Pr inside); None when flat."""
 
 
 def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
@@ -697,10 +699,12 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     sums = {term: np.zeros(len(grids)) for term in TERMS}
     feasible = np.ones(len(grids), dtype=bool)
     algo = machine_algorithms(machine, collectives)
+    pr_inside = None
     if machine.hierarchical:
         compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
         comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
                                               overlap, mapping, counts)
+        pr_inside = comparison.pr_inside
         for term in TERMS:
             sums[term] = np.where(comparison.pr_inside,
                                   comparison.seconds[MAPPINGS[0]][term].sum(axis=1),
@@ -720,7 +724,8 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
                                  unique=True).fits(memory.capacity_bytes)
     compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
-    return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible)
+    return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible,
+                      pr_inside)
 
 
 def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:

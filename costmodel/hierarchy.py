@@ -181,7 +181,7 @@ class MappingComparison:
         """One sentence: which mapping grid ``grid`` uses and the term that decides it, with
         where (on which level) its seconds go under each mapping."""
         inner = self.level_names[0]
-        label = {PR_INSIDE: f"Pr={pr} inside the {inner}", PC_INSIDE: f"Pc={pc} inside the {inner}"}
+        label = {PR_INSIDE: f"Pr inside the {inner}", PC_INSIDE: f"Pc inside the {inner}"}
         win = self.used(grid)
         lose = PC_INSIDE if win == PR_INSIDE else PR_INSIDE
 
@@ -197,10 +197,11 @@ class MappingComparison:
         total = (float(self.total_s[win][grid]) * scale, float(self.total_s[lose][grid]) * scale)
         prefix = f"forced {label[win]}" if self.forced else label[win]
         if max(saving.values()) <= 0 and total[0] == total[1]:
-            return (f"{prefix}: both mappings cost {total[0]:.4g} {unit} (no collective spans "
-                    f"a level boundary differently)")
+            return (f"no difference: both mappings cost {total[0]:.4g} {unit} (no collective "
+                    f"crosses a level boundary differently); {win} kept")
         term = max(saving, key=lambda t: saving[t])
-        what = TERM_WHAT[term] + (f"={pr}" if term == "model" else "")
+        what = TERM_WHAT[term] + (f"={pr}" if term == "model" else "") + (
+            f" over Pc={pc}" if term == "batch" and pc > 1 else "")
         return (f"{prefix}: {what} take {term_s(win, term).sum():.4g} {unit} "
                 f"({where(term_s(win, term))}) against {term_s(lose, term).sum():.4g} {unit} "
                 f"({where(term_s(lose, term))}) with {label[lose]}; total {total[0]:.4g} vs "

@@ -856,15 +856,22 @@ def machines(fmt: str) -> None:
         memory = format_bytes(m.memory_bytes) if m.memory_bytes else "—"
         rows.append([m.name, format_seconds(m.alpha_s), format_rate(m.bandwidth_Bps, "B/s"),
                      m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables,
-                     m.gamma_s_per_word, m.collectives])
+                     m.gamma_s_per_word, m.collectives,
+                     "; ".join(f"{lv.name}" + (f" {lv.processes}" if lv.processes else "")
+                               + f" {format_seconds(lv.alpha_s)} "
+                               + format_rate(lv.bandwidth_Bps, "B/s") for lv in m.levels)
+                     or "—"])
         records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
                         "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
                         "memory_bytes": m.memory_bytes,
                         "compute_tables": [t.name for t in m.compute_tables],
                         "description": m.description,
-                        "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives})
+                        "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives,
+                        "levels": [{"name": lv.name, "processes": lv.processes,
+                                    "alpha_s": lv.alpha_s, "bandwidth_Bps": lv.bandwidth_Bps}
+                                   for lv in m.levels]})
     headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
-               "γ [s/word]", "collectives"]
+               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)"]
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 

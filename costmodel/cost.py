@@ -186,12 +186,13 @@ def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, alg
     domains = machine.domain_sizes
     pr, pc = group.pr, group.pc
     stride_r, stride_c = strides(pr, pc, pr_inside)
+    total = pr * pc
     out = []
     if group.mode == DOMAIN:
         samples = local_batch(batch, pc)
         split = pr > 1
-        at = halo_level(pr, stride_r, domains)
-        weights = level_rates(pr * pc, np.ones_like(stride_r), domains, algo).allreduce
+        at = halo_level(pr, stride_r, domains, total)
+        weights = level_rates(total, np.ones_like(stride_r), domains, algo, total).allreduce
         for level, weight_rate in enumerate(weights):
             here = split & (at == level)
             forward = halo_exchange(here & (layers.halo_h > 0),
@@ -204,8 +205,8 @@ def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, alg
                                                                     halo.words.shape)),
                                domain=halo))
         return tuple(out)
-    rows = level_rates(pr, stride_r, domains, algo)
-    cols = level_rates(pc, stride_c, domains, algo)
+    rows = level_rates(pr, stride_r, domains, algo, total)
+    cols = level_rates(pc, stride_c, domains, algo, total)
     shards = shard_words(pr, layers)
     for gather, reduce, over_pc in zip(rows.allgather, rows.allreduce, cols.allreduce):
         model = (gather + reduce).of_product(local_batch(batch, pc), layers.activations)

@@ -77,19 +77,23 @@ def check_algorithms(algo: Algorithms) -> None:
                          f"node; on a machine with levels use one of {', '.join(HALVES)}")
 
 
-def members(p: np.ndarray, stride: np.ndarray, domain: int) -> np.ndarray:
+def members(p: np.ndarray, stride: np.ndarray, domain: int,
+            total: np.ndarray | None = None) -> np.ndarray:
     """q: members of a group (p processes, ranks r0 + s·j) in one aligned block inside a domain
     of ``domain`` consecutive ranks, int64 of the broadcast shape of p and s.
 
-    The largest divisor q of p with s·q dividing the domain size: gcd(p, K/s) when s | K,
-    else 1.  Blocks of q consecutive members then never straddle a domain boundary; when p and
+    The largest divisor q of p with s·q dividing the domain size K: gcd(p, K/s) when s | K,
+    else 1, with K = min(domain, P) (``total`` = P: a machine smaller than one domain is one
+    domain).  Blocks of s·q consecutive ranks then never straddle a domain boundary; when p and
     K do not divide each other some blocks of one domain are charged to the next level (the
     slowest group decides, docs/hierarchy.md).
     """
     p = np.asarray(p, dtype=np.int64)
     stride = np.asarray(stride, dtype=np.int64)
-    divides = domain % stride == 0
-    per_domain = np.where(divides, domain // np.maximum(stride, 1), 1)
+    size = (np.asarray(domain, dtype=np.int64) if total is None
+            else np.minimum(domain, np.asarray(total, dtype=np.int64)))
+    divides = size % stride == 0
+    per_domain = np.where(divides, size // np.maximum(stride, 1), 1)
     return np.where(divides, np.gcd(p, per_domain), 1).astype(np.int64)
 
 
@@ -112,12 +116,12 @@ class LevelRates:
 
 
 def level_rates(p: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
-                algo: Algorithms) -> LevelRates:
+                algo: Algorithms, total: np.ndarray | None = None) -> LevelRates:
     """Per-level rates of a group of p processes with rank stride ``stride`` (module docstring).
 
     ``domains``: processes per domain of every level but the outermost (cumulative); ``p`` and
-    ``stride`` of shape (G, 1).  Level l works on f_l = q_l/q_(l−1) processes and n/q_(l−1)
-    words.
+    ``stride`` of shape (G, 1); ``total`` the processes P of each grid (see :func:`members`).
+    Level l works on f_l = q_l/q_(l−1) processes and n/q_(l−1) words.
     """
     p = np.asarray(p, dtype=np.int64)
     stride = np.asarray(stride, dtype=np.int64)
@@ -127,7 +131,7 @@ def level_rates(p: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
     before = np.ones_like(p)
     for domain in (*domains, None):
         q = np.broadcast_to(p, np.broadcast_shapes(p.shape, stride.shape)) if domain is None \
-            else members(p, stride, domain)
+            else members(p, stride, domain, total)
         f = q // before
         share = 1.0 / before
         gathers.append(_scaled(algo.allgather_rate(f), share))
@@ -141,14 +145,15 @@ def level_rates(p: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
     return LevelRates(tuple(gathers), tuple(reduces))
 
 
-def halo_level(pr: np.ndarray, stride: np.ndarray, domains: tuple[int, ...]) -> np.ndarray:
+def halo_level(pr: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
+               total: np.ndarray | None = None) -> np.ndarray:
     """The level of the halo messages of a Pr group, int64 of the broadcast shape: the innermost
     level whose domain holds the whole group (every neighbour pair inside it); otherwise some
     pair crosses it, and the slowest pair decides."""
     shape = np.broadcast_shapes(np.shape(pr), np.shape(stride))
     level = np.full(shape, len(domains), dtype=np.int64)
     for index in reversed(range(len(domains))):
-        level = np.where(members(pr, stride, domains[index]) == pr, index, level)
+        level = np.where(members(pr, stride, domains[index], total) == pr, index, level)
     return level
 
 

@@ -54,7 +54,8 @@ HALVES: dict[str, tuple[str, str]] = {
 """All-reduce → the (reduce-scatter, all-gather) it is made of: what runs on the inner levels."""
 
 TERM_WHAT = {"model": "the model all-gathers and ΔX all-reduces over Pr",
-             "batch": "the weight-gradient all-reduces",
+             "batch": "the weight-gradient all-reduces (over Pc, or P for pure-batch and "
+                      "domain-split layers)",
              "domain": "the halo exchanges"}
 
 
@@ -205,8 +206,7 @@ class MappingComparison:
             return (f"no difference: both mappings cost {total[0]:.4g} {unit} (no collective "
                     f"crosses a level boundary differently); {win} kept")
         term = max(saving, key=lambda t: saving[t])
-        what = TERM_WHAT[term] + (f"={pr}" if term == "model" else "") + (
-            f" over Pc={pc}" if term == "batch" and pc > 1 else "")
+        what = TERM_WHAT[term] + (f"={pr}" if term == "model" else "")
         return (f"{prefix}: {what} take {term_s(win, term).sum():.4g} {unit} "
                 f"({where(term_s(win, term))}) against {term_s(lose, term).sum():.4g} {unit} "
                 f"({where(term_s(lose, term))}) with {label[lose]}; total {total[0]:.4g} vs "

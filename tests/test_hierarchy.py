@@ -218,7 +218,8 @@ def test_vgg16_fc_model_prefers_pc_inside_at_p64() -> None:
                      factorizations(64, 2048), PLANS["fc-model"])
     g = row(table, 16)
     assert table.mappings.used(g) == PC_INSIDE
-    assert "weight-gradient all-reduces over Pc=4" in table.mappings.why(g, 16, 4)
+    assert table.mappings.why(g, 16, 4).startswith("Pc inside the node: the weight-gradient "
+                                                   "all-reduces")
 
 
 # --------------------------------------------------------------------------- properties

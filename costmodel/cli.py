@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
@@ -99,6 +99,14 @@ def _optimizer_bytes(mach: Any, optimizer: str | None) -> float:
             else optimizer_bytes(optimizer))
 
 
+mapping_option = click.option(
+    "--mapping", type=click.Choice(["best", "pr-inside", "pc-inside"]), default="best",
+    show_default=True,
+    help="Machines with levels (docs/hierarchy.md): place the Pr groups (pr-inside) or the Pc "
+         "groups (pc-inside) on consecutive ranks, i.e. inside a node; 'best' costs both and "
+         "keeps the cheaper per grid.")
+
+
 def output_options(func: F) -> F:
     """--format and --output."""
     func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
@@ -126,7 +134,7 @@ def _load(net: str, machine: str) -> tuple[Any, Any]:
 
 
 def _settings(overlap: str, collectives: str | None, compute: str, memory: Any = None,
-              machine: Any = None) -> Any:
+              machine: Any = None, mapping: str = "best") -> Any:
     """The settings; ``collectives`` None takes the machine profile's selection."""
     from costmodel.collectives import algorithms
     from costmodel.search import Settings
@@ -136,7 +144,12 @@ def _settings(overlap: str, collectives: str | None, compute: str, memory: Any =
     if collectives is not None:
         algorithms(collectives)  # validate the name before any work
     return Settings(overlap=overlap, collectives=collectives, compute=compute,  # type: ignore[arg-type]
-                    memory=memory)
+                    memory=memory, mapping=mapping)
+
+
+def _mapping_settings(machine: Any, mapping: str) -> dict[str, Any]:
+    """Provenance of the mapping: present only on a machine with levels (docs/hierarchy.md)."""
+    return {"mapping": mapping} if machine.hierarchical else {}
 
 
 def _memory_settings(memory: Any) -> dict[str, Any]:
@@ -195,7 +208,7 @@ def _show(result: Result, fmt: str, output: str) -> None:
 def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                      collectives: str | None, compute: str, per: str, plan_name: str,
                      efficiency: float, memory_check: bool | None = None,
-                     optimizer: str | None = None) -> Result:
+                     optimizer: str | None = None, mapping: str = "best") -> Result:
     from costmodel.plans import PLANS, plan
     from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
@@ -209,7 +222,7 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
     records = []
     for chosen in plans:
         result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
@@ -219,14 +232,16 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         "P": P, "batch": B, "plan": plan_name, "overlap": overlap,
         "collectives": settings.collectives, "compute": compute, "per": per,
         "efficiency_threshold": efficiency,
-        **_memory_settings(memory)})
+        **_memory_settings(memory), **_mapping_settings(mach, mapping)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
     if memory is not None and plan_name == PER_LAYER:
         raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
                          "--memory-check and --optimizer")
-    # under a memory check the per-layer plan (which ignores memory) is left out of 'all'
-    per_layer = None if memory is not None else _per_layer_record(
+    # under a memory check or on a machine with levels the per-layer plan (which models
+    # neither) is left out of 'all'
+    per_layer = None if memory is not None or (mach.hierarchical and plan_name == "all") \
+        else _per_layer_record(
         network, mach, P, B, settings, per, allow_infeasible=plan_name == "all")
     if per_layer is not None and plan_name == PER_LAYER:
         from costmodel.report import perlayer_table
@@ -256,7 +271,8 @@ def _check_efficiency(efficiency: float) -> None:
 
 def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                    collectives: str | None, compute: str, per: str, pr: str, plan_name: str,
-                   memory_check: bool | None = None, optimizer: str | None = None) -> Result:
+                   memory_check: bool | None = None, optimizer: str | None = None,
+                   mapping: str = "best") -> Result:
     import numpy as np
 
     from costmodel.cost import evaluate
@@ -274,9 +290,10 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    s = _settings(overlap, collectives, compute, memory, machine=mach)
+    s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
     grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
-    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory)
+    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory,
+                     s.mapping)
     held = memory_table(network, grids, chosen, mach.word_bytes, _optimizer_bytes(mach, optimizer))
     records = layer_records(table, 0, per, held)  # type: ignore[arg-type]
     unit = unit_of(per)  # type: ignore[arg-type]
@@ -284,22 +301,33 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     algo = table.algorithms
     title = (f"{network.name} on {mach.name}: {R}×{P // R} grid, B={B}, plan {chosen.name}"
              + ("" if algo.name == "paper" else f", collectives {algo.label}")
+             + ("" if table.mappings is None else f", mapping {table.mappings.used(0)}")
              + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
     record = {"net": network.name, "machine": mach.name, "P": P, "batch": B, "pr": R,
               "pc": P // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
               "reason": reason(table, 0) or None, "layers": records,
               "collectives": algo.name}
+    if table.mappings is not None:
+        from costmodel.report import mapping_record
+
+        scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
+        record.update(mapping_record(table, 0, scale, unit))
+        record["levels"] = [lv.name for lv in mach.levels]
     provenance = _provenance("layers", net, machine, {
         "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
         "collectives": algo.name, "compute": compute, "per": per,
-        **_memory_settings(memory)})
-    return Result([layers_table(records, unit, title)], record, provenance)
+        **_memory_settings(memory), **_mapping_settings(mach, mapping)})
+    table_out = layers_table(records, unit, title)
+    if table.mappings is not None:
+        table_out = replace(table_out, notes=[*table_out.notes,
+                                              f"mapping: {record['mapping_why']}"])
+    return Result([table_out], record, provenance)
 
 
 def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                   collectives: str | None, compute: str, per: str, per_process: str | None,
                   plan_name: str, efficiency: float, memory_check: bool | None = None,
-                  optimizer: str | None = None) -> Result:
+                  optimizer: str | None = None, mapping: str = "best") -> Result:
     import numpy as np
 
     from costmodel.collectives import algorithms
@@ -322,7 +350,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
     records, tables = [], []
     for chosen in plans:
         result = run_sweep(network, mach, ps, batches, chosen, settings)
@@ -342,7 +370,8 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         "P": processes, "batch": None if per_process else int(batches[0]),
         "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
         "overlap": overlap, "collectives": settings.collectives, "compute": compute, "per": per,
-        "efficiency_threshold": efficiency, **_memory_settings(memory)})
+        "efficiency_threshold": efficiency, **_memory_settings(memory),
+        **_mapping_settings(mach, mapping)})
     return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
 
@@ -374,13 +403,14 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 optimize_parameters = _stack(model_options, memory_options,
-                             plan_option(all_allowed=True, per_layer=True), efficiency_option)
+                             plan_option(all_allowed=True, per_layer=True), efficiency_option,
+                             mapping_option)
 """The parameters of `_optimize_result`, shared by `optimize` and `report grids`."""
 layers_parameters = _stack(model_options, memory_options, pr_option,
-                           plan_option(all_allowed=False))
+                           plan_option(all_allowed=False), mapping_option)
 """The parameters of `_layers_result`, shared by `layers` and `report layers`."""
 sweep_parameters = _stack(model_options, memory_options, per_process_option,
-                          plan_option(all_allowed=True), efficiency_option)
+                          plan_option(all_allowed=True), efficiency_option, mapping_option)
 """The parameters of `_sweep_result`, shared by `sweep` and `report sweep`."""
 
 
@@ -826,15 +856,22 @@ def machines(fmt: str) -> None:
         memory = format_bytes(m.memory_bytes) if m.memory_bytes else "—"
         rows.append([m.name, format_seconds(m.alpha_s), format_rate(m.bandwidth_Bps, "B/s"),
                      m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables,
-                     m.gamma_s_per_word, m.collectives])
+                     m.gamma_s_per_word, m.collectives,
+                     "; ".join(f"{lv.name}" + (f" {lv.processes}" if lv.processes else "")
+                               + f" {format_seconds(lv.alpha_s)} "
+                               + format_rate(lv.bandwidth_Bps, "B/s") for lv in m.levels)
+                     or "—"])
         records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
                         "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
                         "memory_bytes": m.memory_bytes,
                         "compute_tables": [t.name for t in m.compute_tables],
                         "description": m.description,
-                        "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives})
+                        "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives,
+                        "levels": [{"name": lv.name, "processes": lv.processes,
+                                    "alpha_s": lv.alpha_s, "bandwidth_Bps": lv.bandwidth_Bps}
+                                   for lv in m.levels]})
     headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
-               "γ [s/word]", "collectives"]
+               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)"]
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 

@@ -209,6 +209,13 @@ def binomial_allreduce_rate(p: np.ndarray) -> Rate:
     return Rate(2.0 * lg, 2.0 * lg, lg)
 
 
+def paper_reduce_scatter_rate(p: np.ndarray) -> Rate:
+    """Reduce-scatter as the paper would charge it: half its all-reduce, ⌈lg p⌉·α + (p−1)/p·n·β,
+    no γ — the reduce-scatter half of a two-level all-reduce under the paper's forms
+    (docs/hierarchy.md)."""
+    return Rate(ceil_log2(p), _fraction(p))
+
+
 def ring_reduce_scatter_rate(p: np.ndarray) -> Rate:
     """Ring (pairwise) reduce-scatter: (p−1)·α + (p−1)/p·n·(β + γ), any p (TRG §4.3, CHPG §6)."""
     return Rate(_f(p) - 1.0, _fraction(p), _fraction(p))
@@ -288,6 +295,8 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
               "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ", "CHPG §7"),
     Algorithm("binomial", ALLREDUCE, binomial_allreduce_rate,
               "2⌈lg p⌉(α + nβ) + ⌈lg p⌉·nγ", "reduce + broadcast; TRG §4.4, CHPG"),
+    Algorithm("paper", REDUCE_SCATTER, paper_reduce_scatter_rate, "⌈lg p⌉α + (p−1)/p·nβ",
+              "half the paper's all-reduce (docs/hierarchy.md)", candidate=False),
     Algorithm("ring", REDUCE_SCATTER, ring_reduce_scatter_rate, "(p−1)α + (p−1)/p·n(β + γ)",
               "TRG §4.3; CHPG"),
     Algorithm("recursive-halving", REDUCE_SCATTER, recursive_halving_reduce_scatter_rate,

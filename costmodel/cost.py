@@ -24,6 +24,17 @@ from costmodel.collectives import (
 )
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
+from costmodel.hierarchy import (
+    BEST,
+    MAPPINGS,
+    PR_INSIDE,
+    MappingComparison,
+    check_algorithms,
+    check_mapping,
+    halo_level,
+    level_rates,
+    strides,
+)
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
 from costmodel.specs import Layer, Machine, Network, distinct_layers
@@ -165,6 +176,45 @@ def _zero(shape: tuple[int, ...]) -> CollectiveCost:
     return CollectiveCost(zero, zero)
 
 
+def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, algo: Algorithms,
+                  machine: Machine, pr_inside: np.ndarray) -> tuple[Volumes, ...]:
+    """The three terms of one layer group at each level of a hierarchical machine, innermost
+    first (docs/hierarchy.md): the same collectives as :func:`group_volumes`, each split over
+    the levels by :func:`costmodel.hierarchy.level_rates`; halos go on the innermost level that
+    holds the whole Pr group.  ``pr_inside`` (G, 1) bool: the mapping of each grid.
+    """
+    domains = machine.domain_sizes
+    pr, pc = group.pr, group.pc
+    stride_r, stride_c = strides(pr, pc, pr_inside)
+    total = pr * pc
+    out = []
+    if group.mode == DOMAIN:
+        samples = local_batch(batch, pc)
+        split = pr > 1
+        at = halo_level(pr, stride_r, domains, total)
+        weights = level_rates(total, np.ones_like(stride_r), domains, algo, total).allreduce
+        for level, weight_rate in enumerate(weights):
+            here = split & (at == level)
+            forward = halo_exchange(here & (layers.halo_h > 0),
+                                    samples * layers.in_row_words * layers.halo_h)
+            backward = halo_exchange(here & (layers.halo_w > 0),
+                                     samples * layers.out_row_words * layers.halo_w)
+            halo = forward + backward
+            out.append(Volumes(model=_zero(halo.words.shape),
+                               batch=weight_rate.of(np.broadcast_to(layers.params,
+                                                                    halo.words.shape)),
+                               domain=halo))
+        return tuple(out)
+    rows = level_rates(pr, stride_r, domains, algo, total)
+    cols = level_rates(pc, stride_c, domains, algo, total)
+    shards = shard_words(pr, layers)
+    for gather, reduce, over_pc in zip(rows.allgather, rows.allreduce, cols.allreduce):
+        model = (gather + reduce).of_product(local_batch(batch, pc), layers.activations)
+        out.append(Volumes(model=model, batch=over_pc.of(shards),
+                           domain=_zero(model.words.shape)))
+    return tuple(out)
+
+
 def group_feasibility(group: LayerGroup, layers: LayerArrays,
                       batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Feasibility code (OK, NO_SAMPLES, …) and uneven flag of one layer group (§6), (G, Lg)."""
@@ -259,6 +309,9 @@ class GroupCost:
     layers: LayerArrays
     batch: np.ndarray
     volumes: Volumes
+    level_volumes: tuple[Volumes, ...] = ()
+    """On a hierarchical machine, the Volumes at each level (innermost first); ``volumes`` then
+    holds their sums (messages and words over all levels)."""
 
     @property
     def index(self) -> np.ndarray:
@@ -303,18 +356,56 @@ class GroupCost:
         α·Σ messages + β·Σ words (+ γ·Σ reduced when γ ≠ 0): sums first, so a per-grid latency
         count costs no (G, Lg) work.
         """
-        cost: CollectiveCost = getattr(self.volumes, term)
-        shape = self.shape
-        w = np.ones(shape[1]) if weight is None else weight
-        if cost.messages.shape[-1:] == (1,):
-            messages = cost.messages[..., 0] * w.sum()
-        else:
-            messages = np.broadcast_to(cost.messages, shape) @ w
-        words = np.broadcast_to(cost.words, shape) @ w
-        total = alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
-        if gamma_s_per_word:
-            total = total + gamma_s_per_word * (np.broadcast_to(cost.reduced, shape) @ w)
-        return total
+        return _summed(getattr(self.volumes, term), self.shape, alpha_s, beta_s_per_word,
+                       weight, gamma_s_per_word)
+
+    def level_seconds(self, term: str, links: tuple[tuple[float, float], ...],
+                      gamma_s_per_word: float = 0.0) -> list[np.ndarray]:
+        """Seconds of ``term`` at each level, (G, Lg) each; ``links`` the (α, β) per level.
+        A flat group has one level: its own volumes at links[0]."""
+        if not self.level_volumes:
+            return [self.seconds(term, *links[0], gamma_s_per_word)]
+        return [np.broadcast_to(getattr(v, term).seconds(a, b, gamma_s_per_word), self.shape)
+                for v, (a, b) in zip(self.level_volumes, links)]
+
+    def seconds_on(self, term: str, links: tuple[tuple[float, float], ...],
+                   gamma_s_per_word: float = 0.0) -> np.ndarray:
+        """Seconds of ``term`` over all levels, (G, Lg); exactly :meth:`seconds` when flat."""
+        parts = self.level_seconds(term, links, gamma_s_per_word)
+        return functools.reduce(np.add, parts[1:], parts[0])
+
+    def level_summed_seconds(self, term: str, links: tuple[tuple[float, float], ...],
+                             weight: np.ndarray | None = None,
+                             gamma_s_per_word: float = 0.0) -> list[np.ndarray]:
+        """Seconds of ``term`` summed over the group's layers at each level, (G,) each."""
+        if not self.level_volumes:
+            return [self.summed_seconds(term, *links[0], weight, gamma_s_per_word)]
+        return [_summed(getattr(v, term), self.shape, a, b, weight, gamma_s_per_word)
+                for v, (a, b) in zip(self.level_volumes, links)]
+
+    def summed_seconds_on(self, term: str, links: tuple[tuple[float, float], ...],
+                          weight: np.ndarray | None = None,
+                          gamma_s_per_word: float = 0.0) -> np.ndarray:
+        """Seconds of ``term`` summed over layers and levels, (G,); :meth:`summed_seconds`
+        when flat."""
+        parts = self.level_summed_seconds(term, links, weight, gamma_s_per_word)
+        return functools.reduce(np.add, parts[1:], parts[0])
+
+
+def _summed(cost: CollectiveCost, shape: tuple[int, int], alpha_s: float,
+            beta_s_per_word: float, weight: np.ndarray | None,
+            gamma_s_per_word: float) -> np.ndarray:
+    """α·Σ messages + β·Σ words (+ γ·Σ reduced) over the layers (weighted), (G,)."""
+    w = np.ones(shape[1]) if weight is None else weight
+    if cost.messages.shape[-1:] == (1,):
+        messages = cost.messages[..., 0] * w.sum()
+    else:
+        messages = np.broadcast_to(cost.messages, shape) @ w
+    words = np.broadcast_to(cost.words, shape) @ w
+    total = alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
+    if gamma_s_per_word:
+        total = total + gamma_s_per_word * (np.broadcast_to(cost.reduced, shape) @ w)
+    return total
 
 
 def group_costs(layers: LayerArrays, grids: Grids, plan: Plan,
@@ -330,6 +421,63 @@ def group_costs(layers: LayerArrays, grids: Grids, plan: Plan,
         sub = layers.take(group.index)
         costs.append(GroupCost(group, sub, batch, group_volumes(group, sub, batch, algo)))
     return costs
+
+
+def level_group_costs(layers: LayerArrays, grids: Grids, plan: Plan, algo: Algorithms,
+                      machine: Machine, pr_inside: np.ndarray) -> list[GroupCost]:
+    """:func:`group_costs` on a hierarchical machine: each group's Volumes per level, with the
+    grid mapped as ``pr_inside`` (G,) says (docs/hierarchy.md)."""
+    batch = grids.batch[:, None]
+    inside = np.asarray(pr_inside, dtype=bool).reshape(-1, 1)
+    costs = []
+    for group in plan.groups(grids, layers.is_conv):
+        sub = layers.take(group.index)
+        levels = level_volumes(group, sub, batch, algo, machine, inside)
+        total = Volumes(*(functools.reduce(lambda a, b: a + b,
+                                           [getattr(v, t) for v in levels]) for t in TERMS))
+        costs.append(GroupCost(group, sub, batch, total, levels))
+    return costs
+
+
+def compare_mappings(layers: LayerArrays, grids: Grids, plan: Plan, algo: Algorithms,
+                     machine: Machine, compute_s: np.ndarray, overlap: Overlap,
+                     mapping: str = "best",
+                     weight: np.ndarray | None = None) -> tuple[MappingComparison, list[GroupCost]]:
+    """Cost both mappings of every grid on a hierarchical machine and pick one per grid: the
+    cheaper total (ties keep Pr inside), or ``mapping`` when it is not 'best'.  Returns the
+    comparison and the group costs of the last mapping costed (reused when it is the one
+    picked for every grid).  ``weight`` (1, L): multiplicity of each layer (unique layers)."""
+    check_algorithms(algo)
+    links, gamma = machine.links, machine.gamma_s_per_word
+    seconds: dict[str, dict[str, np.ndarray]] = {}
+    total: dict[str, np.ndarray] = {}
+    groups: list[GroupCost] = []
+    for name in MAPPINGS:
+        groups = level_group_costs(layers, grids, plan, algo, machine,
+                                   np.full(len(grids), name == PR_INSIDE))
+        per_level = {}
+        for term in TERMS:
+            parts = [np.stack(g.level_summed_seconds(
+                term, links, None if weight is None else weight[0, g.index], gamma), axis=1)
+                for g in groups]
+            per_level[term] = functools.reduce(np.add, parts[1:], parts[0])
+        seconds[name] = per_level
+        model, batch, domain = (per_level[t].sum(axis=1) for t in TERMS)
+        total[name] = combine(compute_s, model, batch, domain, overlap)
+    if mapping == BEST:
+        pr_inside = ~(total[MAPPINGS[1]] < total[MAPPINGS[0]])
+    else:
+        pr_inside = np.full(len(grids), mapping == PR_INSIDE)
+    comparison = MappingComparison(tuple(lv.name for lv in machine.levels), seconds, total,
+                                   pr_inside, None if mapping == BEST else mapping)
+    return comparison, groups
+
+
+def _flat_mapping(machine: Machine, mapping: str) -> None:
+    if check_mapping(mapping) != BEST:
+        raise UsageError(f"mapping {mapping!r}: machine {machine.name!r} has no levels (one "
+                         "α and β for every message), so the mapping changes nothing; add "
+                         "'levels' to its profile (docs/hierarchy.md) or drop --mapping")
 
 
 @dataclass(frozen=True)
@@ -354,6 +502,23 @@ class CostTable:
     compute_outside_table: np.ndarray
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     memory_check: MemoryCheck | None = None
+    mappings: MappingComparison | None = None
+    """On a hierarchical machine: both mappings of every grid and the one used (docs/
+    hierarchy.md); None on a flat machine."""
+
+    @property
+    def links(self) -> tuple[tuple[float, float], ...]:
+        """(α s, β s/word) per level: the machine's levels, or its flat α, β."""
+        if self.mappings is None:
+            return ((self.machine.alpha_s, self.machine.beta_s_per_word),)
+        return self.machine.links
+
+    def level_seconds(self, name: str) -> np.ndarray:
+        """Seconds of a term per level × grid × layer, (n_levels, G, L) (n_levels = 1 flat)."""
+        gamma = self.machine.gamma_s_per_word
+        per_group = [g.level_seconds(name, self.links, gamma) for g in self.groups]
+        return np.stack([self._assemble(f"{name}_s_level{i}", [p[i] for p in per_group],
+                                        np.float64) for i in range(len(self.links))])
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -380,9 +545,8 @@ class CostTable:
 
     def seconds(self, name: str) -> np.ndarray:
         """Seconds of a term per grid × layer, (G, L)."""
-        alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
         gamma = self.machine.gamma_s_per_word
-        return self._assemble(f"{name}_s", [g.seconds(name, alpha, beta, gamma)
+        return self._assemble(f"{name}_s", [g.seconds_on(name, self.links, gamma)
                                             for g in self.groups], np.float64)
 
     @property
@@ -442,9 +606,8 @@ class CostTable:
         """Seconds of a term summed over layers, (G,)."""
         key = f"{name}_sum"
         if key not in self._cache:
-            alpha, beta = self.machine.alpha_s, self.machine.beta_s_per_word
             gamma = self.machine.gamma_s_per_word
-            self._cache[key] = sum((g.summed_seconds(name, alpha, beta, None, gamma)
+            self._cache[key] = sum((g.summed_seconds_on(name, self.links, None, gamma)
                                     for g in self.groups), np.zeros(len(self.grids)))
         return self._cache[key]
 
@@ -481,18 +644,31 @@ def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algo
 
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str | None = None,
-             compute: ComputeModel = "auto", memory: MemoryCheck | None = None) -> CostTable:
+             compute: ComputeModel = "auto", memory: MemoryCheck | None = None,
+             mapping: str = "best") -> CostTable:
     """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7); with
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
 
     ``collectives``: a selection (docs/collectives.md); None takes the machine profile's.
+    ``mapping`` (hierarchical machines, docs/hierarchy.md): 'best' costs each grid with the
+    cheaper of 'pr-inside' and 'pc-inside'; or one of them for every grid.
     """
     _check(grids, overlap)
     algo = machine_algorithms(machine, collectives)
-    groups = group_costs(LayerArrays.of(network), grids, plan, algo)
+    layers = LayerArrays.of(network)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
+    comparison = None
+    if machine.hierarchical:
+        comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
+                                              overlap, mapping)
+        if comparison.pr_inside.any():  # the last one costed was Pc inside for every grid
+            groups = level_group_costs(layers, grids, plan, algo, machine,
+                                       comparison.pr_inside)
+    else:
+        _flat_mapping(machine, mapping)
+        groups = group_costs(layers, grids, plan, algo)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
-                     compute_model, outside, memory_check=memory)
+                     compute_model, outside, memory_check=memory, mappings=comparison)
 
 
 @dataclass(frozen=True)
@@ -505,12 +681,14 @@ class GridTotals:
     domain_s: np.ndarray
     total_s: np.ndarray
     feasible: np.ndarray
+    pr_inside: np.ndarray | None = None
+    """Hierarchical machines: the mapping of each grid (True: Pr inside); None when flat."""
 
 
 def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                     overlap: Overlap = "none", collectives: str | None = None,
                     compute: ComputeModel = "auto",
-                    memory: MemoryCheck | None = None) -> GridTotals:
+                    memory: MemoryCheck | None = None, mapping: str = "best") -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
 
     Costs each distinct layer once and weights it by its multiplicity: the same sums, several
@@ -521,10 +699,25 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     alpha, beta, gamma = machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word
     sums = {term: np.zeros(len(grids)) for term in TERMS}
     feasible = np.ones(len(grids), dtype=bool)
-    for group in group_costs(layers, grids, plan, machine_algorithms(machine, collectives)):
-        weight = counts[0, group.index]
+    algo = machine_algorithms(machine, collectives)
+    pr_inside = None
+    if machine.hierarchical:
+        compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
+        comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
+                                              overlap, mapping, counts)
+        pr_inside = comparison.pr_inside
         for term in TERMS:
-            sums[term] += group.summed_seconds(term, alpha, beta, weight, gamma)
+            sums[term] = np.where(comparison.pr_inside,
+                                  comparison.seconds[MAPPINGS[0]][term].sum(axis=1),
+                                  comparison.seconds[MAPPINGS[1]][term].sum(axis=1))
+    else:
+        _flat_mapping(machine, mapping)
+        groups = group_costs(layers, grids, plan, algo)
+        for group in groups:
+            weight = counts[0, group.index]
+            for term in TERMS:
+                sums[term] += group.summed_seconds(term, alpha, beta, weight, gamma)
+    for group in groups:
         feasible &= group.feasible
     if memory is not None:
         feasible &= memory_table(network, grids, plan, machine.word_bytes,
@@ -532,7 +725,8 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
                                  unique=True).fits(memory.capacity_bytes)
     compute_s, _, _ = compute_per_iteration_s(network, machine, grids, compute)
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
-    return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible)
+    return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible,
+                      pr_inside)
 
 
 def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:

@@ -406,6 +406,10 @@ def _total_line(compute: float, model: float, batch: float, domain: float,
 def _check_explainable(algo: Algorithms, machine: Machine) -> None:
     """UsageError for what explain cannot write as one formula yet: 'auto' (the algorithm
     depends on the size) and a γ term (reduction arithmetic, docs/collectives.md)."""
+    if machine.hierarchical:
+        raise UsageError(f"explain: machine {machine.name!r} has levels, which explain does not "
+                         "write out yet; `gridcost layers` shows each collective's seconds per "
+                         "level (docs/hierarchy.md)")
     if not algo.linear:
         raise UsageError("explain: collectives 'auto' picks per message; `gridcost layers "
                          "--collectives auto` shows the winners — explain one of them")

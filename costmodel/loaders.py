@@ -21,7 +21,7 @@ import yaml
 from costmodel import collectives as coll
 from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
 from costmodel.memory import OPTIMIZERS
-from costmodel.specs import ComputeTable, Layer, Machine, Network, Shape
+from costmodel.specs import ComputeTable, Layer, Level, Machine, Network, Shape
 from costmodel.units import parse_quantity
 
 SCHEMA_VERSION = 1
@@ -412,7 +412,7 @@ def load_network(name_or_path: str) -> Network:
 
 _ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
-                 "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives"}
+                 "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives", "levels"}
 _ZERO_PER_WORD = re.compile(r"^\s*0+(\.0*)?\s*((s|ms|us|µs|ns)/word)?\s*$")
 
 
@@ -420,9 +420,8 @@ def machine_from_document(doc: Document) -> Machine:
     """Build a Machine from a parsed machine document (all quantities converted to SI)."""
     top = Fields(doc.data, doc.source, "", _MACHINE_KEYS)
     _check_version(top)
-    alpha = top.raw("alpha", required=True)
-    zero = isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None
-    alpha_s = 0.0 if zero or (type(alpha) is int and alpha == 0) else top.quantity("alpha", "time")
+    alpha_s = _latency(top)
+    bandwidth = top.quantity("bandwidth", "bandwidth")
     tables: tuple[ComputeTable, ...] = ()
     default_table = None
     if top.has("compute"):
@@ -433,7 +432,7 @@ def machine_from_document(doc: Document) -> Machine:
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
-        bandwidth_Bps=top.quantity("bandwidth", "bandwidth"),
+        bandwidth_Bps=bandwidth,
         word_bytes=top.integer("word_bytes", default=4),
         flop_rate=flop_rate,
         memory_bytes=memory,
@@ -443,7 +442,53 @@ def machine_from_document(doc: Document) -> Machine:
         description=top.text("description", default=""),
         gamma_s_per_word=_gamma(top, flop_rate),
         collectives=_collectives(top),
+        levels=_levels(top, alpha_s, bandwidth) if top.has("levels") else (),
     )
+
+
+def _latency(f: Fields) -> float:
+    """``alpha`` of a mapping in seconds; a bare 0 (or '0 s') is allowed."""
+    alpha = f.raw("alpha", required=True)
+    zero = isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None
+    return 0.0 if zero or (type(alpha) is int and alpha == 0) else f.quantity("alpha", "time")
+
+
+def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
+    """The ``levels`` list (docs/hierarchy.md): innermost first, each {name, processes, alpha,
+    bandwidth}; the outermost has no processes and takes the flat alpha and bandwidth (which
+    it may repeat, but not change)."""
+    items = top.items("levels")
+    if not items:
+        raise top.error("levels", "a non-empty list of levels")
+    levels: list[Level] = []
+    previous = 1
+    for i, item in enumerate(items):
+        f = Fields(item, top.source, f"levels[{i}]", {"name", "processes", "alpha", "bandwidth"})
+        name = f.text("name")
+        if name in {lv.name for lv in levels}:
+            raise f.error("name", "a level name not used before", name)
+        last = i == len(items) - 1
+        if last:
+            if f.has("processes"):
+                raise f.error("processes", "no processes on the outermost level (it spans the "
+                              "whole machine)", f.raw("processes"))
+            level = Level(name, None, _latency(f) if f.has("alpha") else alpha_s,
+                          f.quantity("bandwidth", "bandwidth") if f.has("bandwidth")
+                          else bandwidth)
+            for key, value, flat in (("alpha", level.alpha_s, alpha_s),
+                                     ("bandwidth", level.bandwidth_Bps, bandwidth)):
+                if value != flat:
+                    raise f.error(key, f"the top-level {key} {top.raw(key)!r} (the outermost "
+                                  "level is what the flat model sees)", f.raw(key))
+        else:
+            processes = f.integer("processes", minimum=1)
+            if i and (processes % previous or processes == previous):
+                raise f.error("processes", f"a multiple of {previous} greater than {previous} "
+                              "(processes per domain, counted cumulatively)", processes)
+            previous = processes
+            level = Level(name, processes, _latency(f), f.quantity("bandwidth", "bandwidth"))
+        levels.append(level)
+    return tuple(levels)
 
 
 def _optimizer(top: Fields) -> float:

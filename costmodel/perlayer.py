@@ -350,6 +350,10 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
     """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B."""
     P = check_processes(P)
     batch = check_batch(batch)
+    if machine.hierarchical:
+        raise UsageError(f"plan per-layer: machine {machine.name!r} has levels, which the "
+                         "per-layer plan does not model yet (docs/hierarchy.md); use a fixed "
+                         "plan, or a profile without levels")
     algo = machine_algorithms(machine, settings.collectives)
     if not algo.linear:
         raise UsageError("plan per-layer: collectives 'auto' is not supported yet (its "

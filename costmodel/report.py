@@ -82,8 +82,36 @@ def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> li
             record["memory_bytes"] = float(table.memory.total[g])
         if not feasible[g]:
             record["reason"] = reason(table, g)
+        if table.mappings is not None:
+            record.update(mapping_record(table, g, float(scale[g]), unit_of(per)))
         records.append(record)
     return records
+
+
+def mapping_record(table: CostTable, grid: int, scale: float, unit: str) -> dict[str, Any]:
+    """The mapping of one grid on a hierarchical machine (docs/hierarchy.md): the one used,
+    why, both totals, and the communication of the used one per level."""
+    comp = table.mappings
+    assert comp is not None
+    pr, pc = int(table.grids.pr[grid]), int(table.grids.pc[grid])
+    used = comp.used(grid)
+    return {
+        "mapping": used,
+        "mapping_why": comp.why(grid, pr, pc, scale, unit),
+        "mapping_total_s": {m: _num(comp.total_s[m][grid] * scale) for m in comp.total_s},
+        "comm_s_by_level": {name: float(sum(comp.seconds[used][t][grid, i] for t in TERMS))
+                            * scale for i, name in enumerate(comp.level_names)},
+    }
+
+
+def levels_record(table: CostTable) -> dict[str, Any]:
+    """The machine's levels and the mapping setting: present only on a hierarchical machine."""
+    comp = table.mappings
+    if comp is None:
+        return {}
+    return {"levels": [{"name": lv.name, "processes": lv.processes, "alpha_s": lv.alpha_s,
+                        "bandwidth_Bps": lv.bandwidth_Bps} for lv in table.machine.levels],
+            "mapping": comp.forced or "best"}
 
 
 def grid_memory_record(table: CostTable, grid: int) -> dict[str, Any]:
@@ -187,6 +215,7 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
         record["error"] = "no feasible grid"
         record["reason"] = no_feasible_grid_message(table)
     record.update(algorithms_record(table))
+    record.update(levels_record(table))
     return record
 
 
@@ -237,6 +266,12 @@ def layer_records(table: CostTable, grid: int, per: Per,
             record[f"{term}_messages"] = float(cost.messages[grid, i]) * scale
             record[f"{term}_comm_s"] = float(table.seconds(term)[grid, i]) * scale
         record["comm_s"] = sum(record[f"{t}_comm_s"] for t in TERMS)
+        if table.mappings is not None:
+            for term in TERMS:
+                record[f"{term}_comm_s_by_level"] = {
+                    name: float(levels[level][grid, i]) * scale
+                    for level, name in enumerate(table.mappings.level_names)
+                    for levels in [table.level_seconds(term)]}
         record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name, used[i])
         for key, name in used[i].items():
             record[f"{key}_algorithm"] = name
@@ -371,9 +406,13 @@ def grids_table(record: dict[str, Any]) -> Table:
         row = [g["pr"], g["pc"], *values]
         if "memory" in record:
             row.append(g["memory_bytes"] / GIB)
+        if "levels" in record:
+            row.append(g["mapping"])
         rows.append([*row, note])
     if "memory" in record:
         headers.insert(-1, "memory [GiB/process]")
+    if "levels" in record:
+        headers.insert(-1, "mapping")
     title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
              f"plan {record['plan']}, overlap {record['overlap']}, collectives "
              f"{collectives_label(record)}, compute {record['compute_model']}")
@@ -390,6 +429,8 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"best grid: {best['pr']}×{best['pc']}, {best['total_s']:.4g} {unit} "
                      f"(communication {best['comm_s']:.4g} {unit})")
+        if "mapping" in best:
+            lines.append(f"  mapping {best['mapping']} — {best['mapping_why']}")
         pure, model = record["pure_batch"], record["pure_model"]
         lines.append(f"  vs pure batch 1×{record['P']}: "
                      + (f"{_ratio(best['speedup_vs_pure_batch'])} total, "
@@ -509,9 +550,30 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
              r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
              r["comm_s"], r["collectives"], *(r[f"{c}_bytes"] / mib for c in COMPONENTS)]
             for r in records]
-    total = sum(r["comm_s"] for r in records)
-    return Table(headers, rows, title, [memory_line(records),
-                                        f"total communication: {total:.4g} {unit}"])
+    notes = [memory_line(records), f"total communication: {sum(r['comm_s'] for r in records):.4g} "
+             f"{unit}"]
+    if records and "model_comm_s_by_level" in records[0]:
+        at = headers.index("collectives") + 1
+        headers.insert(at, f"by level [{unit}]")
+        for row, r in zip(rows, records):
+            row.insert(at, level_split(r))
+        names = list(records[0]["model_comm_s_by_level"])
+        notes.append("total by level: " + ", ".join(
+            f"{name} {sum(r[f'{t}_comm_s_by_level'][name] for r in records for t in TERMS):.4g}"
+            for name in names) + f" {unit}")
+    return Table(headers, rows, title, notes)
+
+
+def level_split(record: dict[str, Any]) -> str:
+    """'model: node 0.12 + network 3.4; batch: network 0.5' — each collective's seconds per
+    level of a layer record on a hierarchical machine (levels with 0 s left out)."""
+    parts = []
+    for term in TERMS:
+        levels = record[f"{term}_comm_s_by_level"]
+        nonzero = [f"{name} {value:.4g}" for name, value in levels.items() if value]
+        if nonzero:
+            parts.append(f"{term}: {' + '.join(nonzero)}")
+    return "; ".join(parts) or "none"
 
 
 def memory_line(records: Sequence[dict[str, Any]]) -> str:
@@ -536,7 +598,7 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
     scale = result.iterations_per_epoch if per == "epoch" else np.ones(result.processes.size)
     weak = bool(np.unique(result.batch).size > 1)
     feasible = result.feasible
-    rows = []
+    rows: list[dict[str, Any]] = []
     base = int(np.flatnonzero(feasible)[0]) if feasible.any() else None
     for i, P in enumerate(result.processes):
         ok = bool(feasible[i])
@@ -560,6 +622,9 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
             if ok and np.isfinite(pure) and result.total_s[i] > 0 else None,
             "efficiency": _num(efficiency) if efficiency is not None else None,
         })
+        if result.best_pr_inside is not None:
+            rows[-1]["mapping"] = (("pr-inside" if result.best_pr_inside[i] else "pc-inside")
+                                   if ok else None)
     per_epoch = result.total_s * result.iterations_per_epoch
     stops = stops_improving(np.where(feasible, per_epoch, np.inf))
     low = [r["P"] for r in rows if r["efficiency"] is not None and r["efficiency"] < threshold]
@@ -585,6 +650,10 @@ def sweep_table(record: dict[str, Any], title: str) -> Table:
              r["compute_s"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
              r["total_s"], r["pure_batch_total_s"], r["speedup_vs_pure_batch"], r["efficiency"]]
             for r in record["rows"]]
+    if record["rows"] and "mapping" in record["rows"][0]:
+        headers.insert(3, "mapping")
+        for row, r in zip(rows, record["rows"]):
+            row.insert(3, r["mapping"])
     notes = ["", f"{record['scaling']} scaling, plan {record['plan']}: largest feasible P swept "
              f"{_p(record['largest_feasible_P'])}"]
     if record["feasibility_limit_P"] is not None:

@@ -39,6 +39,9 @@ class Settings:
     memory: MemoryCheck | None = None
     """With a check, grids that do not fit in memory are infeasible (docs/memory.md); None (the
     default, the paper's setting) checks nothing."""
+    mapping: str = "best"
+    """Hierarchical machines (docs/hierarchy.md): 'best' (each grid's cheaper mapping),
+    'pr-inside' or 'pc-inside'."""
 
 
 def check_batch(batch: object) -> int:
@@ -143,6 +146,8 @@ class SweepResult:
     pure_batch_total_s: np.ndarray
     n_grids: np.ndarray
     iterations_per_epoch: np.ndarray
+    best_pr_inside: np.ndarray | None = None
+    """Machines with levels: the mapping of each best grid (True: Pr inside); None when flat."""
 
     @property
     def feasible(self) -> np.ndarray:
@@ -164,17 +169,21 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
     n = len(grids)
     columns = {k: np.empty(n) for k in ("total", "compute", "model", "batch", "domain")}
     feasible = np.empty(n, dtype=bool)
+    pr_inside = np.ones(n, dtype=bool)
     step = max(1, CHUNK_ELEMENTS // len(network.layers))
     for start in range(0, n, step):
         part = slice(start, min(n, start + step))
         totals = evaluate_totals(network, machine, grids.take(part), plan, settings.overlap,
-                                 settings.collectives, settings.compute, settings.memory)
+                                 settings.collectives, settings.compute, settings.memory,
+                                 settings.mapping)
         columns["total"][part] = totals.total_s
         columns["compute"][part] = totals.compute_s
         columns["model"][part] = totals.model_s
         columns["batch"][part] = totals.batch_s
         columns["domain"][part] = totals.domain_s
         feasible[part] = totals.feasible
+        if totals.pr_inside is not None:
+            pr_inside[part] = totals.pr_inside
     total = np.where(feasible, columns["total"], np.inf)
     # best grid per P: sort by (owner, total) and take each owner's first row
     order = np.lexsort((grids.pr, total, owner))
@@ -187,6 +196,7 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
         batch_comm_s=columns["batch"][first], domain_comm_s=columns["domain"][first],
         pure_batch_total_s=pure_total, n_grids=np.bincount(owner, minlength=processes.size),
         iterations_per_epoch=network.dataset_samples / batch.astype(np.float64),
+        best_pr_inside=pr_inside[first] if machine.hierarchical else None,
     )
 
 
@@ -195,7 +205,7 @@ def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray
     """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
     grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
     table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
-                     settings.collectives, settings.compute, settings.memory)
+                     settings.collectives, settings.compute, settings.memory, settings.mapping)
     return np.where(table.feasible, table.total_s, np.inf)
 
 
@@ -287,7 +297,7 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     batch = check_batch(batch)
     grids = factorizations(P, batch)
     table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
-                     settings.compute, settings.memory)
+                     settings.compute, settings.memory, settings.mapping)
     feasible = table.feasible
     if not feasible.any() and not allow_infeasible:
         raise NoFeasibleGrid(no_feasible_grid_message(table))
@@ -295,10 +305,10 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
     model_batch = PLANS["model-batch"]
     pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
-                    settings.collectives, settings.compute, settings.memory)
+                    settings.collectives, settings.compute, settings.memory, settings.mapping)
     pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
                           settings.overlap, settings.collectives, settings.compute,
-                          settings.memory)
+                          settings.memory, settings.mapping)
     limits = (scaling_limits(network, machine, batch, plan, settings, threshold)
               if with_limits else None)
     fitting = (smallest_fitting_processes(network, machine, batch, plan, settings.memory)

@@ -161,6 +161,22 @@ class ComputeTable:
 
 
 @dataclass(frozen=True)
+class Level:
+    """One level of a hierarchical machine (docs/hierarchy.md), innermost first.
+
+    ``processes`` is how many processes one domain of this level holds (a node: processes per
+    node), cumulative and a multiple of the previous level's; None for the outermost level (the
+    network, unbounded).  ``alpha_s`` and ``bandwidth_Bps`` are the latency and the per-process
+    bandwidth of a message between two processes whose innermost common domain is this level.
+    """
+
+    name: str
+    processes: int | None
+    alpha_s: float
+    bandwidth_Bps: float
+
+
+@dataclass(frozen=True)
 class Machine:
     """A machine profile: one α and β for every message (the paper's flat model).
 
@@ -180,6 +196,9 @@ class Machine:
     description: str = ""
     gamma_s_per_word: float = 0.0
     collectives: str = "paper"
+    levels: tuple[Level, ...] = field(default=())
+    """Hierarchical machines (docs/hierarchy.md): the levels, innermost first; the outermost
+    has the flat ``alpha_s`` and ``bandwidth_Bps``.  Empty or one level: the flat model."""
 
     def __post_init__(self) -> None:
         if not self.alpha_s >= 0:
@@ -195,14 +214,56 @@ class Machine:
         if not self.optimizer_bytes_per_param >= 0:
             raise SpecError(self.name, "optimizer", "bytes per parameter ≥ 0",
                             self.optimizer_bytes_per_param)
+        self._check_levels()
         names = [t.name for t in self.compute_tables]
         if self.default_table is not None and self.default_table not in names:
             raise SpecError(self.name, "compute.default", f"one of {names}", self.default_table)
+
+    def _check_levels(self) -> None:
+        previous = 1
+        for i, level in enumerate(self.levels):
+            at = f"levels[{i}]"
+            last = i == len(self.levels) - 1
+            if last and level.processes is not None:
+                raise SpecError(self.name, f"{at}.processes", "no processes on the outermost "
+                                "level (it spans the whole machine)", level.processes)
+            if not last and (level.processes is None or level.processes < 1 or (i and (
+                    level.processes % previous or level.processes == previous))):
+                raise SpecError(self.name, f"{at}.processes", f"a multiple of {previous} "
+                                f"greater than {previous} (processes per {level.name}, "
+                                "cumulative)" if i else "an integer ≥ 1", level.processes)
+            if not level.alpha_s >= 0:
+                raise SpecError(self.name, f"{at}.alpha", "a latency ≥ 0 s", level.alpha_s)
+            if not level.bandwidth_Bps > 0:
+                raise SpecError(self.name, f"{at}.bandwidth", "a positive bandwidth",
+                                level.bandwidth_Bps)
+            previous = level.processes or previous
+        if self.levels and (self.levels[-1].alpha_s, self.levels[-1].bandwidth_Bps) != (
+                self.alpha_s, self.bandwidth_Bps):
+            raise SpecError(self.name, f"levels[{len(self.levels) - 1}]", "the flat alpha and "
+                            "bandwidth on the outermost level")
 
     @property
     def beta_s_per_word(self) -> float:
         """β: seconds per word, word_bytes / bandwidth (cost-model.md §2)."""
         return self.word_bytes / self.bandwidth_Bps
+
+    @property
+    def hierarchical(self) -> bool:
+        """True with two levels or more; one level (or none) is the flat model."""
+        return len(self.levels) > 1
+
+    @property
+    def links(self) -> tuple[tuple[float, float], ...]:
+        """(α s, β s/word) of each level, innermost first; the flat (α, β) without levels."""
+        if not self.levels:
+            return ((self.alpha_s, self.beta_s_per_word),)
+        return tuple((lv.alpha_s, self.word_bytes / lv.bandwidth_Bps) for lv in self.levels)
+
+    @property
+    def domain_sizes(self) -> tuple[int, ...]:
+        """Processes per domain of each level but the outermost (cumulative), innermost first."""
+        return tuple(int(lv.processes) for lv in self.levels[:-1] if lv.processes is not None)
 
     def table(self, name: str | None = None) -> ComputeTable | None:
         """The compute table called ``name`` (default: the profile's default), or None."""

@@ -173,7 +173,7 @@ def test_unknown_bundled_net_suggests_closest(capsys: pytest.CaptureFixture[str]
 def test_unknown_machine(capsys: pytest.CaptureFixture[str]) -> None:
     line = fail(capsys, "optimize", "--net", "alexnet", "--machine", "cori-kln", "--P", "8")
     assert line == ("gridcost: unknown machine (neither a file nor a bundled name) 'cori-kln'; "
-                    "did you mean 'cori-knl'? (known: a100-ib, cori-knl, ethernet-25g)")
+                    "did you mean 'cori-knl'? (known: a100-ib, a100-ib-nodes, cori-knl, ethernet-25g)")
 
 
 def test_pr_not_dividing_P(capsys: pytest.CaptureFixture[str]) -> None:
@@ -407,12 +407,13 @@ def test_nets_lists_nine_networks() -> None:
     assert len(run("nets").splitlines()) == 2 + 9
 
 
-def test_machines_lists_three_machines() -> None:
+def test_machines_lists_the_bundled_machines() -> None:
     records = run_json("machines")
-    assert [r["name"] for r in records] == ["a100-ib", "cori-knl", "ethernet-25g"]
-    knl = records[1]
+    assert [r["name"] for r in records] == ["a100-ib", "a100-ib-nodes", "cori-knl",
+                                            "ethernet-25g"]
+    knl = records[2]
     assert (knl["alpha_s"], knl["bandwidth_Bps"], knl["word_bytes"]) == (2e-6, 6 * 2**30, 4)
-    assert len(run("machines").splitlines()) == 2 + 3
+    assert len(run("machines").splitlines()) == 2 + 4
 
 
 @pytest.mark.parametrize("fmt", ["table", "json"])
@@ -450,7 +451,7 @@ def test_main_returns_zero_on_success(capsys: pytest.CaptureFixture[str]) -> Non
     assert main(["machines", "--format", "json"]) == 0
     out, err = capsys.readouterr()
     assert err == ""
-    assert len(json.loads(out)) == 3
+    assert len(json.loads(out)) == 4
 
 
 # --------------------------------------------------------------------------- golden files

@@ -28,7 +28,7 @@ DATA = Path(__file__).parent / "data"
 
 NETWORKS = ["alexnet", "alexnet-single", "resnet101", "resnet152", "resnet18", "resnet34",
             "resnet50", "vgg16", "vgg19"]
-MACHINES = ["a100-ib", "cori-knl", "ethernet-25g"]
+MACHINES = ["a100-ib", "a100-ib-nodes", "cori-knl", "ethernet-25g"]
 
 # Published parameter counts, biases and batch-norm parameters included: Caffe bvlc_alexnet
 # (grouped) and torchvision (the rest).
@@ -289,7 +289,7 @@ BAD_MACHINES = [
      "bandwidth: expected a positive bandwidth, got '0 GiB/s'"),
     ("unknown_machine_key.yaml", SpecError,
      "latency: expected one of the keys alpha, bandwidth, collectives, compute, description, "
-     "flop_rate, gamma, memory, name, optimizer, version, word_bytes (unknown key)"),
+     "flop_rate, gamma, levels, memory, name, optimizer, version, word_bytes (unknown key)"),
     ("unknown_default_table_machine.yaml", SpecError,
      "compute.default: expected one of fig4, got 'paper'"),
     ("bad_epoch_time_machine.yaml", SpecError,
@@ -374,7 +374,7 @@ def test_unknown_machine_name_suggests_the_closest() -> None:
         load_machine("cori-kln.yaml")
     assert _message(info) == (
         "unknown machine (neither a file nor a bundled name) 'cori-kln'; did you mean "
-        "'cori-knl'? (known: a100-ib, cori-knl, ethernet-25g)")
+        "'cori-knl'? (known: a100-ib, a100-ib-nodes, cori-knl, ethernet-25g)")
 
 
 def test_unknown_name_without_a_close_match() -> None:
@@ -382,7 +382,7 @@ def test_unknown_name_without_a_close_match() -> None:
         load_machine("zzz")
     assert _message(info) == (
         "unknown machine (neither a file nor a bundled name) 'zzz' "
-        "(known: a100-ib, cori-knl, ethernet-25g)")
+        "(known: a100-ib, a100-ib-nodes, cori-knl, ethernet-25g)")
 
 
 def test_a_network_name_is_not_a_machine() -> None:

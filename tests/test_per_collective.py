@@ -193,3 +193,32 @@ def test_explain_refuses_per_collective_in_one_line(capsys: pytest.CaptureFixtur
     line = fail(capsys, "explain", "--net", "alexnet", "--machine", str(path), "--P", "4",
                 "--pr", "2")
     assert "per_collective" in line
+
+
+def test_call_ratios_against_the_profile() -> None:
+    from costmodel.validation import call_ratios
+
+    log = [{"layer": "c1", "term": "domain", "op": "halo X", "p": 2, "words": 4},
+           {"layer": "x", "term": "redistribution", "op": "all-gather", "p": 2, "words": 8},
+           {"layer": "f1", "term": "model", "op": "all-gather", "p": 2, "words": 8}]
+    # slowest rank per iteration: halo 4, 8, 16 s; all-gather 8, 4, 12 s
+    ranks = [{"log": log, "iterations": [{"call_s": c} for c in ([4, 1, 8], [8, 1, 2],
+                                                                  [12, 1, 12])]},
+             {"log": log, "iterations": [{"call_s": c} for c in ([2, 1, 1], [8, 1, 4],
+                                                                  [16, 1, 3])]}]
+    # flat (α = 2 s, β = 0.5 s/word): halo α + β·4 = 4 s; all-gather α·1 + β·(1/2)·8 = 4 s
+    fastest, median = call_ratios(ranks, MACHINE)
+    assert fastest == [1.0, 1.0] and median == [2.0, 2.0]
+    # fitted: halo α_p2p + β_p2p·4 = 4 + 8 = 12 s; all-gather 3 + 1·4 = 7 s
+    fastest, median = call_ratios(ranks, FITTED)
+    assert fastest == [4 / 12, 4 / 7] and median == [8 / 12, 8 / 7]
+    # records without per-call times (older runs): nothing to compare
+    assert call_ratios([{"log": log, "iterations": [{}]}], MACHINE) == ([], [])
+
+
+def test_per_collective_and_levels_do_not_combine() -> None:
+    with pytest.raises(SpecError) as info:
+        _machine("levels:\n  - {name: node, processes: 2, alpha: 1 us, bandwidth: 10 GB/s}\n"
+                 "  - {name: network}\n"
+                 "per_collective: {p2p: {alpha: 1 us, bandwidth: 1 GB/s}}\n")
+    assert "per_collective: expected no per_collective together with levels" in str(info.value)

@@ -117,6 +117,9 @@ class Calibration:
     word_bytes: int
     collectives: str
     relative_residuals: np.ndarray
+    per_collective: tuple[tuple[str, float, float], ...] = ()
+    """(kind, α s, β s/word) of each collective kind's own joint fit over its series (all p),
+    in COLLECTIVES order; kinds whose fit finds no bandwidth term are left out."""
 
     @property
     def bandwidth_Bps(self) -> float:
@@ -178,16 +181,30 @@ def calibrate(series: Sequence[Series], collectives: str = "paper") -> Calibrati
         raise UsageError(f"the series use different word sizes {sorted(word_bytes)}; "
                          "calibrate one word size at a time")
     fits = tuple(fit_series(s, collectives) for s in series)
+    (alpha, beta), residuals = _joint_fit(series, collectives)
+    if beta <= 0:
+        raise UsageError("the fit found no bandwidth term (β = 0): measure larger messages")
+    per_kind = []
+    for kind in COLLECTIVES:
+        mine = [s for s in series if s.collective == kind]
+        if mine:
+            (a_k, b_k), _ = _joint_fit(mine, collectives)
+            if b_k > 0:
+                per_kind.append((kind, float(a_k), float(b_k)))
+    return Calibration(fits, float(alpha), float(beta), word_bytes.pop(), collectives, residuals,
+                       tuple(per_kind))
+
+
+def _joint_fit(series: Sequence[Series], collectives: str) -> tuple[np.ndarray, np.ndarray]:
+    """Robust fit of t = α·m(p) + β·w(p)·n over every point of ``series``: ((α, β), relative
+    residuals)."""
     rows, times = [], []
     for s in series:
         rate = rate_of(s.collective, s.p, collectives)
         rows.append(np.column_stack([np.full(len(s.words), float(rate.messages)),
                                      float(rate.per_word) * np.asarray(s.words, float)]))
         times.append(np.asarray(s.seconds, dtype=np.float64))
-    (alpha, beta), residuals = _robust_linear(np.vstack(rows), np.concatenate(times))
-    if beta <= 0:
-        raise UsageError("the fit found no bandwidth term (β = 0): measure larger messages")
-    return Calibration(fits, float(alpha), float(beta), word_bytes.pop(), collectives, residuals)
+    return _robust_linear(np.vstack(rows), np.concatenate(times))
 
 
 # --------------------------------------------------------------------------- machine profile
@@ -227,6 +244,13 @@ def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, descripti
         f"word_bytes: {cal.word_bytes}",
         f"flop_rate: {_g(flop_rate / 1e9)} GFLOP/s",
     ]
+    if cal.per_collective:
+        lines.append("# Each collective kind's own joint fit over its series (all p), used for "
+                     "that kind instead of alpha, bandwidth:")
+        lines.append("per_collective:")
+        for kind, a_k, b_k in cal.per_collective:
+            lines.append(f"  {kind}: {{alpha: {_g(a_k * 1e6)} us, "
+                         f"bandwidth: {_g(cal.word_bytes / b_k / 1e6)} MB/s}}")
     return "\n".join(lines) + "\n"
 
 
@@ -437,6 +461,10 @@ def fits_table(cal: Calibration, title: str) -> Table:
              "a, b: t(n) = a + b·n per series; α = a/m(p), β = b/w(p) with the collective's "
              "rate (all-gather m = ⌈log2 p⌉, w = (p−1)/p; paper all-reduce twice that; "
              "point-to-point m = w = 1)"]
+    notes += [f"{COLLECTIVE_LABELS[kind]} fit over all its p (profile per_collective): "
+              f"α = {a_k * 1e6:.4g} µs, β = {b_k * 1e9:.4g} ns/word, "
+              f"bandwidth = {cal.word_bytes / b_k / 1e6:.4g} MB/s"
+              for kind, a_k, b_k in cal.per_collective]
     return Table(headers, rows, title, notes)
 
 
@@ -446,4 +474,7 @@ def calibration_record(cal: Calibration) -> dict[str, object]:
             "bandwidth_Bps": cal.bandwidth_Bps, "word_bytes": cal.word_bytes,
             "collectives": cal.collectives,
             "max_abs_residual": float(np.max(np.abs(cal.relative_residuals))),
+            "per_collective": {kind: {"alpha_s": a_k, "beta_s_per_word": b_k,
+                                      "bandwidth_Bps": cal.word_bytes / b_k}
+                               for kind, a_k, b_k in cal.per_collective},
             "fits": fit_records(cal), "points": points_records(cal)}

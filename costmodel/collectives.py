@@ -20,7 +20,7 @@ algorithms for all-to-all communications in multiport message-passing systems", 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -335,6 +335,27 @@ class Algorithms:
     names: tuple[str, str] = ("", "")
     candidates: Mapping[str, tuple[Algorithm, ...]] = field(default_factory=dict)
     costs: tuple[float, float, float] | None = None
+    scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """{kind: (α_kind/α, β_kind/β)} of a machine's per-collective fits (kinds 'allgather',
+    'allreduce', 'p2p'); {} — the flat model — by default.  See :meth:`with_scales`."""
+
+    def with_scales(self, scales: Mapping[str, tuple[float, float]]) -> Algorithms:
+        """These algorithms with each kind's latency count multiplied by α_kind/α and its words
+        by β_kind/β, so that α·messages + β·words is α_kind·messages + β_kind·words.
+
+        Fixed kinds get scaled rate functions; 'auto' kinds choose and scale per message; 'p2p'
+        (halo messages) is applied by :meth:`p2p`.  γ terms are not scaled.
+        """
+        if not scales:
+            return self
+        rates = [_scaled_rate(self.allgather_rate, scales.get(ALLGATHER)),
+                 _scaled_rate(self.allreduce_rate, scales.get(ALLREDUCE))]
+        return replace(self, allgather_rate=rates[0], allreduce_rate=rates[1],
+                       scales=dict(scales))
+
+    def p2p(self, cost: CollectiveCost) -> CollectiveCost:
+        """Halo messages (point-to-point) under the 'p2p' scales, if any."""
+        return _scaled(cost, self.scales.get("p2p"))
 
     @property
     def linear(self) -> bool:
@@ -366,7 +387,7 @@ class Algorithms:
     def cost(self, kind: str, p: np.ndarray, n: np.ndarray) -> CollectiveCost:
         """Cost of ``kind`` moving n words on p processes (broadcasting p against n)."""
         if kind in self.candidates:
-            return self._cheapest(self.candidates[kind], p, n)[0]
+            return self._cheapest(self.candidates[kind], p, n, kind)[0]
         return self.rate_of(kind)(p).of(n)
 
     def allgather(self, p: np.ndarray, n: np.ndarray) -> CollectiveCost:
@@ -383,12 +404,12 @@ class Algorithms:
         if kind not in self.candidates:
             return np.full(shape, self.used(kind), dtype=object)
         candidates = self.candidates[kind]
-        index = self._cheapest(candidates, p, n)[1]
+        index = self._cheapest(candidates, p, n, kind)[1]
         names = np.array([c.name for c in candidates], dtype=object)
         return np.asarray(names[index], dtype=object).reshape(np.shape(index))
 
     def _cheapest(self, candidates: tuple[Algorithm, ...], p: np.ndarray,
-                  n: np.ndarray) -> tuple[CollectiveCost, np.ndarray]:
+                  n: np.ndarray, kind: str = "") -> tuple[CollectiveCost, np.ndarray]:
         """Elementwise cheapest candidate: (its cost, index into ``candidates``).
 
         Ties go to the earlier candidate (registry order).  Messages take the full shape of
@@ -397,7 +418,7 @@ class Algorithms:
         if self.costs is None:
             raise UsageError("collectives 'auto' needs the machine's α, β and γ")
         alpha, beta, gamma = self.costs
-        costs = [c.rate(p).of(n) for c in candidates]
+        costs = [_scaled(c.rate(p).of(n), self.scales.get(kind)) for c in candidates]
         shape = np.broadcast_shapes(*(np.shape(x) for c in costs
                                       for x in (c.messages, c.words, c.reduced)))
         seconds = np.stack([np.broadcast_to(c.seconds(alpha, beta, gamma), shape)
@@ -409,6 +430,25 @@ class Algorithms:
             return np.take_along_axis(stacked, index[None], axis=0)[0]
 
         return CollectiveCost(pick("messages"), pick("words"), pick("reduced")), index
+
+
+def _scaled(cost: CollectiveCost, scale: tuple[float, float] | None) -> CollectiveCost:
+    """``cost`` with its latency count × scale[0] and its words × scale[1] (None: as is)."""
+    if scale is None:
+        return cost
+    return CollectiveCost(cost.messages * scale[0], cost.words * scale[1], cost.reduced)
+
+
+def _scaled_rate(rate_of: RateOf, scale: tuple[float, float] | None) -> RateOf:
+    """The rate function ``rate_of`` with messages × scale[0], per_word × scale[1]."""
+    if scale is None:
+        return rate_of
+
+    def scaled(p: np.ndarray) -> Rate:
+        rate = rate_of(p)
+        return Rate(rate.messages * scale[0], rate.per_word * scale[1], rate.reduce_per_word)
+
+    return scaled
 
 
 def _auto_rate(p: np.ndarray) -> Rate:

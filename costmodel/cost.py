@@ -158,7 +158,7 @@ def domain_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays, batch: n
     backward = halo_exchange(split & (layers.halo_w > 0),
                              samples * layers.out_row_words * layers.halo_w)
     weights = algo.allreduce(pr * pc, np.broadcast_to(layers.params, forward.words.shape))
-    return forward + backward, weights
+    return algo.p2p(forward + backward), weights
 
 
 def group_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray,
@@ -637,9 +637,11 @@ def _check(grids: Grids, overlap: str) -> None:
 
 def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algorithms:
     """The collective algorithms selected by ``collectives`` (None: the machine profile's
-    ``collectives``, 'paper' unless it says otherwise), with the machine's α, β, γ for 'auto'."""
-    return algorithms(collectives or machine.collectives,
+    ``collectives``, 'paper' unless it says otherwise), with the machine's α, β, γ for 'auto'
+    and its per-collective fits, if any, as scales (Algorithms.with_scales)."""
+    algo = algorithms(collectives or machine.collectives,
                       (machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word))
+    return algo.with_scales(machine.collective_scales())
 
 
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,

@@ -419,6 +419,10 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
         raise UsageError(f"explain: machine {machine.name!r} charges γ (reduction arithmetic), "
                          "which explain does not show yet; use --collectives paper or a "
                          "profile without gamma")
+    if machine.per_collective:
+        raise UsageError(f"explain: machine {machine.name!r} has per-collective α, bandwidth "
+                         "(per_collective), which explain does not show yet; `gridcost layers` "
+                         "shows their seconds, or remove per_collective for the flat formulas")
 
 
 def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,

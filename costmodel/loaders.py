@@ -21,7 +21,15 @@ import yaml
 from costmodel import collectives as coll
 from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
 from costmodel.memory import OPTIMIZERS
-from costmodel.specs import ComputeTable, Layer, Level, Machine, Network, Shape
+from costmodel.specs import (
+    PER_COLLECTIVE_KINDS,
+    ComputeTable,
+    Layer,
+    Level,
+    Machine,
+    Network,
+    Shape,
+)
 from costmodel.units import parse_quantity
 
 SCHEMA_VERSION = 1
@@ -412,7 +420,8 @@ def load_network(name_or_path: str) -> Network:
 
 _ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
-                 "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives", "levels"}
+                 "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives", "levels",
+                 "per_collective"}
 _ZERO_PER_WORD = re.compile(r"^\s*0+(\.0*)?\s*((s|ms|us|µs|ns)/word)?\s*$")
 
 
@@ -443,6 +452,7 @@ def machine_from_document(doc: Document) -> Machine:
         gamma_s_per_word=_gamma(top, flop_rate),
         collectives=_collectives(top),
         levels=_levels(top, alpha_s, bandwidth) if top.has("levels") else (),
+        per_collective=_per_collective(top),
     )
 
 
@@ -489,6 +499,29 @@ def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
             level = Level(name, processes, _latency(f), f.quantity("bandwidth", "bandwidth"))
         levels.append(level)
     return tuple(levels)
+
+
+def _per_collective(top: Fields) -> tuple[tuple[str, float, float], ...]:
+    """``per_collective: {allgather|allreduce|p2p: {alpha: TIME, bandwidth: RATE}}`` →
+    ((kind, α s, bandwidth B/s), …) in PER_COLLECTIVE_KINDS order; absent → ()."""
+    if not top.has("per_collective"):
+        return ()
+    raw = top.raw("per_collective")
+    if not isinstance(raw, dict) or not raw:
+        raise top.error("per_collective", "a mapping {allgather|allreduce|p2p: "
+                                          "{alpha: TIME, bandwidth: RATE}}", raw)
+    f = Fields(raw, top.source, "per_collective", set(PER_COLLECTIVE_KINDS))
+    out = []
+    for kind in PER_COLLECTIVE_KINDS:
+        if not f.has(kind):
+            continue
+        entry = Fields(f.raw(kind), top.source, f.at(kind), {"alpha", "bandwidth"})
+        alpha = entry.raw("alpha", required=True)
+        zero = (isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None) or (
+            type(alpha) is int and alpha == 0)
+        out.append((kind, 0.0 if zero else entry.quantity("alpha", "time"),
+                    entry.quantity("bandwidth", "bandwidth")))
+    return tuple(out)
 
 
 def _optimizer(top: Fields) -> float:

@@ -160,6 +160,10 @@ class ComputeTable:
         return np.exp(value), below | above
 
 
+PER_COLLECTIVE_KINDS = ("allgather", "allreduce", "p2p")
+"""The collective kinds a machine profile may fit apart (``per_collective``)."""
+
+
 @dataclass(frozen=True)
 class Level:
     """One level of a hierarchical machine (docs/hierarchy.md), innermost first.
@@ -199,6 +203,10 @@ class Machine:
     levels: tuple[Level, ...] = field(default=())
     """Hierarchical machines (docs/hierarchy.md): the levels, innermost first; the outermost
     has the flat ``alpha_s`` and ``bandwidth_Bps``.  Empty or one level: the flat model."""
+    per_collective: tuple[tuple[str, float, float], ...] = ()
+    """Optional fitted (kind, α s, bandwidth B/s) per collective kind — 'allgather',
+    'allreduce', 'p2p' (halo messages) — used for that kind instead of the flat α, β
+    (docs/formats.md); () is the paper's flat model."""
 
     def __post_init__(self) -> None:
         if not self.alpha_s >= 0:
@@ -214,6 +222,19 @@ class Machine:
         if not self.optimizer_bytes_per_param >= 0:
             raise SpecError(self.name, "optimizer", "bytes per parameter ≥ 0",
                             self.optimizer_bytes_per_param)
+        for kind, alpha_k, bandwidth_k in self.per_collective:
+            if kind not in PER_COLLECTIVE_KINDS:
+                raise SpecError(self.name, "per_collective", f"one of {PER_COLLECTIVE_KINDS}",
+                                kind)
+            if not alpha_k >= 0 or not bandwidth_k > 0:
+                raise SpecError(self.name, f"per_collective.{kind}",
+                                "a latency ≥ 0 s and a positive bandwidth", (alpha_k, bandwidth_k))
+            if alpha_k > 0 and self.alpha_s == 0:
+                raise SpecError(self.name, "alpha", "a latency > 0 s when per_collective sets one",
+                                self.alpha_s)
+        if self.per_collective and len(self.levels) > 1:
+            raise SpecError(self.name, "per_collective", "no per_collective together with "
+                            "levels (per-level and per-collective fits do not combine yet)")
         self._check_levels()
         names = [t.name for t in self.compute_tables]
         if self.default_table is not None and self.default_table not in names:
@@ -264,6 +285,16 @@ class Machine:
     def domain_sizes(self) -> tuple[int, ...]:
         """Processes per domain of each level but the outermost (cumulative), innermost first."""
         return tuple(int(lv.processes) for lv in self.levels[:-1] if lv.processes is not None)
+    def collective_scales(self) -> dict[str, tuple[float, float]]:
+        """{kind: (α_kind/α, β_kind/β)} of the per-collective fits ({} without them).
+
+        The engine multiplies a kind's latency count by the first and its words by the second,
+        so α·count + β·words becomes α_kind·count + β_kind·words for that collective.
+        """
+        beta = self.beta_s_per_word
+        return {kind: (alpha_k / self.alpha_s if self.alpha_s > 0 else 1.0,
+                       self.word_bytes / bandwidth_k / beta)
+                for kind, alpha_k, bandwidth_k in self.per_collective}
 
     def table(self, name: str | None = None) -> ComputeTable | None:
         """The compute table called ``name`` (default: the profile's default), or None."""

@@ -11,13 +11,16 @@ Three checks per plan × grid (docs/validation.md):
 3. **time** — measured communication per iteration (median over iterations of the slowest
    rank's sum of model, batch and domain collectives) against the engine's prediction with a
    calibrated machine profile: absolute percentage error, MAPE, Kendall τ of the grid ranking
-   and the measured cost of choosing the predicted best grid.
+   and the measured cost of choosing the predicted best grid; and, per call, the fastest and the
+   median of its timed iterations against the profile's time for that one call (is the gap
+   systematic, or a tail of slow iterations?).
 
 No torch here: this module reads the JSON-ready result the workers return.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -129,7 +132,9 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
     """
     algo = algorithms(collectives)
     chosen = plan_named(plan_name)
-    table = evaluate(network, machine, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
+    # counts, not seconds: the flat profile's volumes (per-collective fits scale them)
+    flat = dataclasses.replace(machine, per_collective=())
+    table = evaluate(network, flat, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
                      chosen, collectives=collectives, compute="none")
     layout = chosen.layout(table.grids, network)
     measured = _rank_entries(ranks)
@@ -209,6 +214,55 @@ def measured_times(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
+def call_ratios(ranks: Sequence[dict[str, Any]], machine: Machine,
+                collectives: str = "paper") -> tuple[list[float], list[float]]:
+    """Per charged call of the step: (fastest, median) over the timed iterations of the slowest
+    rank's seconds, each ÷ the profile's seconds for that one call (α·m(p) + β·w(p)·n with the
+    kind's α, β; a halo message α + β·n).  Empty lists for records without per-call times.
+    """
+    from costmodel.collectives import CollectiveCost
+    from costmodel.cost import machine_algorithms
+
+    iterations = ranks[0]["iterations"]
+    if not iterations or "call_s" not in iterations[0]:
+        return [], []
+    algo = machine_algorithms(machine, collectives)
+    alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    # a call is (layer, term, op, occurrence): ranks may log different calls (an interior
+    # strip sends two halos, an edge strip one), so calls are matched by key, not by position
+    per_rank: list[dict[tuple[Any, ...], list[float]]] = []
+    for rank in ranks:
+        seen: dict[tuple[str, str, str], int] = {}
+        calls: dict[tuple[Any, ...], list[float]] = {}
+        for i, entry in enumerate(rank["log"]):
+            name = (entry["layer"], entry["term"], entry["op"])
+            seen[name] = seen.get(name, -1) + 1
+            calls[(name, seen[name])] = [it["call_s"][i] for it in rank["iterations"]]
+        per_rank.append(calls)
+    fastest, median = [], []
+    seen = {}
+    for entry in ranks[0]["log"]:
+        name = (entry["layer"], entry["term"], entry["op"])
+        seen[name] = seen.get(name, -1) + 1
+        if entry["term"] not in CHARGED:
+            continue
+        key = (name, seen[name])
+        p, n = np.asarray(float(entry["p"])), np.asarray(float(entry["words"]))
+        if entry["op"].startswith("halo"):
+            cost = algo.p2p(CollectiveCost(np.asarray(1.0), n))
+        elif entry["op"] == "all-gather":
+            cost = algo.allgather(p, n)
+        else:
+            cost = algo.allreduce(p, n)
+        predicted = float(cost.seconds(alpha, beta))
+        per_iteration = [max(calls[key][k] for calls in per_rank if key in calls)
+                         for k in range(len(iterations))]
+        if predicted > 0:
+            fastest.append(min(per_iteration) / predicted)
+            median.append(statistics.median(per_iteration) / predicted)
+    return fastest, median
+
+
 def analyse(result: dict[str, Any], network: Network, machine: Machine,
             collectives: str = "paper") -> dict[str, Any]:
     """Records of every run (numerics, volumes, time) and the summary (MAPE, τ, regret)."""
@@ -231,6 +285,7 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
         predicted = {t: float(table.comm_s(t)[0]) for t in CHARGED}
         measured = measured_times(ranks)
         pred_total = sum(predicted.values())
+        fastest, median = call_ratios(ranks, machine, collectives)
         runs.append({
             "plan": plan_name, "P": pr * pc, "pr": pr, "pc": pc, "numerics": numerics,
             "volumes": [vars(v) | {"words": list(v.words), "ok": v.ok} for v in volumes],
@@ -239,9 +294,11 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
             "predicted_s": predicted, "measured_s": measured,
             "predicted_comm_s": pred_total, "measured_comm_s": measured["charged"],
             "abs_pct_error": abs(pred_total - measured["charged"]) / measured["charged"] * 100,
+            "call_ratio_fastest": fastest, "call_ratio_median": median,
         })
     return {"runs": runs, "summary": summarise(runs), "machine": machine.name,
             "alpha_s": machine.alpha_s, "bandwidth_Bps": machine.bandwidth_Bps,
+            "per_collective": [list(k) for k in machine.per_collective],
             "collectives": collectives, "batch": batch, "backend": result.get("backend"),
             "network": network.name}
 
@@ -274,6 +331,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "volumes_ok": all(r["volumes_ok"] for r in runs),
         "volumes_exact": all(r["volumes_exact"] for r in runs),
         "mape_pct": float(np.mean(errors)) if errors else None,
+        "mape_pct_by_P": {int(P): float(np.mean([r["abs_pct_error"] for r in runs
+                                                 if r["P"] == P]))
+                          for P in sorted({r["P"] for r in runs})},
+        "call_ratio_by_P": {int(P): {
+            key: float(np.median(values)) for key in ("fastest", "median")
+            if (values := [x for r in runs if r["P"] == P
+                           for x in r.get(f"call_ratio_{key}", [])])}
+            for P in sorted({r["P"] for r in runs})},
         "mean_kendall_tau": float(np.mean(taus)) if taus else None,
         "same_best": sum(r["same_best"] for r in rankings),
         "rankings_count": len(rankings),
@@ -333,7 +398,11 @@ def time_table(analysis: dict[str, Any]) -> Table:
                  f"3. time per iteration with profile {analysis['machine']} "
                  f"(α = {analysis['alpha_s'] * 1e6:.4g} µs, "
                  f"bandwidth {analysis['bandwidth_Bps'] / 1e6:.4g} MB/s, "
-                 f"{analysis['collectives']} collectives)",
+                 f"{analysis['collectives']} collectives"
+                 + ("" if not analysis.get("per_collective") else ", per collective: " + ", ".join(
+                     f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+                     for k, a, bw in analysis["per_collective"]))
+                 + ")",
                  ["measured: median over iterations of the slowest rank; comm = model + batch + "
                   "domain (redistribution is not charged by the model and not included); wait: "
                   "the barriers before the collectives (skew between ranks), not included",
@@ -350,11 +419,18 @@ def ranking_table(analysis: dict[str, Any]) -> Table:
         + ("PASS, all exact" if s["volumes_exact"] else
            "PASS (exact, or the algorithm's count exactly where a named convention of the "
            "paper differs)" if s["volumes_ok"] else "FAIL"),
-        f"communication MAPE {mape:.1f} % (target ≤ 15 %); predicted best = measured best in "
+        f"communication MAPE {mape:.1f} % (target ≤ 15 %; "
+        + ", ".join(f"P = {P}: {v:.1f} %" for P, v in s.get("mape_pct_by_P", {}).items())
+        + f"); predicted best = measured best in "
         f"{s['same_best']} of {s['rankings_count']}; worst regret "
         f"{s['max_regret_pct']:.1f} % (target ≤ 5 %); mean Kendall τ "
         + (f"{s['mean_kendall_tau']:.2f}" if s["mean_kendall_tau"] is not None else "—"),
     ]
+    calls = {P: v for P, v in s.get("call_ratio_by_P", {}).items() if v}
+    if calls:
+        notes.append("per call, measured ÷ the profile's time for that call (median over calls): "
+                     + "; ".join(f"P = {P}: fastest iteration {v['fastest']:.2f}×, median "
+                                 f"iteration {v['median']:.2f}×" for P, v in calls.items()))
     return Table(["P", "plan", "grids", "Kendall τ", "predicted best", "measured best",
                   "same", "regret [%]"], rows,
                  "4. ranking: do the predicted and the measured order of the grids agree?",

@@ -289,7 +289,8 @@ BAD_MACHINES = [
      "bandwidth: expected a positive bandwidth, got '0 GiB/s'"),
     ("unknown_machine_key.yaml", SpecError,
      "latency: expected one of the keys alpha, bandwidth, collectives, compute, description, "
-     "flop_rate, gamma, levels, memory, name, optimizer, version, word_bytes (unknown key)"),
+     "flop_rate, gamma, levels, memory, name, optimizer, per_collective, version, "
+     "word_bytes (unknown key)"),
     ("unknown_default_table_machine.yaml", SpecError,
      "compute.default: expected one of fig4, got 'paper'"),
     ("bad_epoch_time_machine.yaml", SpecError,

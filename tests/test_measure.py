@@ -195,6 +195,12 @@ def test_timings_are_recorded_not_judged(two: dict[str, Any]) -> None:
         assert run["measured_comm_s"] > 0 and run["predicted_comm_s"] > 0
         assert run["measured_s"]["step"] >= run["measured_comm_s"]
     assert {r["P"] for r in two["summary"]["rankings"]} == {2}
+    assert set(two["summary"]["mape_pct_by_P"]) == {2}
+    for run in two["runs"]:  # every charged call is compared with the profile's time for it
+        charged = [v for v in run["volumes"] if v["term"] != "redistribution"]
+        assert len(run["call_ratio_fastest"]) == sum(v["calls"] for v in charged)
+        assert all(0 < f <= m for f, m in zip(run["call_ratio_fastest"],
+                                              run["call_ratio_median"]))
 
 
 def test_interior_strips_exchange_halos_with_both_neighbours() -> None:

@@ -21,6 +21,10 @@ Every communication call goes through :class:`Comm`, which records the layer, th
 batch, domain, redistribution), the collective, the group size p, the words n it was handed (the
 model's convention: an all-gather's total, an all-reduce's vector, one halo message) and the
 seconds it took.  Weight gradients of a layer (weights and bias) are all-reduced as one buffer.
+
+Communication buffers (the all-gather's receive slices, the halo send and receive rows, the ΔX
+and weight-gradient buffers) are allocated on the first iteration and reused by every later one,
+as a training loop does; the first (warm-up) iterations, which allocate them, are not timed.
 """
 
 from __future__ import annotations
@@ -119,6 +123,16 @@ class Comm:
     sync: bool = True
     log: list[dict[str, Any]] = field(default_factory=list)
     wait_s: float = 0.0
+    buffers: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict)
+
+    def buffer(self, key: tuple[Any, ...], like: torch.Tensor) -> torch.Tensor:
+        """A preallocated tensor of ``like``'s shape and dtype for ``key`` (zeros when new),
+        the same one on every iteration that passes the same ``buffers``."""
+        held = self.buffers.get(key)
+        if held is None or held.shape != like.shape or held.dtype != like.dtype:
+            held = torch.zeros_like(like, memory_format=torch.contiguous_format)
+            self.buffers[key] = held
+        return held
 
     def _barrier(self, group: Any) -> None:
         if self.sync:
@@ -141,7 +155,7 @@ class Comm:
         self._barrier(group)
         start = time.perf_counter()
         x = x.contiguous()
-        parts = [torch.empty_like(x) for _ in range(p)]
+        parts = [self.buffer((layer, term, "all-gather", i), x) for i in range(p)]
         dist.all_gather(parts, x, group=group)
         out = torch.cat(parts, dim=dim)
         self._record(layer, term, "all-gather", p, p * x.numel(), start)
@@ -166,12 +180,16 @@ class Comm:
         """
         self._barrier(group)
         start = time.perf_counter()
-        from_up, from_down = torch.zeros_like(bottom), torch.zeros_like(top)
+        # receive buffers stay zero where there is no neighbour (the image's border)
+        from_up = self.buffer((layer, op, "from up"), bottom)
+        from_down = self.buffer((layer, op, "from down"), top)
         requests = []
         if up is not None:
-            requests += [dist.isend(top.contiguous(), up), dist.irecv(from_up, up)]
+            send_up = self.buffer((layer, op, "to up"), top).copy_(top)
+            requests += [dist.isend(send_up, up), dist.irecv(from_up, up)]
         if down is not None:
-            requests += [dist.isend(bottom.contiguous(), down), dist.irecv(from_down, down)]
+            send_down = self.buffer((layer, op, "to down"), bottom).copy_(bottom)
+            requests += [dist.isend(send_down, down), dist.irecv(from_down, down)]
         for request in requests:
             if request is not None:
                 request.wait()
@@ -211,7 +229,8 @@ class _ReduceInputGrad(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[Any, ...]:
         comm, group, p, layer = ctx.meta
-        return (comm.all_reduce(grad.clone(), group, p, layer, "model", "all-reduce ΔX"),
+        dx = comm.buffer((layer, "model", "all-reduce ΔX"), grad).copy_(grad)
+        return (comm.all_reduce(dx, group, p, layer, "model", "all-reduce ΔX"),
                 None, None, None, None)
 
 
@@ -361,7 +380,11 @@ def reduce_gradients(local: dict[str, tuple[torch.Tensor, torch.Tensor]], plan: 
         if p == 1:
             continue
         assert w.grad is not None and b.grad is not None
-        flat = torch.cat([w.grad.reshape(-1), b.grad.reshape(-1)])
+        flat = comm.buffers.get((op[1], "batch"))
+        if flat is None:
+            flat = torch.empty(w.numel() + b.numel(), dtype=w.dtype, device=w.device)
+            comm.buffers[(op[1], "batch")] = flat
+        torch.cat([w.grad.reshape(-1), b.grad.reshape(-1)], out=flat)
         comm.all_reduce(flat, group, p, op[1], "batch")
         w.grad.copy_(flat[:w.numel()].view_as(w))
         b.grad.copy_(flat[w.numel():].view_as(b))
@@ -398,8 +421,9 @@ def run_grid(plan: str, lay: Layout, args: dict[str, Any], device: torch.device,
              for n, (w, b) in local.items()}
     batch = x.shape[0]
     record: dict[str, Any] = {"iterations": []}
+    buffers: dict[tuple[Any, ...], torch.Tensor] = {}  # reused by every iteration
     for it in range(int(args["warmup"]) + int(args["iterations"])):
-        comm = Comm(device, sync=bool(args.get("sync", True)))
+        comm = Comm(device, sync=bool(args.get("sync", True)), buffers=buffers)
         for w, b in local.values():
             w.grad, b.grad = None, None
         start = time.perf_counter()
@@ -428,7 +452,9 @@ def run_grid(plan: str, lay: Layout, args: dict[str, Any], device: torch.device,
             for entry in comm.log:
                 per_term[entry["term"]] = per_term.get(entry["term"], 0.0) + entry["seconds"]
             record["iterations"].append({"step_s": step, "comm_s": per_term,
-                                         "wait_s": comm.wait_s})
+                                         "wait_s": comm.wait_s,
+                                         # seconds of each call, in the order of ``log``
+                                         "call_s": [e["seconds"] for e in comm.log]})
     return record
 
 

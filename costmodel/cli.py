@@ -176,23 +176,29 @@ def cli() -> None:
 
 @dataclass(frozen=True)
 class Result:
-    """What a command computed: tables to render, the JSON record, and its provenance."""
+    """What a command computed: tables to render, the JSON record, and its provenance (built on
+    request: only `report` needs it, and hashing the inputs re-reads them)."""
 
     tables: list[Any]
     record: Any
-    provenance: dict[str, Any]
+    provenance: Callable[[], dict[str, Any]]
 
 
-def _provenance(argv_name: str, net: str, machine: str, settings: dict[str, Any]) -> dict[str, Any]:
-    from costmodel.loaders import input_digest
-
+def _provenance(argv_name: str, net: str, machine: str,
+                settings: dict[str, Any]) -> Callable[[], dict[str, Any]]:
     context = click.get_current_context(silent=True)
     path = context.command_path.split()[1:] if context is not None else [argv_name]
     command = " ".join(["gridcost", *path])
-    return {"gridcost_version": __version__, "command": command,
-            "inputs": {"network": input_digest(net, "networks"),
-                       "machine": input_digest(machine, "machines")},
-            "settings": settings}
+
+    def build() -> dict[str, Any]:
+        from costmodel.loaders import input_digest
+
+        return {"gridcost_version": __version__, "command": command,
+                "inputs": {"network": input_digest(net, "networks"),
+                           "machine": input_digest(machine, "machines")},
+                "settings": settings}
+
+    return build
 
 
 def _show(result: Result, fmt: str, output: str) -> None:
@@ -541,7 +547,7 @@ def report_options(func: F) -> F:
 def _show_report(result: Result, fmt: str, output: str) -> None:
     from costmodel.report import render_report
 
-    _emit(render_report(result.tables, result.record, result.provenance, fmt),  # type: ignore[arg-type]
+    _emit(render_report(result.tables, result.record, result.provenance(), fmt),  # type: ignore[arg-type]
           output)
 
 

@@ -13,7 +13,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -21,7 +21,6 @@ from costmodel import __version__
 from costmodel.collectives import KIND_NAMES, SELECTABLE
 from costmodel.cost import TERMS, CostTable, layer_algorithms
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
-from costmodel.perlayer import PerLayerResult
 from costmodel.plans import MODE_NAMES
 from costmodel.search import (
     FeasibilityLimit,
@@ -32,6 +31,9 @@ from costmodel.search import (
     reason,
     stops_improving,
 )
+
+if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
+    from costmodel.perlayer import PerLayerResult
 
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
@@ -596,7 +598,7 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
     """
     iteration = result.total_s
     scale = result.iterations_per_epoch if per == "epoch" else np.ones(result.processes.size)
-    weak = bool(np.unique(result.batch).size > 1)
+    weak = bool((result.batch != result.batch[0]).any())
     feasible = result.feasible
     rows: list[dict[str, Any]] = []
     base = int(np.flatnonzero(feasible)[0]) if feasible.any() else None

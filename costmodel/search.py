@@ -19,7 +19,13 @@ from costmodel.cost import (
     structurally_feasible,
 )
 from costmodel.errors import NoFeasibleGrid, UsageError
-from costmodel.grids import Grids, check_processes, factorizations, sweep_factorizations
+from costmodel.grids import (
+    Grids,
+    check_processes,
+    factorizations,
+    sorted_distinct,
+    sweep_factorizations,
+)
 from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
 from costmodel.specs import Machine, Network
@@ -244,7 +250,7 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     limit = feasibility_limit(network, plan, batch)
     top = min(limit.processes, largest) if largest else limit.processes
     powers = 2 ** np.arange(int(np.log2(max(top, 1))) + 1, dtype=np.int64)
-    swept = np.unique(np.concatenate([powers, [top]]))
+    swept = sorted_distinct(np.concatenate([powers, [top]]))
     result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
     time = result.total_s
     finite = np.isfinite(time)

@@ -742,3 +742,17 @@ def test_bad_gamma_and_collectives(extra: str, message: str) -> None:
     with pytest.raises(SpecError) as info:
         _machine(extra)
     assert _message(info) == f"m.yaml: {message}"
+
+
+@pytest.mark.parametrize("kind", ["networks", "machines"])
+def test_fast_safe_loader_reads_what_safe_load_reads(kind: str) -> None:
+    """The CSafeLoader fast path gives exactly yaml.safe_load's data on every bundled file."""
+    from importlib import resources
+
+    import yaml
+
+    from costmodel.loaders import _safe_load, bundled_names
+
+    for name in bundled_names(kind):
+        text = (resources.files(f"costmodel.{kind}") / f"{name}.yaml").read_text("utf-8")
+        assert _safe_load(text) == yaml.safe_load(text), name

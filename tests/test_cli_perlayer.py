@@ -3,13 +3,10 @@ docs/json.md "per-layer")."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run, run_json
 
-from costmodel.cli import cli, main
+from costmodel.cli import main
 
 ARGS = ("optimize", "--net", "alexnet", "--P", "512", "--plan", "per-layer")
 LAYER_KEYS = {"layer", "kind", "split", "pr", "pc", "uneven", "model_comm_s", "batch_comm_s",
@@ -24,14 +21,8 @@ BEST_KEYS = {"compute_s", "model_comm_s", "batch_comm_s", "domain_comm_s", "redi
              "speedup_vs_best_fixed_charged", "speedup_vs_best_fixed_uncharged"}
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
-def run_json(*args: str) -> Any:
-    return json.loads(run(*args, "--format", "json"))
 
 
 def test_text_shows_each_layer_and_where_redistribution_happens() -> None:

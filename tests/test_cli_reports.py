@@ -11,9 +11,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from cli_helpers import fail, run
 
-from costmodel.cli import cli, main
 from costmodel.loaders import load_network
 from costmodel.plans import PLANS
 from costmodel.search import optimize, sweep
@@ -22,18 +21,8 @@ REPO = Path(__file__).resolve().parent.parent
 FC7 = ("--net", "alexnet", "--P", "8,32,128,512", "--plan", "fc-model")
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
-def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 2 and out == "" and "Traceback" not in err, (code, out, err)
-    assert len(err.splitlines()) == 1
-    return err.strip()
 
 
 # --------------------------------------------------------------------------- sweep

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import run
 
-from costmodel.cli import cli, main
+from costmodel.cli import main
 from costmodel.collectives import (
     ALGORITHMS,
     Algorithms,
@@ -298,10 +298,6 @@ def test_bad_arguments() -> None:
 # --------------------------------------------------------------------------- CLI
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 FC6_ARGS = ("explain", "--net", "alexnet", "--P", "512", "--pr", "32", "--plan", "fc-model",

@@ -10,11 +10,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from cli_helpers import fail, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.cli import cli, main
 from costmodel.cost import OUT_OF_MEMORY, evaluate, evaluate_totals
 from costmodel.errors import SpecError, UsageError
 from costmodel.grids import Grids, factorizations
@@ -335,10 +334,6 @@ def test_paper_settings_unchanged_under_the_check() -> None:
         assert checked.fitting is not None and checked.fitting.processes == 1
 
 
-def run(*args: str) -> str:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 def test_cli_paper_json_is_the_golden_file_plus_memory_keys() -> None:
@@ -386,11 +381,6 @@ def test_cli_layers_memory_columns() -> None:
     assert text.splitlines()[-2].startswith("memory per process: ")
 
 
-def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 2 and out == "" and len(err.splitlines()) == 1
-    return err.strip()
 
 
 @pytest.mark.parametrize("value", ["lion", "-4", "nan"])

@@ -559,3 +559,11 @@ def test_sweep_names_a_non_paper_selection() -> None:
                     "--collectives", "auto")["collectives"] == "auto"
     assert "collectives" not in run_json("sweep", "--net", "alexnet", "--P", "8", "--plan",
                                          "fc-model")
+
+
+def test_readme_example_is_current() -> None:
+    """The example output in README.md is exactly what the command prints."""
+    readme = (TESTS.parent / "README.md").read_text(encoding="utf-8")
+    command = "$ gridcost optimize --net alexnet --P 512 --plan fc-model\n"
+    shown = readme.split(command, 1)[1].split("```", 1)[0]
+    assert shown == run("optimize", "--net", "alexnet", "--P", "512", "--plan", "fc-model")

@@ -2,10 +2,12 @@
 
 Input is a set of :class:`Series` — one collective on one process count p, its sizes n (words,
 in the model's convention of cost-model.md §3: the total words of an all-gather, the vector of an
-all-reduce, the one message of a point-to-point send) and their median times in seconds.  They
-come from ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure) or
+all-reduce, the one message of a point-to-point send) and one time per size in seconds — the
+mean (default) or the median of the repetitions, see :data:`STATISTICS`.  They come from
+``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure), from the calls
+of a real training step (``gridcost validate --raw``; costmodel.validation.in_step_series) or
 from the logs of nccl-tests and the OSU micro-benchmarks (parsed here from text; the CLI reads
-the files).
+the files; both report average times).
 
 The fit (docs/validation.md, "Calibration"):
 
@@ -24,8 +26,10 @@ No torch here; scipy is imported inside the fitting functions only.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +37,29 @@ import numpy as np
 from costmodel.collectives import Rate, algorithms
 from costmodel.errors import SpecError, UsageError
 from costmodel.report import Table
+from costmodel.specs import Machine
 
 COLLECTIVES = ("allgather", "allreduce", "p2p")
 """The calibrated collectives: all-gather, all-reduce and one point-to-point message."""
+
+STATISTICS: dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": statistics.fmean,
+    "median": statistics.median,
+}
+"""How repeated timings of one call become one time.  ``mean`` (the default everywhere): a
+training run pays every repetition, slow ones included, so its time is the sum of the calls'
+means — and nccl-tests and the OSU benchmarks report averages too.  ``median``: the typical
+call, blind to a tail of slow repetitions (what gridcost used before; kept to compare)."""
+
+
+def statistic(name: str) -> Callable[[Sequence[float]], float]:
+    """The summary function called ``name`` (one of :data:`STATISTICS`)."""
+    try:
+        return STATISTICS[name]
+    except KeyError:
+        raise UsageError(f"statistic: expected one of {', '.join(STATISTICS)}, "
+                         f"got {name!r}") from None
+
 
 COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
                      "p2p": "point-to-point"}
@@ -43,8 +67,9 @@ COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
 
 @dataclass(frozen=True)
 class Series:
-    """Median times of one collective on p processes: sizes ``words`` (n, words of
-    ``word_bytes`` bytes, model convention) and ``seconds``, arrays of equal length."""
+    """Times of one collective on p processes: sizes ``words`` (n, words of ``word_bytes``
+    bytes, model convention) and ``seconds`` (one summary time per size), arrays of equal
+    length."""
 
     collective: str
     p: int
@@ -210,6 +235,21 @@ def _joint_fit(series: Sequence[Series], collectives: str) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------- machine profile
 
 
+def calibrated_machine(cal: Calibration, base: Machine, name: str) -> Machine:
+    """``base`` (its flop rate, memory, compute tables) with the fitted α, β of ``cal``: the
+    joint pair, each kind's own pair and each series' pair per group size (``per_collective``
+    with ``processes``) — the profile :func:`profile_yaml` writes, without the YAML round trip.
+    A flat machine (no ``levels``)."""
+    wb = cal.word_bytes
+    return dataclasses.replace(
+        base, name=name, alpha_s=cal.alpha_s, bandwidth_Bps=cal.bandwidth_Bps, word_bytes=wb,
+        levels=(),
+        per_collective=tuple((kind, alpha, wb / beta) for kind, alpha, beta in cal.per_collective),
+        per_collective_processes=tuple(
+            (f.series.collective, f.series.p, f.alpha_s, wb / f.beta_s_per_word)
+            for f in cal.fits if f.beta_s_per_word > 0))
+
+
 def _g(value: float) -> str:
     return f"{value:.6g}"
 
@@ -372,25 +412,51 @@ def parse_osu(text: str, source: str, collective: str | None = None, procs: int 
     return Series(found, p, np.asarray(sizes), np.asarray(times), word_bytes, source)
 
 
-def series_from_json(text: str, source: str) -> list[Series]:
-    """The measurements ``gridcost calibrate run --raw FILE`` wrote (JSON) → Series."""
+def bench_series(data: dict[str, object], source: str,
+                 summary: str = "mean") -> list[Series]:
+    """The microbenchmark result of ``gridcost calibrate run`` (its ``--raw`` JSON) → Series.
+
+    Each size's time is ``summary`` (:data:`STATISTICS`) of its repetitions (``samples``: the
+    slowest rank's seconds per repetition); results written before repetitions were kept have
+    only their medians (``seconds``), which are used as they are.
+    """
+    summarise = statistic(summary)
+    word_bytes = int(data.get("word_bytes", 4))  # type: ignore[call-overload]
+    out = []
+    for s in data["series"]:  # type: ignore[attr-defined]
+        samples = s.get("samples")
+        seconds = ([summarise(x) for x in samples] if samples is not None else s["seconds"])
+        out.append(Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
+                          np.asarray(seconds, float), word_bytes, source))
+    return out
+
+
+def series_from_json(text: str, source: str, summary: str = "mean") -> list[Series]:
+    """A gridcost JSON → Series: the microbenchmarks of ``calibrate run --raw`` or the calls of
+    the training steps of ``validate --raw`` (each call's time over the iterations, fitted per
+    collective and group size: an in-step calibration, costmodel.validation.in_step_series)."""
     import json
 
+    statistic(summary)  # an unknown name is a usage error, not a malformed file
     try:
         data = json.loads(text)
-        word_bytes = int(data.get("word_bytes", 4))
-        return [Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
-                       np.asarray(s["seconds"], float), word_bytes, source)
-                for s in data["series"]]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise SpecError(source, "series", "the JSON of 'gridcost calibrate run --raw'") from None
+        if isinstance(data, dict) and "runs" in data:
+            from costmodel.validation import in_step_series
+
+            return in_step_series(data["runs"], source, summary)
+        return bench_series(data, source, summary)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise SpecError(source, "series", "the JSON of 'gridcost calibrate run --raw' or "
+                        "'gridcost validate --raw'") from None
 
 
 def parse_logs(text: str, source: str, collective: str | None = None,
-               procs: int | None = None, word_bytes: int = 4) -> list[Series]:
-    """A gridcost JSON (calibrate run --raw), nccl-tests or OSU log → its Series."""
+               procs: int | None = None, word_bytes: int = 4,
+               summary: str = "mean") -> list[Series]:
+    """A gridcost JSON (calibrate run --raw, validate --raw), nccl-tests or OSU log → its
+    Series (``summary`` applies to the JSON's repetitions; the logs hold one average each)."""
     if text.lstrip().startswith("{"):
-        return series_from_json(text, source)
+        return series_from_json(text, source, summary)
     return [parse_log(text, source, collective, procs, word_bytes)]
 
 

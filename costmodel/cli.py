@@ -900,6 +900,14 @@ def calibrate() -> None:
     """
 
 
+def statistic_option(text: str) -> Callable[[F], F]:
+    """--statistic mean|median (calibration.STATISTICS), with a command's own help text."""
+    return click.option("--statistic", "summary", type=click.Choice(["mean", "median"]),
+                        default="mean", show_default=True,
+                        help=text + "  mean: what a training run pays, slow repetitions "
+                             "included; median: the typical call.")
+
+
 def calibrate_options(func: F) -> F:
     """--collectives, --name, --profile, --plot, --format, -o shared by calibrate run/import."""
     decorators = [
@@ -907,6 +915,8 @@ def calibrate_options(func: F) -> F:
                      help="Cost formulas that map a, b to α, β: 'paper' or 'ring'."),
         click.option("--name", default=None, metavar="NAME",
                      help="Name of the written machine profile."),
+        statistic_option("Summary of each size's repetitions (gridcost JSON input; "
+                         "nccl-tests and OSU logs hold averages)."),
         click.option("--profile", "profile_path", default=None, metavar="FILE",
                      help="Write the machine profile YAML here (loads with --machine FILE)."),
         click.option("--plot", "plot_path", default=None, metavar="FILE",
@@ -963,19 +973,21 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
 @calibrate_options
 def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
                      word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
-                     profile_path: str | None, plot_path: str | None, fmt: str,
+                     summary: str, profile_path: str | None, plot_path: str | None, fmt: str,
                      output: str) -> None:
-    """Fit α and β to nccl-tests or OSU micro-benchmark logs (or `calibrate run --raw` JSON).
+    """Fit α and β to nccl-tests or OSU micro-benchmark logs, or to gridcost's own JSON:
+    `calibrate run --raw` (microbenchmarks) or `validate --raw` (the calls of real training
+    steps: an in-step calibration).
 
     \b
     Examples:
       gridcost calibrate import all_reduce_perf.log all_gather_perf.log --profile nccl.yaml
       gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
+      gridcost calibrate import val-raw.json --profile in-step.yaml
     """
     from pathlib import Path
 
     from costmodel.calibration import parse_logs
-    from costmodel.errors import SpecError
     from costmodel.units import parse_quantity
 
     p = _positive_int(procs, "--procs") if procs is not None else None
@@ -983,16 +995,25 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
     series = []
     for path in files:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(path, "", "a readable text log", str(exc)) from None
-        series += parse_logs(text, path, collective, p, w)
+        series += parse_logs(_read_text(path, "a readable text log"), path, collective, p, w,
+                             summary)
     label = name or "imported"
     _finish_calibration(series, collectives, label,
                         f"α–β fitted to {len(files)} benchmark log(s)", rate,
                         ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
                         plot_path, fmt, output)
+
+
+def _read_text(path: str, expected: str) -> str:
+    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
+    from pathlib import Path
+
+    from costmodel.errors import SpecError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", expected, str(exc)) from None
 
 
 def _parse_bytes(value: str, option: str) -> int:
@@ -1012,7 +1033,7 @@ def _parse_bytes(value: str, option: str) -> int:
 @click.option("--factor", default="4", show_default=True, metavar="F",
               help="Message sizes grow by this factor.")
 @click.option("--reps", default="10", show_default=True, metavar="N",
-              help="Timed repetitions per size (the median is kept).")
+              help="Timed repetitions per size (summarised by --statistic).")
 @click.option("--warmup", default="2", show_default=True, metavar="N",
               help="Untimed repetitions before them.")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
@@ -1022,8 +1043,8 @@ def _parse_bytes(value: str, option: str) -> int:
 @calibrate_options
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
                   warmup: str, timeout: float, raw_path: str | None, collectives: str,
-                  name: str | None, profile_path: str | None, plot_path: str | None, fmt: str,
-                  output: str) -> None:
+                  name: str | None, summary: str, profile_path: str | None,
+                  plot_path: str | None, fmt: str, output: str) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
 
     On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
@@ -1038,9 +1059,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     import os
     import socket
 
-    import numpy as np
-
-    from costmodel.calibration import Series
+    from costmodel.calibration import bench_series
     from costmodel.grids import parse_processes
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run, under_torchrun
@@ -1071,16 +1090,13 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
         return
     if raw_path is not None:
         _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path)
-    word_bytes = int(result["word_bytes"])
     source = f"torch.distributed {result['backend']}"
-    series = [Series(s["collective"], int(s["p"]), np.asarray(s["words"], float),
-                     np.asarray(s["seconds"], float), word_bytes, source)
-              for s in result["series"]]
+    series = bench_series(result, source, summary)
     host = socket.gethostname()
     where = f"torchrun world of {world}" if torchrun else f"host {host}, 127.0.0.1"
     provenance = [f"Measured by gridcost calibrate run: {source} (torch {result['torch']}), "
                   f"{where}, p = {', '.join(map(str, ps))}, sizes {sizes[0]} B to {sizes[-1]} B "
-                  f"×{grow}, median of {args['reps']} after {args['warmup']} warm-up.",
+                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up.",
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
@@ -1111,13 +1127,19 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
               help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
 @click.option("--raw", "raw_path", default=None, metavar="FILE",
               help="Also write the workers' raw measurements as JSON.")
+@click.option("--from-raw", "from_raw", default=None, metavar="FILE",
+              help="Analyse the measurements an earlier --raw wrote instead of running new "
+                   "ones (e.g. to predict the same runs with another --machine).")
+@statistic_option("Summary of the timed iterations; use the one the profile was calibrated "
+                  "with.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
-             raw_path: str | None, fmt: str, output: str) -> None:
+             raw_path: str | None, from_raw: str | None, summary: str, fmt: str,
+             output: str) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
 
@@ -1127,18 +1149,21 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     \b
     Examples:
       gridcost calibrate run --procs 2..4 --profile host.yaml
-      gridcost validate --machine host.yaml --P 2,4 --plot validation.png
+      gridcost validate --machine host.yaml --P 2,4 --plot validation.png --raw val.json
+      gridcost validate --machine other.yaml --from-raw val.json
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
     """
     import json
-    import os
 
-    from costmodel.grids import parse_processes
     from costmodel.loaders import load_machine
-    from costmodel.measure import require_torch
-    from costmodel.measure.launch import run, under_torchrun
     from costmodel.report import render
-    from costmodel.validation import PLANS, analyse, load_validation_network, tables, valid_grids
+    from costmodel.validation import (
+        PLANS,
+        analyse,
+        load_validation_network,
+        parse_validation_raw,
+        tables,
+    )
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
@@ -1149,6 +1174,43 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     if plans[0] not in PLANS:
         raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
                          f"got {plan_name!r}")
+    merged: dict[str, Any] | None
+    if from_raw is not None:
+        merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),
+                                      from_raw, plans)
+    else:
+        merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync)
+        if merged is None:  # a rank other than 0 under torchrun: rank 0 reports
+            return
+    if raw_path is not None:
+        _emit(json.dumps(merged) + "\n", raw_path)
+    analysis = analyse(merged, network, mach, collectives, summary)
+    if fmt == "json":
+        _emit(render(tables(analysis)[0], analysis, "json"), output)
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
+    if plot_path is not None:
+        from costmodel.plot import predicted_vs_measured
+
+        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
+    outcome = analysis["summary"]
+    if not (outcome["numerics_ok"] and outcome["volumes_ok"]):
+        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
+                   err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _measure_validation(processes: str, batch: str, plans: list[str], iterations: str,
+                        warmup: str, timeout: float, sync: bool) -> dict[str, Any] | None:
+    """Run the validation steps for every P (local processes, or the torchrun world); the
+    merged result on rank 0, None on the other ranks."""
+    import os
+
+    from costmodel.grids import parse_processes
+    from costmodel.measure import require_torch
+    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.validation import valid_grids
+
     B = _positive_int(batch, "--batch")
     torchrun = under_torchrun()
     ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
@@ -1166,26 +1228,11 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
         result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
-        if result is None:  # a rank other than 0 under torchrun
-            return
+        if result is None:
+            return None
         merged["runs"] += result["runs"]
         merged.update(backend=result["backend"], batch=result["batch"])
-    if raw_path is not None:
-        _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse(merged, network, mach, collectives)
-    if fmt == "json":
-        _emit(render(tables(analysis)[0], analysis, "json"), output)
-    else:
-        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
-    if plot_path is not None:
-        from costmodel.plot import predicted_vs_measured
-
-        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
-    summary = analysis["summary"]
-    if not (summary["numerics_ok"] and summary["volumes_ok"]):
-        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
-                   err=True)
-        raise click.exceptions.Exit(1)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ def _slowest(times: list[float], group: Any, device: torch.device) -> list[float
 
 
 def _time_collective(op: Any, group: Any, reps: int, warmup: int,
-                     device: torch.device) -> float:
+                     device: torch.device) -> list[float]:
     for _ in range(warmup):
         op()
     _sync(device)
@@ -48,10 +48,11 @@ def _time_collective(op: Any, group: Any, reps: int, warmup: int,
         op()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return statistics.median(_slowest(times, group, device))
+    return _slowest(times, group, device)
 
 
-def _exchange(words: int, reps: int, warmup: int, device: torch.device, group: Any) -> float:
+def _exchange(words: int, reps: int, warmup: int, device: torch.device,
+              group: Any) -> list[float]:
     """Seconds of one halo-style exchange of ``words`` words between ranks 0 and 1 (isend +
     irecv each way, concurrently), median over ``reps`` of the slower rank."""
     peer = 1 - dist.get_rank()
@@ -105,7 +106,7 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
             for collective in ("allgather", "allreduce", "p2p"):
                 if collective not in wanted or (collective == "p2p" and p != 2):
                     continue
-                words_done, seconds = [], []
+                words_done, seconds, samples = [], [], []
                 for size in args["sizes_bytes"]:
                     words = max(1, int(size) // WORD_BYTES)
                     if collective == "allgather":
@@ -131,9 +132,10 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
                         n = words
                         t = _exchange(words, reps, warmup, device, group)
                     words_done.append(n)
-                    seconds.append(t)
+                    seconds.append(statistics.median(t))
+                    samples.append(t)
                 series.append({"collective": collective, "p": p, "words": words_done,
-                               "seconds": seconds})
+                               "seconds": seconds, "samples": samples})
         dist.barrier()
     backend = dist.get_backend()
     return {"series": series, "flop_rate": rate, "backend": str(backend), "world": world,

@@ -137,6 +137,39 @@ def test_raw_json_round_trip() -> None:
         parse_logs('{"x": 1}', "raw.json")
 
 
+def test_raw_json_repetitions_are_summarised_by_the_statistic() -> None:
+    raw = {"word_bytes": 4, "series": [{
+        "collective": "allgather", "p": 2, "words": [2, 64],
+        "seconds": [2e-4, 3e-4],                       # the medians, as written
+        "samples": [[1e-4, 2e-4, 6e-4], [3e-4, 3e-4, 9e-4]]}]}
+    text = json.dumps(raw)
+    [mean] = parse_logs(text, "raw.json")
+    [median] = parse_logs(text, "raw.json", summary="median")
+    assert list(mean.seconds) == pytest.approx([3e-4, 5e-4], rel=1e-12)
+    assert list(median.seconds) == pytest.approx([2e-4, 3e-4], rel=1e-12)
+    with pytest.raises(UsageError, match="statistic: expected one of mean, median, got 'max'"):
+        parse_logs(text, "raw.json", summary="max")
+
+
+def test_calibrate_import_statistic_option(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    raw = {"word_bytes": 4, "series": [{
+        "collective": "allreduce", "p": 2, "words": [1, 1024, 65536],
+        "seconds": [1e-4, 2e-4, 3e-3],
+        "samples": [[1e-4, 1e-4, 4e-4], [2e-4, 2e-4, 5e-4], [3e-3, 3e-3, 6e-3]]}]}
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps(raw))
+    alphas = {}
+    for summary in ("mean", "median"):
+        out = tmp_path / f"{summary}.json"
+        assert main(["calibrate", "import", str(path), "--statistic", summary, "--format",
+                     "json", "-o", str(out)]) == 0
+        alphas[summary] = json.loads(out.read_text())["alpha_s"]
+    assert alphas["mean"] > alphas["median"]
+    assert main(["calibrate", "import", str(path), "--statistic", "max"]) == 2
+    assert "--statistic" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- fitting
 
 

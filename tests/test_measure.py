@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -74,6 +75,9 @@ def test_bench_measures_every_collective_and_cleans_up() -> None:
     for s in result["series"]:
         assert len(s["words"]) == 3
         assert all(math.isfinite(t) and t > 0 for t in s["seconds"])
+        # every repetition is kept (the slowest rank's), the medians are theirs
+        assert [len(x) for x in s["samples"]] == [BENCH["reps"]] * 3
+        assert s["seconds"] == [statistics.median(x) for x in s["samples"]]
     gather3 = next(s for s in result["series"] if s["collective"] == "allgather" and s["p"] == 3)
     assert gather3["words"] == [3, 1023, 16383]  # n/p words from each of 3, rounded
     assert result["backend"] == "gloo" and result["world"] == 3

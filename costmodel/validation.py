@@ -11,11 +11,12 @@ Three checks per plan × grid (docs/validation.md):
 3. **time** — measured communication per iteration (mean — or median — over iterations of the
    slowest rank's sum of model, batch and domain collectives) against the engine's prediction
    with a calibrated machine profile: absolute percentage error, MAPE, Kendall τ of the grid
-   ranking and the measured cost of choosing the predicted best grid; and, per call, the fastest and the
-   median of its timed iterations against the profile's time for that one call (is the gap
-   systematic, or a tail of slow iterations?); and every run predicted once more with α, β
-   fitted to the calls of the other runs' steps (an in-step calibration, leave-one-run-out), to
-   separate the error of the model's form from the error of calibrating on microbenchmarks.
+   ranking and the measured cost of choosing the predicted best grid; and, per call, the
+   fastest and the median of its timed iterations against the profile's time for that one
+   call (is the gap systematic, or a tail of slow iterations?); and every run predicted once
+   more with α, β fitted to the calls of the other runs' steps (an in-step calibration,
+   leave-one-run-out), to separate the error of the model's form from the error of calibrating
+   on microbenchmarks.
 
 No torch here: this module reads the JSON-ready result the workers return.
 """

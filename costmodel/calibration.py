@@ -534,6 +534,22 @@ def fits_table(cal: Calibration, title: str) -> Table:
     return Table(headers, rows, title, notes)
 
 
+def idle_note(idle: dict[str, object], summary: str = "mean") -> tuple[str, float]:
+    """A one-line reading of the idle-arrival probe (costmodel.measure.bench.idle_probe) and
+    the ratio after-idle ÷ back-to-back of ``summary`` of the repetitions."""
+    summarise = statistic(summary)
+    back = summarise(idle["back_to_back"])  # type: ignore[arg-type]
+    after = summarise(idle["after_idle"])  # type: ignore[arg-type]
+    ratio = after / back
+    gap_ms = float(idle["gap_s"]) * 1e3  # type: ignore[arg-type]
+    verdict = ("idle cores wake slowly here: a training step, whose ranks reach each "
+               "collective at different times, pays more than these microbenchmarks measure"
+               if ratio > 1.5 else "no slow wake-up from idle")
+    return (f"host check: a {idle['words']}-word all-reduce on 2 processes takes "
+            f"{back * 1e3:.3g} ms back to back and {after * 1e3:.3g} ms when the ranks arrive "
+            f"{gap_ms:.3g} ms apart ({summary}s; ×{ratio:.2f}): {verdict}", ratio)
+
+
 def calibration_record(cal: Calibration) -> dict[str, object]:
     """JSON-ready: joint α, β, bandwidth, the per-series fits and every point."""
     return {"alpha_s": cal.alpha_s, "beta_s_per_word": cal.beta_s_per_word,

@@ -900,6 +900,13 @@ def calibrate() -> None:
     """
 
 
+KEEP_AWAKE = click.option(
+    "--keep-awake/--no-keep-awake", default=False, show_default=True,
+    help="Local runs: keep every CPU out of idle with a lowest-priority busy loop "
+         "(SCHED_IDLE), so that waiting ranks do not sleep; for hosts whose idle CPUs wake "
+         "slowly (see calibrate's host check).")
+
+
 def statistic_option(text: str) -> Callable[[F], F]:
     """--statistic mean|median (calibration.STATISTICS), with a command's own help text."""
     return click.option("--statistic", "summary", type=click.Choice(["mean", "median"]),
@@ -933,7 +940,10 @@ def calibrate_options(func: F) -> F:
 
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
                         flop_rate: float | None, provenance: list[str], profile_path: str | None,
-                        plot_path: str | None, fmt: str, output: str) -> None:
+                        plot_path: str | None, fmt: str, output: str,
+                        extra: dict[str, Any] | None = None) -> None:
+    """Fit, print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
+    record), write the profile and the plot."""
     from costmodel.calibration import calibrate as fit
     from costmodel.calibration import calibration_record, fits_table, profile_yaml
     from costmodel.report import Table, render
@@ -949,6 +959,9 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
         _emit(text, profile_path)
         record["profile"] = profile_path
     notes = list(table.notes)
+    extra = dict(extra or {})
+    notes += extra.pop("notes", [])
+    record.update(extra)
     if profile_path is not None:
         notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
     _emit(render(Table(table.headers, table.rows, table.title, notes), record, fmt),  # type: ignore[arg-type]
@@ -1040,9 +1053,14 @@ def _parse_bytes(value: str, option: str) -> int:
               help="Seconds before the local worker processes are ended.")
 @click.option("--raw", "raw_path", default=None, metavar="FILE",
               help="Also write the measurements as JSON (re-fit with `calibrate import`).")
+@click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
+              help="Host check: time a small all-reduce also when the ranks arrive this far "
+                   "apart (the first waits idle, as in a training step); '0' skips it.")
+@KEEP_AWAKE
 @calibrate_options
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
-                  warmup: str, timeout: float, raw_path: str | None, collectives: str,
+                  warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
+                  keep_awake: bool, collectives: str,
                   name: str | None, summary: str, profile_path: str | None,
                   plot_path: str | None, fmt: str, output: str) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
@@ -1059,10 +1077,11 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     import os
     import socket
 
-    from costmodel.calibration import bench_series
+    from costmodel.calibration import bench_series, idle_note
     from costmodel.grids import parse_processes
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run, under_torchrun
+    from costmodel.units import parse_quantity
 
     require_torch()
     torchrun = under_torchrun()
@@ -1082,10 +1101,13 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     while size <= high:
         sizes.append(size)
         size *= grow
+    gap_s = 0.0 if idle_gap.strip() in ("0", "0 s", "0 ms") else \
+        parse_quantity(idle_gap, "time", "", "--idle-gap")
     args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
             "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
-            "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout}
-    result = run("bench", args, ps[-1], timeout)
+            "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
+            "idle_gap_s": gap_s, "keep_awake": keep_awake}
+    result = run("bench", args, ps[-1], timeout, keep_awake)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if raw_path is not None:
@@ -1096,11 +1118,16 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     where = f"torchrun world of {world}" if torchrun else f"host {host}, 127.0.0.1"
     provenance = [f"Measured by gridcost calibrate run: {source} (torch {result['torch']}), "
                   f"{where}, p = {', '.join(map(str, ps))}, sizes {sizes[0]} B to {sizes[-1]} B "
-                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up.",
+                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up"
+                  + (", CPUs kept awake (--keep-awake)." if keep_awake else "."),
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
+    extra: dict[str, Any] = {}
+    if result.get("idle"):
+        note, ratio = idle_note(result["idle"], summary)
+        extra = {"notes": [note], "idle": dict(result["idle"], ratio=ratio, statistic=summary)}
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
-                        provenance, profile_path, plot_path, fmt, output)
+                        provenance, profile_path, plot_path, fmt, output, extra)
 
 
 @cli.command()
@@ -1132,14 +1159,15 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                    "ones (e.g. to predict the same runs with another --machine).")
 @statistic_option("Summary of the timed iterations; use the one the profile was calibrated "
                   "with.")
+@KEEP_AWAKE
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
-             raw_path: str | None, from_raw: str | None, summary: str, fmt: str,
-             output: str) -> None:
+             raw_path: str | None, from_raw: str | None, summary: str, keep_awake: bool,
+             fmt: str, output: str) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
 
@@ -1179,7 +1207,8 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
         merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),
                                       from_raw, plans)
     else:
-        merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync)
+        merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync,
+                                     keep_awake)
         if merged is None:  # a rank other than 0 under torchrun: rank 0 reports
             return
     if raw_path is not None:
@@ -1201,7 +1230,8 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
 
 
 def _measure_validation(processes: str, batch: str, plans: list[str], iterations: str,
-                        warmup: str, timeout: float, sync: bool) -> dict[str, Any] | None:
+                        warmup: str, timeout: float, sync: bool,
+                        keep_awake: bool) -> dict[str, Any] | None:
     """Run the validation steps for every P (local processes, or the torchrun world); the
     merged result on rank 0, None on the other ranks."""
     import os
@@ -1227,11 +1257,12 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
             "timeout_s": timeout, "sync": sync}
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
-        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
+        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout,
+                     keep_awake)
         if result is None:
             return None
         merged["runs"] += result["runs"]
-        merged.update(backend=result["backend"], batch=result["batch"])
+        merged.update(backend=result["backend"], batch=result["batch"], keep_awake=keep_awake)
     return merged
 
 

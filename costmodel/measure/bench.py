@@ -36,13 +36,17 @@ def _slowest(times: list[float], group: Any, device: torch.device) -> list[float
     return [float(t) for t in tensor.cpu()]
 
 
-def _time_collective(op: Any, group: Any, reps: int, warmup: int,
-                     device: torch.device) -> list[float]:
+def _time_collective(op: Any, group: Any, reps: int, warmup: int, device: torch.device,
+                     before: Any = None) -> list[float]:
+    """The slowest rank's seconds of ``op`` in each of ``reps`` repetitions, each after a
+    barrier (and after ``before()``, untimed, when given)."""
     for _ in range(warmup):
         op()
     _sync(device)
     times = []
     for _ in range(reps):
+        if before is not None:
+            before()
         dist.barrier(group=group)
         start = time.perf_counter()
         op()
@@ -68,6 +72,31 @@ def _exchange(words: int, reps: int, warmup: int, device: torch.device,
     return _time_collective(op, group, reps, warmup, device)
 
 
+IDLE_WORDS = 64
+"""Size of the idle-arrival probe's all-reduce: small, so that its time is latency."""
+
+
+def idle_probe(group: Any, gap_s: float, reps: int, warmup: int,
+               device: torch.device) -> dict[str, Any]:
+    """A host check on ranks 0 and 1: a small all-reduce timed back to back, and timed when
+    the ranks reach it ``gap_s`` apart — rank r sleeps r·gap_s before the barrier, so rank 0
+    waits idle, as the first rank to finish its compute does in a training step.  On a
+    machine whose idle cores wake slowly (virtual CPUs that halt, deep C-states) the second is
+    much slower: that time is not in the α the back-to-back microbenchmarks measure, but a
+    training step pays it.  Returns every repetition of both (seconds, slowest rank)."""
+    rank = dist.get_rank()
+    vector = torch.ones(IDLE_WORDS, dtype=torch.float32, device=device)
+
+    def op() -> None:
+        dist.all_reduce(vector, group=group)
+
+    back_to_back = _time_collective(op, group, reps, warmup, device)
+    after_idle = _time_collective(op, group, reps, warmup, device,
+                                  before=lambda: time.sleep(gap_s * rank))
+    return {"gap_s": gap_s, "words": IDLE_WORDS, "p": 2, "back_to_back": back_to_back,
+            "after_idle": after_idle}
+
+
 def flop_rate(device: torch.device, size: int = 384, reps: int = 5) -> float:
     """Sustained FLOP/s of one process on a float32 matrix product (2·size³ per product)."""
     a = torch.randn(size, size, device=device)
@@ -86,9 +115,12 @@ def flop_rate(device: torch.device, size: int = 384, reps: int = 5) -> float:
 def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Measure every collective on each p of ``args['procs']`` (≤ world size) and each size.
 
-    ``args``: procs (list of p), sizes_bytes (list), reps, warmup, collectives (list).  Every
+    ``args``: procs (list of p), sizes_bytes (list), reps, warmup, collectives (list),
+    idle_gap_s (optional: run :func:`idle_probe` with that gap; 0 or absent: not).  Every
     rank calls this; groups of the first p ranks are made in the same order everywhere; ranks
-    outside a group wait at the barrier.  Returns {series: [...], flop_rate, backend, world}.
+    outside a group wait at the barrier.  Returns {series: [...], flop_rate, backend, world,
+    idle (the probe's result or None)}; each series keeps every repetition (``samples``: the
+    slowest rank's seconds) and their medians (``seconds``).
     """
     world, rank = dist.get_world_size(), dist.get_rank()
     reps, warmup = int(args["reps"]), int(args["warmup"])
@@ -98,6 +130,13 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
     if rank == 0:
         rate = flop_rate(device)
     dist.barrier()
+    idle = None
+    gap_s = float(args.get("idle_gap_s", 0.0))
+    if gap_s > 0 and world >= 2:
+        pair = dist.new_group([0, 1])
+        if rank < 2:
+            idle = idle_probe(pair, gap_s, reps, warmup, device)
+        dist.barrier()
     for p in args["procs"]:
         if p > world:
             continue
@@ -140,4 +179,4 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
     backend = dist.get_backend()
     return {"series": series, "flop_rate": rate, "backend": str(backend), "world": world,
             "word_bytes": WORD_BYTES, "torch": torch.__version__, "reps": reps,
-            "warmup": warmup}
+            "warmup": warmup, "idle": idle}

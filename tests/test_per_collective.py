@@ -131,8 +131,8 @@ def test_loads_per_collective() -> None:
         ("per_collective: {allgather: {alpha: 1 us}}\n",
          "per_collective.allgather.bandwidth: expected this field (it is missing)"),
         ("per_collective: {allgather: {alpha: 1 us, bandwidth: 1 GB/s, beta: 2}}\n",
-         "per_collective.allgather.beta: expected one of the keys alpha, bandwidth "
-         "(unknown key)"),
+         "per_collective.allgather.beta: expected one of the keys alpha, bandwidth, "
+         "processes (unknown key)"),
         ("per_collective: {allreduce: 5}\n",
          "per_collective.allreduce: expected a mapping, got 'int'"),
     ],

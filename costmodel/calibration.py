@@ -286,12 +286,51 @@ def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, descripti
     ]
     if cal.per_collective:
         lines.append("# Each collective kind's own joint fit over its series (all p), used for "
-                     "that kind instead of alpha, bandwidth:")
+                     "that kind instead of alpha, bandwidth;")
+        lines.append("# processes: per group size p, the fit of that kind's series on p "
+                     "processes, used for groups of exactly p.")
         lines.append("per_collective:")
+        by_p = per_process_fits(cal)
         for kind, a_k, b_k in cal.per_collective:
-            lines.append(f"  {kind}: {{alpha: {_g(a_k * 1e6)} us, "
-                         f"bandwidth: {_g(cal.word_bytes / b_k / 1e6)} MB/s}}")
+            alpha, bandwidth = f"{_g(a_k * 1e6)} us", f"{_g(cal.word_bytes / b_k / 1e6)} MB/s"
+            rows = [(p, a, b) for k, p, a, b in by_p if k == kind]
+            if not rows:
+                lines.append(f"  {kind}: {{alpha: {alpha}, bandwidth: {bandwidth}}}")
+                continue
+            lines += [f"  {kind}:", f"    alpha: {alpha}", f"    bandwidth: {bandwidth}",
+                      "    processes:"]
+            lines += [f"      {p}: {{alpha: {_g(a * 1e6)} us, "
+                      f"bandwidth: {_g(cal.word_bytes / b / 1e6)} MB/s}}" for p, a, b in rows]
+        skipped = sorted({(f.series.collective, f.series.p) for f in cal.fits}
+                         - {(k, p) for k, p, _, _ in by_p})
+        if skipped:
+            lines.append("# no processes entry (its fit has α = 0 or β = 0, or the kind has no "
+                         "fit of its own): " + ", ".join(f"{k} p={p}" for k, p in skipped))
     return "\n".join(lines) + "\n"
+
+
+def per_process_fits(cal: Calibration) -> tuple[tuple[str, int, float, float], ...]:
+    """(kind, p, α s, β s/word) per collective kind and group size p, for the ``processes``
+    table of the profile's ``per_collective`` (docs/formats.md): the per-series fit α = a/m(p),
+    β = b/w(p) — a joint fit when several series share (kind, p).  Left out: kinds without a
+    ``per_collective`` fit of their own (the table needs the kind's pooled pair) and fits with
+    α = 0 or β = 0 (the bounded fit found no latency or no bandwidth term: the pooled pair is
+    the better guess).  In COLLECTIVES order, p ascending."""
+    kinds = {kind for kind, _, _ in cal.per_collective}
+    groups: dict[tuple[str, int], list[SeriesFit]] = {}
+    for f in cal.fits:
+        if f.series.collective in kinds:
+            groups.setdefault((f.series.collective, f.series.p), []).append(f)
+    out = []
+    for (kind, p), fits in sorted(groups.items(), key=lambda g: (COLLECTIVES.index(g[0][0]),
+                                                                 g[0][1])):
+        if len(fits) == 1:
+            alpha, beta = fits[0].alpha_s, fits[0].beta_s_per_word
+        else:
+            (alpha, beta), _ = _joint_fit([f.series for f in fits], cal.collectives)
+        if alpha > 0 and beta > 0:
+            out.append((kind, p, float(alpha), float(beta)))
+    return tuple(out)
 
 
 def _yaml_text(text: str) -> str:

@@ -327,6 +327,13 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     if table.mappings is not None:
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
+    if mach.per_collective or mach.per_collective_processes:
+        from costmodel.report import per_collective_record, per_collective_text
+
+        record["per_collective"] = per_collective_record(mach)
+        table_out = replace(table_out, notes=[
+            *table_out.notes, f"per-collective α, bandwidth: {per_collective_text(mach)} "
+                              "(others: the flat α, bandwidth)"])
     return Result([table_out], record, provenance)
 
 
@@ -844,15 +851,15 @@ def nets(fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
 def machines(fmt: str) -> None:
-    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ and
-    collective algorithms.
+    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ,
+    collective algorithms, levels and per-collective α, bandwidth (per group size where given).
 
     \b
     Example:
       gridcost machines
     """
     from costmodel.loaders import bundled_names, load_machine
-    from costmodel.report import Table, render
+    from costmodel.report import Table, per_collective_record, per_collective_text, render
     from costmodel.units import format_bytes, format_rate, format_seconds
 
     rows, records = [], []
@@ -866,7 +873,7 @@ def machines(fmt: str) -> None:
                      "; ".join(f"{lv.name}" + (f" {lv.processes}" if lv.processes else "")
                                + f" {format_seconds(lv.alpha_s)} "
                                + format_rate(lv.bandwidth_Bps, "B/s") for lv in m.levels)
-                     or "—"])
+                     or "—", per_collective_text(m) or "—"])
         records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
                         "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
                         "memory_bytes": m.memory_bytes,
@@ -875,9 +882,11 @@ def machines(fmt: str) -> None:
                         "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives,
                         "levels": [{"name": lv.name, "processes": lv.processes,
                                     "alpha_s": lv.alpha_s, "bandwidth_Bps": lv.bandwidth_Bps}
-                                   for lv in m.levels]})
+                                   for lv in m.levels],
+                        "per_collective": per_collective_record(m)})
     headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
-               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)"]
+               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)",
+               "per collective (α, bandwidth; per group size p)"]
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 

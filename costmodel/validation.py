@@ -137,7 +137,7 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
     algo = algorithms(collectives)
     chosen = plan_named(plan_name)
     # counts, not seconds: the flat profile's volumes (per-collective fits scale them)
-    flat = dataclasses.replace(machine, per_collective=())
+    flat = dataclasses.replace(machine, per_collective=(), per_collective_processes=())
     table = evaluate(network, flat, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
                      chosen, collectives=collectives, compute="none")
     layout = chosen.layout(table.grids, network)

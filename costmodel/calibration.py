@@ -245,9 +245,8 @@ def calibrated_machine(cal: Calibration, base: Machine, name: str) -> Machine:
         base, name=name, alpha_s=cal.alpha_s, bandwidth_Bps=cal.bandwidth_Bps, word_bytes=wb,
         levels=(),
         per_collective=tuple((kind, alpha, wb / beta) for kind, alpha, beta in cal.per_collective),
-        per_collective_processes=tuple(
-            (f.series.collective, f.series.p, f.alpha_s, wb / f.beta_s_per_word)
-            for f in cal.fits if f.beta_s_per_word > 0))
+        per_collective_processes=tuple((kind, p, alpha, wb / beta)
+                                       for kind, p, alpha, beta in per_process_fits(cal)))
 
 
 def _g(value: float) -> str:

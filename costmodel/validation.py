@@ -382,6 +382,7 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
             "statistic": summary,
             "alpha_s": machine.alpha_s, "bandwidth_Bps": machine.bandwidth_Bps,
             "per_collective": [list(k) for k in machine.per_collective],
+            "per_collective_processes": [list(k) for k in machine.per_collective_processes],
             "collectives": collectives, "batch": batch, "backend": result.get("backend"),
             "network": network.name}
 
@@ -555,6 +556,10 @@ def time_table(analysis: dict[str, Any]) -> Table:
                  + ("" if not analysis.get("per_collective") else ", per collective: " + ", ".join(
                      f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
                      for k, a, bw in analysis["per_collective"]))
+                 + ("" if not analysis.get("per_collective_processes") else
+                    "; per group size: " + ", ".join(
+                        f"{k} p={p} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+                        for k, p, a, bw in analysis["per_collective_processes"]))
                  + ")",
                  [f"measured: {analysis.get('statistic', 'median')} over iterations of the "
                   "slowest rank; comm = model + batch + domain (redistribution is not charged "

@@ -1065,11 +1065,15 @@ def _parse_bytes(value: str, option: str) -> int:
 @click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
               help="Host check: time a small all-reduce also when the ranks arrive this far "
                    "apart (the first waits idle, as in a training step); '0' skips it.")
+@click.option("--concurrent/--isolated", default=True, show_default=True,
+              help="Concurrent: all ⌊W/p⌋ disjoint groups of p of the W processes measure at "
+                   "once, as the groups of a Pr×Pc grid of W processes communicate; isolated: "
+                   "one group, the other processes idle.")
 @KEEP_AWAKE
 @calibrate_options
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
                   warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
-                  keep_awake: bool, collectives: str,
+                  concurrent: bool, keep_awake: bool, collectives: str,
                   name: str | None, summary: str, profile_path: str | None,
                   plot_path: str | None, fmt: str, output: str) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
@@ -1115,7 +1119,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
             "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
             "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
-            "idle_gap_s": gap_s, "keep_awake": keep_awake}
+            "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
     result = run("bench", args, ps[-1], timeout, keep_awake)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -1127,7 +1131,9 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     where = f"torchrun world of {world}" if torchrun else f"host {host}, 127.0.0.1"
     provenance = [f"Measured by gridcost calibrate run: {source} (torch {result['torch']}), "
                   f"{where}, p = {', '.join(map(str, ps))}, sizes {sizes[0]} B to {sizes[-1]} B "
-                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up"
+                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up, "
+                  + (f"every group of p among {ps[-1]} processes at once (--concurrent)"
+                     if concurrent else "one group of p at a time (--isolated)")
                   + (", CPUs kept awake (--keep-awake)." if keep_awake else "."),
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
     extra: dict[str, Any] = {}

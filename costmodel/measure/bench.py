@@ -4,12 +4,15 @@ Sizes are n words of 4 bytes (float32) in the model's convention (cost-model.md 
 words an all-gather gathers (each of p processes contributes n/p), the vector an all-reduce
 reduces, the one message a point-to-point send carries.  Each size is run ``warmup`` times
 unmeasured, then ``reps`` times; a repetition starts after a barrier, its time is the slowest
-rank's, and the series keeps the median over repetitions.  Point-to-point is a **halo-style
-exchange** between ranks 0 and 1: each posts ``isend`` of its n words and ``irecv`` of the other's
-and waits for both — the pattern of `gridcost validate`'s domain halos, and one halo message of
-the model (α + β·n, Eq. 7).  (A blocking ping-pong's half round trip measured a different, faster
-pattern than the halos it is used to predict.)  Buffers are allocated once per size and reused
-across warm-ups and repetitions, as a training loop with preallocated buffers does.
+rank's, and the series keeps every repetition and their median.  By default the world is tiled
+with disjoint groups of p that measure at the same time, as the groups of a Pr×Pc grid
+communicate at the same time (:func:`run_bench`).  Point-to-point is a **halo-style exchange**
+between ranks 0 and 1 (and 2 and 3, …): each posts ``isend`` of its n words and ``irecv`` of
+the other's and waits for both — the pattern of `gridcost validate`'s domain halos, and one
+halo message of the model (α + β·n, Eq. 7).  (A blocking ping-pong's half round trip measured a
+different, faster pattern than the halos it is used to predict.)  Buffers are allocated once per
+size and reused across warm-ups and repetitions, as a training loop with preallocated buffers
+does.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ def _exchange(words: int, reps: int, warmup: int, device: torch.device,
               group: Any) -> list[float]:
     """Seconds of one halo-style exchange of ``words`` words between ranks 0 and 1 (isend +
     irecv each way, concurrently), median over ``reps`` of the slower rank."""
-    peer = 1 - dist.get_rank()
+    peer = dist.get_rank() ^ 1  # 0↔1, 2↔3, …: every pair of a tiled world at once
     send = torch.ones(words, dtype=torch.float32, device=device)
     receive = torch.empty(words, dtype=torch.float32, device=device)
 
@@ -116,11 +119,16 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
     """Measure every collective on each p of ``args['procs']`` (≤ world size) and each size.
 
     ``args``: procs (list of p), sizes_bytes (list), reps, warmup, collectives (list),
-    idle_gap_s (optional: run :func:`idle_probe` with that gap; 0 or absent: not).  Every
-    rank calls this; groups of the first p ranks are made in the same order everywhere; ranks
-    outside a group wait at the barrier.  Returns {series: [...], flop_rate, backend, world,
-    idle (the probe's result or None)}; each series keeps every repetition (``samples``: the
-    slowest rank's seconds) and their medians (``seconds``).
+    idle_gap_s (optional: run :func:`idle_probe` with that gap; 0 or absent: not), concurrent
+    (default True).  Concurrent: the world is tiled with ⌊world/p⌋ disjoint groups of p ranks
+    that all run the collective at the same time — as the Pc groups of Pr ranks of a Pr×Pc
+    grid do, sharing the node's cores, memory and network — each repetition starts after a
+    barrier of all of them and its time is the slowest rank's of all.  Not concurrent: only the
+    first p ranks, the others idle.  Every rank calls this; groups are made in the same order
+    everywhere; ranks outside the groups wait at the barrier.  Returns {series: [...],
+    flop_rate, backend, world, idle (the probe's result or None), concurrent}; each series
+    keeps every repetition (``samples``: the slowest rank's seconds), their medians
+    (``seconds``) and the number of groups that measured at once (``groups``).
     """
     world, rank = dist.get_world_size(), dist.get_rank()
     reps, warmup = int(args["reps"]), int(args["warmup"])
@@ -137,11 +145,15 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
         if rank < 2:
             idle = idle_probe(pair, gap_s, reps, warmup, device)
         dist.barrier()
+    concurrent = bool(args.get("concurrent", True))
     for p in args["procs"]:
         if p > world:
             continue
-        group = dist.new_group(list(range(p)))
-        if rank < p:
+        tiles = world // p if concurrent else 1
+        groups = [dist.new_group(list(range(t * p, (t + 1) * p))) for t in range(tiles)]
+        sync = groups[0] if tiles == 1 else dist.new_group(list(range(tiles * p)))
+        if rank < tiles * p:
+            group = groups[rank // p]
             for collective in ("allgather", "allreduce", "p2p"):
                 if collective not in wanted or (collective == "p2p" and p != 2):
                     continue
@@ -158,7 +170,7 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
                             dist.all_gather(out, local, group=group)
 
                         n = chunk * p
-                        t = _time_collective(op, group, reps, warmup, device)
+                        t = _time_collective(op, sync, reps, warmup, device)
                     elif collective == "allreduce":
                         vector = torch.ones(words, dtype=torch.float32, device=device)
 
@@ -166,17 +178,17 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
                             dist.all_reduce(vector, group=group)
 
                         n = words
-                        t = _time_collective(op2, group, reps, warmup, device)
+                        t = _time_collective(op2, sync, reps, warmup, device)
                     else:
                         n = words
-                        t = _exchange(words, reps, warmup, device, group)
+                        t = _exchange(words, reps, warmup, device, sync)
                     words_done.append(n)
                     seconds.append(statistics.median(t))
                     samples.append(t)
                 series.append({"collective": collective, "p": p, "words": words_done,
-                               "seconds": seconds, "samples": samples})
+                               "seconds": seconds, "samples": samples, "groups": tiles})
         dist.barrier()
     backend = dist.get_backend()
     return {"series": series, "flop_rate": rate, "backend": str(backend), "world": world,
             "word_bytes": WORD_BYTES, "torch": torch.__version__, "reps": reps,
-            "warmup": warmup, "idle": idle}
+            "warmup": warmup, "idle": idle, "concurrent": concurrent}

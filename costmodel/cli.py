@@ -1146,8 +1146,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 
 
 @cli.command()
-@click.option("--machine", "machine", required=True, metavar="M",
-              help="Calibrated machine profile for the predictions (gridcost calibrate run).")
+@click.option("--machine", "machine", required=True, multiple=True, metavar="[P=]M",
+              help="Calibrated machine profile for the predictions (gridcost calibrate run); "
+                   "repeat as P=FILE for a profile per process count, e.g. --machine 2=a.yaml "
+                   "--machine 4=b.yaml.")
 @click.option("--P", "processes", default="2,4", show_default=True, metavar="P",
               help="Process counts, each run separately (under torchrun: the world size).")
 @click.option("--batch", default="16", show_default=True, metavar="B",
@@ -1179,7 +1181,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
-def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
+def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
              raw_path: str | None, from_raw: str | None, summary: str, keep_awake: bool,
              fmt: str, output: str) -> None:
@@ -1198,11 +1200,10 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     """
     import json
 
-    from costmodel.loaders import load_machine
     from costmodel.report import render
     from costmodel.validation import (
         PLANS,
-        analyse,
+        analyse_per_P,
         load_validation_network,
         parse_validation_raw,
         tables,
@@ -1211,7 +1212,7 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
-    mach = load_machine(machine)
+    machines = _machines_per_P(machine)
     network = load_validation_network()
     plans = list(PLANS) if plan_name == "all" else [plan_name]
     if plans[0] not in PLANS:
@@ -1228,7 +1229,7 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
             return
     if raw_path is not None:
         _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse(merged, network, mach, collectives, summary)
+    analysis = analyse_per_P(merged, network, machines, collectives, summary)
     if fmt == "json":
         _emit(render(tables(analysis)[0], analysis, "json"), output)
     else:
@@ -1242,6 +1243,22 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
         click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
                    err=True)
         raise click.exceptions.Exit(1)
+
+
+def _machines_per_P(values: tuple[str, ...]) -> dict[int | None, Any]:
+    """``--machine`` values (``FILE`` or ``P=FILE``) → {P or None (any P): Machine}."""
+    from costmodel.loaders import load_machine
+
+    machines: dict[int | None, Any] = {}
+    for value in values:
+        head, sep, tail = value.partition("=")
+        key = _positive_int(head, "--machine P") if sep and head.strip().isdigit() else None
+        path = tail if key is not None else value
+        if key in machines:
+            raise UsageError(f"--machine: two profiles for "
+                             f"{'every P' if key is None else f'P = {key}'}")
+        machines[key] = load_machine(path)
+    return machines
 
 
 def _measure_validation(processes: str, batch: str, plans: list[str], iterations: str,

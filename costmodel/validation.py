@@ -387,6 +387,32 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
             "network": network.name}
 
 
+def analyse_per_P(result: dict[str, Any], network: Network,
+                  machines: dict[int | None, Machine], collectives: str = "paper",
+                  summary: str = "mean", in_step: bool = True) -> dict[str, Any]:
+    """:func:`analyse` with a profile per process count: ``machines[P]`` for the runs of P,
+    ``machines[None]`` for any P without its own.  A collective's cost on a shared node depends
+    on how many processes share it, so ``calibrate run --procs …,P`` calibrates for jobs of P.
+    The summary (MAPE, rankings) is over all runs; ``profiles`` lists each P's profile."""
+    parts = []
+    for P in sorted({int(r["pr"]) * int(r["pc"]) for r in result["runs"]}):
+        machine = machines.get(P, machines.get(None))
+        if machine is None:
+            raise UsageError(f"--machine: no profile for P = {P} (give --machine {P}=FILE, or one "
+                             "profile for every P)")
+        runs = [r for r in result["runs"] if int(r["pr"]) * int(r["pc"]) == P]
+        parts.append((P, analyse(dict(result, runs=runs), network, machine, collectives,
+                                 summary, in_step)))
+    runs = [run for _, part in parts for run in part["runs"]]
+    profiles = [{"P": P, **{k: part[k] for k in PROFILE_KEYS}} for P, part in parts]
+    return dict(parts[0][1], runs=runs, summary=summarise(runs), profiles=profiles)
+
+
+PROFILE_KEYS = ("machine", "alpha_s", "bandwidth_Bps", "per_collective",
+                "per_collective_processes")
+"""The keys of an analysis record that describe its machine profile."""
+
+
 def parse_validation_raw(text: str, source: str,
                          plans: Sequence[str] = PLANS) -> dict[str, Any]:
     """The measurements ``gridcost validate --raw`` wrote (JSON text) → the result
@@ -549,18 +575,7 @@ def time_table(analysis: dict[str, Any]) -> Table:
                   "pred model [ms]", "meas model [ms]", "pred batch [ms]",
                   "meas batch [ms]", "pred domain [ms]", "meas domain [ms]",
                   "meas redistribution [ms]", "meas wait [ms]", "meas step [ms]", "best"], rows,
-                 f"3. time per iteration with profile {analysis['machine']} "
-                 f"(α = {analysis['alpha_s'] * 1e6:.4g} µs, "
-                 f"bandwidth {analysis['bandwidth_Bps'] / 1e6:.4g} MB/s, "
-                 f"{analysis['collectives']} collectives"
-                 + ("" if not analysis.get("per_collective") else ", per collective: " + ", ".join(
-                     f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
-                     for k, a, bw in analysis["per_collective"]))
-                 + ("" if not analysis.get("per_collective_processes") else
-                    "; per group size: " + ", ".join(
-                        f"{k} p={p} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
-                        for k, p, a, bw in analysis["per_collective_processes"]))
-                 + ")",
+                 _time_title(analysis),
                  [f"measured: {analysis.get('statistic', 'median')} over iterations of the "
                   "slowest rank; comm = model + batch + domain (redistribution is not charged "
                   "by the model and not included); wait: the barriers before the collectives "
@@ -568,6 +583,30 @@ def time_table(analysis: dict[str, Any]) -> Table:
                   "in-step: predicted with α, β fitted to the calls of the other runs of the "
                   "same P (leave-one-run-out; the run's own calls are not used)",
                   "best: P = predicted best grid of its (P, plan), M = measured best"])
+
+
+def _profile_text(record: dict[str, Any], collectives: str) -> str:
+    """A profile in one line: name, α, bandwidth, the per-kind and per-(kind, p) fits."""
+    text = (f"{record['machine']} (α = {record['alpha_s'] * 1e6:.4g} µs, "
+            f"bandwidth {record['bandwidth_Bps'] / 1e6:.4g} MB/s, {collectives} collectives")
+    if record.get("per_collective"):
+        text += ", per collective: " + ", ".join(
+            f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            for k, a, bw in record["per_collective"])
+    if record.get("per_collective_processes"):
+        text += "; per group size: " + ", ".join(
+            f"{k} p={p} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            for k, p, a, bw in record["per_collective_processes"])
+    return text + ")"
+
+
+def _time_title(analysis: dict[str, Any]) -> str:
+    profiles = analysis.get("profiles") or [analysis]
+    if len(profiles) == 1:
+        return ("3. time per iteration with profile "
+                + _profile_text(profiles[0], analysis["collectives"]))
+    return "3. time per iteration with, per P, profile " + "; ".join(
+        f"P = {p['P']}: " + _profile_text(p, analysis["collectives"]) for p in profiles)
 
 
 def ranking_table(analysis: dict[str, Any]) -> Table:

@@ -265,3 +265,44 @@ def test_calibrate_import_of_a_validate_measurement_writes_a_profile(
                  "in-step"]) == 0
     machine = load_machine(str(profile))
     assert machine.name == "in-step" and machine.alpha_s > 0 and machine.per_collective
+
+
+def test_validate_takes_a_profile_per_process_count(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "v.json"
+    assert main(["validate", "--machine", "2=cori-knl", "--machine", "4=a100-ib", "--from-raw",
+                 str(RAW), "--format", "json", "-o", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert [(p["P"], p["machine"]) for p in record["profiles"]] == [(2, "cori-knl"),
+                                                                    (4, "a100-ib")]
+    alone = {m: json.loads((tmp_path / f"{m}.json").read_text() if main([
+        "validate", "--machine", m, "--from-raw", str(RAW), "--format", "json", "-o",
+        str(tmp_path / f"{m}.json")]) == 0 else "{}") for m in ("cori-knl", "a100-ib")}
+    for run in record["runs"]:  # each P's runs are predicted with its own profile
+        same = next(r for r in alone["cori-knl" if run["P"] == 2 else "a100-ib"]["runs"]
+                    if (r["plan"], r["pr"], r["pc"]) == (run["plan"], run["pr"], run["pc"]))
+        assert run["predicted_comm_s"] == same["predicted_comm_s"]
+    errors = {**record["summary"]["mape_pct_by_P"]}
+    assert record["summary"]["mape_pct"] == pytest.approx(
+        np.mean([r["abs_pct_error"] for r in record["runs"]]))
+    assert set(errors) == {"2", "4"}
+    # a default for every P and an override for one
+    assert main(["validate", "--machine", "cori-knl", "--machine", "4=a100-ib", "--from-raw",
+                 str(RAW)]) == 0
+    assert "P = 2: cori-knl" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("machines, message", [
+    (["2=cori-knl"], "--machine: no profile for P = 4 (give --machine 4=FILE, or one profile for "
+                     "every P)"),
+    (["2=cori-knl", "2=a100-ib"], "--machine: two profiles for P = 2"),
+    (["cori-knl", "a100-ib"], "--machine: two profiles for every P"),
+    (["0=cori-knl"], "--machine P: expected a positive integer"),
+    (["4=nope"], "'nope' (known: a100-ib"),
+])
+def test_profile_per_process_count_errors(machines: list[str], message: str,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    args = [a for m in machines for a in ("--machine", m)]
+    assert main(["validate", *args, "--from-raw", str(RAW)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

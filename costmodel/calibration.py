@@ -572,20 +572,22 @@ def fits_table(cal: Calibration, title: str) -> Table:
     return Table(headers, rows, title, notes)
 
 
-def idle_note(idle: dict[str, object], summary: str = "mean") -> tuple[str, float]:
+def idle_note(idle: dict[str, object]) -> tuple[str, float]:
     """A one-line reading of the idle-arrival probe (costmodel.measure.bench.idle_probe) and
-    the ratio after-idle ÷ back-to-back of ``summary`` of the repetitions."""
-    summarise = statistic(summary)
-    back = summarise(idle["back_to_back"])  # type: ignore[arg-type]
-    after = summarise(idle["after_idle"])  # type: ignore[arg-type]
-    ratio = after / back
+    the ratio of the medians, after idle ÷ back to back.  Medians judge (a tail of slow
+    repetitions of both kinds would swamp means); the means are printed too."""
+    back = [float(t) for t in idle["back_to_back"]]  # type: ignore[attr-defined]
+    after = [float(t) for t in idle["after_idle"]]  # type: ignore[attr-defined]
+    ratio = statistics.median(after) / statistics.median(back)
     gap_ms = float(idle["gap_s"]) * 1e3  # type: ignore[arg-type]
-    verdict = ("idle cores wake slowly here: a training step, whose ranks reach each "
-               "collective at different times, pays more than these microbenchmarks measure"
+    verdict = ("idle CPUs wake slowly here: a training step, whose ranks reach each "
+               "collective at different times, pays more than the microbenchmarks measure"
                if ratio > 1.5 else "no slow wake-up from idle")
     return (f"host check: a {idle['words']}-word all-reduce on 2 processes takes "
-            f"{back * 1e3:.3g} ms back to back and {after * 1e3:.3g} ms when the ranks arrive "
-            f"{gap_ms:.3g} ms apart ({summary}s; ×{ratio:.2f}): {verdict}", ratio)
+            f"{statistics.median(back) * 1e3:.3g} ms back to back and "
+            f"{statistics.median(after) * 1e3:.3g} ms when the ranks arrive {gap_ms:.3g} ms "
+            f"apart (medians; means {statistics.fmean(back) * 1e3:.3g} and "
+            f"{statistics.fmean(after) * 1e3:.3g} ms; ×{ratio:.2f}): {verdict}", ratio)
 
 
 def calibration_record(cal: Calibration) -> dict[str, object]:

@@ -1138,8 +1138,8 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
     extra: dict[str, Any] = {}
     if result.get("idle"):
-        note, ratio = idle_note(result["idle"], summary)
-        extra = {"notes": [note], "idle": dict(result["idle"], ratio=ratio, statistic=summary)}
+        note, ratio = idle_note(result["idle"])
+        extra = {"notes": [note], "idle": dict(result["idle"], median_ratio=ratio)}
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
                         provenance, profile_path, plot_path, fmt, output, extra)

@@ -305,3 +305,19 @@ def test_calibrate_import_errors_are_one_line(capsys: pytest.CaptureFixture[str]
         assert main(["calibrate", "import", *args]) == 2
         _, err = capsys.readouterr()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_idle_note_judges_by_medians() -> None:
+    from costmodel.calibration import idle_note
+
+    slow = {"gap_s": 0.002, "words": 64, "back_to_back": [4e-4, 5e-4, 6e-4, 9e-3],
+            "after_idle": [3e-3, 4e-3, 4e-3, 5e-3]}
+    text, ratio = idle_note(slow)
+    assert ratio == pytest.approx(4e-3 / 5.5e-4)
+    assert text.startswith("host check: a 64-word all-reduce on 2 processes takes 0.55 ms back "
+                           "to back and 4 ms when the ranks arrive 2 ms apart (medians; means "
+                           "2.62 and 4 ms; ×7.27): idle CPUs wake slowly here")
+    # one huge back-to-back outlier moves the mean, not the verdict
+    fine = dict(slow, after_idle=[5e-4, 5e-4, 6e-4, 6e-4])
+    text, ratio = idle_note(fine)
+    assert ratio == pytest.approx(1.0) and text.endswith("no slow wake-up from idle")

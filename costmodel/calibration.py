@@ -572,6 +572,20 @@ def fits_table(cal: Calibration, title: str) -> Table:
     return Table(headers, rows, title, notes)
 
 
+def idle_probe_of(text: str) -> dict[str, object] | None:
+    """The idle-arrival probe of a ``calibrate run --raw`` JSON text, or None (another format,
+    or a measurement without the probe)."""
+    import json
+
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        idle = json.loads(text).get("idle")
+    except (ValueError, AttributeError):
+        return None
+    return idle if isinstance(idle, dict) and "back_to_back" in idle else None
+
+
 def idle_note(idle: dict[str, object]) -> tuple[str, float]:
     """A one-line reading of the idle-arrival probe (costmodel.measure.bench.idle_probe) and
     the ratio of the medians, after idle ÷ back to back.  Medians judge (a tail of slow

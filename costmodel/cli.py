@@ -1009,21 +1009,24 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     """
     from pathlib import Path
 
-    from costmodel.calibration import parse_logs
+    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.units import parse_quantity
 
     p = _positive_int(procs, "--procs") if procs is not None else None
     w = _positive_int(word_bytes, "--word-bytes")
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
-    series = []
+    series, notes = [], []
     for path in files:
-        series += parse_logs(_read_text(path, "a readable text log"), path, collective, p, w,
-                             summary)
+        text = _read_text(path, "a readable text log")
+        series += parse_logs(text, path, collective, p, w, summary)
+        idle = idle_probe_of(text)
+        if idle is not None:
+            notes.append(f"{Path(path).name}: {idle_note(idle)[0]}")
     label = name or "imported"
     _finish_calibration(series, collectives, label,
                         f"α–β fitted to {len(files)} benchmark log(s)", rate,
                         ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output)
+                        plot_path, fmt, output, {"notes": notes} if notes else None)
 
 
 def _read_text(path: str, expected: str) -> str:

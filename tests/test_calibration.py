@@ -321,3 +321,21 @@ def test_idle_note_judges_by_medians() -> None:
     fine = dict(slow, after_idle=[5e-4, 5e-4, 6e-4, 6e-4])
     text, ratio = idle_note(fine)
     assert ratio == pytest.approx(1.0) and text.endswith("no slow wake-up from idle")
+
+
+def test_calibrate_import_prints_the_host_check_of_a_run(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    raw = {"word_bytes": 4, "series": [{"collective": "allreduce", "p": 2,
+                                        "words": [1, 1024, 65536],
+                                        "seconds": [1e-4, 2e-4, 3e-3]}],
+           "idle": {"gap_s": 0.002, "words": 64, "p": 2, "back_to_back": [5e-4, 5e-4, 6e-4],
+                    "after_idle": [4e-3, 4e-3, 5e-3]}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(raw))
+    assert main(["calibrate", "import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "run.json: host check: a 64-word all-reduce on 2 processes takes 0.5 ms" in out
+    del raw["idle"]
+    path.write_text(json.dumps(raw))
+    assert main(["calibrate", "import", str(path)]) == 0
+    assert "host check" not in capsys.readouterr().out

@@ -306,3 +306,36 @@ def test_profile_per_process_count_errors(machines: list[str], message: str,
     assert main(["validate", *args, "--from-raw", str(RAW)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- docs/validation.md
+
+DOCS = Path(__file__).parents[1] / "docs"
+
+
+def _rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| ") or
+            line.startswith("- communication MAPE") or line.startswith("- in-step calibration")]
+
+
+def test_validation_page_numbers_come_from_the_stored_measurement(
+        tmp_path: Path) -> None:
+    """Every row of the time, ranking and calibration tables of docs/validation.md, and its
+    MAPE lines, is what gridcost computes from the measurements stored in docs/validation/."""
+    page = (DOCS / "validation.md").read_text(encoding="utf-8")
+    data = DOCS / "validation"
+    out = tmp_path / "v.md"
+    assert main(["validate", "--machine", f"2={data / 'host-P2.yaml'}", "--machine",
+                 f"4={data / 'host-P4.yaml'}", "--from-raw", str(data / "val-raw.json"),
+                 "--format", "markdown", "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    wanted = _rows(text[text.index("### 3. time"):])
+    assert len(wanted) > 20
+    for row in wanted:
+        assert row in page, row
+    for name in ("cal-P2.json", "cal-P4.json"):
+        fits = tmp_path / f"{name}.md"
+        assert main(["calibrate", "import", str(data / name), "--format", "markdown", "-o",
+                     str(fits)]) == 0
+        for row in _rows(fits.read_text(encoding="utf-8")):
+            assert row in page, row

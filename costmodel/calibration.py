@@ -2,10 +2,12 @@
 
 Input is a set of :class:`Series` — one collective on one process count p, its sizes n (words,
 in the model's convention of cost-model.md §3: the total words of an all-gather, the vector of an
-all-reduce, the one message of a point-to-point send) and their median times in seconds.  They
-come from ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure) or
+all-reduce, the one message of a point-to-point send) and one time per size in seconds — the
+mean (default) or the median of the repetitions, see :data:`STATISTICS`.  They come from
+``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure), from the calls
+of a real training step (``gridcost validate --raw``; costmodel.validation.in_step_series) or
 from the logs of nccl-tests and the OSU micro-benchmarks (parsed here from text; the CLI reads
-the files).
+the files; both report average times).
 
 The fit (docs/validation.md, "Calibration"):
 
@@ -24,8 +26,10 @@ No torch here; scipy is imported inside the fitting functions only.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Sequence
+import statistics
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,9 +37,29 @@ import numpy as np
 from costmodel.collectives import Rate, algorithms
 from costmodel.errors import SpecError, UsageError
 from costmodel.report import Table
+from costmodel.specs import Machine
 
 COLLECTIVES = ("allgather", "allreduce", "p2p")
 """The calibrated collectives: all-gather, all-reduce and one point-to-point message."""
+
+STATISTICS: dict[str, Callable[[Sequence[float]], float]] = {
+    "mean": statistics.fmean,
+    "median": statistics.median,
+}
+"""How repeated timings of one call become one time.  ``mean`` (the default everywhere): a
+training run pays every repetition, slow ones included, so its time is the sum of the calls'
+means — and nccl-tests and the OSU benchmarks report averages too.  ``median``: the typical
+call, blind to a tail of slow repetitions (what gridcost used before; kept to compare)."""
+
+
+def statistic(name: str) -> Callable[[Sequence[float]], float]:
+    """The summary function called ``name`` (one of :data:`STATISTICS`)."""
+    try:
+        return STATISTICS[name]
+    except KeyError:
+        raise UsageError(f"statistic: expected one of {', '.join(STATISTICS)}, "
+                         f"got {name!r}") from None
+
 
 COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
                      "p2p": "point-to-point"}
@@ -43,8 +67,9 @@ COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
 
 @dataclass(frozen=True)
 class Series:
-    """Median times of one collective on p processes: sizes ``words`` (n, words of
-    ``word_bytes`` bytes, model convention) and ``seconds``, arrays of equal length."""
+    """Times of one collective on p processes: sizes ``words`` (n, words of ``word_bytes``
+    bytes, model convention) and ``seconds`` (one summary time per size), arrays of equal
+    length."""
 
     collective: str
     p: int
@@ -210,6 +235,20 @@ def _joint_fit(series: Sequence[Series], collectives: str) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------- machine profile
 
 
+def calibrated_machine(cal: Calibration, base: Machine, name: str) -> Machine:
+    """``base`` (its flop rate, memory, compute tables) with the fitted α, β of ``cal``: the
+    joint pair, each kind's own pair and each series' pair per group size (``per_collective``
+    with ``processes``) — the profile :func:`profile_yaml` writes, without the YAML round trip.
+    A flat machine (no ``levels``)."""
+    wb = cal.word_bytes
+    return dataclasses.replace(
+        base, name=name, alpha_s=cal.alpha_s, bandwidth_Bps=cal.bandwidth_Bps, word_bytes=wb,
+        levels=(),
+        per_collective=tuple((kind, alpha, wb / beta) for kind, alpha, beta in cal.per_collective),
+        per_collective_processes=tuple((kind, p, alpha, wb / beta)
+                                       for kind, p, alpha, beta in per_process_fits(cal)))
+
+
 def _g(value: float) -> str:
     return f"{value:.6g}"
 
@@ -246,12 +285,51 @@ def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, descripti
     ]
     if cal.per_collective:
         lines.append("# Each collective kind's own joint fit over its series (all p), used for "
-                     "that kind instead of alpha, bandwidth:")
+                     "that kind instead of alpha, bandwidth;")
+        lines.append("# processes: per group size p, the fit of that kind's series on p "
+                     "processes, used for groups of exactly p.")
         lines.append("per_collective:")
+        by_p = per_process_fits(cal)
         for kind, a_k, b_k in cal.per_collective:
-            lines.append(f"  {kind}: {{alpha: {_g(a_k * 1e6)} us, "
-                         f"bandwidth: {_g(cal.word_bytes / b_k / 1e6)} MB/s}}")
+            alpha, bandwidth = f"{_g(a_k * 1e6)} us", f"{_g(cal.word_bytes / b_k / 1e6)} MB/s"
+            rows = [(p, a, b) for k, p, a, b in by_p if k == kind]
+            if not rows:
+                lines.append(f"  {kind}: {{alpha: {alpha}, bandwidth: {bandwidth}}}")
+                continue
+            lines += [f"  {kind}:", f"    alpha: {alpha}", f"    bandwidth: {bandwidth}",
+                      "    processes:"]
+            lines += [f"      {p}: {{alpha: {_g(a * 1e6)} us, "
+                      f"bandwidth: {_g(cal.word_bytes / b / 1e6)} MB/s}}" for p, a, b in rows]
+        skipped = sorted({(f.series.collective, f.series.p) for f in cal.fits}
+                         - {(k, p) for k, p, _, _ in by_p})
+        if skipped:
+            lines.append("# no processes entry (its fit has α = 0 or β = 0, or the kind has no "
+                         "fit of its own): " + ", ".join(f"{k} p={p}" for k, p in skipped))
     return "\n".join(lines) + "\n"
+
+
+def per_process_fits(cal: Calibration) -> tuple[tuple[str, int, float, float], ...]:
+    """(kind, p, α s, β s/word) per collective kind and group size p, for the ``processes``
+    table of the profile's ``per_collective`` (docs/formats.md): the per-series fit α = a/m(p),
+    β = b/w(p) — a joint fit when several series share (kind, p).  Left out: kinds without a
+    ``per_collective`` fit of their own (the table needs the kind's pooled pair) and fits with
+    α = 0 or β = 0 (the bounded fit found no latency or no bandwidth term: the pooled pair is
+    the better guess).  In COLLECTIVES order, p ascending."""
+    kinds = {kind for kind, _, _ in cal.per_collective}
+    groups: dict[tuple[str, int], list[SeriesFit]] = {}
+    for f in cal.fits:
+        if f.series.collective in kinds:
+            groups.setdefault((f.series.collective, f.series.p), []).append(f)
+    out = []
+    for (kind, p), fits in sorted(groups.items(), key=lambda g: (COLLECTIVES.index(g[0][0]),
+                                                                 g[0][1])):
+        if len(fits) == 1:
+            alpha, beta = fits[0].alpha_s, fits[0].beta_s_per_word
+        else:
+            (alpha, beta), _ = _joint_fit([f.series for f in fits], cal.collectives)
+        if alpha > 0 and beta > 0:
+            out.append((kind, p, float(alpha), float(beta)))
+    return tuple(out)
 
 
 def _yaml_text(text: str) -> str:
@@ -372,25 +450,51 @@ def parse_osu(text: str, source: str, collective: str | None = None, procs: int 
     return Series(found, p, np.asarray(sizes), np.asarray(times), word_bytes, source)
 
 
-def series_from_json(text: str, source: str) -> list[Series]:
-    """The measurements ``gridcost calibrate run --raw FILE`` wrote (JSON) → Series."""
+def bench_series(data: dict[str, object], source: str,
+                 summary: str = "mean") -> list[Series]:
+    """The microbenchmark result of ``gridcost calibrate run`` (its ``--raw`` JSON) → Series.
+
+    Each size's time is ``summary`` (:data:`STATISTICS`) of its repetitions (``samples``: the
+    slowest rank's seconds per repetition); results written before repetitions were kept have
+    only their medians (``seconds``), which are used as they are.
+    """
+    summarise = statistic(summary)
+    word_bytes = int(data.get("word_bytes", 4))  # type: ignore[call-overload]
+    out = []
+    for s in data["series"]:  # type: ignore[attr-defined]
+        samples = s.get("samples")
+        seconds = ([summarise(x) for x in samples] if samples is not None else s["seconds"])
+        out.append(Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
+                          np.asarray(seconds, float), word_bytes, source))
+    return out
+
+
+def series_from_json(text: str, source: str, summary: str = "mean") -> list[Series]:
+    """A gridcost JSON → Series: the microbenchmarks of ``calibrate run --raw`` or the calls of
+    the training steps of ``validate --raw`` (each call's time over the iterations, fitted per
+    collective and group size: an in-step calibration, costmodel.validation.in_step_series)."""
     import json
 
+    statistic(summary)  # an unknown name is a usage error, not a malformed file
     try:
         data = json.loads(text)
-        word_bytes = int(data.get("word_bytes", 4))
-        return [Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
-                       np.asarray(s["seconds"], float), word_bytes, source)
-                for s in data["series"]]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise SpecError(source, "series", "the JSON of 'gridcost calibrate run --raw'") from None
+        if isinstance(data, dict) and "runs" in data:
+            from costmodel.validation import in_step_series
+
+            return in_step_series(data["runs"], source, summary)
+        return bench_series(data, source, summary)
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        raise SpecError(source, "series", "the JSON of 'gridcost calibrate run --raw' or "
+                        "'gridcost validate --raw'") from None
 
 
 def parse_logs(text: str, source: str, collective: str | None = None,
-               procs: int | None = None, word_bytes: int = 4) -> list[Series]:
-    """A gridcost JSON (calibrate run --raw), nccl-tests or OSU log → its Series."""
+               procs: int | None = None, word_bytes: int = 4,
+               summary: str = "mean") -> list[Series]:
+    """A gridcost JSON (calibrate run --raw, validate --raw), nccl-tests or OSU log → its
+    Series (``summary`` applies to the JSON's repetitions; the logs hold one average each)."""
     if text.lstrip().startswith("{"):
-        return series_from_json(text, source)
+        return series_from_json(text, source, summary)
     return [parse_log(text, source, collective, procs, word_bytes)]
 
 
@@ -466,6 +570,38 @@ def fits_table(cal: Calibration, title: str) -> Table:
               f"bandwidth = {cal.word_bytes / b_k / 1e6:.4g} MB/s"
               for kind, a_k, b_k in cal.per_collective]
     return Table(headers, rows, title, notes)
+
+
+def idle_probe_of(text: str) -> dict[str, object] | None:
+    """The idle-arrival probe of a ``calibrate run --raw`` JSON text, or None (another format,
+    or a measurement without the probe)."""
+    import json
+
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        idle = json.loads(text).get("idle")
+    except (ValueError, AttributeError):
+        return None
+    return idle if isinstance(idle, dict) and "back_to_back" in idle else None
+
+
+def idle_note(idle: dict[str, object]) -> tuple[str, float]:
+    """A one-line reading of the idle-arrival probe (costmodel.measure.bench.idle_probe) and
+    the ratio of the medians, after idle ÷ back to back.  Medians judge (a tail of slow
+    repetitions of both kinds would swamp means); the means are printed too."""
+    back = [float(t) for t in idle["back_to_back"]]  # type: ignore[attr-defined]
+    after = [float(t) for t in idle["after_idle"]]  # type: ignore[attr-defined]
+    ratio = statistics.median(after) / statistics.median(back)
+    gap_ms = float(idle["gap_s"]) * 1e3  # type: ignore[arg-type]
+    verdict = ("idle CPUs wake slowly here: a training step, whose ranks reach each "
+               "collective at different times, pays more than the microbenchmarks measure"
+               if ratio > 1.5 else "no slow wake-up from idle")
+    return (f"host check: a {idle['words']}-word all-reduce on 2 processes takes "
+            f"{statistics.median(back) * 1e3:.3g} ms back to back and "
+            f"{statistics.median(after) * 1e3:.3g} ms when the ranks arrive {gap_ms:.3g} ms "
+            f"apart (medians; means {statistics.fmean(back) * 1e3:.3g} and "
+            f"{statistics.fmean(after) * 1e3:.3g} ms; ×{ratio:.2f}): {verdict}", ratio)
 
 
 def calibration_record(cal: Calibration) -> dict[str, object]:

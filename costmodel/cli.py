@@ -327,6 +327,13 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     if table.mappings is not None:
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
+    if mach.per_collective or mach.per_collective_processes:
+        from costmodel.report import per_collective_record, per_collective_text
+
+        record["per_collective"] = per_collective_record(mach)
+        table_out = replace(table_out, notes=[
+            *table_out.notes, f"per-collective α, bandwidth: {per_collective_text(mach)} "
+                              "(others: the flat α, bandwidth)"])
     return Result([table_out], record, provenance)
 
 
@@ -844,15 +851,15 @@ def nets(fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
 def machines(fmt: str) -> None:
-    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ and
-    collective algorithms.
+    """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ,
+    collective algorithms, levels and per-collective α, bandwidth (per group size where given).
 
     \b
     Example:
       gridcost machines
     """
     from costmodel.loaders import bundled_names, load_machine
-    from costmodel.report import Table, render
+    from costmodel.report import Table, per_collective_record, per_collective_text, render
     from costmodel.units import format_bytes, format_rate, format_seconds
 
     rows, records = [], []
@@ -866,7 +873,7 @@ def machines(fmt: str) -> None:
                      "; ".join(f"{lv.name}" + (f" {lv.processes}" if lv.processes else "")
                                + f" {format_seconds(lv.alpha_s)} "
                                + format_rate(lv.bandwidth_Bps, "B/s") for lv in m.levels)
-                     or "—"])
+                     or "—", per_collective_text(m) or "—"])
         records.append({"name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
                         "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
                         "memory_bytes": m.memory_bytes,
@@ -875,9 +882,11 @@ def machines(fmt: str) -> None:
                         "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives,
                         "levels": [{"name": lv.name, "processes": lv.processes,
                                     "alpha_s": lv.alpha_s, "bandwidth_Bps": lv.bandwidth_Bps}
-                                   for lv in m.levels]})
+                                   for lv in m.levels],
+                        "per_collective": per_collective_record(m)})
     headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
-               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)"]
+               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)",
+               "per collective (α, bandwidth; per group size p)"]
     click.echo(render(Table(headers, rows), records, fmt), nl=False)  # type: ignore[arg-type]
 
 
@@ -900,6 +909,21 @@ def calibrate() -> None:
     """
 
 
+KEEP_AWAKE = click.option(
+    "--keep-awake/--no-keep-awake", default=False, show_default=True,
+    help="Local runs: keep every CPU out of idle with a lowest-priority busy loop "
+         "(SCHED_IDLE), so that waiting ranks do not sleep; for hosts whose idle CPUs wake "
+         "slowly (see calibrate's host check).")
+
+
+def statistic_option(text: str) -> Callable[[F], F]:
+    """--statistic mean|median (calibration.STATISTICS), with a command's own help text."""
+    return click.option("--statistic", "summary", type=click.Choice(["mean", "median"]),
+                        default="mean", show_default=True,
+                        help=text + "  mean: what a training run pays, slow repetitions "
+                             "included; median: the typical call.")
+
+
 def calibrate_options(func: F) -> F:
     """--collectives, --name, --profile, --plot, --format, -o shared by calibrate run/import."""
     decorators = [
@@ -907,6 +931,8 @@ def calibrate_options(func: F) -> F:
                      help="Cost formulas that map a, b to α, β: 'paper' or 'ring'."),
         click.option("--name", default=None, metavar="NAME",
                      help="Name of the written machine profile."),
+        statistic_option("Summary of each size's repetitions (gridcost JSON input; "
+                         "nccl-tests and OSU logs hold averages)."),
         click.option("--profile", "profile_path", default=None, metavar="FILE",
                      help="Write the machine profile YAML here (loads with --machine FILE)."),
         click.option("--plot", "plot_path", default=None, metavar="FILE",
@@ -923,7 +949,10 @@ def calibrate_options(func: F) -> F:
 
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
                         flop_rate: float | None, provenance: list[str], profile_path: str | None,
-                        plot_path: str | None, fmt: str, output: str) -> None:
+                        plot_path: str | None, fmt: str, output: str,
+                        extra: dict[str, Any] | None = None) -> None:
+    """Fit, print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
+    record), write the profile and the plot."""
     from costmodel.calibration import calibrate as fit
     from costmodel.calibration import calibration_record, fits_table, profile_yaml
     from costmodel.report import Table, render
@@ -939,6 +968,9 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
         _emit(text, profile_path)
         record["profile"] = profile_path
     notes = list(table.notes)
+    extra = dict(extra or {})
+    notes += extra.pop("notes", [])
+    record.update(extra)
     if profile_path is not None:
         notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
     _emit(render(Table(table.headers, table.rows, table.title, notes), record, fmt),  # type: ignore[arg-type]
@@ -963,36 +995,50 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
 @calibrate_options
 def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
                      word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
-                     profile_path: str | None, plot_path: str | None, fmt: str,
+                     summary: str, profile_path: str | None, plot_path: str | None, fmt: str,
                      output: str) -> None:
-    """Fit α and β to nccl-tests or OSU micro-benchmark logs (or `calibrate run --raw` JSON).
+    """Fit α and β to nccl-tests or OSU micro-benchmark logs, or to gridcost's own JSON:
+    `calibrate run --raw` (microbenchmarks) or `validate --raw` (the calls of real training
+    steps: an in-step calibration).
 
     \b
     Examples:
       gridcost calibrate import all_reduce_perf.log all_gather_perf.log --profile nccl.yaml
       gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
+      gridcost calibrate import val-raw.json --profile in-step.yaml
     """
     from pathlib import Path
 
-    from costmodel.calibration import parse_logs
-    from costmodel.errors import SpecError
+    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.units import parse_quantity
 
     p = _positive_int(procs, "--procs") if procs is not None else None
     w = _positive_int(word_bytes, "--word-bytes")
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
-    series = []
+    series, notes = [], []
     for path in files:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(path, "", "a readable text log", str(exc)) from None
-        series += parse_logs(text, path, collective, p, w)
+        text = _read_text(path, "a readable text log")
+        series += parse_logs(text, path, collective, p, w, summary)
+        idle = idle_probe_of(text)
+        if idle is not None:
+            notes.append(f"{Path(path).name}: {idle_note(idle)[0]}")
     label = name or "imported"
     _finish_calibration(series, collectives, label,
                         f"α–β fitted to {len(files)} benchmark log(s)", rate,
                         ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output)
+                        plot_path, fmt, output, {"notes": notes} if notes else None)
+
+
+def _read_text(path: str, expected: str) -> str:
+    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
+    from pathlib import Path
+
+    from costmodel.errors import SpecError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", expected, str(exc)) from None
 
 
 def _parse_bytes(value: str, option: str) -> int:
@@ -1012,18 +1058,27 @@ def _parse_bytes(value: str, option: str) -> int:
 @click.option("--factor", default="4", show_default=True, metavar="F",
               help="Message sizes grow by this factor.")
 @click.option("--reps", default="10", show_default=True, metavar="N",
-              help="Timed repetitions per size (the median is kept).")
+              help="Timed repetitions per size (summarised by --statistic).")
 @click.option("--warmup", default="2", show_default=True, metavar="N",
               help="Untimed repetitions before them.")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
               help="Seconds before the local worker processes are ended.")
 @click.option("--raw", "raw_path", default=None, metavar="FILE",
               help="Also write the measurements as JSON (re-fit with `calibrate import`).")
+@click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
+              help="Host check: time a small all-reduce also when the ranks arrive this far "
+                   "apart (the first waits idle, as in a training step); '0' skips it.")
+@click.option("--concurrent/--isolated", default=True, show_default=True,
+              help="Concurrent: all ⌊W/p⌋ disjoint groups of p of the W processes measure at "
+                   "once, as the groups of a Pr×Pc grid of W processes communicate; isolated: "
+                   "one group, the other processes idle.")
+@KEEP_AWAKE
 @calibrate_options
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
-                  warmup: str, timeout: float, raw_path: str | None, collectives: str,
-                  name: str | None, profile_path: str | None, plot_path: str | None, fmt: str,
-                  output: str) -> None:
+                  warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
+                  concurrent: bool, keep_awake: bool, collectives: str,
+                  name: str | None, summary: str, profile_path: str | None,
+                  plot_path: str | None, fmt: str, output: str) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
 
     On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
@@ -1038,12 +1093,11 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     import os
     import socket
 
-    import numpy as np
-
-    from costmodel.calibration import Series
+    from costmodel.calibration import bench_series, idle_note
     from costmodel.grids import parse_processes
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run, under_torchrun
+    from costmodel.units import parse_quantity
 
     require_torch()
     torchrun = under_torchrun()
@@ -1063,33 +1117,42 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     while size <= high:
         sizes.append(size)
         size *= grow
+    gap_s = 0.0 if idle_gap.strip() in ("0", "0 s", "0 ms") else \
+        parse_quantity(idle_gap, "time", "", "--idle-gap")
     args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
             "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
-            "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout}
-    result = run("bench", args, ps[-1], timeout)
+            "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
+            "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
+    result = run("bench", args, ps[-1], timeout, keep_awake)
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if raw_path is not None:
         _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path)
-    word_bytes = int(result["word_bytes"])
     source = f"torch.distributed {result['backend']}"
-    series = [Series(s["collective"], int(s["p"]), np.asarray(s["words"], float),
-                     np.asarray(s["seconds"], float), word_bytes, source)
-              for s in result["series"]]
+    series = bench_series(result, source, summary)
     host = socket.gethostname()
     where = f"torchrun world of {world}" if torchrun else f"host {host}, 127.0.0.1"
     provenance = [f"Measured by gridcost calibrate run: {source} (torch {result['torch']}), "
                   f"{where}, p = {', '.join(map(str, ps))}, sizes {sizes[0]} B to {sizes[-1]} B "
-                  f"×{grow}, median of {args['reps']} after {args['warmup']} warm-up.",
+                  f"×{grow}, {summary} of {args['reps']} after {args['warmup']} warm-up, "
+                  + (f"every group of p among {ps[-1]} processes at once (--concurrent)"
+                     if concurrent else "one group of p at a time (--isolated)")
+                  + (", CPUs kept awake (--keep-awake)." if keep_awake else "."),
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
+    extra: dict[str, Any] = {}
+    if result.get("idle"):
+        note, ratio = idle_note(result["idle"])
+        extra = {"notes": [note], "idle": dict(result["idle"], median_ratio=ratio)}
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
-                        provenance, profile_path, plot_path, fmt, output)
+                        provenance, profile_path, plot_path, fmt, output, extra)
 
 
 @cli.command()
-@click.option("--machine", "machine", required=True, metavar="M",
-              help="Calibrated machine profile for the predictions (gridcost calibrate run).")
+@click.option("--machine", "machine", required=True, multiple=True, metavar="[P=]M",
+              help="Calibrated machine profile for the predictions (gridcost calibrate run); "
+                   "repeat as P=FILE for a profile per process count, e.g. --machine 2=a.yaml "
+                   "--machine 4=b.yaml.")
 @click.option("--P", "processes", default="2,4", show_default=True, metavar="P",
               help="Process counts, each run separately (under torchrun: the world size).")
 @click.option("--batch", default="16", show_default=True, metavar="B",
@@ -1111,13 +1174,20 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
               help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
 @click.option("--raw", "raw_path", default=None, metavar="FILE",
               help="Also write the workers' raw measurements as JSON.")
+@click.option("--from-raw", "from_raw", default=None, metavar="FILE",
+              help="Analyse the measurements an earlier --raw wrote instead of running new "
+                   "ones (e.g. to predict the same runs with another --machine).")
+@statistic_option("Summary of the timed iterations; use the one the profile was calibrated "
+                  "with.")
+@KEEP_AWAKE
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
-def validate(machine: str, processes: str, batch: str, plan_name: str, iterations: str,
+def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
-             raw_path: str | None, fmt: str, output: str) -> None:
+             raw_path: str | None, from_raw: str | None, summary: str, keep_awake: bool,
+             fmt: str, output: str) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
 
@@ -1127,28 +1197,85 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
     \b
     Examples:
       gridcost calibrate run --procs 2..4 --profile host.yaml
-      gridcost validate --machine host.yaml --P 2,4 --plot validation.png
+      gridcost validate --machine host.yaml --P 2,4 --plot validation.png --raw val.json
+      gridcost validate --machine other.yaml --from-raw val.json
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
     """
     import json
-    import os
 
-    from costmodel.grids import parse_processes
-    from costmodel.loaders import load_machine
-    from costmodel.measure import require_torch
-    from costmodel.measure.launch import run, under_torchrun
     from costmodel.report import render
-    from costmodel.validation import PLANS, analyse, load_validation_network, tables, valid_grids
+    from costmodel.validation import (
+        PLANS,
+        analyse_per_P,
+        load_validation_network,
+        parse_validation_raw,
+        tables,
+    )
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
-    mach = load_machine(machine)
+    machines = _machines_per_P(machine)
     network = load_validation_network()
     plans = list(PLANS) if plan_name == "all" else [plan_name]
     if plans[0] not in PLANS:
         raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
                          f"got {plan_name!r}")
+    merged: dict[str, Any] | None
+    if from_raw is not None:
+        merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),
+                                      from_raw, plans)
+    else:
+        merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync,
+                                     keep_awake)
+        if merged is None:  # a rank other than 0 under torchrun: rank 0 reports
+            return
+    if raw_path is not None:
+        _emit(json.dumps(merged) + "\n", raw_path)
+    analysis = analyse_per_P(merged, network, machines, collectives, summary)
+    if fmt == "json":
+        _emit(render(tables(analysis)[0], analysis, "json"), output)
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
+    if plot_path is not None:
+        from costmodel.plot import predicted_vs_measured
+
+        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
+    outcome = analysis["summary"]
+    if not (outcome["numerics_ok"] and outcome["volumes_ok"]):
+        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
+                   err=True)
+        raise click.exceptions.Exit(1)
+
+
+def _machines_per_P(values: tuple[str, ...]) -> dict[int | None, Any]:
+    """``--machine`` values (``FILE`` or ``P=FILE``) → {P or None (any P): Machine}."""
+    from costmodel.loaders import load_machine
+
+    machines: dict[int | None, Any] = {}
+    for value in values:
+        head, sep, tail = value.partition("=")
+        key = _positive_int(head, "--machine P") if sep and head.strip().isdigit() else None
+        path = tail if key is not None else value
+        if key in machines:
+            raise UsageError(f"--machine: two profiles for "
+                             f"{'every P' if key is None else f'P = {key}'}")
+        machines[key] = load_machine(path)
+    return machines
+
+
+def _measure_validation(processes: str, batch: str, plans: list[str], iterations: str,
+                        warmup: str, timeout: float, sync: bool,
+                        keep_awake: bool) -> dict[str, Any] | None:
+    """Run the validation steps for every P (local processes, or the torchrun world); the
+    merged result on rank 0, None on the other ranks."""
+    import os
+
+    from costmodel.grids import parse_processes
+    from costmodel.measure import require_torch
+    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.validation import valid_grids
+
     B = _positive_int(batch, "--batch")
     torchrun = under_torchrun()
     ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
@@ -1165,27 +1292,13 @@ def validate(machine: str, processes: str, batch: str, plan_name: str, iteration
             "timeout_s": timeout, "sync": sync}
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
-        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout)
-        if result is None:  # a rank other than 0 under torchrun
-            return
+        result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout,
+                     keep_awake)
+        if result is None:
+            return None
         merged["runs"] += result["runs"]
-        merged.update(backend=result["backend"], batch=result["batch"])
-    if raw_path is not None:
-        _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse(merged, network, mach, collectives)
-    if fmt == "json":
-        _emit(render(tables(analysis)[0], analysis, "json"), output)
-    else:
-        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
-    if plot_path is not None:
-        from costmodel.plot import predicted_vs_measured
-
-        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
-    summary = analysis["summary"]
-    if not (summary["numerics_ok"] and summary["volumes_ok"]):
-        click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
-                   err=True)
-        raise click.exceptions.Exit(1)
+        merged.update(backend=result["backend"], batch=result["batch"], keep_awake=keep_awake)
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -246,6 +247,8 @@ def scatter_allgather_broadcast_rate(p: np.ndarray) -> Rate:
 
 
 RateOf = Callable[[np.ndarray], Rate]
+ProcessScales = tuple[tuple[int, float, float], ...]
+"""((p, α factor, β factor), …): a kind's scales for particular group sizes p, p ascending."""
 
 ALLGATHER, ALLREDUCE, REDUCE_SCATTER, BROADCAST = ("allgather", "allreduce", "reduce-scatter",
                                                    "broadcast")
@@ -338,24 +341,42 @@ class Algorithms:
     scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """{kind: (α_kind/α, β_kind/β)} of a machine's per-collective fits (kinds 'allgather',
     'allreduce', 'p2p'); {} — the flat model — by default.  See :meth:`with_scales`."""
+    process_scales: Mapping[str, ProcessScales] = field(default_factory=dict)
+    """{kind: ((p, α_kind,p/α, β_kind,p/β), …)} of the fits per group size p, p ascending;
+    a group whose size is not listed takes the kind's ``scales`` entry.  See :func:`scale_at`."""
 
-    def with_scales(self, scales: Mapping[str, tuple[float, float]]) -> Algorithms:
+    def with_scales(self, scales: Mapping[str, tuple[float, float]],
+                    processes: Mapping[str, ProcessScales] | None = None) -> Algorithms:
         """These algorithms with each kind's latency count multiplied by α_kind/α and its words
         by β_kind/β, so that α·messages + β·words is α_kind·messages + β_kind·words.
 
-        Fixed kinds get scaled rate functions; 'auto' kinds choose and scale per message; 'p2p'
-        (halo messages) is applied by :meth:`p2p`.  γ terms are not scaled.
+        ``processes`` gives, per kind, those factors for particular group sizes p (the kind's
+        α_kind,p/α, β_kind,p/β); every other p takes the kind's ``scales`` pair (no pair: 1, 1).
+        Fixed kinds get scaled rate functions of p; 'auto' kinds choose and scale per message;
+        'p2p' (halo messages) is applied by :meth:`p2p`.  γ terms are not scaled.
         """
-        if not scales:
+        processes = {kind: tuple(sorted(rows)) for kind, rows in (processes or {}).items()
+                     if rows}
+        if not scales and not processes:
             return self
-        rates = [_scaled_rate(self.allgather_rate, scales.get(ALLGATHER)),
-                 _scaled_rate(self.allreduce_rate, scales.get(ALLREDUCE))]
+        rates = [_scaled_rate(self.allgather_rate, scales.get(ALLGATHER),
+                              processes.get(ALLGATHER, ())),
+                 _scaled_rate(self.allreduce_rate, scales.get(ALLREDUCE),
+                              processes.get(ALLREDUCE, ()))]
         return replace(self, allgather_rate=rates[0], allreduce_rate=rates[1],
-                       scales=dict(scales))
+                       scales=dict(scales), process_scales=processes)
+
+    def scale(self, kind: str, p: np.ndarray) -> tuple[Any, Any] | None:
+        """(α factor, β factor) of ``kind`` for groups of p processes (:func:`scale_at`)."""
+        return scale_at(self.scales.get(kind), self.process_scales.get(kind, ()), p)
 
     def p2p(self, cost: CollectiveCost) -> CollectiveCost:
-        """Halo messages (point-to-point) under the 'p2p' scales, if any."""
-        return _scaled(cost, self.scales.get("p2p"))
+        """Halo messages (point-to-point) under the 'p2p' scales, if any.
+
+        A halo is one message between two neighbouring strips, so a p2p pair fitted for p = 2
+        applies when listed; otherwise the kind's pooled pair (docs/formats.md).
+        """
+        return _scaled(cost, self.scale("p2p", np.asarray(2.0)))
 
     @property
     def linear(self) -> bool:
@@ -418,7 +439,8 @@ class Algorithms:
         if self.costs is None:
             raise UsageError("collectives 'auto' needs the machine's α, β and γ")
         alpha, beta, gamma = self.costs
-        costs = [_scaled(c.rate(p).of(n), self.scales.get(kind)) for c in candidates]
+        scale = self.scale(kind, p)
+        costs = [_scaled(c.rate(p).of(n), scale) for c in candidates]
         shape = np.broadcast_shapes(*(np.shape(x) for c in costs
                                       for x in (c.messages, c.words, c.reduced)))
         seconds = np.stack([np.broadcast_to(c.seconds(alpha, beta, gamma), shape)
@@ -432,21 +454,47 @@ class Algorithms:
         return CollectiveCost(pick("messages"), pick("words"), pick("reduced")), index
 
 
-def _scaled(cost: CollectiveCost, scale: tuple[float, float] | None) -> CollectiveCost:
+def scale_at(pooled: tuple[float, float] | None, listed: ProcessScales,
+             p: np.ndarray) -> tuple[Any, Any] | None:
+    """(α factor, β factor) for groups of p processes: a listed p's own pair, else ``pooled``
+    (None: 1, 1 — the flat α, β).  Vectorized: with ``listed`` the factors are arrays of p's
+    shape (a lookup of p among the listed sizes); without, ``pooled`` itself, so results stay
+    bit-identical to one pair per kind.  None when there is nothing to scale.
+
+    ``listed`` = ((p, α factor, β factor), …), p ascending.
+    """
+    if not listed:
+        return pooled
+    sizes = np.array([row[0] for row in listed], dtype=np.float64)
+    alphas = np.array([row[1] for row in listed], dtype=np.float64)
+    betas = np.array([row[2] for row in listed], dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    at = np.minimum(np.searchsorted(sizes, p), len(sizes) - 1)
+    hit = sizes[at] == p
+    alpha0, beta0 = pooled if pooled is not None else (1.0, 1.0)
+    return np.where(hit, alphas[at], alpha0), np.where(hit, betas[at], beta0)
+
+
+def _scaled(cost: CollectiveCost, scale: tuple[Any, Any] | None) -> CollectiveCost:
     """``cost`` with its latency count × scale[0] and its words × scale[1] (None: as is)."""
     if scale is None:
         return cost
     return CollectiveCost(cost.messages * scale[0], cost.words * scale[1], cost.reduced)
 
 
-def _scaled_rate(rate_of: RateOf, scale: tuple[float, float] | None) -> RateOf:
-    """The rate function ``rate_of`` with messages × scale[0], per_word × scale[1]."""
-    if scale is None:
+def _scaled_rate(rate_of: RateOf, scale: tuple[float, float] | None,
+                 listed: ProcessScales = ()) -> RateOf:
+    """The rate function ``rate_of`` with messages × α factor, per_word × β factor, the factors
+    of each group size p by :func:`scale_at`."""
+    if scale is None and not listed:
         return rate_of
 
     def scaled(p: np.ndarray) -> Rate:
         rate = rate_of(p)
-        return Rate(rate.messages * scale[0], rate.per_word * scale[1], rate.reduce_per_word)
+        factors = scale_at(scale, listed, p)
+        assert factors is not None
+        return Rate(rate.messages * factors[0], rate.per_word * factors[1],
+                    rate.reduce_per_word)
 
     return scaled
 

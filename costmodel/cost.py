@@ -638,10 +638,11 @@ def _check(grids: Grids, overlap: str) -> None:
 def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algorithms:
     """The collective algorithms selected by ``collectives`` (None: the machine profile's
     ``collectives``, 'paper' unless it says otherwise), with the machine's α, β, γ for 'auto'
-    and its per-collective fits, if any, as scales (Algorithms.with_scales)."""
+    and its per-collective fits, if any — per kind and per group size — as scales
+    (Algorithms.with_scales)."""
     algo = algorithms(collectives or machine.collectives,
                       (machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word))
-    return algo.with_scales(machine.collective_scales())
+    return algo.with_scales(machine.collective_scales(), machine.collective_process_scales())
 
 
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,

@@ -12,6 +12,11 @@ the plan's layout, the machine's α and β, and the collective algorithm's :clas
 They do not read the :class:`CostTable`'s arrays, so ``tests/test_explain.py`` can check that both
 agree (rtol 1e-12) — explain cannot drift from the engine unnoticed.
 
+A profile with ``per_collective`` fits (docs/formats.md) charges each collective its kind's α, β
+— for its group size p where the profile lists one — written ``α_ag``, ``β_ar(Pc)``, ``α_p2p``…
+(:func:`collective_pair`); latency counts and words are then the raw ones (the engine's tables
+hold flat-equivalent counts, which the tests compare on the profile without the fits).
+
 Formula text comes from :data:`RATE_TEXTS`, keyed by the algorithm's rate function: each entry
 says how to write ``k·(α·L(p) + β·F(p)·n)``.  An entry is used only where it reproduces the rate
 function's numbers; a rate function without one (or with a wrong one) is written with the
@@ -116,33 +121,101 @@ def _num(x: float) -> str:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """The α (s) and β (s/word) one collective is charged, with their symbols: the flat ``α``,
+    ``β``, or a per-collective fit (docs/formats.md ``per_collective``) such as ``α_ag`` or,
+    for a kind with fits per group size, ``α_ag(Pr)``; ``source`` names the profile field
+    ('' for the flat pair) and ``bandwidth`` its B/s."""
+
+    alpha: float
+    beta: float
+    alpha_symbol: str = "α"
+    beta_symbol: str = "β"
+    source: str = ""
+    bandwidth: float = 0.0
+
+    def bindings(self, word_bytes: int) -> tuple[tuple[str, str], ...]:
+        """(symbol, value) of α and β as the lines show them."""
+        if not self.source:
+            return (("α", f"{_num(self.alpha)} s"), ("β", f"{_num(self.beta)} s/word"))
+        return ((self.alpha_symbol, f"{_num(self.alpha)} s ({self.source})"),
+                (self.beta_symbol, f"{word_bytes}/{_num(self.bandwidth)} = {_num(self.beta)} "
+                                   "s/word"))
+
+
+_SHORT = {"allgather": "ag", "allreduce": "ar", "p2p": "p2p"}
+
+
+def collective_pair(machine: Machine, kind: str, group: str, p: int) -> Pair:
+    """The α, β the engine charges ``kind`` on a group of p processes (symbol ``group``):
+    the kind's fit for p (``per_collective.KIND.processes``), else the kind's own fit, else the
+    flat α, β — :func:`costmodel.collectives.scale_at`'s rule.  Halos are kind 'p2p', p = 2."""
+    listed = {q: (a, bw) for k, q, a, bw in machine.per_collective_processes if k == kind}
+    pooled = {k: (a, bw) for k, a, bw in machine.per_collective}
+    if p in listed:
+        (alpha, bandwidth), source = listed[p], f"per_collective.{kind}.processes.{p}"
+    elif kind in pooled:
+        (alpha, bandwidth), source = pooled[kind], f"per_collective.{kind}"
+    else:
+        return Pair(machine.alpha_s, machine.beta_s_per_word)
+    suffix = f"_{_SHORT[kind]}" + (f"({group})" if listed else "")
+    return Pair(alpha, machine.word_bytes / bandwidth, f"α{suffix}", f"β{suffix}", source,
+                bandwidth)
+
+
+@dataclass(frozen=True)
 class Collective:
-    """One collective of a term: which rate function, on which group (symbol and size)."""
+    """One collective of a term: which rate function, on which group (symbol and size), and
+    the α, β it is charged (the flat pair unless the profile fits this kind)."""
 
     what: str
     rate_of: RateOf
     group: str
     p: int
+    pair: Pair
+
+
+@dataclass(frozen=True)
+class Charge:
+    """A term's collectives, as :func:`_collective_text` found them: the raw latency count
+    and words per word of n in total, and per part (pair, count, words per word of n)."""
+
+    messages: float
+    per_word: float
+    parts: tuple[tuple[Pair, float, float], ...]
+
+    def seconds(self, size: float) -> float:
+        """Seconds of moving n = ``size`` words: α·m + β·w·n with one pair (the engine's
+        order of operations), else Σ α_k·m_k + β_k·w_k·n over the parts."""
+        pairs = {pair for pair, _, _ in self.parts}
+        if len(pairs) == 1:
+            pair = self.parts[0][0]
+            return pair.alpha * self.messages + pair.beta * (self.per_word * size)
+        return math.fsum(pair.alpha * m + pair.beta * (w * size) for pair, m, w in self.parts)
 
 
 def _collective_text(parts: Sequence[Collective], size: Callable[[str], str],
-                     size_num: Callable[[str], str],
-                     alpha: float, beta: float) -> tuple[str, str, float, float]:
-    """Formula, substituted expression, latency count and words-per-word-of-n of the sum of
-    ``parts`` (all on the same group), n written by ``size(fraction)`` / ``size_num(fraction)``.
+                     size_num: Callable[[str], str]) -> tuple[str, str, Charge]:
+    """Formula, substituted expression and charge of the sum of ``parts`` (all on the same
+    group), n written by ``size(fraction)`` / ``size_num(fraction)``.
 
-    Parts whose text matches their rate and shares L and F with the others merge into one
-    ``k·(α·L + β·F·n)``; otherwise each part is written on its own and the terms are added.
+    Parts whose text matches their rate and shares L, F and the α, β pair with the others
+    merge into one ``k·(α·L + β·F·n)``; otherwise each part is written on its own and the
+    terms are added.
     """
     rates = [_rate(c.rate_of, c.p) for c in parts]
     messages = float(sum(float(r.messages[0]) for r in rates))
     per_word = float(sum(float(r.per_word[0]) for r in rates))
+    charge = Charge(messages, per_word, tuple((c.pair, float(r.messages[0]),
+                                               float(r.per_word[0]))
+                                              for c, r in zip(parts, rates)))
     texts = [RATE_TEXTS.get(c.rate_of) for c in parts]
     usable = [t if t is not None and t.matches(r, c.p) else None
               for t, r, c in zip(texts, rates, parts)]
+    one_pair = all(c.pair == parts[0].pair for c in parts)
     if all(t is not None for t in usable):
         known = [t for t in usable if t is not None]
-        if all(known[0].same_shape(t) for t in known):
+        if one_pair and all(known[0].same_shape(t) for t in known):
             known = [RateText(sum(t.factor for t in known), known[0].latency,
                               known[0].latency_of, known[0].fraction, known[0].fraction_of)]
             chunks = [(known[0], parts[0])]
@@ -153,15 +226,37 @@ def _collective_text(parts: Sequence[Collective], size: Callable[[str], str],
             num, den = text.fraction_of(part.p)
             frac_num = _num(num) if den == 1 else f"{num}/{den}"
             k = "" if text.factor == 1 else f"{text.factor}·"
-            formulas.append(f"{k}(α·{text.latency.format(p=part.group)} + β·"
+            a, b = part.pair.alpha_symbol, part.pair.beta_symbol
+            formulas.append(f"{k}({a}·{text.latency.format(p=part.group)} + {b}·"
                             f"{size(text.fraction.format(p=part.group))})")
-            substituted.append(f"{k}({_num(alpha)}·{_num(text.latency_of(part.p))} + "
-                               f"{_num(beta)}·{size_num(frac_num)})")
-        return " + ".join(formulas), " + ".join(substituted), messages, per_word
+            substituted.append(f"{k}({_num(part.pair.alpha)}·{_num(text.latency_of(part.p))} "
+                               f"+ {_num(part.pair.beta)}·{size_num(frac_num)})")
+        return " + ".join(formulas), " + ".join(substituted), charge
     # generic: α·m + β·w·n with the engine's m and w (no formula text for this algorithm)
-    formula = f"α·m({parts[0].group}) + β·{size('w(' + parts[0].group + ')')}"
-    subst = f"{_num(alpha)}·{_num(messages)} + {_num(beta)}·{size_num(_num(per_word))}"
-    return formula, subst, messages, per_word
+    if one_pair:
+        pair, group = parts[0].pair, parts[0].group
+        formula = (f"{pair.alpha_symbol}·m({group}) + "
+                   f"{pair.beta_symbol}·{size('w(' + group + ')')}")
+        subst = (f"{_num(pair.alpha)}·{_num(messages)} + "
+                 f"{_num(pair.beta)}·{size_num(_num(per_word))}")
+        return formula, subst, charge
+    formulas, substituted = [], []
+    for part, (pair, m, w) in zip(parts, charge.parts):
+        name = part.what.replace("all-", "")
+        formulas.append(f"{pair.alpha_symbol}·m_{name}({part.group}) + {pair.beta_symbol}·"
+                        f"{size(f'w_{name}({part.group})')}")
+        substituted.append(f"{_num(pair.alpha)}·{_num(m)} + {_num(pair.beta)}·"
+                           f"{size_num(_num(w))}")
+    return " + ".join(formulas), " + ".join(substituted), charge
+
+
+def _pair_bindings(word_bytes: int, *pairs: Pair) -> tuple[tuple[str, str], ...]:
+    """The α, β bindings of ``pairs``, each symbol once, in order."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        for symbol, value in pair.bindings(word_bytes):
+            out.setdefault(symbol, value)
+    return tuple(out.items())
 
 
 # --------------------------------------------------------------------------- explanation
@@ -244,21 +339,24 @@ class Explanation:
 
 
 def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
-                 alpha: float, beta: float) -> list[Line]:
+                 machine: Machine) -> list[Line]:
     """Model and batch terms of a model × batch layer (Eq. 8; Eq. 3 at Pc = 1, Eq. 4 at Pr = 1)."""
     samples = -(-batch // pc)
     d = layer.activations
-    parts = [Collective("all-gather", algo.allgather_rate, "Pr", pr),
-             Collective("all-reduce", algo.allreduce_rate, "Pr", pr)]
-    formula, subst, messages, per_word = _collective_text(
-        parts, lambda f: f"⌈B/Pc⌉·{f}·d_i", lambda f: f"{samples}·{f}·{d}", alpha, beta)
-    words = per_word * samples * d
+    wb = machine.word_bytes
+    parts = [Collective("all-gather", algo.allgather_rate, "Pr", pr,
+                        collective_pair(machine, "allgather", "Pr", pr)),
+             Collective("all-reduce", algo.allreduce_rate, "Pr", pr,
+                        collective_pair(machine, "allreduce", "Pr", pr))]
+    formula, subst, charge = _collective_text(
+        parts, lambda f: f"⌈B/Pc⌉·{f}·d_i", lambda f: f"{samples}·{f}·{d}")
+    words = charge.per_word * samples * d
     model = Line(
         f"{layer.name} model: forward all-gather + backward all-reduce over Pr",
         "model", formula,
-        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pr", str(pr)),
+        (*_pair_bindings(wb, *(c.pair for c in parts)), ("Pr", str(pr)),
          ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), ("d_i", f"{d} activations/sample")),
-        subst, alpha * messages + beta * words, messages, words,
+        subst, charge.seconds(samples * d), charge.messages, words,
         note="" if pr > 1 else "Pr = 1: the layer is not split by model, nothing to gather")
 
     units = layer.split_size
@@ -276,30 +374,37 @@ def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                          f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words")
         note = (f"uneven: Pr = {pr} does not divide u_i = {units} {what}; the largest shard "
                 "decides")
-    formula, subst, messages, per_word = _collective_text(
-        [Collective("all-reduce", algo.allreduce_rate, "Pc", pc)], size, size_num, alpha, beta)
-    words = per_word * shard
+    reduce = Collective("all-reduce", algo.allreduce_rate, "Pc", pc,
+                        collective_pair(machine, "allreduce", "Pc", pc))
+    formula, subst, charge = _collective_text([reduce], size, size_num)
+    words = charge.per_word * shard
     batch_line = Line(
         f"{layer.name} batch: weight-gradient all-reduce over Pc", "batch", formula,
-        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pc", str(pc)),
+        (*_pair_bindings(wb, reduce.pair), ("Pc", str(pc)),
          ("|W_i|", f"{layer.params} parameters"), ("u_i", f"{units} {what}"),
          ("Pr", str(pr)), shard_binding),
-        subst, alpha * messages + beta * words, messages, words, note)
+        subst, charge.seconds(shard), charge.messages, words, note)
     return [model, batch_line]
 
 
 def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
-                  alpha: float, beta: float) -> list[Line]:
-    """Halo terms (Eq. 7) and the weight all-reduce over all P (Eq. 9) of a domain-split conv."""
+                  machine: Machine) -> list[Line]:
+    """Halo terms (Eq. 7) and the weight all-reduce over all P (Eq. 9) of a domain-split conv.
+
+    A halo is one message between two neighbouring strips: a profile's p2p fit for p = 2."""
     samples = -(-batch // pc)
+    wb = machine.word_bytes
+    halo_pair = collective_pair(machine, "p2p", "2", 2)
+    alpha, beta = halo_pair.alpha, halo_pair.beta
     lines = []
     for direction, shape, rows, sym, width, chan, k in (
             ("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
              layer.kernel[0]),
             ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
              layer.kernel[1])):
-        formula = f"α + β·⌈B/Pc⌉·{width}·{chan}·⌊{sym}/2⌋"
-        bindings = (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("Pr", str(pr)),
+        formula = (f"{halo_pair.alpha_symbol} + {halo_pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
+                   f"⌊{sym}/2⌋")
+        bindings = (*_pair_bindings(wb, halo_pair), ("Pr", str(pr)),
                     ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), (width, str(shape[1])),
                     (chan, str(shape[2])), (f"⌊{sym}/2⌋", f"⌊{k}/2⌋ = {rows}"))
         label = f"{layer.name} domain: {direction} halo exchange over Pr"
@@ -314,15 +419,16 @@ def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                           f"{_num(alpha)} + {_num(beta)}·{samples}·{shape[1]}·{shape[2]}·{rows}",
                           alpha * 1.0 + beta * halo, 1.0, halo))
     P = pr * pc
-    formula, subst, messages, per_word = _collective_text(
-        [Collective("all-reduce", algo.allreduce_rate, "P", P)], lambda f: f"{f}·|W_i|",
-        lambda f: f"{f}·{layer.params}", alpha, beta)
-    words = per_word * layer.params
+    reduce = Collective("all-reduce", algo.allreduce_rate, "P", P,
+                        collective_pair(machine, "allreduce", "P", P))
+    formula, subst, charge = _collective_text(
+        [reduce], lambda f: f"{f}·|W_i|", lambda f: f"{f}·{layer.params}")
+    words = charge.per_word * layer.params
     lines.append(Line(
         f"{layer.name} batch: weight-gradient all-reduce over all P = Pr·Pc", "batch", formula,
-        (("α", f"{_num(alpha)} s"), ("β", f"{_num(beta)} s/word"), ("P", f"{pr}·{pc} = {P}"),
+        (*_pair_bindings(wb, reduce.pair), ("P", f"{pr}·{pc} = {P}"),
          ("|W_i|", f"{layer.params} parameters")),
-        subst, alpha * messages + beta * words, messages, words,
+        subst, charge.seconds(float(layer.params)), charge.messages, words,
         "every process keeps all of W_i"))
     return lines
 
@@ -419,10 +525,6 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
         raise UsageError(f"explain: machine {machine.name!r} charges γ (reduction arithmetic), "
                          "which explain does not show yet; use --collectives paper or a "
                          "profile without gamma")
-    if machine.per_collective:
-        raise UsageError(f"explain: machine {machine.name!r} has per-collective α, bandwidth "
-                         "(per_collective), which explain does not show yet; `gridcost layers` "
-                         "shows their seconds, or remove per_collective for the flat formulas")
 
 
 def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,
@@ -453,7 +555,7 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
         mode = int(layout.mode[0, i])
         lpr, lpc = int(layout.pr[0, i]), int(layout.pc[0, i])
         build = _domain_lines if mode == DOMAIN else _model_lines
-        lines = build(layer, lpr, lpc, batch, algo, alpha, beta)
+        lines = build(layer, lpr, lpc, batch, algo, machine)
         explained.append(LayerExplanation(layer.name, layer.kind,
                                           MODE_NAMES[mode] if lpr > 1 else "batch", lpr, lpc,
                                           tuple(lines)))

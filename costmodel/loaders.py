@@ -452,6 +452,7 @@ def machine_from_document(doc: Document) -> Machine:
     memory = top.quantity("memory", "bytes") if top.has("memory") else None
     optimizer = _optimizer(top) if top.has("optimizer") else 0.0
     flop_rate = top.quantity("flop_rate", "flop_rate")
+    per_collective, per_collective_processes = _per_collective(top)
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
@@ -466,7 +467,8 @@ def machine_from_document(doc: Document) -> Machine:
         gamma_s_per_word=_gamma(top, flop_rate),
         collectives=_collectives(top),
         levels=_levels(top, alpha_s, bandwidth) if top.has("levels") else (),
-        per_collective=_per_collective(top),
+        per_collective=per_collective,
+        per_collective_processes=per_collective_processes,
     )
 
 
@@ -515,27 +517,55 @@ def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
     return tuple(levels)
 
 
-def _per_collective(top: Fields) -> tuple[tuple[str, float, float], ...]:
-    """``per_collective: {allgather|allreduce|p2p: {alpha: TIME, bandwidth: RATE}}`` →
-    ((kind, α s, bandwidth B/s), …) in PER_COLLECTIVE_KINDS order; absent → ()."""
+def _per_collective(top: Fields) -> tuple[tuple[tuple[str, float, float], ...],
+                                          tuple[tuple[str, int, float, float], ...]]:
+    """``per_collective: {allgather|allreduce|p2p: {alpha: TIME, bandwidth: RATE,
+    processes: {p: {alpha: TIME, bandwidth: RATE}}}}`` → ((kind, α s, bandwidth B/s), …) in
+    PER_COLLECTIVE_KINDS order and ((kind, p, α s, bandwidth B/s), …), p ascending per kind;
+    absent → ((), ())."""
     if not top.has("per_collective"):
-        return ()
+        return (), ()
     raw = top.raw("per_collective")
     if not isinstance(raw, dict) or not raw:
         raise top.error("per_collective", "a mapping {allgather|allreduce|p2p: "
                                           "{alpha: TIME, bandwidth: RATE}}", raw)
     f = Fields(raw, top.source, "per_collective", set(PER_COLLECTIVE_KINDS))
-    out = []
+    out, by_p = [], []
     for kind in PER_COLLECTIVE_KINDS:
         if not f.has(kind):
             continue
-        entry = Fields(f.raw(kind), top.source, f.at(kind), {"alpha", "bandwidth"})
-        alpha = entry.raw("alpha", required=True)
-        zero = (isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None) or (
-            type(alpha) is int and alpha == 0)
-        out.append((kind, 0.0 if zero else entry.quantity("alpha", "time"),
-                    entry.quantity("bandwidth", "bandwidth")))
-    return tuple(out)
+        entry = Fields(f.raw(kind), top.source, f.at(kind), {"alpha", "bandwidth", "processes"})
+        out.append((kind, *_alpha_bandwidth(entry)))
+        if entry.has("processes"):
+            by_p += [(kind, *row) for row in _processes(entry)]
+    return tuple(out), tuple(by_p)
+
+
+def _alpha_bandwidth(entry: Fields) -> tuple[float, float]:
+    """(α s, bandwidth B/s) of a mapping with both keys; α may be a bare 0."""
+    alpha = entry.raw("alpha", required=True)
+    zero = (isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None) or (
+        type(alpha) is int and alpha == 0)
+    return (0.0 if zero else entry.quantity("alpha", "time"),
+            entry.quantity("bandwidth", "bandwidth"))
+
+
+def _processes(entry: Fields) -> list[tuple[int, float, float]]:
+    """A kind's ``processes: {p: {alpha: TIME, bandwidth: RATE}}`` → [(p, α s, B/s), …],
+    p ascending; p an integer ≥ 2 (a group size)."""
+    raw = entry.raw("processes")
+    expected = ("a non-empty mapping {p: {alpha: TIME, bandwidth: RATE}} with p a process "
+                "count (an integer ≥ 2)")
+    if not isinstance(raw, dict) or not raw:
+        raise entry.error("processes", expected, raw if isinstance(raw, dict) else _kind_of(raw))
+    table = Fields(raw, entry.source, entry.at("processes"), _keys(raw))
+    rows = []
+    for p in raw:
+        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+            raise table.error(str(p), "a process count (an integer ≥ 2) as the key", p)
+        pair = Fields(raw[p], entry.source, table.at(str(p)), {"alpha", "bandwidth"})
+        rows.append((p, *_alpha_bandwidth(pair)))
+    return sorted(rows)
 
 
 def _optimizer(top: Fields) -> float:

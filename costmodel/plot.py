@@ -618,7 +618,9 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
     """Predicted against measured communication time per grid (log-log, the diagonal y = x).
 
     ``rows`` are validation records with plan, P, pr, pc, predicted_comm_s, measured_comm_s; the
-    predicted best grid of each (P, plan) is drawn filled, the others open.
+    predicted best grid of each (P, plan) is drawn filled, the others open.  Records with an
+    ``in_step_predicted_comm_s`` (the in-step calibration, leave-one-run-out) add a grey ×
+    at that prediction.
     """
     ax = ax or _new_axes()
     plans = sorted({str(r["plan"]) for r in rows})
@@ -634,7 +636,14 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
                     markerfacecolor=colour if filled else "none", markersize=7)
             ax.annotate(f"{r['pr']}×{r['pc']}", (meas * 1e3, pred * 1e3), fontsize=7,
                         xytext=(4, 2), textcoords="offset points")
+            in_step = r.get("in_step_predicted_comm_s")
+            if in_step is not None:
+                values.append(float(in_step))  # type: ignore[arg-type]
+                ax.plot(meas * 1e3, float(in_step) * 1e3, "x", color="#777777",  # type: ignore[arg-type]
+                        markersize=5)
         ax.plot([], [], MARKERS[i % len(MARKERS)], color=colour, label=plan_name)
+    if any(r.get("in_step_predicted_comm_s") is not None for r in rows):
+        ax.plot([], [], "x", color="#777777", label="in-step calibration (leave-one-run-out)")
     if values:
         low, high = min(values) * 1e3 / 1.5, max(values) * 1e3 * 1.5
         ax.plot([low, high], [low, high], "-", color="black", linewidth=0.6, label="y = x")

@@ -34,6 +34,7 @@ from costmodel.search import (
 
 if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
     from costmodel.perlayer import PerLayerResult
+    from costmodel.specs import Machine
 
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
@@ -114,6 +115,42 @@ def levels_record(table: CostTable) -> dict[str, Any]:
     return {"levels": [{"name": lv.name, "processes": lv.processes, "alpha_s": lv.alpha_s,
                         "bandwidth_Bps": lv.bandwidth_Bps} for lv in table.machine.levels],
             "mapping": comp.forced or "best"}
+
+
+PER_COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
+                         "p2p": "halo (p2p)"}
+
+
+def per_collective_record(machine: Machine) -> dict[str, Any]:
+    """A machine's per-collective fits, JSON-ready (docs/json.md): {kind: {"alpha_s",
+    "bandwidth_Bps", "processes": {"p": {"alpha_s", "bandwidth_Bps"}}}}; a kind has
+    ``processes`` only when pairs per group size are given; {} without per_collective."""
+    out: dict[str, dict[str, Any]] = {}
+    for kind in PER_COLLECTIVE_LABELS:
+        for k, alpha, bandwidth in machine.per_collective:
+            if k == kind:
+                out[kind] = {"alpha_s": alpha, "bandwidth_Bps": bandwidth}
+        for k, p, alpha, bandwidth in sorted(machine.per_collective_processes):
+            if k == kind:
+                out.setdefault(kind, {}).setdefault("processes", {})[str(p)] = {
+                    "alpha_s": alpha, "bandwidth_Bps": bandwidth}
+    return out
+
+
+def per_collective_text(machine: Machine) -> str:
+    """The fits in one line: 'all-gather 437 us, 552 MB/s (p=2 390 us, 601 MB/s; p=4 …); …';
+    '' without per_collective."""
+    from costmodel.units import format_rate, format_seconds
+
+    def pair(entry: dict[str, Any]) -> str:
+        return f"{format_seconds(entry['alpha_s'])}, {format_rate(entry['bandwidth_Bps'], 'B/s')}"
+
+    parts = []
+    for kind, entry in per_collective_record(machine).items():
+        by_p = "; ".join(f"p={p} {pair(e)}" for p, e in entry.get("processes", {}).items())
+        pooled = pair(entry) if "alpha_s" in entry else "flat α, bandwidth"
+        parts.append(f"{PER_COLLECTIVE_LABELS[kind]} {pooled}" + (f" ({by_p})" if by_p else ""))
+    return "; ".join(parts)
 
 
 def grid_memory_record(table: CostTable, grid: int) -> dict[str, Any]:

@@ -6,6 +6,7 @@ activations, multiply-adds).  No I/O here: `costmodel.loaders` builds these from
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -207,6 +208,11 @@ class Machine:
     """Optional fitted (kind, α s, bandwidth B/s) per collective kind — 'allgather',
     'allreduce', 'p2p' (halo messages) — used for that kind instead of the flat α, β
     (docs/formats.md); () is the paper's flat model."""
+    per_collective_processes: tuple[tuple[str, int, float, float], ...] = ()
+    """Optional fitted (kind, p, α s, bandwidth B/s) for groups of exactly p processes
+    (``per_collective.KIND.processes``, docs/formats.md), used for that kind on groups of p
+    instead of the kind's pooled pair — or, for a kind without one, the flat α, β.  Halos
+    (kind 'p2p') are messages between two neighbours: only a p2p entry for p = 2 is used."""
 
     def __post_init__(self) -> None:
         if not self.alpha_s >= 0:
@@ -232,13 +238,34 @@ class Machine:
             if alpha_k > 0 and self.alpha_s == 0:
                 raise SpecError(self.name, "alpha", "a latency > 0 s when per_collective sets one",
                                 self.alpha_s)
-        if self.per_collective and len(self.levels) > 1:
+        self._check_processes()
+        if (self.per_collective or self.per_collective_processes) and len(self.levels) > 1:
             raise SpecError(self.name, "per_collective", "no per_collective together with "
                             "levels (per-level and per-collective fits do not combine yet)")
         self._check_levels()
         names = [t.name for t in self.compute_tables]
         if self.default_table is not None and self.default_table not in names:
             raise SpecError(self.name, "compute.default", f"one of {names}", self.default_table)
+
+    def _check_processes(self) -> None:
+        seen: set[tuple[str, int]] = set()
+        for kind, p, alpha_k, bandwidth_k in self.per_collective_processes:
+            if kind not in PER_COLLECTIVE_KINDS:
+                raise SpecError(self.name, "per_collective", f"one of {PER_COLLECTIVE_KINDS}",
+                                kind)
+            at = f"per_collective.{kind}.processes"
+            if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
+                raise SpecError(self.name, at, "a process count: an integer ≥ 2", p)
+            if (kind, int(p)) in seen:
+                raise SpecError(self.name, f"{at}.{p}", "one entry per process count "
+                                "(this one is given twice)")
+            seen.add((kind, int(p)))
+            if not (0 <= alpha_k < math.inf and 0 < bandwidth_k < math.inf):
+                raise SpecError(self.name, f"{at}.{p}", "a latency ≥ 0 s and a positive "
+                                "bandwidth", (alpha_k, bandwidth_k))
+            if alpha_k > 0 and self.alpha_s == 0:
+                raise SpecError(self.name, "alpha", "a latency > 0 s when per_collective sets "
+                                "one", self.alpha_s)
 
     def _check_levels(self) -> None:
         previous = 1
@@ -295,6 +322,17 @@ class Machine:
         return {kind: (alpha_k / self.alpha_s if self.alpha_s > 0 else 1.0,
                        self.word_bytes / bandwidth_k / beta)
                 for kind, alpha_k, bandwidth_k in self.per_collective}
+
+    def collective_process_scales(self) -> dict[str, tuple[tuple[int, float, float], ...]]:
+        """{kind: ((p, α_kind,p/α, β_kind,p/β), …)} of the fits per group size, p ascending
+        ({} without them); see :meth:`collective_scales` and Algorithms.with_scales."""
+        beta = self.beta_s_per_word
+        out: dict[str, list[tuple[int, float, float]]] = {}
+        for kind, p, alpha_k, bandwidth_k in self.per_collective_processes:
+            out.setdefault(kind, []).append(
+                (int(p), alpha_k / self.alpha_s if self.alpha_s > 0 else 1.0,
+                 self.word_bytes / bandwidth_k / beta))
+        return {kind: tuple(sorted(rows)) for kind, rows in out.items()}
 
     def table(self, name: str | None = None) -> ComputeTable | None:
         """The compute table called ``name`` (default: the profile's default), or None."""

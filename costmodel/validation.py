@@ -8,12 +8,15 @@ Three checks per plan × grid (docs/validation.md):
    all-gather's total, an all-reduce's vector, one halo message) and the number of calls, per
    layer and term, against the model's count read off the engine's CostTable (words on the
    critical path ÷ the collective's words-per-word factor);
-3. **time** — measured communication per iteration (median over iterations of the slowest
-   rank's sum of model, batch and domain collectives) against the engine's prediction with a
-   calibrated machine profile: absolute percentage error, MAPE, Kendall τ of the grid ranking
-   and the measured cost of choosing the predicted best grid; and, per call, the fastest and the
-   median of its timed iterations against the profile's time for that one call (is the gap
-   systematic, or a tail of slow iterations?).
+3. **time** — measured communication per iteration (mean — or median — over iterations of the
+   slowest rank's sum of model, batch and domain collectives) against the engine's prediction
+   with a calibrated machine profile: absolute percentage error, MAPE, Kendall τ of the grid
+   ranking and the measured cost of choosing the predicted best grid; and, per call, the
+   fastest and the median of its timed iterations against the profile's time for that one
+   call (is the gap systematic, or a tail of slow iterations?); and every run predicted once
+   more with α, β fitted to the calls of the other runs' steps (an in-step calibration,
+   leave-one-run-out), to separate the error of the model's form from the error of calibrating
+   on microbenchmarks.
 
 No torch here: this module reads the JSON-ready result the workers return.
 """
@@ -29,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from costmodel.calibration import Series, statistic
 from costmodel.collectives import algorithms
 from costmodel.cost import evaluate
 from costmodel.errors import UsageError
@@ -133,7 +137,7 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
     algo = algorithms(collectives)
     chosen = plan_named(plan_name)
     # counts, not seconds: the flat profile's volumes (per-collective fits scale them)
-    flat = dataclasses.replace(machine, per_collective=())
+    flat = dataclasses.replace(machine, per_collective=(), per_collective_processes=())
     table = evaluate(network, flat, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
                      chosen, collectives=collectives, compute="none")
     layout = chosen.layout(table.grids, network)
@@ -199,8 +203,91 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     return None if tau is None or not np.isfinite(tau) else float(tau)
 
 
-def measured_times(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Per term (and 'charged', 'step'): median over iterations of the slowest rank, seconds."""
+@dataclass(frozen=True)
+class StepCall:
+    """One communication call of the training step: where it is (layer, term, op), what it is
+    (kind 'allgather' | 'allreduce' | 'p2p', group size p, words n in the model's convention)
+    and its seconds in every timed iteration — the slowest rank's, matched by call."""
+
+    layer: str
+    term: str
+    op: str
+    kind: str
+    p: int
+    words: int
+    seconds: tuple[float, ...]
+
+
+def _kind(op: str) -> str:
+    if op.startswith("halo"):
+        return "p2p"
+    return "allgather" if op == "all-gather" else "allreduce"
+
+
+def step_calls(ranks: Sequence[dict[str, Any]]) -> list[StepCall]:
+    """Every call rank 0 logged, with the slowest rank's seconds per timed iteration.
+
+    A call is (layer, term, op, occurrence): ranks may log different calls (an interior strip
+    sends two halos, an edge strip one), so calls are matched by key, not by position.  Empty
+    for records without per-call times.
+    """
+    iterations = ranks[0]["iterations"]
+    if not iterations or "call_s" not in iterations[0]:
+        return []
+    per_rank: list[dict[tuple[Any, ...], list[float]]] = []
+    for rank in ranks:
+        seen: dict[tuple[str, str, str], int] = {}
+        calls: dict[tuple[Any, ...], list[float]] = {}
+        for i, entry in enumerate(rank["log"]):
+            name = (entry["layer"], entry["term"], entry["op"])
+            seen[name] = seen.get(name, -1) + 1
+            calls[(name, seen[name])] = [it["call_s"][i] for it in rank["iterations"]]
+        per_rank.append(calls)
+    out = []
+    seen = {}
+    for entry in ranks[0]["log"]:
+        name = (entry["layer"], entry["term"], entry["op"])
+        seen[name] = seen.get(name, -1) + 1
+        key = (name, seen[name])
+        slowest = tuple(max(calls[key][k] for calls in per_rank if key in calls)
+                        for k in range(len(iterations)))
+        out.append(StepCall(entry["layer"], entry["term"], entry["op"], _kind(entry["op"]),
+                            int(entry["p"]), int(entry["words"]), slowest))
+    return out
+
+
+def in_step_series(runs: Sequence[dict[str, Any]], source: str = "training step",
+                   summary: str = "mean") -> list[Series]:
+    """Series for calibration from the calls of training steps (``validate --raw`` runs): per
+    collective kind and group size, each call's words and ``summary`` of its seconds over the
+    timed iterations (redistribution all-gathers included: they are all-gathers too).
+
+    Calibrating on these measures α and β *in the conditions of the step* — compute between
+    the calls, the threads of every process on the cores — where ``calibrate run`` measures
+    collectives back to back.  Kinds and sizes with fewer than two distinct sizes are left out
+    (a line needs two).
+    """
+    summarise = statistic(summary)
+    points: dict[tuple[str, int], list[tuple[int, float]]] = {}
+    for run in runs:
+        for call in step_calls(run["ranks"]):
+            if call.words > 0 and call.seconds:
+                points.setdefault((call.kind, call.p), []).append(
+                    (call.words, summarise(call.seconds)))
+    out = []
+    for (kind, p), found in sorted(points.items()):
+        if len({w for w, _ in found}) < 2:
+            continue
+        found.sort()
+        out.append(Series(kind, p, np.array([w for w, _ in found], dtype=np.float64),
+                          np.array([t for _, t in found]), 4, source))
+    return out
+
+
+def measured_times(ranks: Sequence[dict[str, Any]], summary: str = "mean") -> dict[str, float]:
+    """Per term (and 'charged', 'step', 'wait'): ``summary`` (mean or median) over iterations of
+    the slowest rank, seconds."""
+    summarise = statistic(summary)
     iterations = len(ranks[0]["iterations"])
     out: dict[str, list[float]] = {}
     for i in range(iterations):
@@ -211,7 +298,7 @@ def measured_times(ranks: Sequence[dict[str, Any]]) -> dict[str, float]:
             max(sum(r["comm_s"].get(t, 0.0) for t in CHARGED) for r in per_rank))
         out.setdefault("step", []).append(max(r["step_s"] for r in per_rank))
         out.setdefault("wait", []).append(max(r.get("wait_s", 0.0) for r in per_rank))
-    return {k: statistics.median(v) for k, v in out.items()}
+    return {k: summarise(v) for k, v in out.items()}
 
 
 def call_ratios(ranks: Sequence[dict[str, Any]], machine: Machine,
@@ -223,49 +310,35 @@ def call_ratios(ranks: Sequence[dict[str, Any]], machine: Machine,
     from costmodel.collectives import CollectiveCost
     from costmodel.cost import machine_algorithms
 
-    iterations = ranks[0]["iterations"]
-    if not iterations or "call_s" not in iterations[0]:
-        return [], []
     algo = machine_algorithms(machine, collectives)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
-    # a call is (layer, term, op, occurrence): ranks may log different calls (an interior
-    # strip sends two halos, an edge strip one), so calls are matched by key, not by position
-    per_rank: list[dict[tuple[Any, ...], list[float]]] = []
-    for rank in ranks:
-        seen: dict[tuple[str, str, str], int] = {}
-        calls: dict[tuple[Any, ...], list[float]] = {}
-        for i, entry in enumerate(rank["log"]):
-            name = (entry["layer"], entry["term"], entry["op"])
-            seen[name] = seen.get(name, -1) + 1
-            calls[(name, seen[name])] = [it["call_s"][i] for it in rank["iterations"]]
-        per_rank.append(calls)
     fastest, median = [], []
-    seen = {}
-    for entry in ranks[0]["log"]:
-        name = (entry["layer"], entry["term"], entry["op"])
-        seen[name] = seen.get(name, -1) + 1
-        if entry["term"] not in CHARGED:
+    for call in step_calls(ranks):
+        if call.term not in CHARGED:
             continue
-        key = (name, seen[name])
-        p, n = np.asarray(float(entry["p"])), np.asarray(float(entry["words"]))
-        if entry["op"].startswith("halo"):
+        p, n = np.asarray(float(call.p)), np.asarray(float(call.words))
+        if call.kind == "p2p":
             cost = algo.p2p(CollectiveCost(np.asarray(1.0), n))
-        elif entry["op"] == "all-gather":
+        elif call.kind == "allgather":
             cost = algo.allgather(p, n)
         else:
             cost = algo.allreduce(p, n)
         predicted = float(cost.seconds(alpha, beta))
-        per_iteration = [max(calls[key][k] for calls in per_rank if key in calls)
-                         for k in range(len(iterations))]
         if predicted > 0:
-            fastest.append(min(per_iteration) / predicted)
-            median.append(statistics.median(per_iteration) / predicted)
+            fastest.append(min(call.seconds) / predicted)
+            median.append(statistics.median(call.seconds) / predicted)
     return fastest, median
 
 
 def analyse(result: dict[str, Any], network: Network, machine: Machine,
-            collectives: str = "paper") -> dict[str, Any]:
-    """Records of every run (numerics, volumes, time) and the summary (MAPE, τ, regret)."""
+            collectives: str = "paper", summary: str = "mean",
+            in_step: bool = True) -> dict[str, Any]:
+    """Records of every run (numerics, volumes, time) and the summary (MAPE, τ, regret).
+
+    ``summary``: how the timed iterations become one time (mean or median, the same statistic
+    ``calibrate`` should have used).  ``in_step``: also predict every run with α, β fitted to
+    the calls of the *other* grids' steps (:func:`in_step_predictions`).
+    """
     runs = []
     batch = int(result["batch"])
     for run in result["runs"]:
@@ -283,7 +356,7 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
                          Grids(np.array([pr]), np.array([pc]), np.array([batch])),
                          plan_named(plan_name), collectives=collectives, compute="none")
         predicted = {t: float(table.comm_s(t)[0]) for t in CHARGED}
-        measured = measured_times(ranks)
+        measured = measured_times(ranks, summary)
         pred_total = sum(predicted.values())
         fastest, median = call_ratios(ranks, machine, collectives)
         runs.append({
@@ -296,11 +369,113 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
             "abs_pct_error": abs(pred_total - measured["charged"]) / measured["charged"] * 100,
             "call_ratio_fastest": fastest, "call_ratio_median": median,
         })
+    if in_step:
+        for run, fitted in zip(runs, in_step_predictions(result, network, machine,
+                                                         collectives, summary)):
+            run["in_step_predicted_s"] = fitted
+            if fitted is not None:
+                total = sum(fitted.values())
+                run["in_step_predicted_comm_s"] = total
+                run["in_step_abs_pct_error"] = (abs(total - run["measured_comm_s"])
+                                                / run["measured_comm_s"] * 100)
     return {"runs": runs, "summary": summarise(runs), "machine": machine.name,
+            "statistic": summary,
             "alpha_s": machine.alpha_s, "bandwidth_Bps": machine.bandwidth_Bps,
             "per_collective": [list(k) for k in machine.per_collective],
+            "per_collective_processes": [list(k) for k in machine.per_collective_processes],
             "collectives": collectives, "batch": batch, "backend": result.get("backend"),
             "network": network.name}
+
+
+def analyse_per_P(result: dict[str, Any], network: Network,
+                  machines: dict[int | None, Machine], collectives: str = "paper",
+                  summary: str = "mean", in_step: bool = True) -> dict[str, Any]:
+    """:func:`analyse` with a profile per process count: ``machines[P]`` for the runs of P,
+    ``machines[None]`` for any P without its own.  A collective's cost on a shared node depends
+    on how many processes share it, so ``calibrate run --procs …,P`` calibrates for jobs of P.
+    The summary (MAPE, rankings) is over all runs; ``profiles`` lists each P's profile."""
+    parts = []
+    for P in sorted({int(r["pr"]) * int(r["pc"]) for r in result["runs"]}):
+        machine = machines.get(P, machines.get(None))
+        if machine is None:
+            raise UsageError(f"--machine: no profile for P = {P} (give --machine {P}=FILE, or one "
+                             "profile for every P)")
+        runs = [r for r in result["runs"] if int(r["pr"]) * int(r["pc"]) == P]
+        parts.append((P, analyse(dict(result, runs=runs), network, machine, collectives,
+                                 summary, in_step)))
+    runs = [run for _, part in parts for run in part["runs"]]
+    profiles = [{"P": P, **{k: part[k] for k in PROFILE_KEYS}} for P, part in parts]
+    return dict(parts[0][1], runs=runs, summary=summarise(runs), profiles=profiles)
+
+
+PROFILE_KEYS = ("machine", "alpha_s", "bandwidth_Bps", "per_collective",
+                "per_collective_processes")
+"""The keys of an analysis record that describe its machine profile."""
+
+
+def parse_validation_raw(text: str, source: str,
+                         plans: Sequence[str] = PLANS) -> dict[str, Any]:
+    """The measurements ``gridcost validate --raw`` wrote (JSON text) → the result
+    :func:`analyse` takes, keeping the runs of ``plans``.  A SpecError naming ``source`` when
+    it is not such a file."""
+    import json
+
+    from costmodel.errors import SpecError
+
+    try:
+        data = json.loads(text)
+        runs = [r for r in data["runs"] if r["plan"] in plans]
+        for run in runs:
+            int(run["pr"]), int(run["pc"]), run["ranks"][0]["iterations"]
+        batch = int(data["batch"])
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise SpecError(source, "runs", "the JSON of 'gridcost validate --raw'") from None
+    if not runs:
+        raise SpecError(source, "runs", f"runs of plan {', '.join(plans)}")
+    return dict(data, runs=runs, batch=batch)
+
+
+def in_step_predictions(result: dict[str, Any], network: Network, machine: Machine,
+                        collectives: str = "paper",
+                        summary: str = "mean") -> list[dict[str, float] | None]:
+    """Each run predicted with α, β fitted to the calls of the **other** runs of its P
+    (leave-one-run-out cross-validation of an in-step calibration).
+
+    The fit is calibrate's (:func:`costmodel.calibration.calibrate`) on :func:`in_step_series`
+    of those runs: the joint α, β, each kind's own pair and, per kind and group size, the pair
+    of that series (``per_collective`` with ``processes``).  Only runs of the same P train it,
+    because on a shared node a collective's cost depends on how many processes share the cores.
+    The held-out run's own calls never enter its prediction.  None where the other runs do not
+    determine a fit (no series with two distinct sizes, or no bandwidth term).
+    """
+    from costmodel.calibration import calibrate, calibrated_machine
+
+    runs = result["runs"]
+    batch = int(result["batch"])
+    out: list[dict[str, float] | None] = []
+    for j, run in enumerate(runs):
+        P = int(run["pr"]) * int(run["pc"])
+        train = [r for i, r in enumerate(runs) if i != j and int(r["pr"]) * int(r["pc"]) == P]
+        series = in_step_series(train, "in-step", summary)
+        try:
+            fitted = calibrated_machine(calibrate(series, collectives), machine,
+                                        f"{machine.name} in-step")
+        except UsageError:
+            out.append(None)
+            continue
+        table = evaluate(network, fitted,
+                         Grids(np.array([run["pr"]]), np.array([run["pc"]]), np.array([batch])),
+                         plan_named(run["plan"]), collectives=collectives, compute="none")
+        out.append({t: float(table.comm_s(t)[0]) for t in CHARGED})
+    return out
+
+
+def _mape(runs: list[dict[str, Any]], key: str) -> tuple[float | None, dict[int, float]]:
+    """Mean of ``key`` over the runs that have it, and per P."""
+    have = [r for r in runs if r.get(key) is not None]
+    by_P = {int(P): float(np.mean([r[key] for r in have if r["P"] == P]))
+            for P in sorted({r["P"] for r in have})}
+    return (float(np.mean([r[key] for r in have])) if have else None), by_P
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -324,16 +499,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "same_best": best_pred == best_meas,
             "regret_pct": (meas[best_pred] / meas[best_meas] - 1.0) * 100,
         })
-    errors = [r["abs_pct_error"] for r in runs]
     taus = [r["kendall_tau"] for r in rankings if r["kendall_tau"] is not None]
+    mape, mape_by_P = _mape(runs, "abs_pct_error")
+    in_step_mape, in_step_by_P = _mape(runs, "in_step_abs_pct_error")
     return {
         "numerics_ok": all(r["numerics"]["allclose"] for r in runs),
         "volumes_ok": all(r["volumes_ok"] for r in runs),
         "volumes_exact": all(r["volumes_exact"] for r in runs),
-        "mape_pct": float(np.mean(errors)) if errors else None,
-        "mape_pct_by_P": {int(P): float(np.mean([r["abs_pct_error"] for r in runs
-                                                 if r["P"] == P]))
-                          for P in sorted({r["P"] for r in runs})},
+        "mape_pct": mape,
+        "mape_pct_by_P": mape_by_P,
+        "in_step_mape_pct": in_step_mape,
+        "in_step_mape_pct_by_P": in_step_by_P,
         "call_ratio_by_P": {int(P): {
             key: float(np.median(values)) for key in ("fastest", "median")
             if (values := [x for r in runs if r["P"] == P
@@ -386,27 +562,51 @@ def time_table(analysis: dict[str, Any]) -> Table:
     for r in analysis["runs"]:
         m, p = r["measured_s"], r["predicted_s"]
         mark = ("P" if r.get("predicted_best") else "") + ("M" if r.get("measured_best") else "")
+        in_step = r.get("in_step_predicted_comm_s")
         rows.append([r["plan"], r["P"], _grid(r), r["predicted_comm_s"] * 1e3,
                      r["measured_comm_s"] * 1e3, r["abs_pct_error"],
+                     None if in_step is None else in_step * 1e3,
+                     r.get("in_step_abs_pct_error"),
                      p["model"] * 1e3, m["model"] * 1e3, p["batch"] * 1e3, m["batch"] * 1e3,
                      p["domain"] * 1e3, m["domain"] * 1e3, m["redistribution"] * 1e3,
                      m["wait"] * 1e3, m["step"] * 1e3, mark or None])
     return Table(["plan", "P", "grid", "predicted comm [ms]", "measured comm [ms]",
-                  "abs error [%]", "pred model [ms]", "meas model [ms]", "pred batch [ms]",
+                  "abs error [%]", "in-step predicted comm [ms]", "in-step abs error [%]",
+                  "pred model [ms]", "meas model [ms]", "pred batch [ms]",
                   "meas batch [ms]", "pred domain [ms]", "meas domain [ms]",
                   "meas redistribution [ms]", "meas wait [ms]", "meas step [ms]", "best"], rows,
-                 f"3. time per iteration with profile {analysis['machine']} "
-                 f"(α = {analysis['alpha_s'] * 1e6:.4g} µs, "
-                 f"bandwidth {analysis['bandwidth_Bps'] / 1e6:.4g} MB/s, "
-                 f"{analysis['collectives']} collectives"
-                 + ("" if not analysis.get("per_collective") else ", per collective: " + ", ".join(
-                     f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
-                     for k, a, bw in analysis["per_collective"]))
-                 + ")",
-                 ["measured: median over iterations of the slowest rank; comm = model + batch + "
-                  "domain (redistribution is not charged by the model and not included); wait: "
-                  "the barriers before the collectives (skew between ranks), not included",
+                 _time_title(analysis),
+                 [f"measured: {analysis.get('statistic', 'median')} over iterations of the "
+                  "slowest rank; comm = model + batch + domain (redistribution is not charged "
+                  "by the model and not included); wait: the barriers before the collectives "
+                  "(skew between ranks), not included",
+                  "in-step: predicted with α, β fitted to the calls of the other runs of the "
+                  "same P (leave-one-run-out; the run's own calls are not used)",
                   "best: P = predicted best grid of its (P, plan), M = measured best"])
+
+
+def _profile_text(record: dict[str, Any], collectives: str) -> str:
+    """A profile in one line: name, α, bandwidth, the per-kind and per-(kind, p) fits."""
+    text = (f"{record['machine']} (α = {record['alpha_s'] * 1e6:.4g} µs, "
+            f"bandwidth {record['bandwidth_Bps'] / 1e6:.4g} MB/s, {collectives} collectives")
+    if record.get("per_collective"):
+        text += ", per collective: " + ", ".join(
+            f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            for k, a, bw in record["per_collective"])
+    if record.get("per_collective_processes"):
+        text += "; per group size: " + ", ".join(
+            f"{k} p={p} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            for k, p, a, bw in record["per_collective_processes"])
+    return text + ")"
+
+
+def _time_title(analysis: dict[str, Any]) -> str:
+    profiles = analysis.get("profiles") or [analysis]
+    if len(profiles) == 1:
+        return ("3. time per iteration with profile "
+                + _profile_text(profiles[0], analysis["collectives"]))
+    return "3. time per iteration with, per P, profile " + "; ".join(
+        f"P = {p['P']}: " + _profile_text(p, analysis["collectives"]) for p in profiles)
 
 
 def ranking_table(analysis: dict[str, Any]) -> Table:
@@ -426,6 +626,11 @@ def ranking_table(analysis: dict[str, Any]) -> Table:
         f"{s['max_regret_pct']:.1f} % (target ≤ 5 %); mean Kendall τ "
         + (f"{s['mean_kendall_tau']:.2f}" if s["mean_kendall_tau"] is not None else "—"),
     ]
+    if s.get("in_step_mape_pct") is not None:
+        notes.append(f"in-step calibration (leave-one-run-out): communication MAPE "
+                     f"{s['in_step_mape_pct']:.1f} % ("
+                     + ", ".join(f"P = {P}: {v:.1f} %"
+                                 for P, v in s["in_step_mape_pct_by_P"].items()) + ")")
     calls = {P: v for P, v in s.get("call_ratio_by_P", {}).items() if v}
     if calls:
         notes.append("per call, measured ÷ the profile's time for that call (median over calls): "

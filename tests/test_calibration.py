@@ -137,6 +137,39 @@ def test_raw_json_round_trip() -> None:
         parse_logs('{"x": 1}', "raw.json")
 
 
+def test_raw_json_repetitions_are_summarised_by_the_statistic() -> None:
+    raw = {"word_bytes": 4, "series": [{
+        "collective": "allgather", "p": 2, "words": [2, 64],
+        "seconds": [2e-4, 3e-4],                       # the medians, as written
+        "samples": [[1e-4, 2e-4, 6e-4], [3e-4, 3e-4, 9e-4]]}]}
+    text = json.dumps(raw)
+    [mean] = parse_logs(text, "raw.json")
+    [median] = parse_logs(text, "raw.json", summary="median")
+    assert list(mean.seconds) == pytest.approx([3e-4, 5e-4], rel=1e-12)
+    assert list(median.seconds) == pytest.approx([2e-4, 3e-4], rel=1e-12)
+    with pytest.raises(UsageError, match="statistic: expected one of mean, median, got 'max'"):
+        parse_logs(text, "raw.json", summary="max")
+
+
+def test_calibrate_import_statistic_option(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    raw = {"word_bytes": 4, "series": [{
+        "collective": "allreduce", "p": 2, "words": [1, 1024, 65536],
+        "seconds": [1e-4, 2e-4, 3e-3],
+        "samples": [[1e-4, 1e-4, 4e-4], [2e-4, 2e-4, 5e-4], [3e-3, 3e-3, 6e-3]]}]}
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps(raw))
+    alphas = {}
+    for summary in ("mean", "median"):
+        out = tmp_path / f"{summary}.json"
+        assert main(["calibrate", "import", str(path), "--statistic", summary, "--format",
+                     "json", "-o", str(out)]) == 0
+        alphas[summary] = json.loads(out.read_text())["alpha_s"]
+    assert alphas["mean"] > alphas["median"]
+    assert main(["calibrate", "import", str(path), "--statistic", "max"]) == 2
+    assert "--statistic" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- fitting
 
 
@@ -272,3 +305,37 @@ def test_calibrate_import_errors_are_one_line(capsys: pytest.CaptureFixture[str]
         assert main(["calibrate", "import", *args]) == 2
         _, err = capsys.readouterr()
         assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_idle_note_judges_by_medians() -> None:
+    from costmodel.calibration import idle_note
+
+    slow = {"gap_s": 0.002, "words": 64, "back_to_back": [4e-4, 5e-4, 6e-4, 9e-3],
+            "after_idle": [3e-3, 4e-3, 4e-3, 5e-3]}
+    text, ratio = idle_note(slow)
+    assert ratio == pytest.approx(4e-3 / 5.5e-4)
+    assert text.startswith("host check: a 64-word all-reduce on 2 processes takes 0.55 ms back "
+                           "to back and 4 ms when the ranks arrive 2 ms apart (medians; means "
+                           "2.62 and 4 ms; ×7.27): idle CPUs wake slowly here")
+    # one huge back-to-back outlier moves the mean, not the verdict
+    fine = dict(slow, after_idle=[5e-4, 5e-4, 6e-4, 6e-4])
+    text, ratio = idle_note(fine)
+    assert ratio == pytest.approx(1.0) and text.endswith("no slow wake-up from idle")
+
+
+def test_calibrate_import_prints_the_host_check_of_a_run(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    raw = {"word_bytes": 4, "series": [{"collective": "allreduce", "p": 2,
+                                        "words": [1, 1024, 65536],
+                                        "seconds": [1e-4, 2e-4, 3e-3]}],
+           "idle": {"gap_s": 0.002, "words": 64, "p": 2, "back_to_back": [5e-4, 5e-4, 6e-4],
+                    "after_idle": [4e-3, 4e-3, 5e-3]}}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(raw))
+    assert main(["calibrate", "import", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "run.json: host check: a 64-word all-reduce on 2 processes takes 0.5 ms" in out
+    del raw["idle"]
+    path.write_text(json.dumps(raw))
+    assert main(["calibrate", "import", str(path)]) == 0
+    assert "host check" not in capsys.readouterr().out

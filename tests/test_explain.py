@@ -9,8 +9,10 @@ and halo volumes computed from the layer shapes.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,12 +53,18 @@ def close(a: float, b: float) -> bool:
 
 def assert_matches_engine(network, machine, P: int, batch: int, plan_name: str, overlap: str,
                           collectives: str, compute: str) -> int:
-    """Every explained value equals the engine's for every grid of P; returns grids checked."""
+    """Every explained value equals the engine's for every grid of P; returns grids checked.
+
+    With per-collective fits the engine's counts are flat-equivalent (scaled by α_kind/α,
+    β_kind/β) while explain shows the raw ones: those are the engine's on the profile without
+    the fits."""
     chosen = PLANS[plan_name]
     grids = factorizations(P, batch)
     table = evaluate(network, machine, grids, chosen, overlap, collectives, compute)  # type: ignore[arg-type]
+    raw = dataclasses.replace(machine, per_collective=(), per_collective_processes=())
+    flat = evaluate(network, raw, grids, chosen, overlap, collectives, compute)  # type: ignore[arg-type]
     seconds = {t: table.seconds(t) for t in TERMS}
-    counts = {t: table.term(t) for t in TERMS}
+    counts = {t: flat.term(t) for t in TERMS}
     for g in range(len(grids)):
         e = explain(network, machine, P, int(grids.pr[g]), batch, chosen, overlap,  # type: ignore[arg-type]
                     collectives, compute)  # type: ignore[arg-type]
@@ -68,7 +76,7 @@ def assert_matches_engine(network, machine, P: int, batch: int, plan_name: str, 
                 where = (plan_name, compute, collectives, g, layer.name, t)
                 assert close(layer.seconds(t), float(seconds[t][g, i])), where
                 assert close(layer.count(t, "messages"),
-                             float(np.broadcast_to(counts[t].messages, table.shape)[g, i])), where
+                             float(np.broadcast_to(counts[t].messages, flat.shape)[g, i])), where
                 assert close(layer.count(t, "words"), float(counts[t].words[g, i])), where
         for line, t in zip(e.sums, TERMS):
             assert close(line.seconds, float(table.comm_s(t)[g])), (plan_name, g, t)
@@ -130,6 +138,81 @@ def test_explain_equals_engine_without_compute_and_outside_the_table() -> None:
     assert_matches_engine(ALEXNET, CORI, 4, 6000, "fc-model", "none", "paper", "table")
     e = explain(ALEXNET, CORI, 4, 2, 6000, plan("fc-model"))
     assert "outside the table (1…256)" in e.compute.note
+
+
+# per-collective fits, pooled and per group size (docs/formats.md per_collective): every
+# kind and p differs from the flat pair, some p are listed and others not
+FITTED_CORI = dataclasses.replace(
+    CORI, per_collective=(("allgather", 3e-6, 4e9), ("allreduce", 1.5e-6, 9e9),
+                          ("p2p", 5e-6, 2e9)),
+    per_collective_processes=(("allgather", 2, 2.5e-6, 5e9), ("allgather", 16, 9e-6, 3e9),
+                              ("allreduce", 4, 1e-6, 11e9), ("allreduce", 32, 4e-6, 7e9),
+                              ("p2p", 2, 4e-6, 3e9), ("p2p", 4, 1.0, 1.0)))
+POOLED_TOY = dataclasses.replace(TOY, per_collective=(("allreduce", 5e-6, 5e9),))
+PER_P_TOY = dataclasses.replace(TOY, per_collective_processes=(("allgather", 3, 1e-5, 2e9),
+                                                               ("p2p", 2, 1e-6, 9e9)))
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("collectives", ["paper", "ring", "rabenseifner"])
+def test_explain_equals_engine_with_per_collective_fits(plan_name: str, collectives: str) -> None:
+    assert_matches_engine(ALEXNET, FITTED_CORI, 512, 2048, plan_name, "none", collectives,
+                          "table")
+    assert_matches_engine(ALEXNET, FITTED_CORI, 96, 1000, plan_name, "batch", collectives,
+                          "flops")
+    for machine in (POOLED_TOY, PER_P_TOY):
+        assert_matches_engine(TINY, machine, 36, 30, plan_name, "none", collectives, "flops")
+
+
+def test_per_collective_fits_are_written_with_their_symbols() -> None:
+    # fc6 on 2×256 under fc-model: all-gather over Pr = 2 has its p = 2 fit; the all-reduce
+    # over Pr = 2 is not listed for p = 2 — its kind's own fit; weights over Pc = 256 likewise
+    fc6 = explain(ALEXNET, FITTED_CORI, 512, 2, 2048, plan("fc-model"),
+                  layers=["fc6"]).layer("fc6")
+    model, batch = fc6.lines
+    assert model.formula == ("(α_ag(Pr)·⌈log2 Pr⌉ + β_ag(Pr)·⌈B/Pc⌉·(Pr−1)/Pr·d_i) + "
+                             "2·(α_ar(Pr)·⌈log2 Pr⌉ + β_ar(Pr)·⌈B/Pc⌉·(Pr−1)/Pr·d_i)")
+    assert model.substituted == ("(2.5e-06·1 + 8e-10·8·1/2·4096) + "
+                                 f"2·(1.5e-06·1 + {4 / 9e9!r}·8·1/2·4096)")
+    assert dict(model.bindings)["α_ag(Pr)"] == "2.5e-06 s (per_collective.allgather.processes.2)"
+    assert dict(model.bindings)["β_ag(Pr)"] == "4/5000000000 = 8e-10 s/word"
+    assert dict(model.bindings)["α_ar(Pr)"] == "1.5e-06 s (per_collective.allreduce)"
+    # raw counts: 1 + 2 latency terms, (1/2 + 1)·8·4096 words
+    assert (model.messages, model.words) == (3.0, 49152.0)
+    assert close(model.seconds, 2.5e-6 + 8e-10 * 16384 + 2 * (1.5e-6 + 4 / 9e9 * 16384))
+    assert batch.formula == "2·(α_ar(Pc)·⌈log2 Pc⌉ + β_ar(Pc)·(Pc−1)/Pc·|W_i|/Pr)"
+    # a domain split: halos are one message between two neighbours — the p2p fit for p = 2
+    # (the absurd p = 4 entry is never used); the weights over P = 4 take the p = 4 fit
+    conv3 = explain(ALEXNET, FITTED_CORI, 4, 4, 4, plan("domain-batch"),
+                    layers=["conv3"]).layer("conv3")
+    forward = conv3.lines[0]
+    assert forward.formula == "α_p2p(2) + β_p2p(2)·⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋"
+    assert dict(forward.bindings)["α_p2p(2)"] == "4e-06 s (per_collective.p2p.processes.2)"
+    assert close(forward.seconds, 4e-6 + 4 / 3e9 * forward.words)
+    weights = conv3.lines[2]
+    assert dict(weights.bindings)["α_ar(P)"] == "1e-06 s (per_collective.allreduce.processes.4)"
+    # a kind without a fit keeps the flat symbols
+    plain = explain(TINY, POOLED_TOY, 4, 2, 8, plan("model-batch"), layers=["f1"]).layer("f1")
+    assert plain.lines[0].formula == ("(α·⌈log2 Pr⌉ + β·⌈B/Pc⌉·(Pr−1)/Pr·d_i) + "
+                                      "2·(α_ar·⌈log2 Pr⌉ + β_ar·⌈B/Pc⌉·(Pr−1)/Pr·d_i)")
+    assert dict(plain.lines[0].bindings)["α"] == "3e-06 s"
+    assert dict(plain.lines[0].bindings)["α_ar"] == "5e-06 s (per_collective.allreduce)"
+
+
+def test_per_collective_generic_text_names_each_part(monkeypatch: pytest.MonkeyPatch) -> None:
+    # an algorithm without formula text, and different pairs per part: α_k·m_k + β_k·w_k·n each
+    monkeypatch.setitem(ALGORITHMS, "tree", Algorithms("tree", bruck_allgather_rate,
+                                                       tree_allreduce_rate, "test only"))
+    e = explain(ALEXNET, FITTED_CORI, 512, 32, 2048, plan("fc-model"), collectives="tree",
+                layers=["fc6"])
+    model = e.layer("fc6").lines[0]
+    assert model.formula == ("α_ag(Pr)·m_gather(Pr) + β_ag(Pr)·⌈B/Pc⌉·w_gather(Pr)·d_i + "
+                             "α_ar(Pr)·m_reduce(Pr) + β_ar(Pr)·⌈B/Pc⌉·w_reduce(Pr)·d_i")
+    # fc6 on 32×16: Pr = 32 is listed for the all-reduce, not for the all-gather
+    # (m, w: Bruck 5, 31/32; tree 10, 10)
+    assert model.substituted == (f"3e-06·5 + {4 / 4e9!r}·128·0.96875·4096 + "
+                                 f"4e-06·10 + {4 / 7e9!r}·128·10·4096")
+    assert_matches_engine(ALEXNET, FITTED_CORI, 512, 2048, "fc-model", "none", "tree", "table")
 
 
 # --------------------------------------------------------------------------- formula registry
@@ -379,6 +462,22 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
         for line in shown:
             if line.strip() == "…":
                 continue
+            position = out.index(line, position) + 1
+
+
+def test_the_per_collective_example_in_docs_explain_md_is_current(tmp_path: Path) -> None:
+    """The ```yaml profile and ```console run of docs/explain.md's per-collective section."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
+    section = doc.split("## Per-collective α and β")[1]
+    profile = section.split("```yaml\n")[1].split("```")[0]
+    command, *shown = section.split("```console\n")[1].split("```")[0].splitlines()
+    path = tmp_path / "host.yaml"
+    path.write_text(profile, encoding="utf-8")
+    args = [str(path) if a == "host.yaml" else a for a in command.split()[2:]]
+    out = run(*args).splitlines()
+    position = 0
+    for line in shown:
+        if line.strip() != "…":
             position = out.index(line, position) + 1
 
 

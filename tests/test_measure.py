@@ -13,6 +13,7 @@ import json
 import math
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from costmodel.validation import analyse, load_validation_network
 
 LOGS = Path(__file__).resolve().parent / "data" / "logs"
 WORKER = "costmodel.measure.worker"
+KEEPER = "costmodel.measure.awake"
 
 
 def workers_alive(parent: int | None = None) -> list[int]:
@@ -49,7 +51,7 @@ def workers_alive(parent: int | None = None) -> list[int]:
         except OSError:
             continue
         state = stat.rsplit(")", 1)[1].split()[0]
-        if WORKER in cmdline and state != "Z" and f"GRIDCOST_PARENT_PID={parent} " in \
+        if any(name in cmdline for name in (WORKER, KEEPER)) and state != "Z" and f"GRIDCOST_PARENT_PID={parent} " in \
                 _environ(entry):
             alive.append(int(entry.name))
     return alive
@@ -74,11 +76,55 @@ def test_bench_measures_every_collective_and_cleans_up() -> None:
     for s in result["series"]:
         assert len(s["words"]) == 3
         assert all(math.isfinite(t) and t > 0 for t in s["seconds"])
+        # every repetition is kept (the slowest rank's), the medians are theirs
+        assert [len(x) for x in s["samples"]] == [BENCH["reps"]] * 3
+        assert s["seconds"] == [statistics.median(x) for x in s["samples"]]
     gather3 = next(s for s in result["series"] if s["collective"] == "allgather" and s["p"] == 3)
     assert gather3["words"] == [3, 1023, 16383]  # n/p words from each of 3, rounded
     assert result["backend"] == "gloo" and result["world"] == 3
     assert result["flop_rate"] > 0
     assert workers_alive() == []
+
+
+def test_keep_awake_runs_idle_priority_loops_only_while_measuring() -> None:
+    from costmodel.measure.launch import _start_keepers, _terminate
+
+    keepers = _start_keepers(2)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(
+                os.sched_getscheduler(k.pid) != os.SCHED_IDLE for k in keepers):
+            time.sleep(0.05)
+        assert all(os.sched_getscheduler(k.pid) == os.SCHED_IDLE for k in keepers)
+    finally:
+        _terminate(keepers)
+    assert all(k.poll() is not None for k in keepers)
+    result = run_local("bench", dict(BENCH, procs=[2], sizes_bytes=[4, 4096]), 2,
+                       timeout_s=180, keep_awake=True)
+    assert {s["collective"] for s in result["series"]} == {"allgather", "allreduce", "p2p"}
+    assert workers_alive() == []  # keepers ended with the workers
+
+
+def test_keep_awake_is_refused_under_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
+    from costmodel.errors import MeasureError
+    from costmodel.measure.launch import run
+
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("MASTER_ADDR", "127.0.0.1"),
+                        ("MASTER_PORT", "1")):
+        monkeypatch.setenv(name, value)
+    with pytest.raises(MeasureError, match="--keep-awake is for local runs"):
+        run("bench", BENCH, 2, 10.0, keep_awake=True)
+
+
+def test_idle_probe_times_both_arrivals() -> None:
+    result = run_local("bench", dict(BENCH, procs=[2], sizes_bytes=[4, 4096],
+                                     idle_gap_s=0.001), 2, timeout_s=180)
+    idle = result["idle"]
+    assert idle["gap_s"] == 0.001 and idle["p"] == 2
+    assert len(idle["back_to_back"]) == len(idle["after_idle"]) == BENCH["reps"]
+    assert all(t > 0 for t in idle["back_to_back"] + idle["after_idle"])
+    assert run_local("bench", dict(BENCH, procs=[2], sizes_bytes=[4, 4096]), 2,
+                     timeout_s=180)["idle"] is None
 
 
 def test_a_failing_worker_ends_all_and_says_why() -> None:
@@ -126,6 +172,7 @@ def test_calibrate_run_writes_a_profile_optimize_accepts(tmp_path: Path) -> None
                                       str(profile), "--raw", str(raw)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "point-to-point  2" in result.stdout
+    assert "host check: a 64-word all-reduce on 2 processes takes" in result.stdout
     machine = load_machine(str(profile))
     assert machine.name == "ci-host" and machine.alpha_s >= 0 and machine.bandwidth_Bps > 0
     assert machine.flop_rate > 0

@@ -131,8 +131,8 @@ def test_loads_per_collective() -> None:
         ("per_collective: {allgather: {alpha: 1 us}}\n",
          "per_collective.allgather.bandwidth: expected this field (it is missing)"),
         ("per_collective: {allgather: {alpha: 1 us, bandwidth: 1 GB/s, beta: 2}}\n",
-         "per_collective.allgather.beta: expected one of the keys alpha, bandwidth "
-         "(unknown key)"),
+         "per_collective.allgather.beta: expected one of the keys alpha, bandwidth, "
+         "processes (unknown key)"),
         ("per_collective: {allreduce: 5}\n",
          "per_collective.allreduce: expected a mapping, got 'int'"),
     ],
@@ -185,14 +185,18 @@ def test_calibration_writes_each_kind_fit(tmp_path: Path) -> None:
     assert 50e-6 < machine.alpha_s < 300e-6
 
 
-def test_explain_refuses_per_collective_in_one_line(capsys: pytest.CaptureFixture[str],
-                                                    tmp_path: Path) -> None:
+def test_explain_writes_the_per_collective_pair(tmp_path: Path) -> None:
+    # explain used to refuse per_collective; it now charges each kind its own α, β
+    # (tests/test_explain.py checks it against the engine)
+    from cli_helpers import run
+
     path = tmp_path / "m.yaml"
     path.write_text(MACHINE_YAML + "per_collective: {p2p: {alpha: 1 us, bandwidth: 1 GB/s}}\n",
                     encoding="utf-8")
-    line = fail(capsys, "explain", "--net", "alexnet", "--machine", str(path), "--P", "4",
-                "--pr", "2")
-    assert "per_collective" in line
+    out = run("explain", "--net", "alexnet", "--machine", str(path), "--P", "4", "--pr", "2",
+              "--plan", "domain-batch", "--layer", "conv2")
+    assert "formula:     α_p2p + β_p2p·⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋" in out
+    assert "α_p2p = 1e-06 s (per_collective.p2p)" in out
 
 
 def test_call_ratios_against_the_profile() -> None:

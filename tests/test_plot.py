@@ -303,3 +303,24 @@ def test_panels_gives_n_visible_axes() -> None:
     assert len(axes) == 3 and sum(ax.get_visible() for ax in fig.axes) == 3
     with pytest.raises(UsageError, match=r"^panels: expected at least one panel, got 0$"):
         plot.panels(0)
+
+
+def test_predicted_vs_measured_marks_in_step_predictions() -> None:
+    from costmodel.plot import predicted_vs_measured
+
+    rows = [{"plan": "fc-model", "P": 2, "pr": 1, "pc": 2, "predicted_comm_s": 0.02,
+             "measured_comm_s": 0.025, "predicted_best": False},
+            {"plan": "fc-model", "P": 2, "pr": 2, "pc": 1, "predicted_comm_s": 0.01,
+             "measured_comm_s": 0.015, "predicted_best": True}]
+    plain = predicted_vs_measured(rows)
+    labels = [t.get_text() for t in plain.get_legend().get_texts()]
+    assert "in-step calibration (leave-one-run-out)" not in labels
+    with_in_step = predicted_vs_measured([dict(r, in_step_predicted_comm_s=0.5 * float(
+        r["predicted_comm_s"])) for r in rows])  # type: ignore[arg-type]
+    labels = [t.get_text() for t in with_in_step.get_legend().get_texts()]
+    assert "in-step calibration (leave-one-run-out)" in labels
+    crosses = [line for line in with_in_step.get_lines() if line.get_marker() == "x"
+               and len(line.get_xdata()) == 1]
+    points = sorted((float(c.get_xdata()[0]), float(c.get_ydata()[0])) for c in crosses)
+    assert np.allclose(points, [(15.0, 5.0), (25.0, 10.0)])
+    assert with_in_step.get_ylim()[0] <= 5.0  # the axes include the in-step points

@@ -82,13 +82,33 @@ def _tail(path: Path, lines: int = 6) -> str:
     return " | ".join(line.strip() for line in text[-lines:])
 
 
-def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) -> Any:
+def keep_awake_supported() -> bool:
+    """True where :mod:`costmodel.measure.awake` can run (Linux's SCHED_IDLE policy)."""
+    return hasattr(os, "SCHED_IDLE") and sys.platform.startswith("linux")
+
+
+def _start_keepers(count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` busy loops at SCHED_IDLE (costmodel.measure.awake), each in its own session."""
+    env = dict(os.environ, GRIDCOST_PARENT_PID=str(os.getpid()))
+    return [subprocess.Popen([sys.executable, "-m", "costmodel.measure.awake"], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+            for _ in range(count)]
+
+
+def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
+              keep_awake: bool = False) -> Any:
     """Run ``task`` on ``nprocs`` local worker processes and return rank 0's result.
 
-    Raises MeasureError when a worker fails (with the end of its output), when the run takes
-    longer than ``timeout_s`` seconds, or when interrupted; every worker is ended either way.
+    ``keep_awake``: also run one :mod:`costmodel.measure.awake` loop per CPU for the duration,
+    so that no CPU goes idle (see there).  Raises MeasureError when a worker fails (with the end
+    of its output), when the run takes longer than ``timeout_s`` seconds, or when interrupted;
+    every worker and keeper is ended either way.
     """
+    if keep_awake and not keep_awake_supported():
+        raise MeasureError("--keep-awake needs Linux (the SCHED_IDLE scheduling policy)")
     procs: list[subprocess.Popen[bytes]] = []
+    keepers: list[subprocess.Popen[bytes]] = []
     logs: list[IO[str]] = []
     with tempfile.TemporaryDirectory(prefix="gridcost-measure-") as tmp:
         folder = Path(tmp)
@@ -97,6 +117,8 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) ->
         port = free_port()
         try:
             with _sigterm_as_interrupt():
+                if keep_awake:
+                    keepers = _start_keepers(os.cpu_count() or 1)
                 for rank in range(nprocs):
                     env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
                                RANK=str(rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(rank),
@@ -114,7 +136,7 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) ->
         except KeyboardInterrupt:
             raise MeasureError("interrupted: all worker processes were ended") from None
         finally:
-            _terminate(procs)
+            _terminate(procs + keepers)
             for log in logs:
                 log.close()
         try:
@@ -139,11 +161,15 @@ def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, timeout_s: float) 
         time.sleep(0.05)
 
 
-def run(task: str, args: dict[str, Any], nprocs: int, timeout_s: float) -> Any:
+def run(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
+        keep_awake: bool = False) -> Any:
     """Under torchrun: run ``task`` in this process (rank 0 returns the result, others None);
     otherwise start ``nprocs`` local workers (:func:`run_local`)."""
     if under_torchrun():
+        if keep_awake:
+            raise MeasureError("--keep-awake is for local runs; on a cluster set the nodes' "
+                               "idle policy (e.g. the kernel's idle=poll) instead")
         from costmodel.measure.worker import run_task
 
         return run_task(task, args)
-    return run_local(task, args, nprocs, timeout_s)
+    return run_local(task, args, nprocs, timeout_s, keep_awake)

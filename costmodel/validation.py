@@ -405,7 +405,9 @@ def analyse_per_P(result: dict[str, Any], network: Network,
                                  summary, in_step)))
     runs = [run for _, part in parts for run in part["runs"]]
     profiles = [{"P": P, **{k: part[k] for k in PROFILE_KEYS}} for P, part in parts]
-    return dict(parts[0][1], runs=runs, summary=summarise(runs), profiles=profiles)
+    # the top level names a profile only when one profile predicted every run
+    common = {k: v for k, v in parts[0][1].items() if len(parts) == 1 or k not in PROFILE_KEYS}
+    return dict(common, runs=runs, summary=summarise(runs), profiles=profiles)
 
 
 PROFILE_KEYS = ("machine", "alpha_s", "bandwidth_Bps", "per_collective",

@@ -1196,8 +1196,9 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
 
     \b
     Examples:
-      gridcost calibrate run --procs 2..4 --profile host.yaml
-      gridcost validate --machine host.yaml --P 2,4 --plot validation.png --raw val.json
+      gridcost calibrate run --procs 2 --profile p2.yaml        # for 2-process jobs
+      gridcost calibrate run --procs 2..4 --profile p4.yaml     # for 4-process jobs
+      gridcost validate --machine 2=p2.yaml --machine 4=p4.yaml --raw val.json
       gridcost validate --machine other.yaml --from-raw val.json
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
     """

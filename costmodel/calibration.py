@@ -545,13 +545,16 @@ def points_records(cal: Calibration) -> list[dict[str, object]]:
 
 
 def fits_table(cal: Calibration, title: str) -> Table:
-    """The fits as a report Table (units in the headers) with the joint α, β in the notes."""
+    """The fits as a report Table (units in the headers) with the joint α, β in the notes; a
+    series without a bandwidth term (β = 0) shows no bandwidth."""
     rows = []
     for r in fit_records(cal):
+        beta = float(r["beta_s_per_word"])  # type: ignore[arg-type]
         rows.append([COLLECTIVE_LABELS[str(r["collective"])], r["p"], r["points"],
                      float(r["a_s"]) * 1e6, float(r["b_s_per_word"]) * 1e9,  # type: ignore[arg-type]
-                     float(r["alpha_s"]) * 1e6, float(r["beta_s_per_word"]) * 1e9,  # type: ignore[arg-type]
-                     cal.word_bytes / float(r["beta_s_per_word"]) / 1e6,  # type: ignore[arg-type]
+                     float(r["alpha_s"]) * 1e6, beta * 1e9,  # type: ignore[arg-type]
+                     # a flat series fits b = 0 (the fit is bounded at 0): no bandwidth term
+                     cal.word_bytes / beta / 1e6 if beta > 0 else None,
                      float(r["median_abs_residual"]) * 100,  # type: ignore[arg-type]
                      float(r["max_abs_residual"]) * 100,  # type: ignore[arg-type]
                      float(r["joint_max_abs_residual"]) * 100])  # type: ignore[arg-type]

@@ -339,3 +339,21 @@ def test_calibrate_import_prints_the_host_check_of_a_run(tmp_path: Path,
     path.write_text(json.dumps(raw))
     assert main(["calibrate", "import", str(path)]) == 0
     assert "host check" not in capsys.readouterr().out
+
+
+def test_a_flat_series_has_no_bandwidth_in_the_table() -> None:
+    """Small messages only can time flat, and the bounded fit can end at b = 0: the table says
+    '—' for that series' bandwidth instead of dividing by zero."""
+    import dataclasses
+
+    from costmodel.calibration import calibrate, fits_table
+    from costmodel.report import render
+
+    cal = calibrate([exact_series("allgather", 2, 4e-4, 2e-9),
+                     exact_series("allreduce", 2, 2e-4, 3e-9)])
+    flat = dataclasses.replace(cal.fits[0], b_s_per_word=0.0)
+    cal = dataclasses.replace(cal, fits=(flat, cal.fits[1]))
+    [row_flat, row_sloped] = fits_table(cal, "t").rows
+    assert row_flat[6] == 0 and row_flat[7] is None
+    assert row_sloped[7] == pytest.approx(4 / 3e-9 / 1e6, rel=1e-6)
+    assert "—" in render(fits_table(cal, "t"), None, "table")

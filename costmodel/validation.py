@@ -35,7 +35,7 @@ import numpy as np
 from costmodel.calibration import Series, statistic
 from costmodel.collectives import algorithms
 from costmodel.cost import evaluate
-from costmodel.errors import UsageError
+from costmodel.errors import GridcostError, UsageError
 from costmodel.grids import Grids
 from costmodel.plans import plan as plan_named
 from costmodel.report import Table
@@ -462,7 +462,7 @@ def in_step_predictions(result: dict[str, Any], network: Network, machine: Machi
         try:
             fitted = calibrated_machine(calibrate(series, collectives), machine,
                                         f"{machine.name} in-step")
-        except UsageError:
+        except GridcostError:  # no fit, or one no machine can hold (e.g. α = 0 with a kind's α)
             out.append(None)
             continue
         table = evaluate(network, fitted,

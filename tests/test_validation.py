@@ -339,3 +339,17 @@ def test_validation_page_numbers_come_from_the_stored_measurement(
                      str(fits)]) == 0
         for row in _rows(fits.read_text(encoding="utf-8")):
             assert row in page, row
+
+
+def test_an_in_step_fit_no_machine_can_hold_is_no_prediction(
+        raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import costmodel.calibration
+
+    def impossible(*args: Any) -> Any:
+        raise SpecError("in-step", "alpha", "a latency > 0 s when per_collective sets one", 0.0)
+
+    monkeypatch.setattr(costmodel.calibration, "calibrated_machine", impossible)
+    analysis = analyse(raw, load_validation_network(), load_machine("cori-knl"))
+    assert all(r["in_step_predicted_s"] is None for r in analysis["runs"])
+    assert analysis["summary"]["in_step_mape_pct"] is None
+    assert analysis["summary"]["mape_pct"] is not None   # the profile's prediction stands

@@ -105,6 +105,18 @@ def test_keep_awake_runs_idle_priority_loops_only_while_measuring() -> None:
     assert workers_alive() == []  # keepers ended with the workers
 
 
+def test_concurrent_groups_tile_the_world() -> None:
+    args = dict(BENCH, procs=[2, 4], sizes_bytes=[4, 4096])
+    tiled = run_local("bench", args, 4, timeout_s=240)
+    assert tiled["concurrent"] is True
+    assert {(s["collective"], s["p"]): s["groups"] for s in tiled["series"]} == {
+        ("allgather", 2): 2, ("allreduce", 2): 2, ("p2p", 2): 2,
+        ("allgather", 4): 1, ("allreduce", 4): 1}
+    alone = run_local("bench", dict(args, concurrent=False), 4, timeout_s=240)
+    assert {s["groups"] for s in alone["series"]} == {1} and alone["concurrent"] is False
+    assert workers_alive() == []
+
+
 def test_keep_awake_is_refused_under_torchrun(monkeypatch: pytest.MonkeyPatch) -> None:
     from costmodel.errors import MeasureError
     from costmodel.measure.launch import run

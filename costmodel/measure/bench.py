@@ -60,8 +60,8 @@ def _time_collective(op: Any, group: Any, reps: int, warmup: int, device: torch.
 
 def _exchange(words: int, reps: int, warmup: int, device: torch.device,
               group: Any) -> list[float]:
-    """Seconds of one halo-style exchange of ``words`` words between ranks 0 and 1 (isend +
-    irecv each way, concurrently), median over ``reps`` of the slower rank."""
+    """Seconds of each of ``reps`` halo-style exchanges of ``words`` words between the ranks of
+    each pair (isend + irecv each way, concurrently), the slowest rank of ``group``'s."""
     peer = dist.get_rank() ^ 1  # 0↔1, 2↔3, …: every pair of a tiled world at once
     send = torch.ones(words, dtype=torch.float32, device=device)
     receive = torch.empty(words, dtype=torch.float32, device=device)

@@ -267,10 +267,16 @@ def in_step_series(runs: Sequence[dict[str, Any]], source: str = "training step"
     collectives back to back.  Kinds and sizes with fewer than two distinct sizes are left out
     (a line needs two).
     """
+    return calls_series([step_calls(run["ranks"]) for run in runs], source, summary)
+
+
+def calls_series(calls_of_runs: Sequence[Sequence[StepCall]], source: str = "training step",
+                 summary: str = "mean") -> list[Series]:
+    """:func:`in_step_series` from the :func:`step_calls` of each run."""
     summarise = statistic(summary)
     points: dict[tuple[str, int], list[tuple[int, float]]] = {}
-    for run in runs:
-        for call in step_calls(run["ranks"]):
+    for calls in calls_of_runs:
+        for call in calls:
             if call.words > 0 and call.seconds:
                 points.setdefault((call.kind, call.p), []).append(
                     (call.words, summarise(call.seconds)))
@@ -454,11 +460,12 @@ def in_step_predictions(result: dict[str, Any], network: Network, machine: Machi
 
     runs = result["runs"]
     batch = int(result["batch"])
+    calls = [step_calls(run["ranks"]) for run in runs]  # once per run, not once per fold
+    sizes = [int(run["pr"]) * int(run["pc"]) for run in runs]
     out: list[dict[str, float] | None] = []
     for j, run in enumerate(runs):
-        P = int(run["pr"]) * int(run["pc"])
-        train = [r for i, r in enumerate(runs) if i != j and int(r["pr"]) * int(r["pc"]) == P]
-        series = in_step_series(train, "in-step", summary)
+        train = [calls[i] for i in range(len(runs)) if i != j and sizes[i] == sizes[j]]
+        series = calls_series(train, "in-step", summary)
         try:
             fitted = calibrated_machine(calibrate(series, collectives), machine,
                                         f"{machine.name} in-step")

@@ -8,7 +8,7 @@ One run measures, with ``time.perf_counter``:
 
 (a) grid·layer evaluations per second of ``costmodel.cost.evaluate`` over every factorization of
     every P = 1..4096 (ResNet-152, B = 8192, plan model-batch, cori-knl), and of a plain scalar
-    Python reference of cost-model.md §4 on a subsample of the same grids; prints both rates,
+    Python reference of docs/model.md §4 on a subsample of the same grids; prints both rates,
     their ratio and the largest relative difference of the per-grid totals;
 (b) the wall time of ``gridcost optimize --net vgg16 --P 512`` as a subprocess against a bare
     ``python -c "import numpy, yaml, click"`` (median of 7 interleaved runs each);
@@ -58,7 +58,7 @@ TARGET_CLI_RATIO = 2.0
 
 
 def lg(p: int) -> int:
-    """⌈log2 p⌉ for an integer p ≥ 1 (cost-model.md §3's ``lg p``)."""
+    """⌈log2 p⌉ for an integer p ≥ 1 (docs/model.md §3's ``lg p``)."""
     return (p - 1).bit_length()
 
 

@@ -1,7 +1,7 @@
 """Calibration: fit α and β of the machine profile to measured collective times.
 
 Input is a set of :class:`Series` — one collective on one process count p, its sizes n (words,
-in the model's convention of cost-model.md §3: the total words of an all-gather, the vector of an
+in the model's convention of docs/model.md §3: the total words of an all-gather, the vector of an
 all-reduce, the one message of a point-to-point send) and one time per size in seconds — the
 mean (default) or the median of the repetitions, see :data:`STATISTICS`.  They come from
 ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure), from the calls

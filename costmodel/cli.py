@@ -779,7 +779,7 @@ def _single(value: str, option: str) -> str:
               help="Draw the figures (--no-figures: tables, claims and document only).")
 def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
               figures: bool) -> None:
-    """Recompute the paper's Figs. 6-10 and check its headline claims (cost-model.md §9).
+    """Recompute the paper's Figs. 6-10 and check its headline claims (docs/model.md §9).
 
     Writes one figure per experiment, Markdown and CSV tables of the numbers plotted,
     claims.json and claims.md (each claim: paper, gridcost, difference, why) and README.md;

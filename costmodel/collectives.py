@@ -1,4 +1,4 @@
-"""α–β–γ cost of the collectives (cost-model.md §3; docs/collectives.md), broadcasting over numpy.
+"""α–β–γ cost of the collectives (docs/model.md §3; docs/collectives.md), broadcasting over numpy.
 
 A collective on p processes moving n words costs ``α·messages + β·words + γ·reduced``: latency
 terms, words on the critical path, and words of reduction arithmetic on the critical path (γ,

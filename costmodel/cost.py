@@ -1,4 +1,4 @@
-"""Per grid × layer communication (cost-model.md §4), feasibility (§6) and compute (§7).
+"""Per grid × layer communication (docs/model.md §4), feasibility (§6) and compute (§7).
 
 :func:`evaluate` turns a network, a machine, a set of grids and a plan into a
 :class:`CostTable` of arrays of shape (G, L): for each term — model, batch (weight-gradient
@@ -43,7 +43,7 @@ Overlap = Literal["none", "batch"]
 ComputeModel = Literal["auto", "table", "flops", "none"]
 TERMS = ("model", "batch", "domain")
 
-# Feasibility codes per grid × layer, in the order a reason is reported (cost-model.md §6).
+# Feasibility codes per grid × layer, in the order a reason is reported (docs/model.md §6).
 OK, NO_SAMPLES, MODEL_TOO_WIDE, STRIP_TOO_THIN = 0, 1, 2, 3
 # Per grid (not per layer), only under a memory check (docs/memory.md): the grid's bytes per
 # process exceed the machine's memory.  Reported after every per-layer code.
@@ -112,7 +112,7 @@ class Volumes:
 
 
 def local_batch(batch: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """⌈B/Pc⌉: samples on the slowest process of a Pc group (cost-model.md §6)."""
+    """⌈B/Pc⌉: samples on the slowest process of a Pc group (docs/model.md §6)."""
     return -(-batch // pc)
 
 
@@ -256,7 +256,7 @@ def structurally_feasible(network: Network, grids: Grids, plan: Plan) -> np.ndar
 
 def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
                             model: ComputeModel = "auto") -> tuple[np.ndarray, str, np.ndarray]:
-    """Compute seconds per iteration on each grid (cost-model.md §7), shape (G,).
+    """Compute seconds per iteration on each grid (docs/model.md §7), shape (G,).
 
     table: T(b)/P · B/N with b = max(1, B/P) and T interpolated in the machine's measured table;
     flops: B · 3·2·MACs / (P · flop rate); none: 0.  ``auto`` takes the table when it was
@@ -289,7 +289,7 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
 
 def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
             domain_s: np.ndarray, overlap: Overlap) -> np.ndarray:
-    """Total time (cost-model.md §7): overlap ``none`` adds everything; ``batch`` hides the
+    """Total time (docs/model.md §7): overlap ``none`` adds everything; ``batch`` hides the
     gradient all-reduce under the computation, max(compute, batch) + model + domain."""
     if overlap == "batch":
         return np.maximum(compute_s, batch_s) + model_s + domain_s
@@ -649,7 +649,7 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str | None = None,
              compute: ComputeModel = "auto", memory: MemoryCheck | None = None,
              mapping: str = "best") -> CostTable:
-    """Cost every grid × layer of ``network`` under ``plan`` (cost-model.md §4–§7); with
+    """Cost every grid × layer of ``network`` under ``plan`` (docs/model.md §4–§7); with
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
 
     ``collectives``: a selection (docs/collectives.md); None takes the machine profile's.

@@ -2,7 +2,7 @@
 
 :func:`explain` takes the same inputs as :func:`costmodel.cost.evaluate` for one Pr×Pc grid and
 returns an :class:`Explanation`: per weighted layer the lines of its model, batch and domain
-terms (cost-model.md §4), then the compute line (§7, measured table or flop rate), the three
+terms (docs/model.md §4), then the compute line (§7, measured table or flop rate), the three
 communication sums and the total under the overlap rule (:func:`costmodel.cost.combine`).  Each
 :class:`Line` carries the symbolic formula, the bindings of its symbols, the expression with the
 numbers substituted, and its latency count, words and seconds **per iteration**.
@@ -304,7 +304,7 @@ class LayerExplanation:
 
 @dataclass(frozen=True)
 class Explanation:
-    """Every term of the cost of one grid (cost-model.md §4–§7), per iteration.
+    """Every term of the cost of one grid (docs/model.md §4–§7), per iteration.
 
     ``layers`` holds the requested layers (all by default); ``sums`` and ``total`` always cover
     every layer of the network.  ``iterations_per_epoch`` = N/B converts to seconds per epoch.
@@ -435,7 +435,7 @@ def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
 
 def _compute_line(network: Network, machine: Machine, P: int, batch: int,
                   model: ComputeModel) -> tuple[Line, str]:
-    """Compute seconds per iteration (cost-model.md §7) and the compute model's name."""
+    """Compute seconds per iteration (docs/model.md §7) and the compute model's name."""
     grids = Grids(np.array([1]), np.array([P]), np.array([batch]))
     _, used, _ = compute_per_iteration_s(network, machine, grids, model)  # resolves, validates
     N = network.dataset_samples
@@ -496,7 +496,7 @@ def _sum_line(term: str, layers: Sequence[LayerExplanation]) -> Line:
 
 def _total_line(compute: float, model: float, batch: float, domain: float,
                 overlap: Overlap) -> Line:
-    """The overlap rule of cost-model.md §7, as :func:`costmodel.cost.combine` applies it."""
+    """The overlap rule of docs/model.md §7, as :func:`costmodel.cost.combine` applies it."""
     if overlap == "batch":
         value = max(compute, batch) + model + domain
         return Line("total (overlap batch: the gradient all-reduce hides under the compute)",

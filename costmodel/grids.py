@@ -1,4 +1,4 @@
-"""Every Pr×Pc factorization of P, as integer arrays (cost-model.md §1)."""
+"""Every Pr×Pc factorization of P, as integer arrays (docs/model.md §1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Memory per process: weights, gradients, optimizer state, activations, buffers (docs/memory.md).
 
-Beyond the paper (cost-model.md §10): for every grid × weighted layer, the bytes one process holds
+Beyond the paper (docs/model.md §10): for every grid × weighted layer, the bytes one process holds
 during a training iteration, on the process that holds the most (⌈⌉ everywhere, as in §6):
 
 - **weights** and **gradients**: ``word_bytes`` × the parameters the process holds — the shard

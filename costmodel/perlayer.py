@@ -2,7 +2,7 @@
 
 A *layout* is (mode, Pr, Pc) with Pr·Pc = P: batch (Pr = 1), model on Pr × batch on Pc, or
 domain on Pr × batch on Pc (conv layers only).  Each layer's cost in each layout comes from the
-engine (`cost.model_batch_volumes`, `cost.domain_volumes`, cost-model.md §4); consecutive layers
+engine (`cost.model_batch_volumes`, `cost.domain_volumes`, docs/model.md §4); consecutive layers
 in different layouts pay a redistribution of the activations forward and of their gradients
 backward, built from collectives (docs/perlayer.md §2).  A dynamic programme over layers ×
 layouts finds the cheapest sequence exactly for overlap `none`; for overlap `batch` the
@@ -94,7 +94,7 @@ def layouts(P: int) -> Layouts:
 
 @dataclass(frozen=True)
 class LayerCosts:
-    """Per layout × layer seconds per iteration of each term (cost-model.md §4), (K, L) each,
+    """Per layout × layer seconds per iteration of each term (docs/model.md §4), (K, L) each,
     the feasibility code (0 = feasible, cost.NO_SAMPLES …, NOT_CONV) and the uneven flag."""
 
     model_s: np.ndarray
@@ -564,7 +564,7 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
 
 
 def no_layout_message(prob: Problem, i: int) -> str:
-    """Why layer ``i`` has no feasible layout at (P, B) (cost-model.md §6)."""
+    """Why layer ``i`` has no feasible layout at (P, B) (docs/model.md §6)."""
     layer = prob.network.layers[i]
     batch_ok = prob.layouts.pc <= prob.batch
     need = int(prob.layouts.pr[np.flatnonzero(batch_ok)[0]]) if batch_ok.any() else None

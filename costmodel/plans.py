@@ -1,4 +1,4 @@
-"""Plans: which split and which grid each weighted layer uses (cost-model.md §5).
+"""Plans: which split and which grid each weighted layer uses (docs/model.md §5).
 
 A plan maps the swept grids (G,) and the network's layers (L,) to a :class:`Layout`: per grid
 and layer the split mode and the group sizes (Pr, Pc) that layer actually uses.  Pure batch is

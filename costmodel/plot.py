@@ -172,7 +172,7 @@ def _panels(n: int) -> tuple[Figure, list[Axes]]:
 def _bar_segments(table: CostTable, per: str) -> dict[str, np.ndarray]:
     """Heights (G,) of the stacked segments in ``per``; they add up to the grid's total time.
 
-    With overlap ``batch`` (cost-model.md §7) only the part of the gradient all-reduce that
+    With overlap ``batch`` (docs/model.md §7) only the part of the gradient all-reduce that
     sticks out of the computation, max(0, batch − compute), is drawn.
     """
     scale = _scale(table, per)
@@ -372,7 +372,7 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
 
     With ``limits`` (keyed like ``sweeps``): a dashed vertical line at each plan's feasibility
     limit when it lies within the plotted P, and a ringed point where its best time stops
-    improving (cost-model.md §8; the legend says "improving throughout" when it never stops
+    improving (docs/model.md §8; the legend says "improving throughout" when it never stops
     within the sweep).  Infeasible P are left out.  Returns the Axes.
     """
     per = _check_per(per)

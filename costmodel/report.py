@@ -190,7 +190,7 @@ def memory_record(opt: Optimum) -> dict[str, Any] | None:
 
 
 def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | None:
-    """The scaling limits of cost-model.md §8 as a record."""
+    """The scaling limits of docs/model.md §8 as a record."""
     if limits is None:
         return None
     s = limits.sweep

@@ -1,6 +1,6 @@
 """The paper's evaluation (Figs. 6–10) recomputed, its headline claims checked, and one step past.
 
-cost-model.md §9 fixes the setup: grouped AlexNet, ImageNet (N = 1.2 M), the machine `cori-knl`
+docs/model.md §9 fixes the setup: grouped AlexNet, ImageNet (N = 1.2 M), the machine `cori-knl`
 (α = 2 µs, 6 GiB/s, 4-byte words) with its compute table `paper-figures`.  This module runs the
 paper's experiments through :func:`costmodel.search.optimize` and :func:`~costmodel.search.sweep`
 (nothing is tuned: the numbers are whatever the printed equations give), sets each headline
@@ -39,10 +39,10 @@ from costmodel.specs import Machine, Network
 PAPER_NET = "alexnet"
 PAPER_MACHINE = "cori-knl"
 PAPER_BATCH = 2048
-"""The global batch of the paper's Figs. 6–8 (cost-model.md §9)."""
+"""The global batch of the paper's Figs. 6–8 (docs/model.md §9)."""
 
 PANEL_PROCESSES = (8, 32, 128, 512)
-"""P of the panels of Figs. 6–8.  cost-model.md §9 names P = 8 and P = 512; 32 and 128 fill
+"""P of the panels of Figs. 6–8.  docs/model.md §9 names P = 8 and P = 512; 32 and 128 fill
 the powers of four in between (our choice, stated in the document)."""
 
 WEAK_SETTINGS = ((512, 128), (8192, 2048), (32768, 8192))
@@ -85,7 +85,7 @@ def _alexnet() -> tuple[Network, Machine]:
 
 
 def paper_experiments() -> tuple[Experiment, ...]:
-    """Figs. 6–10 with the settings of cost-model.md §9 (compute: table `paper-figures`)."""
+    """Figs. 6–10 with the settings of docs/model.md §9 (compute: table `paper-figures`)."""
     net, machine = _alexnet()
 
     def panels(plan: str, overlap: str, cases: Sequence[tuple[int, int]]) -> tuple[Optimum, ...]:
@@ -116,7 +116,7 @@ def paper_experiments() -> tuple[Experiment, ...]:
 
 @dataclass(frozen=True)
 class Claim:
-    """A headline claim of cost-model.md §9 beside gridcost's number.
+    """A headline claim of docs/model.md §9 beside gridcost's number.
 
     ``paper`` is the stated value (None when §9 states only the settings) with ``decimals``
     decimal places as printed; ``gridcost`` is computed; ``details`` holds the numbers behind the
@@ -233,7 +233,7 @@ def _x(value: float) -> str:
 
 
 def paper_claims(experiments: Sequence[Experiment]) -> tuple[Claim, ...]:
-    """Every headline claim of cost-model.md §9 with gridcost's value and the reason for any
+    """Every headline claim of docs/model.md §9 with gridcost's value and the reason for any
     difference.  The explanations quote numbers computed here, never retyped ones."""
     exps = {e.key: e for e in experiments}
     claims: list[Claim] = []
@@ -266,7 +266,7 @@ def _fig6_claims(exp: Experiment) -> list[Claim]:
         "implied_paper_16x32_model_comm_s": implied_comm - at16.batch_s,
     }
     why = (
-        "Not reproduced. gridcost implements Eq. 8 as printed; cost-model.md §9 records that the "
+        "Not reproduced. gridcost implements Eq. 8 as printed; docs/model.md §9 records that the "
         "printed equations reproduce the paper's model-communication bars only approximately: "
         "the fully connected part comes out about 19% lower than the bars, and the conv part of "
         "Fig. 6 follows a form the paper does not give. On the paper's 16×32 grid gridcost charges "
@@ -277,7 +277,7 @@ def _fig6_claims(exp: Experiment) -> list[Claim]:
         f"({_fmt(at16.pure_total_s, 4)} s), i.e. slower. The conv model term "
         "3·β·⌈B/Pc⌉·(Pr−1)/Pr·d_i is large because conv outputs are large (d = 290,400 words "
         "per sample for conv1), so the optimum moves to a small Pr. The paper's stated ratios, "
-        "divided into gridcost's pure-batch times (whose batch bars cost-model.md §9 says match "
+        "divided into gridcost's pure-batch times (whose batch bars docs/model.md §9 says match "
         f"the paper's to a fraction of a percent), imply {_fmt(implied_comm, 3)} s/epoch of "
         f"communication at 16×32 (from 5.0×) and a total of {_fmt(implied_total, 3)} s (from "
         f"2.1×), i.e. about {_fmt(implied_comm - at16.batch_s, 2)} s of model communication "
@@ -333,15 +333,15 @@ def _fig7_claims(exp: Experiment) -> list[Claim]:
     total_why = (f"Agrees to the printed precision: the best grid is {best.grid}, "
                  f"{_fmt(best.total_s, 4)} s/epoch against {_fmt(best.pure_total_s, 4)} s for "
                  "1×512. The total is dominated by compute and batch communication, both of "
-                 "which match the paper's bars (cost-model.md §9).")
+                 "which match the paper's bars (docs/model.md §9).")
     comm_why = (
         f"gridcost's ratio is higher. Its best grid {best.grid} communicates "
         f"{_fmt(best.comm_s, 4)} s/epoch ({_fmt(best.model_s, 4)} s model, "
         f"{_fmt(best.batch_s, 4)} s batch); 1×512 communicates {_fmt(best.pure_comm_s, 4)} s. "
-        "cost-model.md §9 records that the printed equations give the fully connected "
+        "docs/model.md §9 records that the printed equations give the fully connected "
         "model communication about 19% below the paper's bars while matching its batch bars; a "
         "smaller numerator raises the ratio. From the stated 9.7× alone (read as 9.65–9.75, and "
-        f"assuming the paper's best grid is also {best.grid} — cost-model.md does not say), "
+        f"assuming the paper's best grid is also {best.grid} — docs/model.md does not say), "
         f"the paper's best grid communicates {_fmt(implied, 4)} s, i.e. "
         f"{fc_mid:.2f} s of fc model communication where gridcost computes "
         f"{best.model_s:.2f} s: {abs(best.model_s / fc_mid - 1) * 100:.0f}% lower "
@@ -363,7 +363,7 @@ def _fig8_claims(exp: Experiment) -> list[Claim]:
     hidden = best.batch_s <= best.compute_s
     why = (f"Agrees to the printed precision: with the gradient all-reduce hidden under the "
            f"{_fmt(best.compute_s, 4)} s/epoch of compute (total = max(compute, batch) + model "
-           f"+ halo, cost-model.md §7), the best grid is {best.grid}, "
+           f"+ halo, docs/model.md §7), the best grid is {best.grid}, "
            f"{_fmt(best.total_s, 4)} s/epoch against {_fmt(best.pure_total_s, 4)} s for 1×512, "
            f"whose {_fmt(best.pure_comm_s, 4)} s of batch communication cannot hide. "
            + (f"On {best.grid} the batch communication ({_fmt(best.batch_s, 3)} s) is fully "
@@ -388,7 +388,7 @@ def _fig9_claims(exp: Experiment) -> list[Claim]:
         per_iteration = best.total_s / _epoch(opt.table)
         first_iteration = first.total_s / _epoch(exp.optima[0].table)
         efficiency = first_iteration / per_iteration
-        why = (f"cost-model.md §9 states the settings of Fig. 9, no number. gridcost: best "
+        why = (f"docs/model.md §9 states the settings of Fig. 9, no number. gridcost: best "
                f"fc-model grid {best.grid}, {_fmt(best.total_s, 4)} s/epoch against "
                f"{_fmt(best.pure_total_s, 4)} s for 1×{opt.P}; weak-scaling efficiency "
                f"(time per iteration at P = {exp.optima[0].P} over that at P = {opt.P}) "
@@ -457,7 +457,7 @@ def _fig10_claims(exp: Experiment) -> list[Claim]:
 @dataclass(frozen=True)
 class Study:
     """One network on one machine at B = STUDY_BATCH: every plan's optimum at each P of
-    STUDY_PROCESSES (``optima[plan][i]``) and its scaling limits (cost-model.md §8)."""
+    STUDY_PROCESSES (``optima[plan][i]``) and its scaling limits (docs/model.md §8)."""
 
     network: str
     machine: str
@@ -518,7 +518,7 @@ def reproduce(beyond: bool = True) -> Reproduction:
 
 def claims_json(claims: Sequence[Claim]) -> str:
     """claims.json: every claim's record, in order, deterministic."""
-    return json.dumps({"source": "cost-model.md §9 (Gholami et al., SPAA 2018)",
+    return json.dumps({"source": "docs/model.md §9 (Gholami et al., SPAA 2018)",
                        "claims": [c.record() for c in claims]},
                       indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -542,7 +542,7 @@ def claims_table(claims: Sequence[Claim]) -> Table:
                "within rounding"]
     rows = [[c.figure, c.quantity, c.paper_text, c.gridcost_text, _signed(c.difference),
              _percent(c.relative), _rounding(c)] for c in claims]
-    return Table(headers, rows, "Headline claims of cost-model.md §9 and gridcost's numbers")
+    return Table(headers, rows, "Headline claims of docs/model.md §9 and gridcost's numbers")
 
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
@@ -647,7 +647,7 @@ def study_table(study: Study) -> Table:
 
 
 def limits_table(study: Study) -> Table:
-    """How far each plan scales at B = study.batch (cost-model.md §8)."""
+    """How far each plan scales at B = study.batch (docs/model.md §8)."""
     headers = ["plan", "feasible up to P", "because", "best time stops improving at P",
                "efficiency < 0.5 from P", f"best time at the limit [{UNIT}]",
                "best grid at the limit"]
@@ -763,7 +763,7 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
         "Regenerate with: gridcost reproduce --out docs/figures --doc docs/reproduction.md -->\n")
     add("This page recomputes the evaluation of Gholami, Azad, Jin, Keutzer, Buluç, *Integrated "
         "Model, Batch and Domain Parallelism in Training Neural Networks* (SPAA 2018), Figs. "
-        "6–10, with gridcost and the settings of cost-model.md §9, sets every headline claim "
+        "6–10, with gridcost and the settings of docs/model.md §9, sets every headline claim "
         "beside gridcost's number, and explains each difference. Nothing was tuned to match: "
         "the numbers are what the printed equations give (docs/model.md maps each equation to "
         "its function). Then it runs the same study for VGG-16 and ResNet-50 on the paper's "
@@ -783,7 +783,7 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
         ["machine", f"`{PAPER_MACHINE}`: α = {machine.alpha_s * 1e6:g} µs, bandwidth "
                     f"{machine.bandwidth_Bps / 2**30:g} GiB/s, {machine.word_bytes}-byte words"],
         ["compute", f"{exps['fig6'].optima[0].table.compute_model}: the epoch times implied "
-                    "by the compute bars of Figs. 6–10 (cost-model.md §9)"],
+                    "by the compute bars of Figs. 6–10 (docs/model.md §9)"],
         ["collectives", "the paper's: Bruck all-gather, all-reduce as two all-gathers"],
         ["Figs. 6–8", f"B = {PAPER_BATCH}, panels P = "
                       + ", ".join(map(str, PANEL_PROCESSES))],
@@ -794,9 +794,9 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
         ["times", "seconds per epoch; redistribution between layouts is not charged (the "
                   "paper's convention)"],
     ]) + "\n")
-    add("cost-model.md §9 names only P = 8 and P = 512 for the panels of Figs. 6–8; the panels "
+    add("docs/model.md §9 names only P = 8 and P = 512 for the panels of Figs. 6–8; the panels "
         "here add P = 32 and 128 to fill the powers of four in between. The plans are those of "
-        "cost-model.md §5: `model-batch` (Fig. 6), `fc-model` (Figs. 7–9; Fig. 8 with overlap "
+        "docs/model.md §5: `model-batch` (Fig. 6), `fc-model` (Figs. 7–9; Fig. 8 with overlap "
         "`batch`), `beyond-batch` (Fig. 10).\n")
 
     add("## Claims\n")
@@ -832,7 +832,7 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
     add("The implied column divides gridcost's pure-batch times (1×512: "
         f"{_fmt(d['pure_batch_comm_s'], 4)} s of communication, "
         f"{_fmt(d['pure_batch_total_s'], 4)} s in total) by the paper's stated ratios; "
-        "cost-model.md §9 says the printed equations reproduce the paper's batch bars to a "
+        "docs/model.md §9 says the printed equations reproduce the paper's batch bars to a "
         "fraction of a percent, so those denominators are the paper's too. The model-"
         "communication row of that column assumes the 16×32 batch bar matches as well. The "
         "difference is almost all in the conv layers, whose Fig. 6 form the paper does not "
@@ -855,7 +855,7 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
     add("## Fig. 9 — weak scaling, 4 samples per process\n")
     fig9 = [c for c in repro.claims if c.figure == "Fig. 9"]
     fig("fig9", "Fig. 9 recomputed")
-    add(f"The scaling line: [`fig9_scaling.csv`]({figures}fig9_scaling.csv). cost-model.md §9 "
+    add(f"The scaling line: [`fig9_scaling.csv`]({figures}fig9_scaling.csv). docs/model.md §9 "
         "states the settings of Fig. 9 but no number to compare, so gridcost's results stand "
         "on their own:\n")
     add(_md_table(["B/P", "best grid", f"total [{UNIT}]", f"1×P [{UNIT}]",
@@ -892,8 +892,8 @@ def _document_studies(studies: Sequence[Study], figures: str, image: str,
         "HDR InfiniBand per GPU, α = 5 µs, bf16 words, 125 TFLOP/s sustained). cori-knl's "
         "compute table was measured for AlexNet only, so for these networks the compute comes "
         "from the machine's flop rate (`--compute auto` picks it): 3 × 2 × the forward "
-        "multiply-adds per sample over the sustained rate (cost-model.md §7). The scaling "
-        "limits sweep P = 1, 2, 4, … up to each plan's feasibility limit (cost-model.md §8).\n")
+        "multiply-adds per sample over the sustained rate (docs/model.md §7). The scaling "
+        "limits sweep P = 1, 2, 4, … up to each plan's feasibility limit (docs/model.md §8).\n")
     for study in studies:
         add(f"### {study.network} on {study.machine}\n")
         add(f"![{study.network} on {study.machine}]({figures}{study.key}.{image})\n")

@@ -1,4 +1,4 @@
-"""Search: best grid, baselines, sweeps over P and scaling limits (cost-model.md §6, §8)."""
+"""Search: best grid, baselines, sweeps over P and scaling limits (docs/model.md §6, §8)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def grid_code(table: CostTable, grid: int) -> int:
 
 
 def reason(table: CostTable, grid: int) -> str:
-    """Why grid ``grid`` of ``table`` is infeasible: the first failing layer (cost-model.md §6),
+    """Why grid ``grid`` of ``table`` is infeasible: the first failing layer (docs/model.md §6),
     else the memory it needs (docs/memory.md)."""
     codes = table.code[grid]
     failing = np.flatnonzero(codes)
@@ -106,7 +106,7 @@ def reason(table: CostTable, grid: int) -> str:
 
 @dataclass(frozen=True)
 class FeasibilityLimit:
-    """The largest P with any feasible grid (cost-model.md §8) and what sets it."""
+    """The largest P with any feasible grid (docs/model.md §8) and what sets it."""
 
     processes: int
     because: str
@@ -226,7 +226,7 @@ def stops_improving(time: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScalingLimits:
-    """Both scaling limits of one plan (cost-model.md §8)."""
+    """Both scaling limits of one plan (docs/model.md §8)."""
 
     feasibility: FeasibilityLimit
     swept: np.ndarray

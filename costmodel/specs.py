@@ -23,7 +23,7 @@ Shape = tuple[int, int, int]
 class Layer:
     """One weighted layer (conv or fully connected) with its inferred shapes.
 
-    ``params`` is |W_i| of cost-model.md §2: weights, bias and the parameters of a
+    ``params`` is |W_i| of docs/model.md §2: weights, bias and the parameters of a
     normalization layer that follows it.  ``activations`` is d_i, the output activations per
     sample before any pooling.  ``split_size`` is the dimension a model split divides (filters of
     a conv, output units of an fc).
@@ -124,7 +124,7 @@ class Network:
 
 @dataclass(frozen=True)
 class ComputeTable:
-    """Measured epoch time on one process as a function of the local batch (cost-model.md §7).
+    """Measured epoch time on one process as a function of the local batch (docs/model.md §7).
 
     ``local_batch`` and ``epoch_s`` are increasing-batch arrays of equal length; ``network`` names
     the network the table was measured for (it applies to no other).
@@ -293,7 +293,7 @@ class Machine:
 
     @property
     def beta_s_per_word(self) -> float:
-        """β: seconds per word, word_bytes / bandwidth (cost-model.md §2)."""
+        """β: seconds per word, word_bytes / bandwidth (docs/model.md §2)."""
         return self.word_bytes / self.bandwidth_Bps
 
     @property

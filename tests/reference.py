@@ -1,6 +1,6 @@
-"""Scalar reference ("slow twin") of the per-layer costs of cost-model.md §3–§7.
+"""Scalar reference ("slow twin") of the per-layer costs of docs/model.md §3–§7.
 
-Written straight from /work/shared/cost-model.md with ``math`` only — no numpy and nothing from
+Written straight from docs/model.md with ``math`` only — no numpy and nothing from
 ``costmodel`` beyond reading the fields of its spec dataclasses — so that the vectorized kernel
 of ``costmodel.cost.evaluate`` can be compared against it on random inputs.
 
@@ -19,7 +19,7 @@ from costmodel.specs import Layer, Machine, Network
 
 MODEL, DOMAIN = "model", "domain"
 
-# Feasibility codes (cost-model.md §6), in the order a reason is reported.
+# Feasibility codes (docs/model.md §6), in the order a reason is reported.
 OK, NO_SAMPLES, MODEL_TOO_WIDE, STRIP_TOO_THIN = 0, 1, 2, 3
 
 
@@ -261,7 +261,7 @@ def largest_divisor_at_most(p: int, limit: int) -> int:
 
 
 def plan_split(plan: str, layer: Layer, pr: int, pc: int, batch: int) -> tuple[str, int, int]:
-    """(mode, Pr, Pc) that ``layer`` uses on grid Pr×Pc under ``plan`` (cost-model.md §5)."""
+    """(mode, Pr, Pc) that ``layer`` uses on grid Pr×Pc under ``plan`` (docs/model.md §5)."""
     if layer.kind == "fc" or plan == "model-batch":
         return MODEL, pr, pc
     if plan == "fc-model":

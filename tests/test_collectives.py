@@ -1,4 +1,4 @@
-"""Tests of costmodel.collectives: α–β cost of each collective (cost-model.md §3)."""
+"""Tests of costmodel.collectives: α–β cost of each collective (docs/model.md §3)."""
 
 from __future__ import annotations
 

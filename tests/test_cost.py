@@ -1,4 +1,4 @@
-"""Tests of costmodel.cost: per-layer terms (cost-model.md §4), feasibility (§6), compute (§7).
+"""Tests of costmodel.cost: per-layer terms (docs/model.md §4), feasibility (§6), compute (§7).
 
 Hand-computed tests use a tiny network built directly from `Layer`/`Network` and a machine with
 α = 2 s and β = 4 bytes / 8 B/s = 0.5 s/word, so every expected value is exact arithmetic.

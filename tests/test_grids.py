@@ -1,4 +1,4 @@
-"""Tests of costmodel.grids: divisors and every Pr×Pc factorization (cost-model.md §1)."""
+"""Tests of costmodel.grids: divisors and every Pr×Pc factorization (docs/model.md §1)."""
 
 from __future__ import annotations
 

@@ -96,7 +96,7 @@ def test_bundled_document_source_and_digest() -> None:
 
 
 def test_grouped_alexnet_shapes() -> None:
-    """cost-model.md §9: conv outputs before pooling, and the fc inputs."""
+    """docs/model.md §9: conv outputs before pooling, and the fc inputs."""
     net = load_network("alexnet")
     assert [layer.name for layer in net.layers] == [
         "conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7", "fc8"]
@@ -163,7 +163,7 @@ def test_vgg16_macs() -> None:
 
 
 def test_cori_knl() -> None:
-    """cost-model.md §9: α = 2 µs, 6·2^30 B/s, 4-byte words and both compute tables."""
+    """docs/model.md §9: α = 2 µs, 6·2^30 B/s, 4-byte words and both compute tables."""
     knl = load_machine("cori-knl")
     assert knl.name == "cori-knl"
     assert knl.alpha_s == 2e-6

@@ -1,4 +1,4 @@
-"""Tests of costmodel.plans: which split and grid each layer uses (cost-model.md §5)."""
+"""Tests of costmodel.plans: which split and grid each layer uses (docs/model.md §5)."""
 
 from __future__ import annotations
 

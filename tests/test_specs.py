@@ -1,5 +1,5 @@
 """Tests of costmodel.specs: the invariants and derived sizes of Layer, Network, Machine and
-ComputeTable (cost-model.md §2 and §7)."""
+ComputeTable (docs/model.md §2 and §7)."""
 
 from __future__ import annotations
 

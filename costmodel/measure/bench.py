@@ -1,6 +1,6 @@
 """Microbenchmarks of all-gather, all-reduce and one point-to-point message (torch.distributed).
 
-Sizes are n words of 4 bytes (float32) in the model's convention (cost-model.md §3): the total
+Sizes are n words of 4 bytes (float32) in the model's convention (docs/model.md §3): the total
 words an all-gather gathers (each of p processes contributes n/p), the vector an all-reduce
 reduces, the one message a point-to-point send carries.  Each size is run ``warmup`` times
 unmeasured, then ``reps`` times; a repetition starts after a barrier, its time is the slowest

@@ -1,6 +1,6 @@
 """Real training iterations of a small AlexNet-shaped network with the integrated Pr×Pc algorithm.
 
-The algorithm of cost-model.md §4 on torch.distributed, rank = c·Pr + r (r the position along Pr,
+The algorithm of docs/model.md §4 on torch.distributed, rank = c·Pr + r (r the position along Pr,
 c along Pc; the Pr group of c is the ranks c·Pr … c·Pr + Pr − 1, the Pc group of r every Pr-th):
 
 - a **model-split** layer (fc layers; conv layers in plan ``model-batch``) holds 1/Pr of its

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -33,6 +33,14 @@ from costmodel.specs import (
 )
 from costmodel.units import parse_quantity
 
+if TYPE_CHECKING:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
+
 SCHEMA_VERSION = 1
 
 
@@ -48,9 +56,23 @@ class Document:
     sha256: str
 
 
+def bundled_folder(kind: str) -> Traversable:
+    """The folder of the bundled ``kind`` files ('networks' or 'machines').
+
+    An installed wheel carries them as the packages ``costmodel.networks`` and
+    ``costmodel.machines``; a source checkout run in place (``python -m costmodel.cli`` or
+    ``python -m pytest`` from the repository root) has them beside the package, in the
+    repository's top-level ``networks/`` and ``machines/``.
+    """
+    try:
+        return resources.files(f"costmodel.{kind}")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / kind
+
+
 def bundled_names(kind: str) -> list[str]:
     """Names (file stems) of the bundled ``kind`` files, kind being 'networks' or 'machines'."""
-    folder = resources.files(f"costmodel.{kind}")
+    folder = bundled_folder(kind)
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
@@ -78,7 +100,7 @@ def read_document(name_or_path: str, kind: str) -> Document:
     if stem not in bundled_names(kind):
         raise UnknownName(f"{singular} (neither a file nor a bundled name)", stem,
                           bundled_names(kind))
-    resource = resources.files(f"costmodel.{kind}") / f"{stem}.yaml"
+    resource = bundled_folder(kind) / f"{stem}.yaml"
     return _parse(resource.read_text(encoding="utf-8"), f"{kind}/{stem}.yaml")
 
 

@@ -747,12 +747,10 @@ def test_bad_gamma_and_collectives(extra: str, message: str) -> None:
 @pytest.mark.parametrize("kind", ["networks", "machines"])
 def test_fast_safe_loader_reads_what_safe_load_reads(kind: str) -> None:
     """The CSafeLoader fast path gives exactly yaml.safe_load's data on every bundled file."""
-    from importlib import resources
-
     import yaml
 
-    from costmodel.loaders import _safe_load, bundled_names
+    from costmodel.loaders import _safe_load, bundled_folder, bundled_names
 
     for name in bundled_names(kind):
-        text = (resources.files(f"costmodel.{kind}") / f"{name}.yaml").read_text("utf-8")
+        text = (bundled_folder(kind) / f"{name}.yaml").read_text("utf-8")
         assert _safe_load(text) == yaml.safe_load(text), name

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,26 @@ STUDY_PROCESSES = (8, 32, 128, 512, 2048)
 
 FIGURE_DPI = 100
 """Resolution of the PNG figures (small enough to commit under docs/figures)."""
+
+ARTEFACT_DIGITS = 12
+"""Significant digits of every number in the written tables (CSV, Markdown, LaTeX) and in
+``claims.json``.  The last bits of a float depend on the machine (SIMD paths, numpy's summation
+order); 12 digits keep every result far beyond its meaning and make the files the same on every
+machine but for a value that sits on a rounding boundary, which the tests allow for by comparing
+numbers to a relative 1e-9 (tests/golden.py)."""
+
+
+def significant(value: Any, digits: int = ARTEFACT_DIGITS) -> Any:
+    """``value`` with every float, also inside dicts, lists and tuples, rounded to ``digits``
+    significant digits (``float(f"{x:.12g}")``: 22.363281249999993 → 22.36328125); other values
+    unchanged."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: significant(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(significant(v, digits) for v in value)
+    return value
 
 
 # --------------------------------------------------------------------------- experiments
@@ -517,9 +537,10 @@ def reproduce(beyond: bool = True) -> Reproduction:
 
 
 def claims_json(claims: Sequence[Claim]) -> str:
-    """claims.json: every claim's record, in order, deterministic."""
+    """claims.json: every claim's record, in order, deterministic; floats to
+    ``ARTEFACT_DIGITS`` significant digits."""
     return json.dumps({"source": "docs/model.md §9 (Gholami et al., SPAA 2018)",
-                       "claims": [c.record() for c in claims]},
+                       "claims": [significant(c.record()) for c in claims]},
                       indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -707,11 +728,13 @@ def artefacts(repro: Reproduction, formats: Sequence[str] = ("png",), dpi: int =
     Per experiment ``<key>.md``/``.csv``/``.tex`` (plus ``fig9_scaling``), per study the same
     for ``<key>`` and ``<key>_limits``, ``claims.json``, ``claims.md``, ``claims.tex``,
     ``README.md`` (the document with links into this folder), and with ``figures`` one image
-    per experiment and study in each of ``formats``.
+    per experiment and study in each of ``formats``.  Every number of the tables and of
+    ``claims.json`` has at most ``ARTEFACT_DIGITS`` significant digits.
     """
     out: dict[str, str | bytes] = {}
 
     def table(name: str, t: Table) -> None:
+        t = replace(t, rows=[significant(list(row)) for row in t.rows])
         out[f"{name}.md"] = render_markdown(t)
         out[f"{name}.csv"] = render_csv(t)
         out[f"{name}.tex"] = render_latex(t)
@@ -743,7 +766,7 @@ def artefacts(repro: Reproduction, formats: Sequence[str] = ("png",), dpi: int =
 
 
 def _md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    return render_markdown(Table(headers, rows)).rstrip("\n")
+    return render_markdown(Table(headers, [significant(list(r)) for r in rows])).rstrip("\n")
 
 
 def render_document(repro: Reproduction, figures: str = "figures/", image: str = "png") -> str:
@@ -774,7 +797,11 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
     add("`tests/test_reproduce.py` checks that this page equals what the generator produces and "
         "pins every number of `claims.json` (golden file "
         "`tests/data/golden/reproduce_claims.json`, rewritten by `python "
-        "tests/regen_golden.py`).\n")
+        "tests/regen_golden.py`). The CSV tables and `claims.json` hold numbers to "
+        f"{ARTEFACT_DIGITS} significant digits, since the last bits of a float differ between "
+        "machines and numpy versions; the tests compare text exactly and numbers to a relative "
+        "10⁻⁹ (one unit of the last digit shown in the rounded tables), never to the last bit "
+        "(`tests/golden.py`).\n")
 
     add("## Setup\n")
     add(_md_table(["setting", "value"], [

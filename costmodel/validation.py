@@ -199,7 +199,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
         return None
     from scipy.stats import kendalltau  # type: ignore[import-untyped]
 
-    tau = kendalltau(x, y).statistic
+    tau = kendalltau(x, y)[0]  # .statistic only from scipy 1.10; [0] on every version
     return None if tau is None or not np.isfinite(tau) else float(tau)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from golden import line_difference
 
 from costmodel.calibration import calibrate, parse_logs, rate_of, series_from_json, statistic
 from costmodel.cli import main
@@ -331,14 +332,21 @@ def test_validation_page_numbers_come_from_the_stored_measurement(
     text = out.read_text(encoding="utf-8")
     wanted = _rows(text[text.index("### 3. time"):])
     assert len(wanted) > 20
+    shown = _rows(page)
     for row in wanted:
-        assert row in page, row
+        assert _on_page(row, shown), row
     for name in ("cal-P2.json", "cal-P4.json"):
         fits = tmp_path / f"{name}.md"
         assert main(["calibrate", "import", str(data / name), "--format", "markdown", "-o",
                      str(fits)]) == 0
         for row in _rows(fits.read_text(encoding="utf-8")):
-            assert row in page, row
+            assert _on_page(row, shown), row
+
+
+def _on_page(row: str, shown: list[str]) -> bool:
+    """Whether the page shows ``row``: its text exactly, its numbers at the precision of
+    tests/golden.py (a fit's last bits differ between machines and numpy versions)."""
+    return row in shown or any(line_difference(row, line) is None for line in shown)
 
 
 def test_an_in_step_fit_no_machine_can_hold_is_no_prediction(

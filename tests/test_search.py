@@ -299,7 +299,9 @@ def test_scaling_limits_are_consistent(plan: str, batch: int) -> None:
     # P = 1 and the limit itself are feasible; P in between need not be (P = 16 at B = 6 with
     # Pr ≤ 3 filters of c2)
     assert math.isfinite(time[0]) and math.isfinite(time[-1])
-    np.testing.assert_allclose(lim.efficiency, time[0] / (lim.swept * time), rtol=1e-15)
+    # infeasible P: NaN, not 0 (docs/model.md §8: efficiency is defined on feasible P)
+    expected_eff = np.where(np.isfinite(time), time[0] / (lim.swept * np.asarray(time)), np.nan)
+    np.testing.assert_allclose(lim.efficiency, expected_eff, rtol=1e-15)
     assert lim.efficiency[0] == 1.0
     # the best time improves up to best_time_processes and not at the next P
     k = lim.swept.tolist().index(lim.best_time_processes)

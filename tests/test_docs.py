@@ -2,8 +2,8 @@
 
 - No file cites a file outside the repository; every "docs/model.md §N" names a section of
   docs/model.md that exists.
-- The example outputs of README.md, docs/cli.md and docs/model.md are what the commands print
-  now (tests/doc_examples.py; refresh with `python tests/doc_examples.py --update`).
+- The example outputs of README.md and the docs in tests/doc_examples.EXAMPLE_FILES are what
+  the commands print now (refresh with `python tests/doc_examples.py --update`).
 - README's network and machine snippets load with the real loaders.
 - `gridcost nets --show` / `machines --show` print the bundled files verbatim.
 - `optimize` and `sweep` report the same efficiency limit by the same rule.

@@ -1,11 +1,12 @@
 """The paper's evaluation (Figs. 6–10) recomputed, its headline claims checked, and one step past.
 
-docs/model.md §9 fixes the setup: grouped AlexNet, ImageNet (N = 1.2 M), the machine `cori-knl`
-(α = 2 µs, 6 GiB/s, 4-byte words) with its compute table `paper-figures`.  This module runs the
-paper's experiments through :func:`costmodel.search.optimize` and :func:`~costmodel.search.sweep`
-(nothing is tuned: the numbers are whatever the printed equations give), sets each headline
-claim of §9 beside gridcost's number with the difference and its reason, runs the same study
-for VGG-16 and ResNet-50 on `cori-knl` and `a100-ib`, and renders everything — figures, tables,
+The setup is the paper's, as docs/model.md §9 records it: grouped AlexNet, ImageNet
+(N = 1.2 M), the machine `cori-knl` (α = 2 µs, 6 GiB/s, 4-byte words) with its compute table
+`paper-figures`.  This module runs the paper's experiments through
+:func:`costmodel.search.optimize` and :func:`~costmodel.search.sweep` (nothing is tuned: the
+numbers are whatever the printed equations give), sets each headline claim of the paper's text
+beside gridcost's number with the difference and its reason, runs the same study for VGG-16 and
+ResNet-50 on `cori-knl` and `a100-ib`, and renders everything — figures, tables,
 ``claims.json`` and the document docs/reproduction.md — as ``{relative file name: str | bytes}``.
 It never writes a file; ``gridcost reproduce`` does.
 """

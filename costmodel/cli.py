@@ -397,8 +397,10 @@ def plan_option(all_allowed: bool, per_layer: bool = False) -> Callable[[F], F]:
                         metavar="PLAN", help=f"Plan: {names}.")
 
 
-efficiency_option = click.option("--efficiency", default=0.5, show_default=True, type=float,
-                                 help="Parallel-efficiency threshold of the scaling limit.")
+efficiency_option = click.option(
+    "--efficiency", default=0.5, show_default=True, type=float,
+    help="Threshold of the parallel efficiency T(P0)·P0/(P·T(P)) of the scaling limit, P0 the "
+         "smallest feasible P swept (1 when swept): docs/model.md §8.")
 pr_option = click.option("--pr", "pr", required=True, metavar="R",
                          help="Pr of the grid (Pc = P/Pr).")
 per_process_option = click.option(

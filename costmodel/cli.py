@@ -397,8 +397,10 @@ def plan_option(all_allowed: bool, per_layer: bool = False) -> Callable[[F], F]:
                         metavar="PLAN", help=f"Plan: {names}.")
 
 
-efficiency_option = click.option("--efficiency", default=0.5, show_default=True, type=float,
-                                 help="Parallel-efficiency threshold of the scaling limit.")
+efficiency_option = click.option(
+    "--efficiency", default=0.5, show_default=True, type=float,
+    help="Threshold of the parallel efficiency T(P0)·P0/(P·T(P)) of the scaling limit, P0 the "
+         "smallest feasible P swept (1 when swept): docs/model.md §8.")
 pr_option = click.option("--pr", "pr", required=True, metavar="R",
                          help="Pr of the grid (Pc = P/Pr).")
 per_process_option = click.option(
@@ -819,16 +821,30 @@ def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
         raise UsageError(f"--out: cannot write into {out!r}: {exc.strerror}") from None
 
 
+def _print_bundled(kind: str, name: str) -> None:
+    """Print a bundled file verbatim (`nets --show`, `machines --show`)."""
+    from costmodel.loaders import bundled_text
+
+    click.echo(bundled_text(kind, name), nl=False)
+
+
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
-def nets(fmt: str) -> None:
+@click.option("--show", metavar="NAME", default=None,
+              help="Print the bundled network NAME as YAML, verbatim with its comments: a "
+                   "starting point for your own network file.")
+def nets(fmt: str, show: str | None) -> None:
     """List the bundled networks: parameters, weighted layers, MACs per sample.
 
     \b
-    Example:
+    Examples:
       gridcost nets
+      gridcost nets --show alexnet > my-net.yaml
     """
+    if show is not None:
+        _print_bundled("networks", show)
+        return
     from costmodel.loaders import bundled_names, load_network
     from costmodel.report import Table, render
 
@@ -850,14 +866,21 @@ def nets(fmt: str) -> None:
 @cli.command()
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True, help="Output format.")
-def machines(fmt: str) -> None:
+@click.option("--show", metavar="NAME", default=None,
+              help="Print the bundled machine profile NAME as YAML, verbatim with its comments: "
+                   "a starting point for your own cluster's profile.")
+def machines(fmt: str, show: str | None) -> None:
     """List the bundled machine profiles: α, bandwidth, word size, flop rate, memory, γ,
     collective algorithms, levels and per-collective α, bandwidth (per group size where given).
 
     \b
-    Example:
+    Examples:
       gridcost machines
+      gridcost machines --show cori-knl > my-cluster.yaml
     """
+    if show is not None:
+        _print_bundled("machines", show)
+        return
     from costmodel.loaders import bundled_names, load_machine
     from costmodel.report import Table, per_collective_record, per_collective_text, render
     from costmodel.units import format_bytes, format_rate, format_seconds

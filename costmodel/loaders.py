@@ -76,6 +76,17 @@ def bundled_names(kind: str) -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def bundled_text(kind: str, name: str) -> str:
+    """The text of the bundled ``kind`` file ``name`` ('networks' or 'machines'), verbatim with
+    its comments — a starting point for a file of one's own; UnknownName with a "did you mean"
+    when there is none (``name`` may end in ``.yaml``)."""
+    stem = name[:-5] if name.endswith(".yaml") else name
+    known = bundled_names(kind)
+    if stem not in known:
+        raise UnknownName(f"bundled {kind[:-1]}", stem, known)
+    return (bundled_folder(kind) / f"{stem}.yaml").read_text(encoding="utf-8")
+
+
 def read_document(name_or_path: str, kind: str) -> Document:
     """Read a YAML document given a path or a bundled name (with or without ``.yaml``).
 

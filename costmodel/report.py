@@ -23,6 +23,7 @@ from costmodel.cost import TERMS, CostTable, layer_algorithms
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
 from costmodel.plans import MODE_NAMES
 from costmodel.search import (
+    Efficiency,
     FeasibilityLimit,
     Optimum,
     ScalingLimits,
@@ -31,6 +32,7 @@ from costmodel.search import (
     reason,
     stops_improving,
 )
+from costmodel.search import efficiency as efficiency_of
 
 if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
     from costmodel.perlayer import PerLayerResult
@@ -200,6 +202,7 @@ def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | No
         "feasibility_limit_because": limits.feasibility.because,
         "best_time_stops_improving_P": limits.best_time_processes,
         "efficiency_threshold": limits.efficiency_threshold,
+        "efficiency_reference_P": limits.efficiency_reference_processes,
         "efficiency_below_threshold_P": limits.efficiency_processes,
         "swept": [
             {"P": int(p), "pr": int(r), "pc": int(c), "total_s": _num(t), "efficiency": _num(e)}
@@ -533,12 +536,14 @@ def _limits_text(limits: dict[str, Any], largest: int, rows: Sequence[dict[str, 
     threshold = limits["efficiency_threshold"]
     best = (f"best time still improving at the largest P swept ({largest:,})" if stops is None
             else f"best time stops improving at P={stops:,}")
-    if all(row["efficiency"] is None for row in rows):
+    reference = limits.get("efficiency_reference_P")
+    rule = Efficiency(reference, limits.get("scaling") == "weak", np.empty(0)).formula
+    if reference is None or all(row["efficiency"] is None for row in rows):
         efficiency = "efficiency undefined (no feasible P, or zero time at the first P)"
     elif low is None:
-        efficiency = f"efficiency ≥ {threshold:g} at every P swept"
+        efficiency = f"efficiency {rule} ≥ {threshold:g} at every P swept"
     else:
-        efficiency = f"efficiency < {threshold:g} from P={low:,}"
+        efficiency = f"efficiency {rule} < {threshold:g} from P={low:,}"
     return f"{best}; {efficiency}"
 
 
@@ -630,21 +635,18 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
                  limits: FeasibilityLimit | None) -> dict[str, Any]:
     """A sweep over P (fixed B: strong scaling; B = b·P: weak scaling) as a JSON-ready dict.
 
-    Efficiency is relative to the first feasible P of the sweep, from times per iteration:
-    T(P0)·P0/(P·T(P)) at fixed B (strong), T(P0)/T(P) when B grows with P (weak).
+    Efficiency is the rule of docs/model.md §8 (:func:`costmodel.search.efficiency`, as in
+    `optimize`): relative to the smallest feasible P swept, from times per iteration,
+    T(P₀)·P₀/(P·T(P)) at fixed B (strong), T(P₀)/T(P) when B grows with P (weak).
     """
-    iteration = result.total_s
     scale = result.iterations_per_epoch if per == "epoch" else np.ones(result.processes.size)
     weak = bool((result.batch != result.batch[0]).any())
     feasible = result.feasible
     rows: list[dict[str, Any]] = []
-    base = int(np.flatnonzero(feasible)[0]) if feasible.any() else None
+    eff = efficiency_of(result.processes, result.total_s, weak)
     for i, P in enumerate(result.processes):
         ok = bool(feasible[i])
-        efficiency = None
-        if ok and base is not None and iteration[base] > 0 and iteration[i] > 0:
-            ratio = iteration[base] / iteration[i]
-            efficiency = ratio if weak else ratio * result.processes[base] / P
+        efficiency = float(eff.values[i]) if np.isfinite(eff.values[i]) else None
         pure = result.pure_batch_total_s[i]
         rows.append({
             "P": int(P), "batch": int(result.batch[i]), "feasible": ok,
@@ -666,16 +668,16 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
                                    if ok else None)
     per_epoch = result.total_s * result.iterations_per_epoch
     stops = stops_improving(np.where(feasible, per_epoch, np.inf))
-    low = [r["P"] for r in rows if r["efficiency"] is not None and r["efficiency"] < threshold]
     return {
         "gridcost_version": __version__, "plan": result.plan, "unit": unit_of(per),
         "scaling": "weak" if weak else "strong", "efficiency_threshold": threshold,
+        "efficiency_reference_P": eff.reference_processes,
         "rows": rows,
         "largest_feasible_P": int(result.processes[feasible].max()) if feasible.any() else None,
         "feasibility_limit_P": limits.processes if limits else None,
         "feasibility_limit_because": limits.because if limits else None,
         "best_time_stops_improving_P": int(result.processes[stops[0]]) if stops.size else None,
-        "efficiency_below_threshold_P": low[0] if low else None,
+        "efficiency_below_threshold_P": eff.first_below(result.processes, threshold),
     }
 
 

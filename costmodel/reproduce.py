@@ -1,11 +1,12 @@
 """The paper's evaluation (Figs. 6–10) recomputed, its headline claims checked, and one step past.
 
-docs/model.md §9 fixes the setup: grouped AlexNet, ImageNet (N = 1.2 M), the machine `cori-knl`
-(α = 2 µs, 6 GiB/s, 4-byte words) with its compute table `paper-figures`.  This module runs the
-paper's experiments through :func:`costmodel.search.optimize` and :func:`~costmodel.search.sweep`
-(nothing is tuned: the numbers are whatever the printed equations give), sets each headline
-claim of §9 beside gridcost's number with the difference and its reason, runs the same study
-for VGG-16 and ResNet-50 on `cori-knl` and `a100-ib`, and renders everything — figures, tables,
+The setup is the paper's, as docs/model.md §9 records it: grouped AlexNet, ImageNet
+(N = 1.2 M), the machine `cori-knl` (α = 2 µs, 6 GiB/s, 4-byte words) with its compute table
+`paper-figures`.  This module runs the paper's experiments through
+:func:`costmodel.search.optimize` and :func:`~costmodel.search.sweep` (nothing is tuned: the
+numbers are whatever the printed equations give), sets each headline claim of the paper's text
+beside gridcost's number with the difference and its reason, runs the same study for VGG-16 and
+ResNet-50 on `cori-knl` and `a100-ib`, and renders everything — figures, tables,
 ``claims.json`` and the document docs/reproduction.md — as ``{relative file name: str | bytes}``.
 It never writes a file; ``gridcost reproduce`` does.
 """
@@ -42,8 +43,8 @@ PAPER_BATCH = 2048
 """The global batch of the paper's Figs. 6–8 (docs/model.md §9)."""
 
 PANEL_PROCESSES = (8, 32, 128, 512)
-"""P of the panels of Figs. 6–8.  docs/model.md §9 names P = 8 and P = 512; 32 and 128 fill
-the powers of four in between (our choice, stated in the document)."""
+"""P of the panels of Figs. 6–8.  The paper's text names P = 8 and P = 512 (docs/model.md §9);
+32 and 128 fill the powers of four in between (our choice, stated in the document)."""
 
 WEAK_SETTINGS = ((512, 128), (8192, 2048), (32768, 8192))
 """(B, P) of Fig. 9: weak scaling with 4 samples per process."""
@@ -138,7 +139,7 @@ def paper_experiments() -> tuple[Experiment, ...]:
 class Claim:
     """A headline claim of docs/model.md §9 beside gridcost's number.
 
-    ``paper`` is the stated value (None when §9 states only the settings) with ``decimals``
+    ``paper`` is the stated value (None when the paper states only the settings) with ``decimals``
     decimal places as printed; ``gridcost`` is computed; ``details`` holds the numbers behind the
     explanation (seconds per epoch unless the name says otherwise).
     """
@@ -286,8 +287,8 @@ def _fig6_claims(exp: Experiment) -> list[Claim]:
         "implied_paper_16x32_model_comm_s": implied_comm - at16.batch_s,
     }
     why = (
-        "Not reproduced. gridcost implements Eq. 8 as printed; docs/model.md §9 records that the "
-        "printed equations reproduce the paper's model-communication bars only approximately: "
+        "Not reproduced. gridcost implements Eq. 8 as printed, and the printed equations "
+        "reproduce the paper's model-communication bars only approximately (docs/model.md §9): "
         "the fully connected part comes out about 19% lower than the bars, and the conv part of "
         "Fig. 6 follows a form the paper does not give. On the paper's 16×32 grid gridcost charges "
         f"{_fmt(at16.model_s, 4)} s/epoch of model communication, {_fmt(conv16, 4)} s of it in "
@@ -297,8 +298,9 @@ def _fig6_claims(exp: Experiment) -> list[Claim]:
         f"({_fmt(at16.pure_total_s, 4)} s), i.e. slower. The conv model term "
         "3·β·⌈B/Pc⌉·(Pr−1)/Pr·d_i is large because conv outputs are large (d = 290,400 words "
         "per sample for conv1), so the optimum moves to a small Pr. The paper's stated ratios, "
-        "divided into gridcost's pure-batch times (whose batch bars docs/model.md §9 says match "
-        f"the paper's to a fraction of a percent), imply {_fmt(implied_comm, 3)} s/epoch of "
+        "divided into gridcost's pure-batch times (whose batch communication matches the "
+        "paper's bars to a fraction of a percent, docs/model.md §9), imply "
+        f"{_fmt(implied_comm, 3)} s/epoch of "
         f"communication at 16×32 (from 5.0×) and a total of {_fmt(implied_total, 3)} s (from "
         f"2.1×), i.e. about {_fmt(implied_comm - at16.batch_s, 2)} s of model communication "
         f"where gridcost computes {_fmt(at16.model_s, 4)} s.")
@@ -358,10 +360,11 @@ def _fig7_claims(exp: Experiment) -> list[Claim]:
         f"gridcost's ratio is higher. Its best grid {best.grid} communicates "
         f"{_fmt(best.comm_s, 4)} s/epoch ({_fmt(best.model_s, 4)} s model, "
         f"{_fmt(best.batch_s, 4)} s batch); 1×512 communicates {_fmt(best.pure_comm_s, 4)} s. "
-        "docs/model.md §9 records that the printed equations give the fully connected "
-        "model communication about 19% below the paper's bars while matching its batch bars; a "
-        "smaller numerator raises the ratio. From the stated 9.7× alone (read as 9.65–9.75, and "
-        f"assuming the paper's best grid is also {best.grid} — docs/model.md does not say), "
+        "The printed equations give the fully connected model communication about 19% below "
+        "the paper's bars while matching its batch bars (docs/model.md §9); a smaller "
+        "communication of the best grid raises the ratio. From the stated 9.7× alone (read as "
+        f"9.65–9.75, and assuming the paper's best grid is also {best.grid} — the paper does "
+        "not say), "
         f"the paper's best grid communicates {_fmt(implied, 4)} s, i.e. "
         f"{fc_mid:.2f} s of fc model communication where gridcost computes "
         f"{best.model_s:.2f} s: {abs(best.model_s / fc_mid - 1) * 100:.0f}% lower "
@@ -408,7 +411,8 @@ def _fig9_claims(exp: Experiment) -> list[Claim]:
         per_iteration = best.total_s / _epoch(opt.table)
         first_iteration = first.total_s / _epoch(exp.optima[0].table)
         efficiency = first_iteration / per_iteration
-        why = (f"docs/model.md §9 states the settings of Fig. 9, no number. gridcost: best "
+        why = (f"The paper states the settings of Fig. 9, no number (docs/model.md §9). "
+               f"gridcost: best "
                f"fc-model grid {best.grid}, {_fmt(best.total_s, 4)} s/epoch against "
                f"{_fmt(best.pure_total_s, 4)} s for 1×{opt.P}; weak-scaling efficiency "
                f"(time per iteration at P = {exp.optima[0].P} over that at P = {opt.P}) "
@@ -539,7 +543,8 @@ def reproduce(beyond: bool = True) -> Reproduction:
 def claims_json(claims: Sequence[Claim]) -> str:
     """claims.json: every claim's record, in order, deterministic; floats to
     ``ARTEFACT_DIGITS`` significant digits."""
-    return json.dumps({"source": "docs/model.md §9 (Gholami et al., SPAA 2018)",
+    return json.dumps({"source": "Gholami et al., SPAA 2018: the claims of its text "
+                                 "(docs/model.md §9)",
                        "claims": [significant(c.record()) for c in claims]},
                       indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
@@ -563,7 +568,8 @@ def claims_table(claims: Sequence[Claim]) -> Table:
                "within rounding"]
     rows = [[c.figure, c.quantity, c.paper_text, c.gridcost_text, _signed(c.difference),
              _percent(c.relative), _rounding(c)] for c in claims]
-    return Table(headers, rows, "Headline claims of docs/model.md §9 and gridcost's numbers")
+    return Table(headers, rows,
+                 "The paper's headline claims (docs/model.md §9) and gridcost's numbers")
 
 
 def claims_markdown(claims: Sequence[Claim]) -> str:
@@ -670,7 +676,7 @@ def study_table(study: Study) -> Table:
 def limits_table(study: Study) -> Table:
     """How far each plan scales at B = study.batch (docs/model.md §8)."""
     headers = ["plan", "feasible up to P", "because", "best time stops improving at P",
-               "efficiency < 0.5 from P", f"best time at the limit [{UNIT}]",
+               "efficiency T(1)/(P·T(P)) < 0.5 from P", f"best time at the limit [{UNIT}]",
                "best grid at the limit"]
     rows = []
     for plan, lim in study.limits.items():
@@ -821,10 +827,10 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
         ["times", "seconds per epoch; redistribution between layouts is not charged (the "
                   "paper's convention)"],
     ]) + "\n")
-    add("docs/model.md §9 names only P = 8 and P = 512 for the panels of Figs. 6–8; the panels "
-        "here add P = 32 and 128 to fill the powers of four in between. The plans are those of "
-        "docs/model.md §5: `model-batch` (Fig. 6), `fc-model` (Figs. 7–9; Fig. 8 with overlap "
-        "`batch`), `beyond-batch` (Fig. 10).\n")
+    add("The paper's text names only P = 8 and P = 512 for the panels of Figs. 6–8 "
+        "(docs/model.md §9); the panels here add P = 32 and 128 to fill the powers of four in "
+        "between. The plans are those of docs/model.md §5: `model-batch` (Fig. 6), `fc-model` "
+        "(Figs. 7–9; Fig. 8 with overlap `batch`), `beyond-batch` (Fig. 10).\n")
 
     add("## Claims\n")
     add(_md_table(claims_table(repro.claims).headers, claims_table(repro.claims).rows) + "\n")
@@ -859,8 +865,8 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
     add("The implied column divides gridcost's pure-batch times (1×512: "
         f"{_fmt(d['pure_batch_comm_s'], 4)} s of communication, "
         f"{_fmt(d['pure_batch_total_s'], 4)} s in total) by the paper's stated ratios; "
-        "docs/model.md §9 says the printed equations reproduce the paper's batch bars to a "
-        "fraction of a percent, so those denominators are the paper's too. The model-"
+        "the printed equations reproduce the paper's batch bars to a fraction of a percent "
+        "(docs/model.md §9), so those denominators are the paper's too. The model-"
         "communication row of that column assumes the 16×32 batch bar matches as well. The "
         "difference is almost all in the conv layers, whose Fig. 6 form the paper does not "
         "print; gridcost keeps the printed Eq. 8 rather than guess it.\n")
@@ -882,9 +888,9 @@ def render_document(repro: Reproduction, figures: str = "figures/", image: str =
     add("## Fig. 9 — weak scaling, 4 samples per process\n")
     fig9 = [c for c in repro.claims if c.figure == "Fig. 9"]
     fig("fig9", "Fig. 9 recomputed")
-    add(f"The scaling line: [`fig9_scaling.csv`]({figures}fig9_scaling.csv). docs/model.md §9 "
-        "states the settings of Fig. 9 but no number to compare, so gridcost's results stand "
-        "on their own:\n")
+    add(f"The scaling line: [`fig9_scaling.csv`]({figures}fig9_scaling.csv). The paper "
+        "states the settings of Fig. 9 but no number to compare (docs/model.md §9), so "
+        "gridcost's results stand on their own:\n")
     add(_md_table(["B/P", "best grid", f"total [{UNIT}]", f"1×P [{UNIT}]",
                    "speedup vs 1×P [×]", "weak-scaling efficiency"],
                   [[f"{c.details['batch']:.0f}/{c.details['P']:.0f}",
@@ -939,7 +945,7 @@ def _document_studies(studies: Sequence[Study], figures: str, image: str,
         rows = [[plan, lim.feasibility.processes, lim.best_time_processes,
                  lim.efficiency_processes] for plan, lim in study.limits.items()]
         add(_md_table(["plan", "feasible up to P", "best time stops improving at P",
-                       "efficiency < 0.5 from P"], rows) + "\n")
+                       "efficiency T(1)/(P·T(P)) < 0.5 from P"], rows) + "\n")
         add(_study_summary(study) + "\n")
         add(f"Tables: [`{study.key}.csv`]({figures}{study.key}.csv), "
             f"[`{study.key}_limits.csv`]({figures}{study.key}_limits.csv).\n")

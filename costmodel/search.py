@@ -31,7 +31,9 @@ from costmodel.plans import PLANS, Plan
 from costmodel.specs import Machine, Network
 
 CHUNK_ELEMENTS = 1 << 21
-"""Grid × layer elements evaluated at once in a sweep (bounds memory at ~0.5 GB)."""
+"""Grid × layer elements evaluated at once in a sweep: bounds the memory of the (G, L) arrays of
+one chunk, not of the whole sweep (the per-grid arrays grow with the number of grids; the peak of
+sweeps to P = 65,536 and 262,144 is measured by benchmarks/bench_engine.py, docs/performance.md)."""
 
 
 @dataclass(frozen=True)
@@ -225,6 +227,51 @@ def stops_improving(time: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """Parallel efficiency over the P of a sweep (docs/model.md §8), the one rule of `optimize`
+    and `sweep`: T(P₀)·P₀/(P·T(P)) at fixed B, T(P₀)/T(P) when B grows with P (weak scaling),
+    with T the best time per iteration and P₀ the smallest P swept that has a feasible grid
+    (P₀ = 1 whenever P = 1 is swept and feasible: T(1)/(P·T(P)))."""
+
+    reference_processes: int | None
+    """P₀; None when no P swept is feasible or T(P₀) is not positive (efficiency undefined)."""
+    weak: bool
+    values: np.ndarray
+    """Efficiency per P swept, (n,); NaN where the P is infeasible or undefined."""
+
+    def first_below(self, processes: np.ndarray, threshold: float) -> int | None:
+        """The first P swept whose efficiency is below ``threshold``; None if none is."""
+        low = np.flatnonzero(np.isfinite(self.values) & (self.values < threshold))
+        return int(np.asarray(processes)[low[0]]) if low.size else None
+
+    @property
+    def formula(self) -> str:
+        """The rule with its reference written out, e.g. "T(1)/(P·T(P))" or "T(8)·8/(P·T(P))"."""
+        p0 = self.reference_processes
+        if p0 is None:
+            return "T(P₀)/T(P)" if self.weak else "T(P₀)·P₀/(P·T(P))"
+        if self.weak:
+            return f"T({p0})/T(P)"
+        return "T(1)/(P·T(P))" if p0 == 1 else f"T({p0})·{p0}/(P·T(P))"
+
+
+def efficiency(processes: np.ndarray, time: np.ndarray, weak: bool = False) -> Efficiency:
+    """Efficiency of the best times ``time`` (per iteration, inf = infeasible) at ``processes``
+    (ascending), relative to the smallest feasible P swept (docs/model.md §8)."""
+    processes = np.asarray(processes, dtype=np.int64)
+    time = np.asarray(time, dtype=np.float64)
+    usable = np.isfinite(time) & (time > 0)
+    values = np.full(time.shape, np.nan)
+    feasible = np.flatnonzero(np.isfinite(time))
+    if feasible.size == 0 or not time[feasible[0]] > 0:
+        return Efficiency(None, weak, values)
+    base = int(feasible[0])
+    ratio = time[base] / np.where(usable, time, np.nan)
+    values = ratio if weak else ratio * processes[base] / processes
+    return Efficiency(int(processes[base]), weak, np.where(usable, values, np.nan))
+
+
+@dataclass(frozen=True)
 class ScalingLimits:
     """Both scaling limits of one plan (docs/model.md §8)."""
 
@@ -235,6 +282,8 @@ class ScalingLimits:
     efficiency_processes: int | None
     efficiency: np.ndarray
     sweep: SweepResult
+    efficiency_reference_processes: int | None = None
+    """P₀ of the efficiency T(P₀)·P₀/(P·T(P)): 1 unless a memory check rules P = 1 out."""
 
 
 def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
@@ -244,8 +293,8 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
 
     The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``), plus that limit.
     Strong-scaling limit: the first P after which the best time no longer improves; efficiency
-    limit: the first P with T(1)/(P·T(P)) below ``threshold`` — T(P0)·P0/(P·T(P)) from the first
-    feasible P0 when a memory check rules out P = 1.
+    limit: the first P with T(1)/(P·T(P)) below ``threshold`` — T(P₀)·P₀/(P·T(P)) from the first
+    feasible P₀ when a memory check rules out P = 1 (:func:`efficiency`).
     """
     limit = feasibility_limit(network, plan, batch)
     top = min(limit.processes, largest) if largest else limit.processes
@@ -254,19 +303,13 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
     result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
     time = result.total_s
     finite = np.isfinite(time)
-    # relative to the first feasible P: P = 1 unless a memory check rules it out
-    base = int(np.flatnonzero(finite)[0]) if finite.any() else 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        efficiency = time[base] * swept[base] / (swept * time)
-    if not time[base] > 0:  # no compute and no communication at the base P: undefined
-        efficiency = np.full(swept.shape, np.nan)
+    eff = efficiency(swept, time)
     best_at = None
     if finite.any():
         stops = stops_improving(np.where(finite, time, np.inf))
         best_at = int(swept[stops[0]]) if stops.size else None
-    low = np.flatnonzero(finite & (efficiency < threshold))
-    eff_at = int(swept[low[0]]) if low.size else None
-    return ScalingLimits(limit, swept, best_at, threshold, eff_at, efficiency, result)
+    return ScalingLimits(limit, swept, best_at, threshold, eff.first_below(swept, threshold),
+                         eff.values, result, eff.reference_processes)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,7 @@ def test_the_document_cites_each_figure_with_a_section_and_an_image(
         assert f"](figures/fig{n}.png)" in text
 
 
-def test_paper_values_are_the_ones_stated_in_cost_model_section_9(
+def test_paper_values_are_the_ones_stated_in_model_md_section_9(
         claims: dict[str, Claim]) -> None:
     stated = {"fig6-best-grid": 16, "fig6-total-speedup": 2.1, "fig6-comm-speedup": 5.0,
               "fig6-P8": 1.0, "fig7-total-speedup": 2.5, "fig7-comm-speedup": 9.7,

@@ -22,6 +22,7 @@ from costmodel.plans import PLANS
 from costmodel.search import (
     Settings,
     check_batch,
+    efficiency,
     feasibility_limit,
     optimize,
     reason,
@@ -282,6 +283,41 @@ def test_sweep_rejects_bad_processes() -> None:
         sweep(TINY, MACHINE, np.array([], dtype=np.int64), 4, PLANS["fc-model"])
 
 
+# ----------------------------------------------------------------------- efficiency
+
+
+def test_efficiency_is_relative_to_p_1_by_hand() -> None:
+    """docs/model.md §8: T(1)/(P·T(P)); T = 8, 5, 4, 3 s at P = 1, 2, 4, 8."""
+    eff = efficiency(np.array([1, 2, 4, 8]), np.array([8.0, 5.0, 4.0, 3.0]))
+    assert eff.reference_processes == 1
+    np.testing.assert_allclose(eff.values, [1.0, 0.8, 0.5, 1 / 3], rtol=1e-15)
+    assert eff.first_below(np.array([1, 2, 4, 8]), 0.5) == 8  # 0.5 is not below 0.5
+    assert eff.first_below(np.array([1, 2, 4, 8]), 0.9) == 2
+    assert eff.formula == "T(1)/(P·T(P))"
+
+
+def test_efficiency_without_p_1_is_relative_to_the_smallest_feasible_p() -> None:
+    """P = 2 infeasible (inf): the reference is P₀ = 4; T(4)·4/(P·T(P)); NaN where infeasible."""
+    processes = np.array([2, 4, 8, 16])
+    eff = efficiency(processes, np.array([np.inf, 6.0, 4.0, 3.0]))
+    assert eff.reference_processes == 4
+    np.testing.assert_allclose(eff.values[1:], [1.0, 0.75, 0.5], rtol=1e-15)
+    assert np.isnan(eff.values[0])
+    assert eff.first_below(processes, 0.8) == 8
+    assert eff.formula == "T(4)·4/(P·T(P))"
+
+
+def test_weak_efficiency_and_undefined_cases() -> None:
+    weak = efficiency(np.array([2, 4]), np.array([2.0, 2.5]), weak=True)
+    np.testing.assert_allclose(weak.values, [1.0, 0.8])
+    assert weak.formula == "T(2)/T(P)"
+    none = efficiency(np.array([1, 2]), np.array([np.inf, np.inf]))
+    assert none.reference_processes is None and np.isnan(none.values).all()
+    assert none.first_below(np.array([1, 2]), 0.5) is None
+    zero = efficiency(np.array([1, 2]), np.array([0.0, 0.0]))
+    assert zero.reference_processes is None and np.isnan(zero.values).all()
+
+
 # ----------------------------------------------------------------------- scaling limits
 
 
@@ -299,7 +335,9 @@ def test_scaling_limits_are_consistent(plan: str, batch: int) -> None:
     # P = 1 and the limit itself are feasible; P in between need not be (P = 16 at B = 6 with
     # Pr ≤ 3 filters of c2)
     assert math.isfinite(time[0]) and math.isfinite(time[-1])
-    np.testing.assert_allclose(lim.efficiency, time[0] / (lim.swept * time), rtol=1e-15)
+    # infeasible P: NaN, not 0 (docs/model.md §8: efficiency is defined on feasible P)
+    expected_eff = np.where(np.isfinite(time), time[0] / (lim.swept * np.asarray(time)), np.nan)
+    np.testing.assert_allclose(lim.efficiency, expected_eff, rtol=1e-15)
     assert lim.efficiency[0] == 1.0
     # the best time improves up to best_time_processes and not at the next P
     k = lim.swept.tolist().index(lim.best_time_processes)

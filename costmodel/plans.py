@@ -87,6 +87,34 @@ class Plan:
         return groups
 
 
+def _split_text(mode: int, pr: int, pc: int) -> str:
+    """How one layer group is split on a grid: 'batch-split over 8', 'model-split over 8',
+    'domain-split over 4 × batch-split over 2'."""
+    axis = "model" if mode == MODEL else "domain"
+    if pr == 1:
+        return f"batch-split over {pc}"
+    if pc == 1:
+        return f"{axis}-split over {pr}"
+    return f"{axis}-split over {pr} × batch-split over {pc}"
+
+
+def describe_grid(plan: Plan, grids: Grids, network: Network) -> str:
+    """What the first grid of ``grids`` does to each kind of layer under ``plan``: 'every layer
+    model-split over 8' or 'conv layers domain-split over 8, fc layers model-split over 8'.
+
+    Names the baselines of `optimize` (docs/cli.md, "Baselines"): the plan's own 1×P ("pure
+    batch") and P×1 ("pure model") grids, which split a layer the way the plan does.
+    """
+    is_conv = np.array([layer.kind == "conv" for layer in network.layers])
+    parts = []
+    for group in plan.groups(grids.take(slice(0, 1)), is_conv):
+        kind = "conv" if is_conv[group.index[0]] else "fc"
+        parts.append((kind, _split_text(group.mode, int(group.pr[0, 0]), int(group.pc[0, 0]))))
+    if len({text for _, text in parts}) == 1:
+        return f"every layer {parts[0][1]}"
+    return ", ".join(f"{kind} layers {text}" for kind, text in parts)
+
+
 def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:
     """For each P, its largest divisor d ≤ limit (P itself when P ≤ limit), shape of ``p``.
 

@@ -236,6 +236,7 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
     record: dict[str, Any] = {
         "gridcost_version": __version__,
         "net": table.network.name,
+        "network_fingerprint": table.network.fingerprint,
         "machine": table.machine.name,
         "P": opt.P,
         "batch": opt.batch,

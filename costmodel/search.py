@@ -303,8 +303,8 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     table's rows: pure batch 1×P (every layer batch-split, in every plan, while P ≤ B) and pure
     model P×1 (every layer on the Pr axis, split the way the plan splits it: model-split in
     model-batch; convs domain-split in domain-batch; convs batch-split in fc-model; convs
-    beyond-batch in beyond-batch) — docs/cli.md, "Baselines".  When no grid is feasible, raises NoFeasibleGrid saying why and
-    what would work — or, with ``allow_infeasible``, returns an Optimum whose ``best`` is None.
+    beyond-batch in beyond-batch) — docs/cli.md, "Baselines".  When no grid is feasible, raises
+    NoFeasibleGrid saying why and what would work — or, with ``allow_infeasible``, returns an Optimum whose ``best`` is None.
     """
     P = check_processes(P)
     batch = check_batch(batch)

@@ -304,7 +304,8 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     model P×1 (every layer on the Pr axis, split the way the plan splits it: model-split in
     model-batch; convs domain-split in domain-batch; convs batch-split in fc-model; convs
     beyond-batch in beyond-batch) — docs/cli.md, "Baselines".  When no grid is feasible, raises
-    NoFeasibleGrid saying why and what would work — or, with ``allow_infeasible``, returns an Optimum whose ``best`` is None.
+    NoFeasibleGrid saying why and what would work — or, with ``allow_infeasible``, returns an
+    Optimum whose ``best`` is None.
     """
     P = check_processes(P)
     batch = check_batch(batch)

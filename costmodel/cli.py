@@ -941,33 +941,61 @@ def calibrate_options(func: F) -> F:
                      default="table", show_default=True, help="Output format of the fit table."),
         click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
                      help="Write the fit table here; '-' is stdout."),
+        click.option("--accept-implausible", is_flag=True, default=False,
+                     help="Write a physically implausible fit anyway (bandwidth > 10 TB/s, a "
+                          "zero term, < 2 sizes in the bandwidth regime, median residual > "
+                          "50 %), with warnings in the output and the profile; without it such "
+                          "a fit is refused (exit 2)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
 
+def _profile_name(name: str | None) -> None:
+    """--name of a calibrated profile: printable text (a control character would be a second
+    line in every table and comment); UsageError otherwise."""
+    if name is not None and (not name.strip() or not name.isprintable()):
+        raise UsageError(f"--name: expected a printable, non-empty name, got {name!r}")
+
+
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
                         flop_rate: float | None, provenance: list[str], profile_path: str | None,
                         plot_path: str | None, fmt: str, output: str,
-                        extra: dict[str, Any] | None = None) -> None:
-    """Fit, print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
+                        extra: dict[str, Any] | None = None,
+                        accept_implausible: bool = False) -> None:
+    """Fit, check the fit's plausibility (refused unless ``accept_implausible``: then with
+    warnings), print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
     record), write the profile and the plot."""
     from costmodel.calibration import calibrate as fit
-    from costmodel.calibration import calibration_record, fits_table, profile_yaml
+    from costmodel.calibration import (
+        calibration_record,
+        fits_table,
+        implausibilities,
+        profile_yaml,
+    )
     from costmodel.report import Table, render
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
     cal = fit(series, collectives)
+    problems = implausibilities(cal, series)
+    if problems and not accept_implausible:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
+                         "larger messages or more repetitions, or pass --accept-implausible "
+                         "to write it with warnings")
     table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
     record = calibration_record(cal)
+    record["warnings"] = problems
     if profile_path is not None:
-        text = profile_yaml(cal, name, flop_rate, description, provenance)
+        text = profile_yaml(cal, name, flop_rate, description, provenance, problems)
         _emit(text, profile_path)
         record["profile"] = profile_path
     notes = list(table.notes)
+    notes += [f"WARNING: implausible fit, written because of --accept-implausible: {p}"
+              for p in problems]
     extra = dict(extra or {})
     notes += extra.pop("notes", [])
     record.update(extra)
@@ -996,7 +1024,7 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
 def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
                      word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
                      summary: str, profile_path: str | None, plot_path: str | None, fmt: str,
-                     output: str) -> None:
+                     output: str, accept_implausible: bool) -> None:
     """Fit α and β to nccl-tests or OSU micro-benchmark logs, or to gridcost's own JSON:
     `calibrate run --raw` (microbenchmarks) or `validate --raw` (the calls of real training
     steps: an in-step calibration).
@@ -1012,6 +1040,7 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     from costmodel.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.units import parse_quantity
 
+    _profile_name(name)
     p = _positive_int(procs, "--procs") if procs is not None else None
     w = _positive_int(word_bytes, "--word-bytes")
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
@@ -1026,7 +1055,8 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     _finish_calibration(series, collectives, label,
                         f"α–β fitted to {len(files)} benchmark log(s)", rate,
                         ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output, {"notes": notes} if notes else None)
+                        plot_path, fmt, output, {"notes": notes} if notes else None,
+                        accept_implausible)
 
 
 def _read_text(path: str, expected: str) -> str:
@@ -1078,7 +1108,8 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                   warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
                   concurrent: bool, keep_awake: bool, collectives: str,
                   name: str | None, summary: str, profile_path: str | None,
-                  plot_path: str | None, fmt: str, output: str) -> None:
+                  plot_path: str | None, fmt: str, output: str,
+                  accept_implausible: bool) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
 
     On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
@@ -1096,9 +1127,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.calibration import bench_series, idle_note
     from costmodel.grids import parse_processes
     from costmodel.measure import require_torch
-    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.measure.launch import oversubscription, run, under_torchrun
     from costmodel.units import parse_quantity
 
+    _profile_name(name)
     require_torch()
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
@@ -1139,13 +1171,22 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                      if concurrent else "one group of p at a time (--isolated)")
                   + (", CPUs kept awake (--keep-awake)." if keep_awake else "."),
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"notes": []}
+    crowded = oversubscription(int(os.environ.get("LOCAL_WORLD_SIZE", world)) if torchrun
+                               else ps[-1])
+    if crowded is not None:
+        extra["notes"].append(crowded.text)
+        extra["oversubscribed"] = {"processes": crowded.processes, "cores": crowded.cores,
+                                   "counted_by": crowded.counted_by}
+        provenance.append(crowded.text + ".")
     if result.get("idle"):
         note, ratio = idle_note(result["idle"])
-        extra = {"notes": [note], "idle": dict(result["idle"], median_ratio=ratio)}
+        extra["notes"].append(note)
+        extra["idle"] = dict(result["idle"], median_ratio=ratio)
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
-                        provenance, profile_path, plot_path, fmt, output, extra)
+                        provenance, profile_path, plot_path, fmt, output, extra,
+                        accept_implausible)
 
 
 @cli.command()

@@ -215,17 +215,14 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
                      collectives: str | None, compute: str, per: str, plan_name: str,
                      efficiency: float, memory_check: bool | None = None,
                      optimizer: str | None = None, mapping: str = "best") -> Result:
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
 
     P = _positive_int(processes, "--P")
     B = _positive_int(batch, "--batch")
     _check_efficiency(efficiency)
-    if plan_name == PER_LAYER:
-        plans = []
-    else:
-        plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    plans = choose_plans(plan_name, _command(), all_allowed=True, per_layer_allowed=True)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -284,7 +281,7 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     from costmodel.cost import evaluate
     from costmodel.grids import Grids
     from costmodel.memory import memory_table
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.report import layer_records, layers_table, unit_of
     from costmodel.search import check_batch, reason
 
@@ -293,7 +290,7 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     B = check_batch(_positive_int(batch, "--batch"))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    chosen = plan(plan_name)
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -345,7 +342,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
 
     from costmodel.collectives import algorithms
     from costmodel.grids import parse_processes
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.report import sweep_record, sweep_table
     from costmodel.search import feasibility_limit
     from costmodel.search import sweep as run_sweep
@@ -360,7 +357,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         B = _positive_int(batch, "--batch")
         batches = np.full(ps.shape, B)
         label = f"B={B}"
-    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    plans = choose_plans(plan_name, _command(), all_allowed=True)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -485,7 +482,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     from costmodel.explain import explanation_record
     from costmodel.explain import render_markdown as explain_markdown
     from costmodel.explain import render_text as explain_text
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.report import render_json
     from costmodel.search import check_batch
 
@@ -494,7 +491,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     B = check_batch(_positive_int(batch, "--batch"))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    chosen = plan(plan_name)
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     s = _settings(overlap, collectives, compute, machine=mach)
     result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
@@ -643,12 +640,12 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
             compute: str, plan_name: str) -> list[Any]:
     from costmodel.grids import parse_processes
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.search import optimize as run_optimize
 
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     settings = _settings(overlap, collectives, compute, machine=mach)
-    chosen = plan(plan_name)
     return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
                          allow_infeasible=True)
             for B in parse_processes(batch, "--batch") for P in parse_processes(processes)]
@@ -717,10 +714,11 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     import numpy as np
 
     from costmodel.grids import parse_processes
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.plot import scaling
     from costmodel.search import scaling_limits, sweep
 
+    plans = choose_plans(plan_name, _command(), all_allowed=True)
     ps = parse_processes(processes)
     _check_efficiency(efficiency)
     network, mach = _load(net, machine)
@@ -732,7 +730,6 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
         B = _positive_int(batch, "--batch")
         batches = np.full(ps.shape, B)
         label = f"B={B}"
-    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     sweeps = {p.name: sweep(network, mach, ps, batches, p, settings) for p in plans}
     limits = None if per_process is not None else {
         p.name: scaling_limits(network, mach, int(batches[0]), p, settings, efficiency)
@@ -760,6 +757,17 @@ def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str
     optimum = _optima(net, machine, _single(processes, "--P"), batch, overlap, collectives,
                       compute, plan_name)[0]
     _save_figure(layer_heatmap(optimum.table, per).figure, output)
+
+
+def _command() -> str:
+    """The running subcommand as typed after `gridcost`: 'layers', 'report sweep', 'plot grid'
+    (for messages)."""
+    names = []
+    ctx: click.Context | None = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def _single(value: str, option: str) -> str:
@@ -1245,6 +1253,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     """
     import json
 
+    from costmodel.plans import choose_plans
     from costmodel.report import render
     from costmodel.validation import (
         PLANS,
@@ -1259,10 +1268,8 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
     network = load_validation_network()
-    plans = list(PLANS) if plan_name == "all" else [plan_name]
-    if plans[0] not in PLANS:
-        raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
-                         f"got {plan_name!r}")
+    plans = [p.name for p in choose_plans(plan_name, _command(), all_allowed=True,
+                                          fixed=PLANS)]
     merged: dict[str, Any] | None
     if from_raw is not None:
         merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),

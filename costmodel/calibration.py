@@ -34,6 +34,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -667,7 +668,8 @@ def bench_series(data: dict[str, object], source: str,
         raise SpecError(source, "word_bytes", "bytes per word, an integer from 1 to 64",
                         word_bytes)
     out = []
-    for i, s in enumerate(data["series"]):  # type: ignore[attr-defined]
+    entries: Any = data["series"]
+    for i, s in enumerate(entries):
         samples = s.get("samples")
         seconds = ([summarise(x) for x in samples] if samples is not None else s["seconds"])
         words = np.asarray(s["words"], float)

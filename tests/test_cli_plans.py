@@ -66,7 +66,7 @@ def test_choose_plans() -> None:
     assert choose_plans("per-layer", "optimize", True, per_layer_allowed=True) == []
     fixed = ("model-batch", "fc-model", "domain-batch")
     assert [p.name for p in choose_plans("all", "validate", True, fixed=fixed)] == list(fixed)
-    with pytest.raises(UsageError, match="^--plan beyond-batch is not available for `validate`"):
+    with pytest.raises(UsageError, match=r"^--plan beyond-batch is not available for `validate`"):
         choose_plans("beyond-batch", "validate", True, fixed=fixed)
     with pytest.raises(UnknownName) as info:
         choose_plans("x", "validate", True, fixed=fixed)

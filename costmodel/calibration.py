@@ -27,10 +27,14 @@ No torch here; scipy is imported inside the fitting functions only.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import statistics
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +92,10 @@ class Series:
         if len(self.words) != len(self.seconds) or len(self.words) < 2:
             raise UsageError(f"{self.source or self.collective}: expected at least two "
                              "(size, time) points")
+        if isinstance(self.word_bytes, bool) or not isinstance(self.word_bytes, int) \
+                or self.word_bytes < 1:
+            raise UsageError(f"{self.source or self.collective}: expected a positive number "
+                             f"of bytes per word, got {self.word_bytes!r}")
 
     @property
     def label(self) -> str:
@@ -162,8 +170,54 @@ def _robust_linear(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray
     """Robust least squares of t ≈ X·c (columns of ``x``), relative residuals, c ≥ 0.
 
     Returns (coefficients, relative residuals).  Starts from the ordinary relative least-squares
-    solution clipped to ≥ 0.
+    solution clipped to ≥ 0.  Numerical warnings and whatever LAPACK prints are kept from the
+    output; a fit that ends in non-finite values is a UsageError.
     """
+    with _native_output_silenced(), np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            coef, residuals = _solve_relative(x, t)
+        except (np.linalg.LinAlgError, ValueError):
+            coef = np.full(x.shape[1], np.nan)
+            residuals = np.full(t.shape, np.nan)
+    if not (np.isfinite(coef).all() and np.isfinite(residuals).all()):
+        raise UsageError("the α–β fit did not converge to finite values: check the sizes and "
+                         "times of the measurements")
+    return coef, residuals
+
+
+@contextmanager
+def _native_output_silenced() -> Iterator[None]:
+    """Send what native code (LAPACK's error printer, Fortran) writes to file descriptors 1
+    and 2 to a scratch file for the duration, so that only gridcost's own output appears."""
+    import os
+    import sys
+    import tempfile
+
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved: list[tuple[int, int]] = []
+    try:
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+    except OSError:  # no such descriptors (an embedded interpreter): nothing to guard
+        for _, copy in saved:
+            os.close(copy)
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd, _ in saved:
+                os.dup2(sink.fileno(), fd)
+            yield
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def _solve_relative(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_robust_linear` without its guards."""
     from scipy.optimize import least_squares  # type: ignore[import-untyped]
 
     scale = 1.0 / t
@@ -232,6 +286,99 @@ def _joint_fit(series: Sequence[Series], collectives: str) -> tuple[np.ndarray, 
     return _robust_linear(np.vstack(rows), np.concatenate(times))
 
 
+# --------------------------------------------------------------------------- plausibility
+
+
+MAX_BANDWIDTH_BPS = 10e12
+"""10 TB/s: no link a process sends over is faster (NVLink 5 moves 1.8 TB/s per GPU, HBM3e
+memory about 8 TB/s); a fitted bandwidth beyond it means the sizes never left the latency
+regime, not a fast network."""
+
+MIN_LATENCY_S = 1e-9
+"""Smallest plausible α: 1 ns, below any message's latency (shared memory takes ~100 ns).  A
+fit with less found no latency term — the bounded fit stops at 0."""
+
+MIN_BANDWIDTH_SIZES = 2
+"""Sizes a fit needs where its bandwidth term β·w(p)·n is at least its latency term α·m(p):
+with fewer, β is set by one point (or none) and is noise."""
+
+MAX_MEDIAN_RESIDUAL = 0.5
+"""Largest median |relative residual| of a fit: beyond it a typical point is off by more than
+half, and α + β·n does not describe the measurements."""
+
+
+@dataclass(frozen=True)
+class WrittenFit:
+    """One (α, β) pair the profile would carry, the series it was fitted to and its name."""
+
+    label: str
+    alpha_s: float
+    beta_s_per_word: float
+    series: tuple[Series, ...]
+
+
+def written_fits(cal: Calibration, series: Sequence[Series]) -> list[WrittenFit]:
+    """Every α, β the profile of ``cal`` carries (:func:`profile_yaml`): the joint pair, each
+    kind's pair and each (kind, p) pair, with the series behind each."""
+    out = [WrittenFit("joint fit", cal.alpha_s, cal.beta_s_per_word, tuple(series))]
+    for kind, alpha, beta in cal.per_collective:
+        out.append(WrittenFit(f"{COLLECTIVE_LABELS[kind]} fit over all its p", alpha, beta,
+                              tuple(s for s in series if s.collective == kind)))
+    for kind, p, alpha, beta in per_process_fits(cal):
+        out.append(WrittenFit(f"{COLLECTIVE_LABELS[kind]} fit at p={p}", alpha, beta,
+                              tuple(s for s in series if s.collective == kind and s.p == p)))
+    return out
+
+
+def implausibilities(cal: Calibration, series: Sequence[Series]) -> list[str]:
+    """What is physically implausible about the α, β pairs ``cal`` would write (docs/cli.md,
+    "calibrate"): a bandwidth above :data:`MAX_BANDWIDTH_BPS`, an α below :data:`MIN_LATENCY_S`
+    or a β ≤ 0, fewer
+    than :data:`MIN_BANDWIDTH_SIZES` sizes in the bandwidth regime, a median |relative residual|
+    above :data:`MAX_MEDIAN_RESIDUAL`.  One line per problem; [] when none."""
+    problems = []
+    for fit in written_fits(cal, series):
+        alpha, beta = fit.alpha_s, fit.beta_s_per_word
+        if not beta > 0:
+            problems.append(f"{fit.label}: no bandwidth term (β = {beta:.3g} s/word)")
+            continue
+        bandwidth = cal.word_bytes / beta
+        if bandwidth > MAX_BANDWIDTH_BPS:
+            problems.append(f"{fit.label}: bandwidth {bandwidth / 1e6:.3g} MB/s, beyond any "
+                            f"real link (> {MAX_BANDWIDTH_BPS / 1e12:.0f} TB/s)")
+        if not alpha >= MIN_LATENCY_S:
+            problems.append(f"{fit.label}: no latency term (α = {alpha:.3g} s, below 1 ns)")
+        regime: set[float] = set()
+        residuals = []
+        for s in fit.series:
+            rate = rate_of(s.collective, s.p, cal.collectives)
+            latency = alpha * float(rate.messages)
+            bandwidth_term = beta * float(rate.per_word) * np.asarray(s.words, float)
+            regime |= {float(n) * s.word_bytes
+                       for n, t in zip(s.words, bandwidth_term) if t >= latency}
+            seconds = np.asarray(s.seconds, float)
+            residuals.append((latency + bandwidth_term - seconds) / seconds)
+        if len(regime) < MIN_BANDWIDTH_SIZES:
+            problems.append(f"{fit.label}: {len(regime)} size(s) where bandwidth outweighs "
+                            f"latency (at least {MIN_BANDWIDTH_SIZES} needed; the crossover is "
+                            f"~{_size_text(alpha / beta * cal.word_bytes)})")
+        median = float(np.median(np.abs(np.concatenate(residuals)))) if residuals else 0.0
+        if median > MAX_MEDIAN_RESIDUAL:
+            problems.append(f"{fit.label}: poor fit, median residual {median * 100:.0f} % "
+                            f"(> {MAX_MEDIAN_RESIDUAL * 100:.0f} %)")
+    return problems
+
+
+def _size_text(n_bytes: float) -> str:
+    """Bytes for a message: '412 KiB', '3.1 MiB' (binary steps), '12 B'."""
+    value, unit = float(n_bytes), "B"
+    for bigger in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if value < 1024 or not np.isfinite(value):
+            break
+        value, unit = value / 1024, bigger
+    return f"{value:.3g} {unit}"
+
+
 # --------------------------------------------------------------------------- machine profile
 
 
@@ -254,14 +401,17 @@ def _g(value: float) -> str:
 
 
 def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, description: str,
-                 provenance: Sequence[str] = ()) -> str:
+                 provenance: Sequence[str] = (), warnings: Sequence[str] = ()) -> str:
     """A machine profile (docs/formats.md) with the joint α and bandwidth, as YAML text.
 
     ``flop_rate`` in FLOP/s; None writes a placeholder of 1 TFLOP/s and a comment saying so.
-    The per-series fits go into comments.  Loads with costmodel.loaders.load_machine.
+    The per-series fits go into comments, and so do ``warnings`` (the implausibilities it was
+    written despite).  Loads with costmodel.loaders.load_machine.
     """
     lines = [f"# Machine profile written by gridcost calibrate ({cal.collectives} collectives).",
-             *(f"# {p}" for p in provenance),
+             *(f"# WARNING (written with --accept-implausible): {_comment(w)}"
+               for w in warnings),
+             *(f"# {_comment(p)}" for p in provenance),
              "# Per-series fits t(n) = a + b·n and the α, β they imply (n in words):"]
     for f in cal.fits:
         worst = float(np.max(np.abs(f.relative_residuals))) * 100
@@ -333,9 +483,26 @@ def per_process_fits(cal: Calibration) -> tuple[tuple[str, int, float, float], .
 
 
 def _yaml_text(text: str) -> str:
-    """A YAML double-quoted scalar of ``text``."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
-    return f'"{escaped}"'
+    """A YAML double-quoted scalar of ``text`` on one line (YAML 1.1 §5.7 escapes): backslash
+    and quote escaped, every character Python does not call printable — newlines, controls,
+    YAML's other line breaks U+0085, U+2028, U+2029 — as \\xXX, \\uXXXX or \\UXXXXXXXX, so it
+    stays inside the string."""
+    def escape(ch: str) -> str:
+        if ch in '\\"':
+            return "\\" + ch
+        if ch.isprintable():
+            return ch
+        code = ord(ch)
+        return f"\\x{code:02X}" if code < 0x100 else (
+            f"\\u{code:04X}" if code < 0x10000 else f"\\U{code:08X}")
+
+    return '"' + "".join(escape(ch) for ch in text) + '"'
+
+
+def _comment(text: str) -> str:
+    """``text`` for the rest of one YAML comment line: control characters (a newline would end
+    the comment and start a key) shown as escapes."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 # --------------------------------------------------------------------------- log parsers
@@ -343,8 +510,7 @@ def _yaml_text(text: str) -> str:
 
 _NCCL_COLLECTIVES = {"all_gather": "allgather", "all_reduce": "allreduce",
                      "sendrecv": "p2p"}
-_NCCL_ROW = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+(-?\d+)\s+([\d.]+)\s+")
-_NCCL_ROW_OLD = re.compile(r"^\s*(\d+)\s+(\d+)\s+(\w+)\s+(\w+)\s+([\d.]+)\s+")
+_NCCL_ROOT_HEADER = re.compile(r"^#\s+size\s+count\s+type\s+redop\s+root\b", re.MULTILINE)
 _WORD_BYTES = {"float": 4, "half": 2, "bfloat16": 2, "double": 8, "int32": 4, "int": 4,
                "uint8": 1, "int8": 1, "char": 1, "int64": 8, "uint64": 8, "uint32": 4}
 
@@ -384,16 +550,18 @@ def parse_nccl_tests(text: str, source: str, collective: str | None = None,
                         "sendrecv_perf (name the file so, or pass --collective)")
     ranks = len(re.findall(r"^#\s+Rank\s+\d+", text, re.MULTILINE))
     p = procs or ranks
+    time_column = 5 if _NCCL_ROOT_HEADER.search(text) else 4  # older versions lack ``root``
     sizes, times = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("#") or not line.strip():
             continue
-        match = _NCCL_ROW.match(line) or _NCCL_ROW_OLD.match(line)
-        if match is None:
+        tokens = line.split()
+        # a result row: size and count as integers, type and redop, [root], time, …
+        if len(tokens) <= time_column or not (_is_count(tokens[0]) and _is_count(tokens[1])):
             continue
-        dtype = match.group(3)
-        size_b = int(match.group(1))
-        time_us = float(match.group(6) if match.re is _NCCL_ROW else match.group(5))
+        dtype = tokens[2]
+        size_b = _log_size(tokens[0], source, number)
+        time_us = _log_time(tokens[time_column], source, number)
         if dtype in _WORD_BYTES and _WORD_BYTES[dtype] != word_bytes:
             raise SpecError(source, f"line {number}", f"data type of {word_bytes}-byte words "
                             "(--word-bytes)", dtype)
@@ -410,7 +578,40 @@ def parse_nccl_tests(text: str, source: str, collective: str | None = None,
 
 _OSU_COLLECTIVES = {"allgather": "allgather", "allreduce": "allreduce",
                     "latency test": "p2p", "osu_latency": "p2p"}
-_OSU_ROW = re.compile(r"^\s*(\d+)\s+([\d.]+)")
+
+MAX_LOG_BYTES = 2**50
+"""Largest message size read from a log (1 PiB): beyond it a row is an error, not a size."""
+
+
+def _is_count(token: str) -> bool:
+    """An unsigned decimal integer in ASCII digits (a log row's size or count)."""
+    return token.isascii() and token.isdigit()
+
+
+def _log_size(token: str, source: str, line: int) -> int:
+    """A log row's message size in bytes (an integer ≤ :data:`MAX_LOG_BYTES`)."""
+    if len(token) > 16 or int(token) > MAX_LOG_BYTES:
+        raise SpecError(source, f"line {line}", "a message size of at most 2^50 bytes",
+                        token[:20] + ("…" if len(token) > 20 else ""))
+    return int(token)
+
+
+LOG_TIME_RANGE_US = (1e-3, 1e10)
+"""Times a log row may hold, µs: from 1 ns (less than one memory access) to 10⁴ s."""
+
+
+def _log_time(token: str, source: str, line: int) -> float:
+    """A log row's time in µs: any float syntax ('36.92', '3.6e1'), within
+    :data:`LOG_TIME_RANGE_US`."""
+    try:
+        value = float(token)
+    except ValueError:
+        value = math.nan
+    low, high = LOG_TIME_RANGE_US
+    if not low <= value <= high:
+        raise SpecError(source, f"line {line}", "a time in µs from 0.001 (1 ns) to 1e10 "
+                        "(10^4 s)", token)
+    return value
 
 
 def parse_osu(text: str, source: str, collective: str | None = None, procs: int | None = None,
@@ -433,18 +634,20 @@ def parse_osu(text: str, source: str, collective: str | None = None, procs: int 
         raise UsageError(f"{source}: OSU logs do not state the number of processes; "
                          "pass --procs")
     sizes, times = [], []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         if line.lstrip().startswith("#"):
             continue
-        match = _OSU_ROW.match(line)
-        if match is None:
+        tokens = line.split()
+        # a result row: the size in bytes, then the (average) latency in µs, …
+        if len(tokens) < 2 or not _is_count(tokens[0]):
             continue
-        size_b = int(match.group(1))
+        size_b = _log_size(tokens[0], source, number)
+        time_us = _log_time(tokens[1], source, number)
         if size_b == 0:
             continue
         total = size_b * p if found == "allgather" else size_b
         sizes.append(total / word_bytes)
-        times.append(float(match.group(2)) * 1e-6)
+        times.append(time_us * 1e-6)
     if not sizes:
         raise SpecError(source, "", "OSU result rows (Size  Avg Latency(us))")
     return Series(found, p, np.asarray(sizes), np.asarray(times), word_bytes, source)
@@ -459,13 +662,30 @@ def bench_series(data: dict[str, object], source: str,
     only their medians (``seconds``), which are used as they are.
     """
     summarise = statistic(summary)
-    word_bytes = int(data.get("word_bytes", 4))  # type: ignore[call-overload]
+    word_bytes = data.get("word_bytes", 4)
+    if isinstance(word_bytes, bool) or not isinstance(word_bytes, int) \
+            or not 1 <= word_bytes <= 64:
+        raise SpecError(source, "word_bytes", "bytes per word, an integer from 1 to 64",
+                        word_bytes)
     out = []
-    for s in data["series"]:  # type: ignore[attr-defined]
+    entries: Any = data["series"]
+    for i, s in enumerate(entries):
         samples = s.get("samples")
         seconds = ([summarise(x) for x in samples] if samples is not None else s["seconds"])
-        out.append(Series(str(s["collective"]), int(s["p"]), np.asarray(s["words"], float),
-                          np.asarray(seconds, float), word_bytes, source))
+        words = np.asarray(s["words"], float)
+        times = np.asarray(seconds, float)
+        if words.ndim != 1 or not (np.isfinite(words).all() and (words > 0).all()
+                                   and (words * word_bytes <= MAX_LOG_BYTES).all()):
+            raise SpecError(source, f"series[{i}].words", "message sizes in words, positive "
+                            "and at most 2^50 bytes", s["words"])
+        low, high = (v * 1e-6 for v in LOG_TIME_RANGE_US)
+        if times.shape != words.shape or not ((times >= low) & (times <= high)).all():
+            raise SpecError(source, f"series[{i}].{'samples' if samples else 'seconds'}",
+                            "one time per size, from 1 ns to 10^4 s", seconds)
+        p = s["p"]
+        if isinstance(p, bool) or not isinstance(p, int):
+            raise SpecError(source, f"series[{i}].p", "an integer number of processes ≥ 2", p)
+        out.append(Series(str(s["collective"]), p, words, times, word_bytes, source))
     return out
 
 

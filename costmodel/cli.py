@@ -215,17 +215,14 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
                      collectives: str | None, compute: str, per: str, plan_name: str,
                      efficiency: float, memory_check: bool | None = None,
                      optimizer: str | None = None, mapping: str = "best") -> Result:
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
 
     P = _positive_int(processes, "--P")
     B = _positive_int(batch, "--batch")
     _check_efficiency(efficiency)
-    if plan_name == PER_LAYER:
-        plans = []
-    else:
-        plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    plans = choose_plans(plan_name, _command(), all_allowed=True, per_layer_allowed=True)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -284,7 +281,7 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     from costmodel.cost import evaluate
     from costmodel.grids import Grids
     from costmodel.memory import memory_table
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.report import layer_records, layers_table, unit_of
     from costmodel.search import check_batch, reason
 
@@ -293,7 +290,7 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     B = check_batch(_positive_int(batch, "--batch"))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    chosen = plan(plan_name)
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -345,7 +342,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
 
     from costmodel.collectives import algorithms
     from costmodel.grids import parse_processes
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.report import sweep_record, sweep_table
     from costmodel.search import feasibility_limit
     from costmodel.search import sweep as run_sweep
@@ -360,7 +357,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         B = _positive_int(batch, "--batch")
         batches = np.full(ps.shape, B)
         label = f"B={B}"
-    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
+    plans = choose_plans(plan_name, _command(), all_allowed=True)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
     settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
@@ -487,7 +484,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     from costmodel.explain import explanation_record
     from costmodel.explain import render_markdown as explain_markdown
     from costmodel.explain import render_text as explain_text
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.report import render_json
     from costmodel.search import check_batch
 
@@ -496,7 +493,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     B = check_batch(_positive_int(batch, "--batch"))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    chosen = plan(plan_name)
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     s = _settings(overlap, collectives, compute, machine=mach)
     result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
@@ -645,12 +642,12 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
             compute: str, plan_name: str) -> list[Any]:
     from costmodel.grids import parse_processes
-    from costmodel.plans import plan
+    from costmodel.plans import choose_plans
     from costmodel.search import optimize as run_optimize
 
+    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     settings = _settings(overlap, collectives, compute, machine=mach)
-    chosen = plan(plan_name)
     return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
                          allow_infeasible=True)
             for B in parse_processes(batch, "--batch") for P in parse_processes(processes)]
@@ -719,10 +716,11 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     import numpy as np
 
     from costmodel.grids import parse_processes
-    from costmodel.plans import PLANS, plan
+    from costmodel.plans import choose_plans
     from costmodel.plot import scaling
     from costmodel.search import scaling_limits, sweep
 
+    plans = choose_plans(plan_name, _command(), all_allowed=True)
     ps = parse_processes(processes)
     _check_efficiency(efficiency)
     network, mach = _load(net, machine)
@@ -734,7 +732,6 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
         B = _positive_int(batch, "--batch")
         batches = np.full(ps.shape, B)
         label = f"B={B}"
-    plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     sweeps = {p.name: sweep(network, mach, ps, batches, p, settings) for p in plans}
     limits = None if per_process is not None else {
         p.name: scaling_limits(network, mach, int(batches[0]), p, settings, efficiency)
@@ -762,6 +759,17 @@ def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str
     optimum = _optima(net, machine, _single(processes, "--P"), batch, overlap, collectives,
                       compute, plan_name)[0]
     _save_figure(layer_heatmap(optimum.table, per).figure, output)
+
+
+def _command() -> str:
+    """The running subcommand as typed after `gridcost`: 'layers', 'report sweep', 'plot grid'
+    (for messages)."""
+    names = []
+    ctx: click.Context | None = click.get_current_context(silent=True)
+    while ctx is not None and ctx.parent is not None:
+        names.append(ctx.info_name or "")
+        ctx = ctx.parent
+    return " ".join(reversed(names))
 
 
 def _single(value: str, option: str) -> str:
@@ -964,33 +972,61 @@ def calibrate_options(func: F) -> F:
                      default="table", show_default=True, help="Output format of the fit table."),
         click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
                      help="Write the fit table here; '-' is stdout."),
+        click.option("--accept-implausible", is_flag=True, default=False,
+                     help="Write a physically implausible fit anyway (bandwidth > 10 TB/s, a "
+                          "zero term, < 2 sizes in the bandwidth regime, median residual > "
+                          "50 %), with warnings in the output and the profile; without it such "
+                          "a fit is refused (exit 2)."),
     ]
     for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
 
+def _profile_name(name: str | None) -> None:
+    """--name of a calibrated profile: printable text (a control character would be a second
+    line in every table and comment); UsageError otherwise."""
+    if name is not None and (not name.strip() or not name.isprintable()):
+        raise UsageError(f"--name: expected a printable, non-empty name, got {name!r}")
+
+
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
                         flop_rate: float | None, provenance: list[str], profile_path: str | None,
                         plot_path: str | None, fmt: str, output: str,
-                        extra: dict[str, Any] | None = None) -> None:
-    """Fit, print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
+                        extra: dict[str, Any] | None = None,
+                        accept_implausible: bool = False) -> None:
+    """Fit, check the fit's plausibility (refused unless ``accept_implausible``: then with
+    warnings), print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
     record), write the profile and the plot."""
     from costmodel.calibration import calibrate as fit
-    from costmodel.calibration import calibration_record, fits_table, profile_yaml
+    from costmodel.calibration import (
+        calibration_record,
+        fits_table,
+        implausibilities,
+        profile_yaml,
+    )
     from costmodel.report import Table, render
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
     cal = fit(series, collectives)
+    problems = implausibilities(cal, series)
+    if problems and not accept_implausible:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
+                         "larger messages or more repetitions, or pass --accept-implausible "
+                         "to write it with warnings")
     table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
     record = calibration_record(cal)
+    record["warnings"] = problems
     if profile_path is not None:
-        text = profile_yaml(cal, name, flop_rate, description, provenance)
+        text = profile_yaml(cal, name, flop_rate, description, provenance, problems)
         _emit(text, profile_path)
         record["profile"] = profile_path
     notes = list(table.notes)
+    notes += [f"WARNING: implausible fit, written because of --accept-implausible: {p}"
+              for p in problems]
     extra = dict(extra or {})
     notes += extra.pop("notes", [])
     record.update(extra)
@@ -1019,7 +1055,7 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
 def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
                      word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
                      summary: str, profile_path: str | None, plot_path: str | None, fmt: str,
-                     output: str) -> None:
+                     output: str, accept_implausible: bool) -> None:
     """Fit α and β to nccl-tests or OSU micro-benchmark logs, or to gridcost's own JSON:
     `calibrate run --raw` (microbenchmarks) or `validate --raw` (the calls of real training
     steps: an in-step calibration).
@@ -1035,6 +1071,7 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     from costmodel.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.units import parse_quantity
 
+    _profile_name(name)
     p = _positive_int(procs, "--procs") if procs is not None else None
     w = _positive_int(word_bytes, "--word-bytes")
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
@@ -1049,7 +1086,8 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
     _finish_calibration(series, collectives, label,
                         f"α–β fitted to {len(files)} benchmark log(s)", rate,
                         ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output, {"notes": notes} if notes else None)
+                        plot_path, fmt, output, {"notes": notes} if notes else None,
+                        accept_implausible)
 
 
 def _read_text(path: str, expected: str) -> str:
@@ -1101,7 +1139,8 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                   warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
                   concurrent: bool, keep_awake: bool, collectives: str,
                   name: str | None, summary: str, profile_path: str | None,
-                  plot_path: str | None, fmt: str, output: str) -> None:
+                  plot_path: str | None, fmt: str, output: str,
+                  accept_implausible: bool) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
 
     On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
@@ -1119,9 +1158,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.calibration import bench_series, idle_note
     from costmodel.grids import parse_processes
     from costmodel.measure import require_torch
-    from costmodel.measure.launch import run, under_torchrun
+    from costmodel.measure.launch import oversubscription, run, under_torchrun
     from costmodel.units import parse_quantity
 
+    _profile_name(name)
     require_torch()
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
@@ -1162,13 +1202,22 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                      if concurrent else "one group of p at a time (--isolated)")
                   + (", CPUs kept awake (--keep-awake)." if keep_awake else "."),
                   "flop_rate: one process, float32 matrix product (torch.mm 384×384)."]
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {"notes": []}
+    crowded = oversubscription(int(os.environ.get("LOCAL_WORLD_SIZE", world)) if torchrun
+                               else ps[-1])
+    if crowded is not None:
+        extra["notes"].append(crowded.text)
+        extra["oversubscribed"] = {"processes": crowded.processes, "cores": crowded.cores,
+                                   "counted_by": crowded.counted_by}
+        provenance.append(crowded.text + ".")
     if result.get("idle"):
         note, ratio = idle_note(result["idle"])
-        extra = {"notes": [note], "idle": dict(result["idle"], median_ratio=ratio)}
+        extra["notes"].append(note)
+        extra["idle"] = dict(result["idle"], median_ratio=ratio)
     _finish_calibration(series, collectives, name or f"calibrated-{host}",
                         f"α–β measured on {where} ({source})", float(result["flop_rate"]),
-                        provenance, profile_path, plot_path, fmt, output, extra)
+                        provenance, profile_path, plot_path, fmt, output, extra,
+                        accept_implausible)
 
 
 @cli.command()
@@ -1227,6 +1276,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     """
     import json
 
+    from costmodel.plans import choose_plans
     from costmodel.report import render
     from costmodel.validation import (
         PLANS,
@@ -1241,10 +1291,8 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
     network = load_validation_network()
-    plans = list(PLANS) if plan_name == "all" else [plan_name]
-    if plans[0] not in PLANS:
-        raise UsageError(f"--plan: expected one of {', '.join(PLANS)} or 'all', "
-                         f"got {plan_name!r}")
+    plans = [p.name for p in choose_plans(plan_name, _command(), all_allowed=True,
+                                          fixed=PLANS)]
     merged: dict[str, Any] | None
     if from_raw is not None:
         merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),

@@ -258,33 +258,42 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
                             model: ComputeModel = "auto") -> tuple[np.ndarray, str, np.ndarray]:
     """Compute seconds per iteration on each grid (docs/model.md §7), shape (G,).
 
-    table: T(b)/P · B/N with b = max(1, B/P) and T interpolated in the machine's measured table;
-    flops: B · 3·2·MACs / (P · flop rate); none: 0.  ``auto`` takes the table when it was
-    measured for this network, the flop rate otherwise.  Returns (seconds, the model used,
-    mask of grids whose b lies outside the table).
+    table: T(b)/P · B/N with b = max(1, B/P), T interpolated in the machine's measured table and
+    N the samples of the measured epochs; flops: B · 3·2·MACs / (P · flop rate); none: 0.
+    ``auto`` takes the table when it applies to this network (the same layers by fingerprint,
+    docs/formats.md "compute"), the flop rate otherwise, and the model used then says why the
+    table did not apply.  Returns (seconds, the model used, mask of grids whose b lies outside
+    the table).
     """
     p = grids.p.astype(np.float64)
     batch = grids.batch.astype(np.float64)
     outside = np.zeros(p.shape, dtype=bool)
     table = machine.table()
+    mismatch = table.mismatch(network) if table is not None else None
+    not_applying = ""
+    if table is not None and mismatch is not None:
+        not_applying = (f"compute table '{table.name}' of machine '{machine.name}' does not "
+                        f"apply to network '{network.name}' ({mismatch})")
     if model == "auto":
-        model = "table" if table is not None and table.network == network.name else "flops"
+        model = "table" if table is not None and mismatch is None else "flops"
     if model == "none":
         return np.zeros(p.shape), "none", outside
     if model == "table":
         if table is None:
             raise UsageError(f"machine {machine.name!r} has no measured compute table; "
                              "use --compute flops")
-        if table.network != network.name:
-            raise UsageError(f"compute table {table.name!r} of machine {machine.name!r} was "
-                             f"measured for {table.network!r}, not {network.name!r}; "
-                             "use --compute flops")
+        if mismatch is not None:
+            raise UsageError(f"{not_applying}; use --compute flops")
         epoch_s, outside = table.epoch_time_s(np.maximum(1.0, batch / p))
         used = f"table '{table.name}' ({table.network})"
-        return epoch_s / p * batch / network.dataset_samples, used, outside
+        samples = table.samples or network.dataset_samples
+        return epoch_s / p * batch / samples, used, outside
     flops_per_sample = 3.0 * 2.0 * network.macs
     seconds = batch * flops_per_sample / (p * machine.flop_rate)
-    return seconds, f"flops ({machine.flop_rate:.4g} FLOP/s)", outside
+    # say so when the table carries this network's name: a changed copy of the measured network
+    why = f", as {not_applying}" if not_applying and table and table.network == network.name \
+        else ""
+    return seconds, f"flops ({machine.flop_rate:.4g} FLOP/s){why}", outside
 
 
 def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,

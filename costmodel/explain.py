@@ -473,6 +473,7 @@ def _compute_line(network: Network, machine: Machine, P: int, batch: int,
         if b < xs[0] or b > xs[-1]:
             note = (f"b = {_num(b)} lies outside the table ({xs[0]}…{xs[-1]}); its end segment "
                     "is extended in log–log")
+    N = table.samples or N  # the samples of the measured epochs
     seconds = t / P * batch / N
     return Line(
         f"compute: measured table '{table.name}' ({table.network})", "compute",

@@ -661,9 +661,10 @@ def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...]
     raw_tables = comp.raw("tables", required=True)
     tables_f = Fields(raw_tables, source, "compute.tables", _keys(raw_tables))
     tables = []
+    measured_on: dict[str, Network] = {}
     for name in tables_f.data:
         entry = Fields(tables_f.data[name], source, f"compute.tables.{name}",
-                       {"network", "source", "epoch_time"})
+                       {"network", "source", "epoch_time", "fingerprint", "samples"})
         times = entry.raw("epoch_time", required=True)
         times_f = Fields(times, source, entry.at("epoch_time"), _keys(times))
         batches: list[int] = []
@@ -676,12 +677,56 @@ def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...]
                    for b in batches]
         if len(batches) < 2:
             raise entry.error("epoch_time", "at least two local-batch entries")
-        tables.append(ComputeTable(str(name), entry.text("network"), tuple(batches),
-                                   tuple(seconds), entry.text("source", default="")))
+        label, fingerprint, samples = _measured_network(entry, source, measured_on)
+        tables.append(ComputeTable(str(name), label, tuple(batches), tuple(seconds),
+                                   entry.text("source", default=""), fingerprint, samples))
     default = comp.text("default") if comp.has("default") else (tables[0].name if tables else None)
     if default is not None and default not in {t.name for t in tables}:
         raise comp.error("default", f"one of {', '.join(t.name for t in tables)}", default)
     return tuple(tables), default
+
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _measured_network(entry: Fields, source: str,
+                      seen: dict[str, Network]) -> tuple[str, str, int | None]:
+    """The network a compute table was measured on: (its name, its fingerprint, N of its
+    epochs; docs/formats.md, "compute").
+
+    ``network`` is a bundled network's name, or a network file (a value ending in .yaml/.yml or
+    holding a '/'; relative to the machine file's folder) whose fingerprint is derived here; or
+    the table states ``fingerprint`` itself (then ``network`` is only a label).  ``samples``
+    overrides N; without it N is the measured network's (None with a stated fingerprint: the
+    costed network's own).
+    """
+    samples = entry.integer("samples") if entry.has("samples") else None
+    if entry.has("fingerprint"):
+        fingerprint = entry.raw("fingerprint")
+        if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
+            raise entry.error("fingerprint", "16 lowercase hex digits, the network's "
+                              "`network_fingerprint` in `gridcost optimize --format json`",
+                              fingerprint)
+        return entry.text("network"), fingerprint, samples
+    value = entry.text("network")
+    if value not in seen:
+        if value.endswith((".yaml", ".yml")) or "/" in value:
+            path = Path(value)
+            if not path.is_absolute() and source != "<stdin>":
+                path = Path(source).parent / path
+            if not path.is_file():
+                raise entry.error("network", "the network file the table was measured on "
+                                  f"(relative to the folder of {source}), or a `fingerprint`",
+                                  f"{value} (no such file)")
+            seen[value] = network_from_document(read_document(str(path), "networks"))
+        elif value in bundled_names("networks"):
+            seen[value] = load_network(value)
+        else:
+            raise entry.error("network", "a bundled network (" + ", ".join(
+                bundled_names("networks")) + "), a network file ending in .yaml, or a "
+                "`fingerprint` beside it", value)
+    network = seen[value]
+    return network.name, network.fingerprint, samples or network.dataset_samples
 
 
 def load_machine(name_or_path: str) -> Machine:

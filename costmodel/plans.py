@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.errors import UnknownName
+from costmodel.errors import UnknownName, UsageError
 from costmodel.grids import Grids
 from costmodel.specs import Network
 
@@ -87,6 +87,34 @@ class Plan:
         return groups
 
 
+def _split_text(mode: int, pr: int, pc: int) -> str:
+    """How one layer group is split on a grid: 'batch-split over 8', 'model-split over 8',
+    'domain-split over 4 × batch-split over 2'."""
+    axis = "model" if mode == MODEL else "domain"
+    if pr == 1:
+        return f"batch-split over {pc}"
+    if pc == 1:
+        return f"{axis}-split over {pr}"
+    return f"{axis}-split over {pr} × batch-split over {pc}"
+
+
+def describe_grid(plan: Plan, grids: Grids, network: Network) -> str:
+    """What the first grid of ``grids`` does to each kind of layer under ``plan``: 'every layer
+    model-split over 8' or 'conv layers domain-split over 8, fc layers model-split over 8'.
+
+    Names the baselines of `optimize` (docs/cli.md, "Baselines"): the plan's own 1×P ("pure
+    batch") and P×1 ("pure model") grids, which split a layer the way the plan does.
+    """
+    is_conv = np.array([layer.kind == "conv" for layer in network.layers])
+    parts = []
+    for group in plan.groups(grids.take(slice(0, 1)), is_conv):
+        kind = "conv" if is_conv[group.index[0]] else "fc"
+        parts.append((kind, _split_text(group.mode, int(group.pr[0, 0]), int(group.pc[0, 0]))))
+    if len({text for _, text in parts}) == 1:
+        return f"every layer {parts[0][1]}"
+    return ", ".join(f"{kind} layers {text}" for kind, text in parts)
+
+
 def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:
     """For each P, its largest divisor d ≤ limit (P itself when P ≤ limit), shape of ``p``.
 
@@ -124,3 +152,54 @@ def plan(name: str) -> Plan:
         return PLANS[name]
     except KeyError:
         raise UnknownName("plan", name, PLANS) from None
+
+
+PER_LAYER = "per-layer"
+"""Each weighted layer its own split and grid, redistribution charged (docs/perlayer.md): only
+`optimize` (and `report grids`) offer it."""
+
+ALL = "all"
+"""Every fixed plan, compared."""
+
+_ONE_GRID = {
+    "layers": "which costs the layers of the one Pr×Pc grid --pr names",
+    "report layers": "which costs the layers of the one Pr×Pc grid --pr names",
+    "explain": "which derives the costs of the one Pr×Pc grid --pr names",
+    "sweep": "which reports the best Pr×Pc grid of a plan for each P",
+    "report sweep": "which reports the best Pr×Pc grid of a plan for each P",
+    "plot grid": "which draws the costs of every Pr×Pc grid of one plan",
+    "plot curve": "which draws the costs against Pr of one plan",
+    "plot layers": "which draws the costs per layer of every Pr×Pc grid of one plan",
+    "plot scaling": "which draws the best Pr×Pc grid of a plan for each P",
+    "validate": "which runs Pr×Pc grids of the fixed plans on real processes",
+}
+
+
+def choose_plans(name: str, command: str, all_allowed: bool, per_layer_allowed: bool = False,
+                 fixed: tuple[str, ...] = tuple(PLANS)) -> list[Plan]:
+    """The plans ``--plan name`` selects for ``command``, which runs the ``fixed`` plans: one
+    plan; all of ``fixed`` for 'all' (where the command compares plans); [] for 'per-layer'
+    where the command offers it (the caller runs it).  Otherwise a one-line error: 'per-layer',
+    'all' or a plan the command does not run say why and what to use instead; any other name
+    is unknown, with suggestions among the names the command accepts."""
+    if name in fixed:
+        return [PLANS[name]]
+    if name == ALL and all_allowed:
+        return [PLANS[n] for n in fixed]
+    if name == PER_LAYER and per_layer_allowed:
+        return []
+    what = _ONE_GRID.get(command, "which costs Pr×Pc grids of one plan")
+    if name == PER_LAYER:
+        raise UsageError(f"--plan per-layer is not available for `{command}`, {what}: "
+                         "per-layer gives each layer its own split and grid; use `gridcost "
+                         "optimize --plan per-layer` (each layer's choice at one P) or a fixed "
+                         f"plan here ({', '.join(fixed)})")
+    if name == ALL:
+        raise UsageError(f"--plan all is not available for `{command}`, {what}; name one of "
+                         f"{', '.join(fixed)}, or compare plans with `gridcost optimize --plan "
+                         "all` or `gridcost sweep --plan all`")
+    if name in PLANS:
+        raise UsageError(f"--plan {name} is not available for `{command}`, {what}; use one of "
+                         f"{', '.join(fixed)}" + (" or 'all'" if all_allowed else ""))
+    known = [*fixed, *([PER_LAYER] if per_layer_allowed else []), *([ALL] if all_allowed else [])]
+    raise UnknownName("plan", name, known)

@@ -21,7 +21,7 @@ from costmodel import __version__
 from costmodel.collectives import KIND_NAMES, SELECTABLE
 from costmodel.cost import TERMS, CostTable, layer_algorithms
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
-from costmodel.plans import MODE_NAMES
+from costmodel.plans import MODE_NAMES, describe_grid
 from costmodel.search import (
     Efficiency,
     FeasibilityLimit,
@@ -212,6 +212,15 @@ def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | No
     }
 
 
+def baseline_record(edge: CostTable, total_s: float | None) -> dict[str, Any]:
+    """A baseline of `optimize` (docs/cli.md, "Baselines"): the plan's own 1×P or P×1 grid,
+    what that grid does to each kind of layer, its total and why it is infeasible."""
+    return {"pr": int(edge.grids.pr[0]), "pc": int(edge.grids.pc[0]),
+            "layout": describe_grid(edge.plan, edge.grids, edge.network),
+            "feasible": bool(edge.feasible[0]), "total_s": total_s,
+            "reason": reason(edge, 0) or None}
+
+
 def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
     """Everything `gridcost optimize` reports for one plan, as a JSON-ready dict."""
     table = opt.table
@@ -230,6 +239,7 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
     record: dict[str, Any] = {
         "gridcost_version": __version__,
         "net": table.network.name,
+        "network_fingerprint": table.network.fingerprint,
         "machine": table.machine.name,
         "P": opt.P,
         "batch": opt.batch,
@@ -243,12 +253,8 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
         "iterations_per_epoch": float(table.iterations_per_epoch[0]),
         "grids": grids,
         "best": best,
-        "pure_batch": {"pr": 1, "pc": opt.P, "feasible": bool(opt.pure_batch.feasible[0]),
-                       "total_s": pure_total,
-                       "reason": reason(opt.pure_batch, 0) or None},
-        "pure_model": {"pr": opt.P, "pc": 1, "feasible": bool(opt.pure_model.feasible[0]),
-                       "total_s": pure_model_total,
-                       "reason": reason(opt.pure_model, 0) or None},
+        "pure_batch": baseline_record(opt.pure_batch, pure_total),
+        "pure_model": baseline_record(opt.pure_model, pure_model_total),
         "scaling_limit": limits_record(opt.limits, per),
     }
     if table.memory_check is not None:
@@ -474,11 +480,11 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
         if "mapping" in best:
             lines.append(f"  mapping {best['mapping']} — {best['mapping_why']}")
         pure, model = record["pure_batch"], record["pure_model"]
-        lines.append(f"  vs pure batch 1×{record['P']}: "
+        lines.append(f"  vs pure batch {_baseline_label(pure, 'batch')}: "
                      + (f"{_ratio(best['speedup_vs_pure_batch'])} total, "
                         f"{_ratio(best['comm_speedup_vs_pure_batch'])} communication"
                         if pure["feasible"] else f"infeasible ({pure['reason']})"))
-        lines.append(f"  vs pure model {record['P']}×1: "
+        lines.append(f"  vs pure model {_baseline_label(model, 'model')}: "
                      + (f"{_ratio(best['speedup_vs_pure_model'])} total"
                         if model["feasible"] else f"infeasible ({model['reason']})"))
     limits = record["scaling_limit"]
@@ -493,6 +499,14 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                      "segment was extended in log-log")
     lines.append("redistribution between layouts is not charged (the paper's convention)")
     return lines
+
+
+def _baseline_label(baseline: dict[str, Any], split: str) -> str:
+    """'8×1', with the baseline's layout in parentheses when it is not every layer
+    ``split``-split (e.g. pure model under domain-batch: conv layers domain-split)."""
+    grid = f"{baseline['pr']}×{baseline['pc']}"
+    literal = baseline["layout"].startswith(f"every layer {split}-split")
+    return grid if literal else f"{grid} ({baseline['layout']})"
 
 
 def memory_summary_lines(record: dict[str, Any]) -> list[str]:

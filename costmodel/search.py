@@ -96,7 +96,11 @@ def reason(table: CostTable, grid: int) -> str:
     batch = int(table.grids.batch[grid])
     code = int(codes[i])
     if code == NO_SAMPLES:
-        return f"Pc={pc} > B={batch}: a process would hold no samples ({layer.name})"
+        if pc == int(table.grids.pc[grid]):
+            return f"Pc={pc} > B={batch}: a process would hold no samples ({layer.name})"
+        # the plan gives this layer a batch group other than the grid's Pc (fc-model's convs)
+        return (f"{layer.name} is batch-split over {pc} processes under plan {table.plan.name} "
+                f"and {pc} > B={batch}: a process would hold no samples")
     if code == MODEL_TOO_WIDE:
         what = "filters" if layer.kind == "conv" else "units"
         return f"Pr={pr} > {layer.split_size} {what} of {layer.name}"
@@ -338,9 +342,13 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
              threshold: float = 0.5, allow_infeasible: bool = False) -> Optimum:
     """Cost every Pr×Pc factorization of P under ``plan`` and pick the fastest feasible grid.
 
-    Pure batch (1×P) and pure model (P×1), both with every layer split the same way, are costed
-    alongside for comparison.  When no grid is feasible, raises NoFeasibleGrid saying why and
-    what would work — or, with ``allow_infeasible``, returns an Optimum whose ``best`` is None.
+    The baselines are the plan's own edge grids, costed with the same plan and settings as the
+    table's rows: pure batch 1×P (every layer batch-split, in every plan, while P ≤ B) and pure
+    model P×1 (every layer on the Pr axis, split the way the plan splits it: model-split in
+    model-batch; convs domain-split in domain-batch; convs batch-split in fc-model; convs
+    beyond-batch in beyond-batch) — docs/cli.md, "Baselines".  When no grid is feasible, raises
+    NoFeasibleGrid saying why and what would work — or, with ``allow_infeasible``, returns an
+    Optimum whose ``best`` is None.
     """
     P = check_processes(P)
     batch = check_batch(batch)
@@ -352,12 +360,12 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
         raise NoFeasibleGrid(no_feasible_grid_message(table))
     best = int(np.argmin(np.where(feasible, table.total_s, np.inf))) if feasible.any() else None
     edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
-    model_batch = PLANS["model-batch"]
-    pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
+    # the baselines are the plan's own 1×P and P×1 rows, costed exactly as in ``table``
+    pure = evaluate(network, machine, edges.take(slice(0, 1)), plan, settings.overlap,
                     settings.collectives, settings.compute, settings.memory, settings.mapping)
-    pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
-                          settings.overlap, settings.collectives, settings.compute,
-                          settings.memory, settings.mapping)
+    pure_model = evaluate(network, machine, edges.take(slice(1, 2)), plan, settings.overlap,
+                          settings.collectives, settings.compute, settings.memory,
+                          settings.mapping)
     limits = (scaling_limits(network, machine, batch, plan, settings, threshold)
               if with_limits else None)
     fitting = (smallest_fitting_processes(network, machine, batch, plan, settings.memory)

@@ -6,6 +6,8 @@ activations, multiply-adds).  No I/O here: `costmodel.loaders` builds these from
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Literal
@@ -108,6 +110,20 @@ class Network:
         return sum(layer.params for layer in self.layers)
 
     @property
+    def fingerprint(self) -> str:
+        """16 hex digits of the SHA-256 of the facts that set the compute time: the input shape
+        and, per weighted layer in order, kind, input and output shapes, kernel, stride, padding,
+        groups and parameter counts.  Names and the dataset are not part of it, so a renamed
+        copy of a network keeps its fingerprint and any change of a layer changes it."""
+        canonical = [list(self.input_shape)] + [
+            [layer.kind, list(layer.in_shape), list(layer.out_shape), list(layer.kernel),
+             list(layer.stride), list(layer.padding), layer.groups, layer.weight_params,
+             layer.norm_params]
+            for layer in self.layers]
+        text = json.dumps(canonical, separators=(",", ":"))
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:16]
+
+    @property
     def macs(self) -> int:
         """Forward multiply-adds per sample over all weighted layers."""
         return sum(layer.macs for layer in self.layers)
@@ -127,7 +143,11 @@ class ComputeTable:
     """Measured epoch time on one process as a function of the local batch (docs/model.md §7).
 
     ``local_batch`` and ``epoch_s`` are increasing-batch arrays of equal length; ``network`` names
-    the network the table was measured for (it applies to no other).
+    the network the table was measured on, ``fingerprint`` is that network's
+    :attr:`Network.fingerprint` — the table applies to a network with the same fingerprint,
+    whatever its name (docs/formats.md, "compute").  ``samples`` is N of the measured epochs
+    (None: the costed network's own N).  A table built in code without a fingerprint applies by
+    name only; the loader always gives one.
     """
 
     name: str
@@ -135,6 +155,19 @@ class ComputeTable:
     local_batch: tuple[int, ...]
     epoch_s: tuple[float, ...]
     source: str = ""
+    fingerprint: str | None = None
+    samples: int | None = None
+
+    def mismatch(self, network: Network) -> str | None:
+        """Why this table does not apply to ``network`` ('measured on alexnet, different
+        layers'), or None when it does."""
+        if self.fingerprint is None:
+            if self.network == network.name:
+                return None
+            return f"measured on {self.network}, a network of another name"
+        if self.fingerprint == network.fingerprint:
+            return None
+        return f"measured on {self.network}, different layers"
 
     def __post_init__(self) -> None:
         if len(self.local_batch) != len(self.epoch_s) or len(self.local_batch) < 2:

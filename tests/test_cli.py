@@ -142,7 +142,7 @@ def test_batch_zero(capsys: pytest.CaptureFixture[str]) -> None:
 def test_unknown_plan_suggests_closest(capsys: pytest.CaptureFixture[str]) -> None:
     assert fail(capsys, "optimize", "--net", "alexnet", "--P", "8", "--plan", "fc-modle") == (
         "gridcost: unknown plan 'fc-modle'; did you mean 'fc-model'? "
-        "(known: beyond-batch, domain-batch, fc-model, model-batch)")
+        "(known: all, beyond-batch, domain-batch, fc-model, model-batch, per-layer)")
 
 
 def test_unknown_bundled_net_suggests_closest(capsys: pytest.CaptureFixture[str]) -> None:

@@ -102,7 +102,8 @@ def test_infeasible_per_layer_is_one_line(capsys: pytest.CaptureFixture[str]) ->
 def test_sweep_does_not_offer_per_layer(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["sweep", "--net", "alexnet", "--P", "8,16", "--plan", "per-layer"])
     _, err = capsys.readouterr()
-    assert code == 2 and err.startswith("gridcost: unknown plan 'per-layer'")
+    assert code == 2 and err.startswith("gridcost: --plan per-layer is not available for "
+                                        "`sweep`")
 
 
 def test_report_grids_per_layer_latex() -> None:

@@ -588,8 +588,8 @@ def test_named_repeat_names_each_copy() -> None:
          "compute.tables.t.network: expected this field (it is missing)"),
         ("compute: {tables: {t: {network: alexnet, source: s, epoch_time: {1: 5 s, 2: 3 s}, "
          "batch: 2}}}\n",
-         "compute.tables.t.batch: expected one of the keys epoch_time, network, source "
-         "(unknown key)"),
+         "compute.tables.t.batch: expected one of the keys epoch_time, fingerprint, network, "
+         "samples, source (unknown key)"),
         ("compute: {default: t}\n", "compute.tables: expected this field (it is missing)"),
     ],
     ids=["zero-word", "memory-no-unit", "one-entry-table", "string-batch", "table-no-network",

@@ -75,21 +75,54 @@ def test_optimize_keeps_and_reports_infeasible_grids() -> None:
     ]
 
 
-def test_optimize_baselines() -> None:
+def test_optimize_baselines_are_the_plans_own_edge_grids() -> None:
+    # fc-model's P×1 keeps the convs batch-split over all 8 and splits only the fc layer's
+    # units 8 ways: feasible, unlike model-batch's 8×1 (c2 has 3 filters)
     opt = optimize(TINY, TABLE_MACHINE, 8, 16, PLANS["fc-model"], with_limits=False)
-    ref_pure = grid_cost(TINY, TABLE_MACHINE, "model-batch", 1, 8, 16, compute="table")
-    ref_model = grid_cost(TINY, TABLE_MACHINE, "model-batch", 8, 1, 16, compute="table")
+    ref_pure = grid_cost(TINY, TABLE_MACHINE, "fc-model", 1, 8, 16, compute="table")
+    ref_model = grid_cost(TINY, TABLE_MACHINE, "fc-model", 8, 1, 16, compute="table")
     assert opt.pure_batch.total_s[0] == pytest.approx(ref_pure.total_s, rel=1e-12)
     assert opt.pure_model.total_s[0] == pytest.approx(ref_model.total_s, rel=1e-12)
-    assert opt.pure_model.feasible.tolist() == [False]  # c2 has 3 filters
+    assert opt.pure_model.feasible.tolist() == [True]
+    everything_model = grid_cost(TINY, TABLE_MACHINE, "model-batch", 8, 1, 16, compute="table")
+    assert not everything_model.feasible
+
+
+@pytest.mark.parametrize("plan", PLAN_NAMES)
+@pytest.mark.parametrize(("P", "B"), [(1, 16), (2, 16), (8, 16), (12, 4), (16, 4), (64, 4),
+                                      (6, 64)])
+def test_baselines_equal_the_tables_edge_rows(plan: str, P: int, B: int) -> None:
+    # the summary's "pure batch"/"pure model" are the table's first and last rows: the same
+    # total, feasibility and reason, for feasible and infeasible edges alike
+    opt = optimize(TINY, TABLE_MACHINE, P, B, PLANS[plan], with_limits=False,
+                   allow_infeasible=True)
+    for edge, row in ((opt.pure_batch, 0), (opt.pure_model, len(opt.table.grids) - 1)):
+        assert (int(edge.grids.pr[0]), int(edge.grids.pc[0])) == (
+            int(opt.table.grids.pr[row]), int(opt.table.grids.pc[row]))
+        assert bool(edge.feasible[0]) == bool(opt.table.feasible[row])
+        assert edge.total_s[0] == pytest.approx(opt.table.total_s[row], rel=1e-12)
+        assert reason(edge, 0) == reason(opt.table, row)
+
+
+@pytest.mark.parametrize("plan", PLAN_NAMES)
+@pytest.mark.parametrize(("P", "B"), [(2, 16), (8, 16), (16, 4)])
+def test_pure_batch_is_every_layer_batch_split_in_every_plan(plan: str, P: int, B: int) -> None:
+    # what lets `sweep` use model-batch's 1×P as every plan's pure batch
+    opt = optimize(TINY, TABLE_MACHINE, P, B, PLANS[plan], with_limits=False,
+                   allow_infeasible=True)
+    ref = grid_cost(TINY, TABLE_MACHINE, "model-batch", 1, P, B, compute="table")
+    assert bool(opt.pure_batch.feasible[0]) == ref.feasible
+    if ref.feasible:
+        assert opt.pure_batch.total_s[0] == pytest.approx(ref.total_s, rel=1e-12)
 
 
 def test_no_feasible_grid_fc_model_beyond_the_batch() -> None:
     with pytest.raises(NoFeasibleGrid) as info:
         optimize(TINY, MACHINE, 8, 4, PLANS["fc-model"])
     assert str(info.value) == (
-        "plan fc-model: no feasible grid for P=8, B=4 (e.g. 8×1: Pc=8 > B=4: a process would "
-        "hold no samples (c1); 1×8: Pc=8 > B=4: a process would hold no samples (c1)); this plan "
+        "plan fc-model: no feasible grid for P=8, B=4 (e.g. 8×1: c1 is batch-split over 8 "
+        "processes under plan fc-model and 8 > B=4: a process would hold no samples; 1×8: Pc=8 "
+        "> B=4: a process would hold no samples (c1)); this plan "
         "reaches at most P=4 at B=4: B=4 × 1 (c1 is pure batch); plans that reach P=8: "
         "model-batch, domain-batch, beyond-batch")
     assert info.value.exit_code == 2

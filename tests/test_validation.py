@@ -261,11 +261,17 @@ def test_validate_from_raw_errors_are_one_line(tmp_path: Path,
 
 def test_calibrate_import_of_a_validate_measurement_writes_a_profile(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the few sizes of a small step's calls make an implausible fit: refused, or written with
+    # warnings when asked for (docs/cli.md, calibrate)
     profile = tmp_path / "in-step.yaml"
-    assert main(["calibrate", "import", str(RAW), "--profile", str(profile), "--name",
-                 "in-step"]) == 0
+    args = ["calibrate", "import", str(RAW), "--profile", str(profile), "--name", "in-step"]
+    assert main(args) == 2
+    assert "implausible fit, nothing written" in capsys.readouterr().err
+    assert not profile.exists()
+    assert main([*args, "--accept-implausible"]) == 0
     machine = load_machine(str(profile))
     assert machine.name == "in-step" and machine.alpha_s > 0 and machine.per_collective
+    assert "# WARNING (written with --accept-implausible): " in profile.read_text()
 
 
 def test_validate_takes_a_profile_per_process_count(tmp_path: Path,

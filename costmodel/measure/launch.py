@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -27,6 +28,35 @@ from typing import IO, Any
 from costmodel.errors import MeasureError
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class Oversubscription:
+    """More measuring processes on this host than CPU cores it may run on."""
+
+    processes: int
+    cores: int
+    counted_by: str
+
+    @property
+    def text(self) -> str:
+        return (f"oversubscribed: {self.processes} processes on {self.cores} available cores "
+                f"({self.counted_by}): ranks wait for a core, so the times measure the "
+                "scheduler as much as the link")
+
+
+def available_cores() -> tuple[int, str]:
+    """CPU cores this process may run on and how they were counted: the affinity mask
+    (os.sched_getaffinity, Linux) or else os.cpu_count()."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)), "os.sched_getaffinity"
+    return os.cpu_count() or 1, "os.cpu_count"
+
+
+def oversubscription(processes: int) -> Oversubscription | None:
+    """An Oversubscription when ``processes`` on this host exceed its available cores."""
+    cores, counted_by = available_cores()
+    return Oversubscription(processes, cores, counted_by) if processes > cores else None
 
 
 def under_torchrun() -> bool:

@@ -284,7 +284,9 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
         return epoch_s / p * batch / network.dataset_samples, used, outside
     flops_per_sample = 3.0 * 2.0 * network.macs
     seconds = batch * flops_per_sample / (p * machine.flop_rate)
-    return seconds, f"flops ({machine.flop_rate:.4g} FLOP/s)", outside
+    from costmodel.units import format_rate
+
+    return seconds, f"flops ({format_rate(machine.flop_rate, 'FLOP/s')})", outside
 
 
 def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,

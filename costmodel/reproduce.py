@@ -60,8 +60,9 @@ STUDY_MACHINES = ("cori-knl", "a100-ib")
 STUDY_BATCH = 2048
 STUDY_PROCESSES = (8, 32, 128, 512, 2048)
 
-FIGURE_DPI = 100
-"""Resolution of the PNG figures (small enough to commit under docs/figures)."""
+FIGURE_DPI = 150
+"""Resolution of the PNG figures: costmodel.plot.PNG_DPI, the one resolution of every figure
+gridcost writes (kept here so that this module loads without matplotlib)."""
 
 
 # --------------------------------------------------------------------------- experiments

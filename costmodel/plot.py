@@ -498,8 +498,13 @@ MAX_ROWS = 24
 """The heatmap shows at most this many rows: deeper networks are summed by stage or block
 (the dotted prefix of the layer names), else the heaviest layers plus one row 'other'."""
 
-MAX_GRID_LABELS = 40
+MAX_GRID_LABELS = 24
 """At most this many grid labels on the x axis (every k-th beyond)."""
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def heatmap_rows(names: Sequence[str], weight: np.ndarray,
@@ -594,12 +599,14 @@ def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None,
                   fontsize=8, rotation=45, ha="right", rotation_mode="anchor")
     ax.set_yticks(np.arange(n_rows), labels, fontsize=8)
     ax.set_xlabel("grid Pr×Pc (bold: fastest in total; hatched: infeasible)"
-                  + (f"; every {step}th labelled" if step > 1 else ""), fontsize=9)
+                  + (f"; every {_ordinal(step)} grid labelled" if step > 1 else ""), fontsize=9)
     ax.set_ylabel("weighted layer" if not grouping else "weighted layers (summed rows)",
                   fontsize=9)
     bar = fig.colorbar(image, ax=ax)
     bar.set_label(f"communication [{_unit(per)}], log scale", fontsize=9)
     bar.ax.tick_params(labelsize=8)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(_number_label))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
     if feasible.any():
         best = int(np.argmin(np.where(feasible, table.total_s, np.inf)))
         if best % step == 0:

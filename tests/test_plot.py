@@ -360,6 +360,19 @@ def test_a_deep_network_heatmap_is_summed_by_stage_and_stays_small() -> None:
     assert np.allclose(np.asarray(image).sum(axis=0), full.sum(axis=1), rtol=1e-12)
     width, height = _png_size(plot.figure_bytes(ax, "png"))
     assert width <= 1200 and height <= 1800  # was 1050 × 9540 with one row per layer
+    colourbar = plot.figure_of(ax).axes[-1]
+    _draw(plot.figure_of(ax))
+    ticks = [t.get_text() for t in colourbar.get_yticklabels() if t.get_text()]
+    assert ticks and not any("$" in t or "e" in t for t in ticks)
+
+
+def test_many_grids_get_at_most_max_grid_labels() -> None:
+    net = load_network("resnet50")
+    opt = optimize(net, MACHINE, 5040, 5040, PLANS["model-batch"], with_limits=False)
+    ax = plot.layer_heatmap(opt.table)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(opt.table.grids) == 60 and len(labels) <= plot.MAX_GRID_LABELS
+    assert "every 3rd grid labelled" in ax.get_xlabel()
 
 
 def test_heatmap_rows_by_block_then_heaviest_plus_other() -> None:

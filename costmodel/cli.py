@@ -15,6 +15,7 @@ import click
 
 from costmodel import __version__
 from costmodel.errors import GridcostError, UsageError
+from costmodel.progress import terminal_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -363,7 +364,8 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
     records, tables = [], []
     for chosen in plans:
-        result = run_sweep(network, mach, ps, batches, chosen, settings)
+        result = run_sweep(network, mach, ps, batches, chosen, settings,
+                           progress=terminal_progress())
         limit = feasibility_limit(network, chosen, int(batches[0])) if per_process is None \
             else None
         record = sweep_record(result, per, efficiency, limit)  # type: ignore[arg-type]
@@ -732,7 +734,8 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
         B = _positive_int(batch, "--batch")
         batches = np.full(ps.shape, B)
         label = f"B={B}"
-    sweeps = {p.name: sweep(network, mach, ps, batches, p, settings) for p in plans}
+    sweeps = {p.name: sweep(network, mach, ps, batches, p, settings,
+                            progress=terminal_progress()) for p in plans}
     limits = None if per_process is not None else {
         p.name: scaling_limits(network, mach, int(batches[0]), p, settings, efficiency)
         for p in plans}
@@ -805,7 +808,7 @@ def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
 
     from costmodel import reproduce as rep
 
-    result = rep.reproduce(beyond=beyond)
+    result = rep.reproduce(beyond=beyond, progress=terminal_progress())
     files = rep.artefacts(result, formats=formats or ("png",), figures=figures)
     if doc is not None:
         files_doc = rep.render_document(result, figures=rep.relative_link(doc, out),
@@ -1186,7 +1189,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
             "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
             "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
             "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
-    result = run("bench", args, ps[-1], timeout, keep_awake)
+    result = run("bench", args, ps[-1], timeout, keep_awake, terminal_progress())
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if raw_path is not None:
@@ -1365,7 +1368,7 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
         result = run("validate", dict(args, grids=[list(g) for g in grids]), P, timeout,
-                     keep_awake)
+                     keep_awake, terminal_progress())
         if result is None:
             return None
         merged["runs"] += result["runs"]

@@ -293,7 +293,9 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
     # say so when the table carries this network's name: a changed copy of the measured network
     why = f", as {not_applying}" if not_applying and table and table.network == network.name \
         else ""
-    return seconds, f"flops ({machine.flop_rate:.4g} FLOP/s){why}", outside
+    from costmodel.units import format_rate
+
+    return seconds, f"flops ({format_rate(machine.flop_rate, 'FLOP/s')}){why}", outside
 
 
 def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,

@@ -29,6 +29,7 @@ nothing here prints.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -50,6 +51,7 @@ from costmodel.errors import UsageError
 from costmodel.grids import Grids, check_processes
 from costmodel.plans import DOMAIN, MODE_NAMES, Plan
 from costmodel.specs import Layer, Machine, Network
+from costmodel.units import format_number
 
 Per = Literal["iteration", "epoch"]
 
@@ -113,7 +115,8 @@ def _rate(rate_of: RateOf, p: int) -> Rate:
 
 def _num(x: float) -> str:
     """A number for a substituted expression: integers without a decimal point, floats in full
-    (shortest round-trip repr), so every figure can be typed back into a calculator."""
+    (shortest round-trip repr), so every figure of the JSON record can be typed back into a
+    calculator; text and Markdown show them rounded (:func:`readable_text`)."""
     x = float(x)
     if math.isfinite(x) and x == int(x) and abs(x) < 1e16:
         return str(int(x))
@@ -585,11 +588,39 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
 # --------------------------------------------------------------------------- rendering
 
 
+PRECISION_NOTE = "numbers rounded to 4 significant digits; --format json gives every digit"
+
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+_FLOAT = re.compile(r"(?<![\w.])(?:\d+\.\d+(?:e[-+]?\d+)?|\d+e[-+]?\d+)(?![\w.])")
+
+
+def readable(x: float) -> str:
+    """A number of an explanation for people: 4 significant digits (:func:`format_number`,
+    without thousands separators so it reads inside a product); integers in full; a magnitude
+    below 0.0001 as ``6.209×10⁻¹⁰``.  JSON keeps every digit (:func:`explanation_record`)."""
+    x = float(x)
+    if not math.isfinite(x) or (x == int(x) and abs(x) < 1e16):
+        return _num(x)
+    if abs(x) >= 1e-4:
+        return format_number(x, separators=False)
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = x / 10.0**exponent
+    if round(abs(mantissa), 3) >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    return f"{mantissa:.4g}×10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def readable_text(text: str) -> str:
+    """``text`` (a substituted expression or a binding) with every float written by
+    :func:`readable`; integers and names (``conv1_1``, ``layer1.0``) stay as they are."""
+    return _FLOAT.sub(lambda match: readable(float(match.group(0))), text)
+
+
 def _value(seconds: float, per: Per, epoch: float) -> str:
     if per == "epoch":
-        return (f"{_num(seconds)} s/iteration × {_num(epoch)} iterations/epoch = "
-                f"{_num(seconds * epoch)} s/epoch")
-    return f"{_num(seconds)} s/iteration"
+        return (f"{readable(seconds)} s/iteration × {readable(epoch)} iterations/epoch = "
+                f"{readable(seconds * epoch)} s/epoch")
+    return f"{readable(seconds)} s/iteration"
 
 
 def _counts(line: Line, per: Per, epoch: float) -> str:
@@ -597,8 +628,8 @@ def _counts(line: Line, per: Per, epoch: float) -> str:
         return ""
     scale = epoch if per == "epoch" else 1.0
     messages = line.messages * scale
-    return (f"{_num(messages)} message{'' if messages == 1 else 's'}, "
-            f"{_num(line.words * scale)} words per {per}")
+    return (f"{format_number(messages)} message{'' if messages == 1 else 's'}, "
+            f"{format_number(line.words * scale)} words per {per}")
 
 
 def _title(e: Explanation) -> str:
@@ -617,20 +648,20 @@ def _layer_heading(layer: LayerExplanation) -> str:
 
 
 def _bindings(line: Line) -> str:
-    return ", ".join(f"{s} = {v}" for s, v in line.bindings)
+    return ", ".join(f"{s} = {readable_text(v)}" for s, v in line.bindings)
 
 
 def render_text(e: Explanation, per: Per = "epoch") -> str:
     """The explanation as plain text: per layer, per term, formula → numbers → result."""
     epoch = e.iterations_per_epoch
     out = [_title(e), ""]
-    out += [f"{s.label}: {s.formula} = {s.substituted}" for s in e.settings]
+    out += [f"{s.label}: {s.formula} = {readable_text(s.substituted)}" for s in e.settings]
 
     def block(line: Line, indent: str = "  ") -> list[str]:
         rows = [f"{indent}{line.label}", f"{indent}  formula:     {line.formula}"]
         if line.bindings:
             rows.append(f"{indent}  where:       {_bindings(line)}")
-        rows.append(f"{indent}  substituted: {line.substituted}")
+        rows.append(f"{indent}  substituted: {readable_text(line.substituted)}")
         counts = _counts(line, per, epoch)
         rows.append(f"{indent}  result:      {_value(line.seconds, per, epoch)}"
                     + (f" ({counts})" if counts else ""))
@@ -645,7 +676,8 @@ def render_text(e: Explanation, per: Per = "epoch") -> str:
     out += ["", "whole grid"]
     for line in (e.compute, *e.sums, e.total):
         out += block(line)
-    out += ["", "redistribution between layouts is not charged (the paper's convention)"]
+    out += ["", "redistribution between layouts is not charged (the paper's convention)",
+            PRECISION_NOTE]
     return "\n".join(out) + "\n"
 
 
@@ -659,21 +691,24 @@ def render_markdown(e: Explanation, per: Per = "epoch") -> str:
     unit = f"s/{per}"
     scale = epoch if per == "epoch" else 1.0
     out = [f"### {_md(_title(e))}", ""]
-    out += [f"- {s.label}: {s.formula} = {_md(s.substituted)}" for s in e.settings]
+    out += [f"- {s.label}: {s.formula} = {_md(readable_text(s.substituted))}"
+            for s in e.settings]
     header = ["| term | formula | where | substituted | s/iteration | " + unit + " |",
               "|---|---|---|---|---:|---:|"]
 
     def row(line: Line) -> str:
         where = "; ".join(part for part in (_bindings(line), line.note) if part)
         return (f"| {_md(line.label)} | {_md(line.formula)} | {_md(where)} | "
-                f"{_md(line.substituted)} | {_num(line.seconds)} | {_num(line.seconds * scale)} |")
+                f"{_md(readable_text(line.substituted))} | {readable(line.seconds)} | "
+                f"{readable(line.seconds * scale)} |")
 
     for layer in e.layers:
         out += ["", f"#### {_md(_layer_heading(layer))}", "", *header]
         out += [row(line) for line in layer.lines]
     out += ["", "#### whole grid", "", *header]
     out += [row(line) for line in (e.compute, *e.sums, e.total)]
-    out += ["", "- redistribution between layouts is not charged (the paper's convention)"]
+    out += ["", "- redistribution between layouts is not charged (the paper's convention)",
+            f"- {PRECISION_NOTE}"]
     return "\n".join(out) + "\n"
 
 

@@ -30,6 +30,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullForma
 from costmodel.cost import TERMS, CostTable
 from costmodel.errors import UsageError
 from costmodel.search import Optimum, ScalingLimits, SweepResult
+from costmodel.units import format_number
 
 Per = Literal["iteration", "epoch"]
 What = Literal["communication", "total"]
@@ -38,6 +39,7 @@ PANEL_SIZE = (7.0, 4.0)
 """Figure size of one panel, inches."""
 
 PNG_DPI = 150
+"""Resolution of every PNG gridcost writes (`plot`, `reproduce`, `calibrate --plot`…)."""
 
 COLOURS = {
     "compute": "#9a9a9a",
@@ -56,6 +58,15 @@ SEGMENT_LABELS = {
 
 LINE_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#000000",
+                  "#8C564B", "#7F7F7F", "#17BECF", "#BCBD22")
+"""Colours for many series at once (calibration fits): no two near-identical hues — Okabe–Ito
+without its sky blue and yellow, then brown, grey, cyan and olive."""
+
+CLIP_RATIO = 15.0
+"""Grid bars: when the tallest bar exceeds this multiple of the best, the axis stops at it and
+the cut bars carry their totals, so the best bar stays readable."""
 
 SAVE_FORMATS = ("png", "svg", "pdf")
 _METADATA: dict[str, dict[str, str | None]] = {
@@ -102,7 +113,12 @@ def _grid_label(pr: int, pc: int) -> str:
 
 
 def _int_label(value: float, _pos: object = None) -> str:
-    return f"{value:.0f}" if value >= 1 else f"{value:.3g}"
+    return format_number(round(value)) if value >= 1 else format_number(value)
+
+
+def _number_label(value: float, _pos: object = None) -> str:
+    """An axis tick by the table rule (costmodel.units.format_number): never an exponent."""
+    return format_number(float(value))
 
 
 def _log2_ticks(ax: Axes, values: np.ndarray, most: int = 10) -> None:
@@ -124,7 +140,7 @@ def _log_y(ax: Axes) -> None:
     """Log y axis labelled at 1, 2 and 5 × powers of ten, in plain numbers."""
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(_number_label))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
@@ -135,10 +151,9 @@ def _title(ax: Axes, text: str, width: int = 80) -> None:
 
 
 def describe(table: CostTable) -> str:
-    """What a table is about, for titles: ``"alexnet on cori-knl, plan fc-model"``."""
+    """What a table is about, for titles, from the user's own settings: ``"alexnet on
+    cori-knl, plan fc-model"`` (the paper's figure numbers belong to `reproduce` only)."""
     text = f"{table.network.name} on {table.machine.name}, plan {table.plan.name}"
-    if table.plan.paper:
-        text += f" ({table.plan.paper})"
     if table.overlap == "batch":
         text += ", gradient all-reduce overlapped"
     return text
@@ -202,7 +217,16 @@ def _draw_bars(ax: Axes, opt: Optimum, per: str) -> set[str]:
         bottom = bottom + h
     total = table.total_s * _scale(table, per)
     top = float(total[feasible].max()) if feasible.any() else 1.0
+    best_total = float(total[opt.best]) if opt.best is not None else top
+    clipped = best_total > 0 and top > CLIP_RATIO * best_total
+    if clipped:
+        top = CLIP_RATIO * best_total
+        for g in np.flatnonzero(feasible & (total > top * 1.16)):
+            ax.text(float(x[g]), top * 1.14, f"{format_number(float(total[g]))} ↑",
+                    rotation=90, ha="center", va="top", fontsize=8, color="white",
+                    fontweight="bold", zorder=4)
     ax.set_ylim(0.0, top * 1.16)
+    ax.yaxis.set_major_formatter(FuncFormatter(_number_label))
     for g in np.flatnonzero(~feasible):
         ax.text(float(x[g]), top * 0.02, "infeasible", rotation=90, ha="center", va="bottom",
                 fontsize=8, color="#555555", style="italic", zorder=3)
@@ -222,7 +246,9 @@ def _draw_bars(ax: Axes, opt: Optimum, per: str) -> set[str]:
         ax.annotate(text, (float(x[best]), float(total[best])), xytext=(0, 3),
                     textcoords="offset points", ha="center", va="bottom", fontsize=9,
                     fontweight="bold", zorder=4)
-    _title(ax, f"P={opt.P}, B={opt.batch}")
+    _title(ax, f"P={opt.P}, B={opt.batch}" + (f"; axis cut at {CLIP_RATIO:g}× the best, taller "
+                                               "bars labelled with their total" if clipped
+                                               else ""))
     ax.set_xlabel("grid Pr×Pc (model/domain × batch processes)", fontsize=9)
     ax.set_ylabel(f"time [{_unit(per)}]", fontsize=9)
     ax.tick_params(axis="y", labelsize=8)
@@ -309,7 +335,8 @@ def cost_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
         raise UsageError(f"what: expected 'communication' or 'total', got {what!r}")
     per = _check_per(per)
     if ax is None:
-        ax = _new_axes()
+        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] + 1.0), layout="constrained")
+        ax = fig.add_subplot()
     everything: list[np.ndarray] = []
     xs: list[np.ndarray] = []
     for i, (label, (pr, seconds)) in enumerate(curves.items()):
@@ -337,7 +364,9 @@ def cost_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
     handles, _ = ax.get_legend_handles_labels()
     handles.append(Line2D([], [], marker="*", markersize=12, color="#777777",
                           markeredgecolor="black", linestyle="none", label=f"least {name}"))
-    ax.legend(handles=handles, fontsize=8)
+    # below the axes, never over the curves
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncols=min(3, len(handles)), frameon=False)
     ax.set_xlabel("Pr (processes on the model/domain split; Pc = P/Pr on the batch)",
                   fontsize=9)
     ax.set_ylabel(f"{name} [{_unit(per)}]", fontsize=9)
@@ -377,7 +406,8 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
     """
     per = _check_per(per)
     if ax is None:
-        ax = _new_axes()
+        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] + 1.4), layout="constrained")
+        ax = fig.add_subplot()
     limits = limits or {}
     plotted: list[np.ndarray] = []
     pure: dict[int, float] = {}
@@ -396,8 +426,9 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
         lim = limits.get(label)
         if lim is not None:
             stop = lim.best_time_processes
-            text += (f": feasible to P={lim.feasibility.processes}, "
-                     + ("improving throughout" if stop is None else f"stops improving at P={stop}"))
+            text += (f": feasible to P={lim.feasibility.processes:,}, "
+                     + ("improving throughout" if stop is None
+                        else f"stops improving at P={stop:,}"))
         # later lines thinner, so plans that coincide (fc-model and beyond-batch up to P = B)
         # stay visible one inside the other
         ax.plot(s.processes[ok], time[ok], marker=MARKERS[i % len(MARKERS)],
@@ -406,8 +437,10 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
         plotted.append(s.processes[ok].astype(np.float64))
     if pure:
         ps = np.array(sorted(pure), dtype=np.float64)
-        ax.plot(ps, [pure[int(p)] for p in ps], color="black", linestyle=":", marker="x",
-                markersize=5, label="pure batch (1×P)", zorder=2)
+        # drawn last and on top: where a plan's best grid is 1×P the two coincide
+        ax.plot(ps, [pure[int(p)] for p in ps], color="black", linestyle=":",
+                linewidth=1.4, marker="x", markersize=6, markeredgewidth=1.4,
+                label="pure batch (1×P), drawn on top", zorder=6)
         plotted.append(ps)
     xs = np.concatenate(plotted) if plotted else np.array([1.0])
     low, high = float(xs.min()), float(xs.max())
@@ -443,7 +476,10 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
         handles.append(Line2D([], [], marker="o", markersize=10, markerfacecolor="none",
                               markeredgecolor="#555555", linestyle="none",
                               label="best time stops improving"))
-    ax.legend(handles=handles, fontsize=8)
+    # below the axes, never over the curves
+    longest = max((len(str(h.get_label())) for h in handles), default=0)
+    ax.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+              ncols=1 if longest > 42 or len(handles) < 2 else 2, frameon=False)
     ax.set_xlabel("P (processes)", fontsize=9)
     ax.set_ylabel(f"best total time [{_unit(per)}]", fontsize=9)
     ax.tick_params(labelsize=8)
@@ -458,27 +494,77 @@ def scaling(sweeps: Mapping[str, SweepResult], per: str = "epoch",
 ANNOTATE_CELLS = 120
 """Cells are annotated with their value when the heatmap has at most this many."""
 
+MAX_ROWS = 24
+"""The heatmap shows at most this many rows: deeper networks are summed by stage or block
+(the dotted prefix of the layer names), else the heaviest layers plus one row 'other'."""
 
-def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None) -> Axes:
+MAX_GRID_LABELS = 24
+"""At most this many grid labels on the x axis (every k-th beyond)."""
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def heatmap_rows(names: Sequence[str], weight: np.ndarray,
+                 most: int = MAX_ROWS) -> tuple[list[str], list[np.ndarray], str]:
+    """Rows of a layer heatmap: (labels, layer indices of each row, how they were made).
+
+    One row per layer when there are at most ``most``.  Else the layers are summed by the
+    dotted prefix of their names (``layer3.12.conv2`` → ``layer3.12``, or ``layer3``), the
+    deepest prefix that gives at most ``most`` rows, in order of first appearance; when no
+    prefix does, the ``most`` − 1 layers with the largest ``weight`` (their communication)
+    keep a row each, in network order, and the rest are summed in a last row 'other'.
+    """
+    n = len(names)
+    if n <= most:
+        return list(names), [np.array([i]) for i in range(n)], ""
+    depth = max(name.count(".") for name in names)
+    for level in range(depth, 0, -1):
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(".".join(name.split(".")[:level]), []).append(i)
+        if 1 < len(groups) <= most:
+            labels = [f"{key} ({len(v)} layers)" if len(v) > 1 else key
+                      for key, v in groups.items()]
+            return (labels, [np.array(v) for v in groups.values()],
+                    f"{n} layers summed by {'stage' if level == 1 else 'block'} "
+                    "(name prefix)")
+    keep = np.sort(np.argsort(-weight, kind="stable")[:most - 1])
+    rest = np.setdiff1d(np.arange(n), keep)
+    return ([names[i] for i in keep] + [f"other ({rest.size} layers)"],
+            [np.array([i]) for i in keep] + [rest],
+            f"the {most - 1} of {n} layers with the most communication; the rest summed")
+
+
+def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None,
+                  max_rows: int = MAX_ROWS) -> Axes:
     """Communication of every weighted layer (rows) on every grid Pr×Pc (columns) of one P.
 
     Colour: seconds per ``per`` (all three terms) on a log scale; zero cells and infeasible
     grids are masked (grey), infeasible grids also hatched.  Cells carry their value when there
-    are at most ANNOTATE_CELLS of them.  Returns the Axes.
+    are at most ANNOTATE_CELLS of them.  A network deeper than ``max_rows`` weighted layers is
+    shown in at most ``max_rows`` rows (:func:`heatmap_rows`: summed by stage or block, else the
+    heaviest layers plus 'other'), which the title says, so the figure stays a bounded size.
+    Returns the Axes.
     """
     per = _check_per(per)
     if len(np.unique(table.grids.p)) != 1 or len(np.unique(table.grids.batch)) != 1:
         raise UsageError("layer_heatmap: expected the grids of one P and one batch")
+    scale = _scale(table, per)[:, None]
+    seconds = sum((table.seconds(t) for t in TERMS), np.zeros(table.code.shape)) * scale
+    per_layer = seconds.T  # (L, G)
+    feasible = table.feasible
+    weight = np.where(feasible[None, :], per_layer, 0.0).sum(axis=1)
+    names = [layer.name for layer in table.network.layers]
+    labels, members, grouping = heatmap_rows(names, weight, max(2, max_rows))
+    values = np.stack([per_layer[m].sum(axis=0) for m in members])  # (rows, G)
     if ax is None:
-        fig = Figure(figsize=(PANEL_SIZE[0], max(PANEL_SIZE[1], 1.2 + 0.4 *
-                                                  len(table.network.layers))),
+        fig = Figure(figsize=(PANEL_SIZE[0], max(PANEL_SIZE[1], 1.6 + 0.32 * len(labels))),
                      layout="constrained")
         ax = fig.add_subplot()
     fig = _figure_of(ax)
-    scale = _scale(table, per)[:, None]
-    seconds = sum((table.seconds(t) for t in TERMS), np.zeros(table.code.shape)) * scale
-    values = seconds.T  # (L, G)
-    feasible = table.feasible
     masked = np.ma.masked_where((values <= 0) | ~feasible[None, :], values)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad="#e8e8e8")
     shown = masked.compressed()
@@ -490,12 +576,12 @@ def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None) 
         vmin, vmax = 1e-6, 1.0
     norm = LogNorm(vmin=vmin, vmax=vmax)
     image = ax.imshow(masked, cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
-    n_layers, n_grids = values.shape
+    n_rows, n_grids = values.shape
     for column in np.flatnonzero(~feasible):
-        ax.add_patch(Rectangle((float(column) - 0.5, -0.5), 1.0, n_layers, fill=False, hatch="//",
+        ax.add_patch(Rectangle((float(column) - 0.5, -0.5), 1.0, n_rows, fill=False, hatch="//",
                                edgecolor="#9a9a9a", linewidth=0.0))
     if values.size <= ANNOTATE_CELLS:
-        for i in range(n_layers):
+        for i in range(n_rows):
             for g in range(n_grids):
                 if not feasible[g]:
                     continue
@@ -503,25 +589,30 @@ def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None) 
                 if v <= 0:
                     text, colour = "0", "#555555"
                 else:
-                    text = f"{v:.2g}"
+                    text = format_number(float(f"{v:.2g}"))
                     colour = "white" if norm(v) < 0.55 else "black"
                 ax.text(g, i, text, ha="center", va="center", fontsize=8, color=colour)
     grids = table.grids
-    ax.set_xticks(np.arange(n_grids),
-                  [_grid_label(int(r), int(c)) for r, c in zip(grids.pr, grids.pc)],
+    step = max(1, math.ceil(n_grids / MAX_GRID_LABELS))
+    ticks = np.arange(0, n_grids, step)
+    ax.set_xticks(ticks, [_grid_label(int(grids.pr[g]), int(grids.pc[g])) for g in ticks],
                   fontsize=8, rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(np.arange(n_layers), [layer.name for layer in table.network.layers],
-                  fontsize=8)
-    ax.set_xlabel("grid Pr×Pc (bold: fastest in total; hatched: infeasible)", fontsize=9)
-    ax.set_ylabel("weighted layer", fontsize=9)
+    ax.set_yticks(np.arange(n_rows), labels, fontsize=8)
+    ax.set_xlabel("grid Pr×Pc (bold: fastest in total; hatched: infeasible)"
+                  + (f"; every {_ordinal(step)} grid labelled" if step > 1 else ""), fontsize=9)
+    ax.set_ylabel("weighted layer" if not grouping else "weighted layers (summed rows)",
+                  fontsize=9)
     bar = fig.colorbar(image, ax=ax)
     bar.set_label(f"communication [{_unit(per)}], log scale", fontsize=9)
     bar.ax.tick_params(labelsize=8)
+    bar.ax.yaxis.set_major_formatter(FuncFormatter(_number_label))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
     if feasible.any():
         best = int(np.argmin(np.where(feasible, table.total_s, np.inf)))
-        ax.get_xticklabels()[best].set_fontweight("bold")
+        if best % step == 0:
+            ax.get_xticklabels()[best // step].set_fontweight("bold")
     _title(ax, f"{describe(table)}\ncommunication per layer, P={int(grids.p[0])}, "
-               f"B={int(grids.batch[0])}")
+               f"B={int(grids.batch[0])}" + (f"\nrows: {grouping}" if grouping else ""))
     return ax
 
 
@@ -572,20 +663,30 @@ def figure_bytes(drawn: Figure | Axes, fmt: str, dpi: int = PNG_DPI) -> bytes:
 # ---------------------------------------------------------------- measurements
 
 
+def _bytes_label(value: float, _pos: object = None) -> str:
+    """A message size tick: ``1 KiB``, ``64 MiB`` (binary prefixes, no exponent)."""
+    for prefix, factor in (("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10)):
+        if value >= factor:
+            return f"{format_number(value / factor)} {prefix}B"
+    return f"{format_number(value)} B"
+
+
 def calibration_fits(points: Sequence[Mapping[str, object]],
                      axes: Sequence[Axes] | None = None) -> list[Axes]:
     """Measured collective times and their fits (top, log-log) and relative residuals (bottom).
 
     ``points`` are the records of costmodel.calibration.points_records: per point the
-    collective, p, bytes, measured_s, series_fit_s and joint_fit_s.  One colour per series;
-    dots measured, solid line the series' own fit a + b·n, dashed the profile's joint α, β.
+    collective, p, bytes, measured_s, series_fit_s and joint_fit_s.  One colour and marker per
+    series (SERIES_COLOURS: no two alike); dots measured, solid line the series' own fit
+    a + b·n, dashed the profile's joint α, β — each style named in the legend.
     """
     if axes is None:
-        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] * 1.6), layout="constrained")
+        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] * 1.9), layout="constrained")
         top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.0, 1.0])
     else:
         top, bottom = axes[0], axes[1]
     keys = sorted({(str(p["collective"]), int(p["p"])) for p in points})  # type: ignore[call-overload]
+    handles: list[Line2D] = []
     for i, (collective, procs) in enumerate(keys):
         rows = sorted((p for p in points if p["collective"] == collective
                        and p["p"] == procs), key=lambda p: float(p["bytes"]))  # type: ignore[arg-type]
@@ -593,68 +694,135 @@ def calibration_fits(points: Sequence[Mapping[str, object]],
         measured = np.array([float(p["measured_s"]) for p in rows])  # type: ignore[arg-type]
         own = np.array([float(p["series_fit_s"]) for p in rows])  # type: ignore[arg-type]
         joint = np.array([float(p["joint_fit_s"]) for p in rows])  # type: ignore[arg-type]
-        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
         marker = MARKERS[i % len(MARKERS)]
-        label = f"{collective}, p={procs}"
-        top.plot(x, measured * 1e6, marker, color=colour, label=label, markersize=4)
-        top.plot(x, own * 1e6, "-", color=colour, linewidth=1)
-        top.plot(x, joint * 1e6, "--", color=colour, linewidth=0.8, alpha=0.7)
+        top.plot(x, measured * 1e6, marker, color=colour, markersize=4, linestyle="none")
+        top.plot(x, own * 1e6, "-", color=colour, linewidth=1.2)
+        top.plot(x, joint * 1e6, "--", color=colour, linewidth=1.0)
         bottom.plot(x, (own - measured) / measured * 100, marker + "-", color=colour,
                     markersize=3, linewidth=0.8)
+        handles.append(Line2D([], [], marker=marker, color=colour, markersize=5, linewidth=1.2,
+                              label=f"{collective}, p={procs}"))
+    handles += [Line2D([], [], marker="o", color="#555555", linestyle="none", markersize=4,
+                       label="dots: measured"),
+                Line2D([], [], color="#555555", linewidth=1.2, label="solid: fit a + b·n"),
+                Line2D([], [], color="#555555", linewidth=1.0, linestyle="--",
+                       label="dashed: joint α, β")]
     top.set_xscale("log", base=2)
     top.set_yscale("log")
+    top.yaxis.set_major_formatter(FuncFormatter(_number_label))
+    top.yaxis.set_minor_formatter(NullFormatter())
     top.set_ylabel("time [µs]")
-    top.legend(fontsize="small", ncols=2, title="dots measured, — fit a+b·n, -- joint α, β",
-               title_fontsize="small")
+    top.legend(handles=handles, fontsize="small", loc="upper left", ncols=2)
+    top.grid(color="#e0e0e0", linewidth=0.6)
     bottom.axhline(0.0, color="black", linewidth=0.6)
     bottom.set_xscale("log", base=2)
+    bottom.xaxis.set_major_locator(LogLocator(base=4.0))
+    bottom.xaxis.set_major_formatter(FuncFormatter(_bytes_label))
+    bottom.xaxis.set_minor_locator(NullLocator())
+    bottom.tick_params(axis="x", labelrotation=45)
     bottom.set_xlabel("message size n·word [bytes]")
-    bottom.set_ylabel("residual of a+b·n [%]")
+    bottom.set_ylabel("residual of a + b·n [%]")
+    bottom.grid(color="#e0e0e0", linewidth=0.6)
     _title(top, "calibration: measured collective times and α–β fits")
     return [top, bottom]
+
+
+P_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+"""Marker of each process count in the validation plot, in increasing P."""
+
+
+def _place_labels(ax: Axes, points: Sequence[tuple[float, float, str]],
+                  limits: tuple[float, float]) -> None:
+    """Label points of a log–log square plot without overlaps: each label takes the first of
+    several offsets whose box meets no label placed before it (a greedy, good-enough layout);
+    labels that fit nowhere are left out rather than printed over each other."""
+    low, high = math.log10(limits[0]), math.log10(limits[1])
+
+    def frac(v: float) -> float:
+        return (math.log10(v) - low) / (high - low)
+
+    char_w, height = 0.0105, 0.04  # in axes fractions, fontsize 7 on a 7 × 4 inch panel
+    offsets = ((6, 2), (6, -9), (-6, 2), (-6, -9), (6, 11), (-6, 11), (6, -18), (-6, -18))
+    placed: list[tuple[float, float, float, float]] = []
+    for x, y, text in sorted(points, key=lambda p: (p[0], p[1])):
+        width = char_w * len(text)
+        for dx, dy in offsets:
+            fx, fy = frac(x) + dx / 430.0, frac(y) + dy / 240.0
+            x0 = fx if dx > 0 else fx - width
+            box = (x0, fy, x0 + width, fy + height)
+            if all(box[2] <= b[0] or box[0] >= b[2] or box[3] <= b[1] or box[1] >= b[3]
+                   for b in placed):
+                placed.append(box)
+                ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points",
+                            fontsize=7, ha="left" if dx > 0 else "right", va="bottom",
+                            color="#333333")
+                break
 
 
 def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None = None) -> Axes:
     """Predicted against measured communication time per grid (log-log, the diagonal y = x).
 
-    ``rows`` are validation records with plan, P, pr, pc, predicted_comm_s, measured_comm_s; the
-    predicted best grid of each (P, plan) is drawn filled, the others open.  Records with an
-    ``in_step_predicted_comm_s`` (the in-step calibration, leave-one-run-out) add a grey ×
-    at that prediction.
+    ``rows`` are validation records with plan, P, pr, pc, predicted_comm_s, measured_comm_s.
+    Colour: the plan; marker: P (both in the legend); the predicted best grid of each (P, plan)
+    is drawn filled, the others open; each point is labelled with its grid where the label
+    does not overlap another.  Records with an ``in_step_predicted_comm_s`` (the in-step
+    calibration, leave-one-run-out) add a grey × at that prediction.
     """
-    ax = ax or _new_axes()
+    if ax is None:
+        fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] + 1.5), layout="constrained")
+        ax = fig.add_subplot()
     plans = sorted({str(r["plan"]) for r in rows})
-    values = []
-    for i, plan_name in enumerate(plans):
-        mine = [r for r in rows if r["plan"] == plan_name]
-        colour = LINE_COLOURS[i % len(LINE_COLOURS)]
-        for r in mine:
-            pred, meas = float(r["predicted_comm_s"]), float(r["measured_comm_s"])  # type: ignore[arg-type]
-            values += [pred, meas]
-            filled = bool(r.get("predicted_best", False))
-            ax.plot(meas * 1e3, pred * 1e3, MARKERS[i % len(MARKERS)], color=colour,
-                    markerfacecolor=colour if filled else "none", markersize=7)
-            ax.annotate(f"{r['pr']}×{r['pc']}", (meas * 1e3, pred * 1e3), fontsize=7,
-                        xytext=(4, 2), textcoords="offset points")
-            in_step = r.get("in_step_predicted_comm_s")
-            if in_step is not None:
-                values.append(float(in_step))  # type: ignore[arg-type]
-                ax.plot(meas * 1e3, float(in_step) * 1e3, "x", color="#777777",  # type: ignore[arg-type]
-                        markersize=5)
-        ax.plot([], [], MARKERS[i % len(MARKERS)], color=colour, label=plan_name)
+    processes = sorted({int(r["P"]) for r in rows})  # type: ignore[call-overload]
+    colour_of = {name: LINE_COLOURS[i % len(LINE_COLOURS)] for i, name in enumerate(plans)}
+    marker_of = {P: P_MARKERS[i % len(P_MARKERS)] for i, P in enumerate(processes)}
+    values: list[float] = []
+    labels: list[tuple[float, float, str]] = []
+    for r in rows:
+        pred, meas = float(r["predicted_comm_s"]), float(r["measured_comm_s"])  # type: ignore[arg-type]
+        values += [pred, meas]
+        colour = colour_of[str(r["plan"])]
+        filled = bool(r.get("predicted_best", False))
+        ax.plot(meas * 1e3, pred * 1e3, marker_of[int(r["P"])], color=colour,  # type: ignore[call-overload]
+                markerfacecolor=colour if filled else "none", markeredgewidth=1.4,
+                markersize=8, zorder=3)
+        labels.append((meas * 1e3, pred * 1e3, f"{r['pr']}×{r['pc']}"))
+        in_step = r.get("in_step_predicted_comm_s")
+        if in_step is not None:
+            values.append(float(in_step))  # type: ignore[arg-type]
+            ax.plot(meas * 1e3, float(in_step) * 1e3, "x", color="#777777",  # type: ignore[arg-type]
+                    markersize=5, zorder=2)
+    handles: list[Line2D | Patch] = [Patch(color=colour_of[name], label=f"plan {name}")
+                                     for name in plans]
+    handles += [Line2D([], [], marker=marker_of[P], color="#555555", linestyle="none",
+                       markersize=7, markerfacecolor="none", label=f"P = {P}")
+                for P in processes]
+    handles.append(Line2D([], [], marker="o", color="#555555", linestyle="none", markersize=7,
+                          label="filled: predicted best grid"))
     if any(r.get("in_step_predicted_comm_s") is not None for r in rows):
-        ax.plot([], [], "x", color="#777777", label="in-step calibration (leave-one-run-out)")
+        handles.append(Line2D([], [], marker="x", color="#777777", linestyle="none",
+                              label="in-step calibration (leave-one-run-out)"))
     if values:
         low, high = min(values) * 1e3 / 1.5, max(values) * 1e3 * 1.5
-        ax.plot([low, high], [low, high], "-", color="black", linewidth=0.6, label="y = x")
+        ax.plot([low, high], [low, high], "-", color="black", linewidth=0.6, zorder=1)
         ax.fill_between([low, high], [low * 0.85, high * 0.85], [low * 1.15, high * 1.15],
-                        color="#cccccc", alpha=0.4, label="±15 %")
+                        color="#cccccc", alpha=0.4, zorder=0)
         ax.set_xlim(low, high)
         ax.set_ylim(low, high)
+        handles += [Line2D([], [], color="black", linewidth=0.6, label="y = x"),
+                    Patch(color="#cccccc", alpha=0.4, label="±15 %")]
+        _place_labels(ax, labels, (low, high))
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_formatter(FuncFormatter(_number_label))
+        axis.set_minor_formatter(FuncFormatter(
+            lambda v, _pos: format_number(v) if str(int(v / 10 ** math.floor(math.log10(v))))
+            in "25" else ""))
     ax.set_xlabel("measured communication per iteration [ms]")
     ax.set_ylabel("predicted communication per iteration [ms]")
-    ax.legend(fontsize="small", title="filled: predicted best grid", title_fontsize="small")
+    ax.grid(color="#e0e0e0", linewidth=0.6, which="both")
+    ax.legend(handles=handles, fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13),
+              ncols=3, frameon=False)
     _title(ax, "gridcost validate: predicted vs measured communication")
     return ax

@@ -33,6 +33,7 @@ from costmodel.search import (
     stops_improving,
 )
 from costmodel.search import efficiency as efficiency_of
+from costmodel.units import format_number, format_seconds
 
 if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
     from costmodel.perlayer import PerLayerResult
@@ -41,6 +42,9 @@ if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
 FORMATS = ("table", "json", "csv", "markdown")
+
+
+_n = format_number
 
 
 def unit_of(per: Per) -> str:
@@ -142,7 +146,7 @@ def per_collective_record(machine: Machine) -> dict[str, Any]:
 def per_collective_text(machine: Machine) -> str:
     """The fits in one line: 'all-gather 437 us, 552 MB/s (p=2 390 us, 601 MB/s; p=4 …); …';
     '' without per_collective."""
-    from costmodel.units import format_rate, format_seconds
+    from costmodel.units import format_rate
 
     def pair(entry: dict[str, Any]) -> str:
         return f"{format_seconds(entry['alpha_s'])}, {format_rate(entry['bandwidth_Bps'], 'B/s')}"
@@ -288,7 +292,7 @@ def collectives_label(record: dict[str, Any]) -> str:
         parts = ", ".join(f"{KIND_NAMES[k]} {used[k]}" for k in SELECTABLE)
         label = parts if "=" in name else f"{name} ({parts})"
     gamma = record.get("gamma_s_per_word")
-    return label + (f", γ {gamma:.4g} s/word" if gamma else "")
+    return label + (f", γ {format_seconds(gamma)}/word" if gamma else "")
 
 
 def layer_records(table: CostTable, grid: int, per: Per,
@@ -365,12 +369,14 @@ class Table:
 
 
 def _cell(value: Any) -> str:
+    """A table cell for people: numbers by :func:`costmodel.units.format_number` (the one rule
+    of every text, Markdown and LaTeX table), None as a dash, booleans as yes/no."""
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e6 else f"{value:.4e}"
+    if isinstance(value, (int, float)):
+        return format_number(value)
     return str(value)
 
 
@@ -590,7 +596,7 @@ def plans_table(records: Sequence[dict[str, Any]],
         notes = ["", "fixed plans: redistribution between layouts not charged (the paper's "
                  "convention); per-layer: charged, and included in its model comm"]
         if per_layer["best"] is not None:
-            notes.append(f"per-layer redistribution: {per_layer['best']['redistribution_s']:.4g} "
+            notes.append(f"per-layer redistribution: {_n(per_layer['best']['redistribution_s'])} "
                          f"{unit}; see `--plan per-layer` for each layer's choice")
     return Table(headers, rows, title, notes)
 
@@ -608,7 +614,7 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
              r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
              r["comm_s"], r["collectives"], *(r[f"{c}_bytes"] / mib for c in COMPONENTS)]
             for r in records]
-    notes = [memory_line(records), f"total communication: {sum(r['comm_s'] for r in records):.4g} "
+    notes = [memory_line(records), f"total communication: {_n(sum(r['comm_s'] for r in records))} "
              f"{unit}"]
     if records and "model_comm_s_by_level" in records[0]:
         at = headers.index("collectives") + 1
@@ -617,7 +623,7 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
             row.insert(at, level_split(r))
         names = list(records[0]["model_comm_s_by_level"])
         notes.append("total by level: " + ", ".join(
-            f"{name} {sum(r[f'{t}_comm_s_by_level'][name] for r in records for t in TERMS):.4g}"
+            f"{name} {_n(sum(r[f'{t}_comm_s_by_level'][name] for r in records for t in TERMS))}"
             for name in names) + f" {unit}")
     return Table(headers, rows, title, notes)
 
@@ -628,7 +634,7 @@ def level_split(record: dict[str, Any]) -> str:
     parts = []
     for term in TERMS:
         levels = record[f"{term}_comm_s_by_level"]
-        nonzero = [f"{name} {value:.4g}" for name, value in levels.items() if value]
+        nonzero = [f"{name} {_n(value)}" for name, value in levels.items() if value]
         if nonzero:
             parts.append(f"{term}: {' + '.join(nonzero)}")
     return "; ".join(parts) or "none"
@@ -640,8 +646,8 @@ def memory_line(records: Sequence[dict[str, Any]]) -> str:
     parts = {c: (max if c == "buffer" else sum)(r[f"{c}_bytes"] for r in records)
              for c in COMPONENTS}
     total = sum(parts.values())
-    return (f"memory per process: {total / GIB:.4g} GiB ("
-            + ", ".join(f"{c} {parts[c] / GIB:.4g}" for c in COMPONENTS)
+    return (f"memory per process: {_n(total / GIB)} GiB ("
+            + ", ".join(f"{c} {_n(parts[c] / GIB)}" for c in COMPONENTS)
             + " GiB; buffer = the largest over layers)")
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from costmodel.cost import CostTable
 from costmodel.loaders import load_machine, load_network
 from costmodel.plans import PLANS
+from costmodel.progress import Progress, report
 from costmodel.report import Table, render_csv, render_latex, render_markdown
 from costmodel.search import (
     Optimum,
@@ -60,8 +61,9 @@ STUDY_MACHINES = ("cori-knl", "a100-ib")
 STUDY_BATCH = 2048
 STUDY_PROCESSES = (8, 32, 128, 512, 2048)
 
-FIGURE_DPI = 100
-"""Resolution of the PNG figures (small enough to commit under docs/figures)."""
+FIGURE_DPI = 150
+"""Resolution of the PNG figures: costmodel.plot.PNG_DPI, the one resolution of every figure
+gridcost writes (kept here so that this module loads without matplotlib)."""
 
 ARTEFACT_DIGITS = 12
 """Significant digits of every number in the written tables (CSV, Markdown, LaTeX) and in
@@ -503,10 +505,13 @@ class Study:
         return min(feasible, key=lambda pair: pair[1].total_s)
 
 
-def beyond_studies() -> tuple[Study, ...]:
+def beyond_studies(progress: Progress | None = None, done: int = 0,
+                   total: int | None = None) -> tuple[Study, ...]:
     """VGG-16 and ResNet-50 on cori-knl and a100-ib (compute from the flop rate: `auto` picks
-    it because cori-knl's measured table is AlexNet's)."""
+    it because cori-knl's measured table is AlexNet's).  ``progress`` hears each study done,
+    counted from ``done`` of ``total`` (default: the studies alone)."""
     studies = []
+    total = len(STUDY_NETS) * len(STUDY_MACHINES) if total is None else total
     for name in STUDY_NETS:
         net = load_network(name)
         for machine_name in STUDY_MACHINES:
@@ -518,6 +523,7 @@ def beyond_studies() -> tuple[Study, ...]:
                       for plan in PLANS}
             compute = optima["model-batch"][0].table.compute_model
             studies.append(Study(name, machine_name, STUDY_BATCH, compute, optima, limits))
+            report(progress, done + len(studies), total, f"reproduce: {name} on {machine_name}")
     return tuple(studies)
 
 
@@ -533,11 +539,15 @@ class Reproduction:
     studies: tuple[Study, ...]
 
 
-def reproduce(beyond: bool = True) -> Reproduction:
-    """Run the paper's evaluation (and, with ``beyond``, the VGG-16/ResNet-50 study)."""
+def reproduce(beyond: bool = True, progress: Progress | None = None) -> Reproduction:
+    """Run the paper's evaluation (and, with ``beyond``, the VGG-16/ResNet-50 study);
+    ``progress`` (costmodel.progress) hears each step done: the paper's figures, each study."""
+    total = 1 + (len(STUDY_NETS) * len(STUDY_MACHINES) if beyond else 0)
+    report(progress, 0, total, "reproduce: the paper's figures")
     experiments = paper_experiments()
+    report(progress, 1, total, "reproduce: the paper's figures")
     return Reproduction(experiments, paper_claims(experiments),
-                        beyond_studies() if beyond else ())
+                        beyond_studies(progress, 1, total) if beyond else ())
 
 
 def claims_json(claims: Sequence[Claim]) -> str:

@@ -28,6 +28,7 @@ from costmodel.grids import (
 )
 from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
+from costmodel.progress import Progress, report
 from costmodel.specs import Machine, Network
 
 CHUNK_ELEMENTS = 1 << 21
@@ -167,11 +168,13 @@ class SweepResult:
 
 
 def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.ndarray,
-          plan: Plan, settings: Settings = Settings()) -> SweepResult:
+          plan: Plan, settings: Settings = Settings(),
+          progress: Progress | None = None) -> SweepResult:
     """Best grid of ``plan`` for every P in ``processes`` (batch per P: fixed B or b·P).
 
     All factorizations of all P are evaluated in chunks of at most CHUNK_ELEMENTS grid × layer
-    elements; only per-grid totals are kept.
+    elements; only per-grid totals are kept.  ``progress`` (costmodel.progress) hears the grids
+    done after each chunk.
     """
     processes = np.asarray(processes, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), processes.shape)
@@ -196,6 +199,7 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
         feasible[part] = totals.feasible
         if totals.pr_inside is not None:
             pr_inside[part] = totals.pr_inside
+        report(progress, part.stop, n, f"sweep {plan.name}: grids")
     total = np.where(feasible, columns["total"], np.inf)
     # best grid per P: sort by (owner, total) and take each owner's first row
     order = np.lexsort((grids.pr, total, owner))

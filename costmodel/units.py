@@ -67,11 +67,52 @@ def parse_quantity(text: object, kind: str, source: str = "", field: str = "") -
     return value
 
 
+SIGNIFICANT_DIGITS = 4
+"""Significant digits of every number in a human table (text, Markdown, LaTeX)."""
+
+SMALLEST_SHOWN = 1e-6
+"""Nonzero magnitudes below this read ``<0.000001`` in human tables: a microsecond, the finest
+time the model resolves (α is microseconds); below it a figure carries no information."""
+
+
+def format_number(value: float | int, digits: int = SIGNIFICANT_DIGITS,
+                  separators: bool = True) -> str:
+    """A number for people, the one rule of every human table (CSV and JSON keep full precision).
+
+    Never scientific notation.  Integers in full with thousands separators (``131,072``).  A
+    float keeps ``digits`` significant digits in fixed point, trailing zeros dropped
+    (``0.1235``, ``12.35``); from 1,000 up it is rounded to a whole number with thousands
+    separators (``17,035``), so no integer digit is lost; a nonzero magnitude below
+    SMALLEST_SHOWN reads ``<0.000001`` (``>-0.000001`` when negative); 0 is ``0``; infinities and
+    NaN read ``inf``, ``-inf``, ``nan``.  ``separators=False`` leaves out the thousands
+    separators (for a quantity that must parse back, :func:`format_seconds`).
+    """
+    comma = "," if separators else ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:{comma}}"
+    x = float(value)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0.0:
+        return "0"
+    magnitude = abs(x)
+    if magnitude < SMALLEST_SHOWN:
+        return f"<{SMALLEST_SHOWN:.6f}" if x > 0 else f">-{SMALLEST_SHOWN:.6f}"
+    decimals = max(0, digits - 1 - math.floor(math.log10(magnitude)))
+    text = f"{x:{comma}.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "0") else text
+
+
 def format_seconds(seconds: float) -> str:
-    """Format a duration for people: ``2e-06`` → ``'2 us'``, ``1776`` → ``'1776 s'``."""
+    """Format a duration for people: ``2e-06`` → ``'2 us'``, ``1776`` → ``'1776 s'``.
+
+    No thousands separators and no exponent: a quantity gridcost prints parses back with
+    :func:`parse_quantity`."""
     for unit, factor in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
         if abs(seconds) >= factor or unit == "ns":
-            return f"{seconds / factor:.4g} {unit}"
+            return f"{format_number(seconds / factor, separators=False)} {unit}"
     raise AssertionError("unreachable")
 
 
@@ -79,13 +120,13 @@ def format_rate(value: float, unit: str) -> str:
     """Format a rate with a decimal prefix: ``6.44e9, 'B/s'`` → ``'6.44 GB/s'``."""
     for prefix, factor in (("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
         if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}{unit}"
-    return f"{value:.4g} {unit}"
+            return f"{format_number(value / factor, separators=False)} {prefix}{unit}"
+    return f"{format_number(value, separators=False)} {unit}"
 
 
 def format_bytes(value: float) -> str:
     """Format a byte count with a binary prefix: ``16 * 2**30`` → ``'16 GiB'``."""
     for prefix, factor in (("Ti", 2.0**40), ("Gi", 2.0**30), ("Mi", 2.0**20), ("Ki", 2.0**10)):
         if abs(value) >= factor:
-            return f"{value / factor:.4g} {prefix}B"
-    return f"{value:.4g} B"
+            return f"{format_number(value / factor, separators=False)} {prefix}B"
+    return f"{format_number(value, separators=False)} B"

@@ -521,7 +521,7 @@ def test_profile_selects_collectives_and_the_option_overrides(
     assert by_profile["collectives"] == "ring"
     assert by_profile["gamma_s_per_word"] == 5e-10
     title = run("optimize", "--net", "alexnet", "--P", "64", "--machine", name).splitlines()[0]
-    assert title.endswith("collectives ring, γ 5e-10 s/word, compute flops (1e+12 FLOP/s)")
+    assert title.endswith("collectives ring, γ 0.5 ns/word, compute flops (1 TFLOP/s)")
     overridden = run_json("optimize", "--net", "alexnet", "--P", "64", "--machine", name,
                           "--collectives", "binomial")
     assert overridden["collectives"] == "binomial"

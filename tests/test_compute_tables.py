@@ -105,13 +105,13 @@ def test_a_changed_network_with_the_same_name_does_not_use_the_table(tmp_path: P
     network = load_network(str(path))
     flops = 2048 * 6.0 * network.macs / (64 * 2.33e12) * 1_200_000 / 2048
     assert seconds == pytest.approx(flops, rel=1e-12)
-    assert model == ("flops (2.33e+12 FLOP/s), as compute table 'paper-figures' of machine "
+    assert model == ("flops (2.33 TFLOP/s), as compute table 'paper-figures' of machine "
                      "'cori-knl' does not apply to network 'alexnet' (measured on alexnet, "
                      "different layers)")
 
 
 def test_another_network_says_nothing_about_the_table() -> None:
-    assert _compute("vgg16")[1] == "flops (2.33e+12 FLOP/s)"
+    assert _compute("vgg16")[1] == "flops (2.33 TFLOP/s)"
 
 
 def test_forcing_a_table_that_does_not_apply_is_one_line(

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from cli_helpers import run
 from golden import line_difference
+from hypothesis import given
+from hypothesis import strategies as st
 
 from costmodel.cli import main
 from costmodel.collectives import (
@@ -267,14 +269,14 @@ FC6_TEXT = """\
 fc6 (fc; model over Pr=32 × batch over Pc=16)
   fc6 model: forward all-gather + backward all-reduce over Pr
     formula:     3·(α·⌈log2 Pr⌉ + β·⌈B/Pc⌉·(Pr−1)/Pr·d_i)
-    where:       α = 2e-06 s, β = 6.20881716410319e-10 s/word, Pr = 32, ⌈B/Pc⌉ = ⌈2048/16⌉ = 128, d_i = 4096 activations/sample
-    substituted: 3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)
-    result:      0.000976044921875 s/iteration × 585.9375 iterations/epoch = 0.5719013214111328 s/epoch (8789.0625 messages, 892800000 words per epoch)
+    where:       α = 2×10⁻⁶ s, β = 6.209×10⁻¹⁰ s/word, Pr = 32, ⌈B/Pc⌉ = ⌈2048/16⌉ = 128, d_i = 4096 activations/sample
+    substituted: 3·(2×10⁻⁶·5 + 6.209×10⁻¹⁰·128·31/32·4096)
+    result:      0.000976 s/iteration × 585.9 iterations/epoch = 0.5719 s/epoch (8,789 messages, 892,800,000 words per epoch)
   fc6 batch: weight-gradient all-reduce over Pc
     formula:     2·(α·⌈log2 Pc⌉ + β·(Pc−1)/Pc·|W_i|/Pr)
-    where:       α = 2e-06 s, β = 6.20881716410319e-10 s/word, Pc = 16, |W_i| = 37752832 parameters, u_i = 4096 units, Pr = 32, |W_i|/Pr = 37752832/32 = 1179776 words
-    substituted: 2·(2e-06·4 + 6.20881716410319e-10·15/16·37752832/32)
-    result:      0.0013894400272369384 s/iteration × 585.9375 iterations/epoch = 0.8141250159591437 s/epoch (4687.5 messages, 1296140625 words per epoch)
+    where:       α = 2×10⁻⁶ s, β = 6.209×10⁻¹⁰ s/word, Pc = 16, |W_i| = 37752832 parameters, u_i = 4096 units, Pr = 32, |W_i|/Pr = 37752832/32 = 1179776 words
+    substituted: 2·(2×10⁻⁶·4 + 6.209×10⁻¹⁰·15/16·37752832/32)
+    result:      0.001389 s/iteration × 585.9 iterations/epoch = 0.8141 s/epoch (4,688 messages, 1,296,140,625 words per epoch)
 """
 
 
@@ -394,7 +396,7 @@ def test_cli_text_shows_the_worked_example() -> None:
                           "overlap none, collectives paper, compute table 'paper-figures' "
                           "(alexnet)\n")
     assert FC6_TEXT in out
-    assert "= 26.740432358218825 s/epoch" in out
+    assert "= 26.74 s/epoch" in out
 
 
 def test_cli_json_and_markdown() -> None:
@@ -410,7 +412,7 @@ def test_cli_json_and_markdown() -> None:
                                                 plan("fc-model"), layers=["fc6"]))
     md = run(*FC6_ARGS, "--format", "markdown")
     assert "#### fc6 (fc; model over Pr=32 × batch over Pc=16)" in md
-    assert "| 0.000976044921875 | 0.5719013214111328 |" in md
+    assert "| 0.000976 | 0.5719 |" in md
     assert "\\|W_i\\|/Pr" in md  # pipes inside cells are escaped
     assert md == render_markdown(explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"),
                                          layers=["fc6"]), "epoch")
@@ -524,3 +526,50 @@ def test_explain_refuses_auto_and_gamma() -> None:
     # the paper's forms carry no γ: explained as before
     e = explain(ALEXNET, gamma, 8, 2, 2048, plan("fc-model"), compute="none")
     assert e.collectives == "paper"
+
+
+# --------------------------------------------------------------------------- readable numbers
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (2e-6, "2×10⁻⁶"), (6.20881716410319e-10, "6.209×10⁻¹⁰"), (9.99996e-5, "1×10⁻⁴"),
+    (0.000976044921875, "0.000976"), (585.9375, "585.9"), (26.740432358218825, "26.74"),
+    (4746224121.09375, "4746224121"), (11450.0, "11450"), (0.0, "0"), (-2.5e-7, "-2.5×10⁻⁷")])
+def test_readable_numbers_by_hand(value: float, text: str) -> None:
+    from costmodel.explain import readable
+
+    assert readable(value) == text
+
+
+def test_readable_text_rounds_floats_and_leaves_names_and_integers() -> None:
+    from costmodel.explain import readable_text
+
+    assert (readable_text("3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)")
+            == "3·(2×10⁻⁶·5 + 6.209×10⁻¹⁰·128·31/32·4096)")
+    assert readable_text("layer1.0.conv1 = 0.1234567 s, conv1_1") == "layer1.0.conv1 = 0.1235 s, conv1_1"
+
+
+@given(st.floats(min_value=1e-12, max_value=1e12))
+def test_readable_keeps_four_significant_digits(value: float) -> None:
+    from costmodel.explain import readable
+
+    text = readable(value)
+    assert "e" not in text
+    if "×10" in text:
+        mantissa, exponent = text.split("×10")
+        back = float(mantissa) * 10.0 ** int(exponent.translate(str.maketrans("⁻⁰¹²³⁴⁵⁶⁷⁸⁹",
+                                                                              "-0123456789")))
+    else:
+        back = float(text)
+    assert math.isclose(back, value, rel_tol=5e-4, abs_tol=0.5)
+
+
+def test_text_and_markdown_are_rounded_and_json_is_in_full() -> None:
+    e = explain(ALEXNET, CORI, 512, 32, 2048, plan("fc-model"), layers=["fc6"])
+    for text in (render_text(e, "epoch"), render_markdown(e, "epoch")):
+        assert "6.20881716410319" not in text and "e-0" not in text and "e-1" not in text
+        assert "numbers rounded to 4 significant digits" in text
+    record = explanation_record(e)
+    assert record["layers"][0]["terms"][0]["substituted"] == (
+        "3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)")
+    assert record["layers"][0]["terms"][0]["seconds_per_iteration"] == 0.000976044921875

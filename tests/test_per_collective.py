@@ -196,7 +196,7 @@ def test_explain_writes_the_per_collective_pair(tmp_path: Path) -> None:
     out = run("explain", "--net", "alexnet", "--machine", str(path), "--P", "4", "--pr", "2",
               "--plan", "domain-batch", "--layer", "conv2")
     assert "formula:     α_p2p + β_p2p·⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋" in out
-    assert "α_p2p = 1e-06 s (per_collective.p2p)" in out
+    assert "α_p2p = 1×10⁻⁶ s (per_collective.p2p)" in out
 
 
 def test_call_ratios_against_the_profile() -> None:

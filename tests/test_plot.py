@@ -173,9 +173,9 @@ def test_scaling_lines_limits_and_labels(limits: dict[str, ScalingLimits]) -> No
     expected_rings = sum(lim.best_time_processes is not None for lim in limits.values())
     ax = plot.scaling(sweeps, limits=limits)
     labels = [line.get_label() for line in ax.get_lines()]
-    assert "model-batch: feasible to P=196608, improving throughout" in labels
-    assert "fc-model: feasible to P=2048, stops improving at P=512" in labels
-    assert "pure batch (1×P)" in labels
+    assert "model-batch: feasible to P=196,608, improving throughout" in labels
+    assert "fc-model: feasible to P=2,048, stops improving at P=512" in labels
+    assert "pure batch (1×P), drawn on top" in labels
     # fc-model's limit P=2048 lies in the plotted range (up to 4096); model-batch's does not
     verticals = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert [float(np.asarray(line.get_xdata())[0]) for line in verticals] == [2048.0]
@@ -324,3 +324,182 @@ def test_predicted_vs_measured_marks_in_step_predictions() -> None:
     points = sorted((float(c.get_xdata()[0]), float(c.get_ydata()[0])) for c in crosses)
     assert np.allclose(points, [(15.0, 5.0), (25.0, 10.0)])
     assert with_in_step.get_ylim()[0] <= 5.0  # the axes include the in-step points
+
+
+# ---------------------------------------------------------------- what people expect to see
+
+
+def _draw(fig: Figure) -> object:
+    """Lay out and draw ``fig`` with Agg; its renderer (for text and legend extents)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return canvas.get_renderer()
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG from its IHDR chunk."""
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_a_deep_network_heatmap_is_summed_by_stage_and_stays_small() -> None:
+    net = load_network("resnet152")
+    opt = optimize(net, MACHINE, 64, 2048, PLANS["model-batch"], with_limits=False)
+    ax = plot.layer_heatmap(opt.table)
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(rows) <= plot.MAX_ROWS
+    assert rows[0] == "conv1" and rows[-1] == "fc"
+    assert "layer3 (109 layers)" in rows
+    assert "rows: 156 layers summed by stage" in ax.get_title()
+    image = ax.get_images()[0].get_array()
+    assert image is not None and image.shape == (len(rows), len(opt.table.grids))
+    # the sums keep the total: every feasible column adds up to the grid's communication
+    scale = opt.table.iterations_per_epoch[:, None]
+    full = sum(opt.table.seconds(t) for t in ("model", "batch", "domain")) * scale
+    assert np.allclose(np.asarray(image).sum(axis=0), full.sum(axis=1), rtol=1e-12)
+    width, height = _png_size(plot.figure_bytes(ax, "png"))
+    assert width <= 1200 and height <= 1800  # was 1050 × 9540 with one row per layer
+    colourbar = plot.figure_of(ax).axes[-1]
+    _draw(plot.figure_of(ax))
+    ticks = [t.get_text() for t in colourbar.get_yticklabels() if t.get_text()]
+    assert ticks and not any("$" in t or "e" in t for t in ticks)
+
+
+def test_many_grids_get_at_most_max_grid_labels() -> None:
+    net = load_network("resnet50")
+    opt = optimize(net, MACHINE, 5040, 5040, PLANS["model-batch"], with_limits=False)
+    ax = plot.layer_heatmap(opt.table)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert len(opt.table.grids) == 60 and len(labels) <= plot.MAX_GRID_LABELS
+    assert "every 3rd grid labelled" in ax.get_xlabel()
+
+
+def test_heatmap_rows_by_block_then_heaviest_plus_other() -> None:
+    names = ["conv1", *[f"layer{s}.{b}.conv{c}" for s in (1, 2) for b in range(4)
+                        for c in (1, 2)], "fc"]
+    labels, members, how = plot.heatmap_rows(names, np.ones(len(names)), most=12)
+    assert labels[:2] == ["conv1", "layer1.0 (2 layers)"] and len(labels) == 10
+    assert "by block" in how and sum(m.size for m in members) == len(names)
+    flat = [f"fc{i}" for i in range(30)]
+    weight = np.arange(30, dtype=np.float64)
+    labels, members, how = plot.heatmap_rows(flat, weight, most=5)
+    assert labels == ["fc26", "fc27", "fc28", "fc29", "other (26 layers)"]
+    assert members[-1].tolist() == list(range(26)) and "the rest summed" in how
+
+
+def test_one_dpi_everywhere() -> None:
+    from costmodel import reproduce
+
+    assert reproduce.FIGURE_DPI == plot.PNG_DPI
+
+
+def test_a_users_plot_carries_no_paper_figure_number(optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima)
+    assert "Fig." not in _texts(fig) and "Eq." not in _texts(fig)
+    assert "Fig." not in plot.describe(optima[0].table)
+
+
+def test_a_wide_range_cuts_the_axis_and_labels_the_cut_bars() -> None:
+    net = load_network("vgg16")
+    opt = optimize(net, MACHINE, 64, 2048, PLANS["model-batch"], with_limits=False)
+    fig = plot.grid_bars([opt])
+    ax = fig.axes[0]
+    assert opt.best is not None
+    best = float(opt.table.total_s[opt.best] * opt.table.iterations_per_epoch[opt.best])
+    assert ax.get_ylim()[1] <= plot.CLIP_RATIO * best * 1.2
+    assert "axis cut at 15× the best" in ax.get_title()
+    worst = float((opt.table.total_s * opt.table.iterations_per_epoch).max())
+    from costmodel.units import format_number
+
+    assert f"{format_number(worst)} ↑" in [t.get_text() for t in ax.texts]
+
+
+def test_a_narrow_range_keeps_the_whole_axis(optima: list[Optimum]) -> None:
+    fig = plot.grid_bars(optima[:1])
+    assert "cut" not in fig.axes[0].get_title()
+    assert not any("↑" in t.get_text() for t in fig.axes[0].texts)
+
+
+def test_scaling_legend_below_the_axes_and_pure_batch_on_top(
+        limits: dict[str, ScalingLimits]) -> None:
+    sweeps = {name: lim.sweep for name, lim in limits.items()}
+    ax = plot.scaling(sweeps, limits=limits)
+    legend = ax.get_legend()
+    assert legend is not None
+    fig = plot.figure_of(ax)
+    renderer = _draw(fig)
+    assert legend.get_window_extent(renderer).y1 <= ax.get_window_extent(renderer).y0  # type: ignore[arg-type]
+    pure = next(line for line in ax.get_lines() if str(line.get_label()).startswith("pure"))
+    plans = [line for line in ax.get_lines() if str(line.get_label()).split(":")[0] in sweeps]
+    assert all(pure.get_zorder() > line.get_zorder() for line in plans)
+
+
+def test_tick_labels_never_use_an_exponent(optima: list[Optimum],
+                                           limits: dict[str, ScalingLimits]) -> None:
+    sweeps = {name: lim.sweep for name, lim in limits.items()}
+    drawn = [plot.scaling(sweeps, limits=limits), *plot.grid_bars(optima).axes,
+             plot.cost_curves(plot.curves_from_optima(optima, "total"), "total")]
+    for ax in drawn:
+        _draw(plot.figure_of(ax))
+        for label in (*ax.get_xticklabels(), *ax.get_yticklabels()):
+            assert "e+" not in label.get_text() and "e-" not in label.get_text()
+            assert "10^" not in label.get_text() and "$" not in label.get_text()
+
+
+CALIBRATION_POINTS = [
+    {"collective": c, "p": p, "bytes": float(n), "measured_s": 1e-3 + n * 1e-9,
+     "series_fit_s": 1e-3 + n * 1.1e-9, "joint_fit_s": 9e-4 + n * 1e-9}
+    for c in ("allgather", "allreduce") for p in (2, 3, 4) for n in (4, 1024, 2**20)
+] + [{"collective": "p2p", "p": 2, "bytes": float(n), "measured_s": 5e-4 + n * 1e-9,
+      "series_fit_s": 5e-4 + n * 1e-9, "joint_fit_s": 6e-4 + n * 1e-9} for n in (4, 2**20)]
+
+
+def test_calibration_fits_distinct_colours_and_labelled_line_styles() -> None:
+    top, bottom = plot.calibration_fits(CALIBRATION_POINTS)
+    legend = top.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert {"solid: fit a + b·n", "dashed: joint α, β", "dots: measured"} <= set(labels)
+    series = [h for h, text in zip(legend.legend_handles, labels) if ", p=" in text]
+    colours = [h.get_color() for h in series]  # type: ignore[union-attr]
+    assert len(series) == 7 and len(set(colours)) == 7
+    dashed = [line for line in top.get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 7 and len({line.get_color() for line in dashed}) == 7
+    assert top.get_ylabel() == "time [µs]" and "[bytes]" in bottom.get_xlabel()
+
+
+VALIDATION_ROWS = [
+    {"plan": plan, "P": P, "pr": pr, "pc": P // pr, "predicted_comm_s": 0.01 * P + 0.001 * pr,
+     "measured_comm_s": 0.011 * P + 0.001 * pr, "predicted_best": pr == 1}
+    for plan in ("fc-model", "model-batch") for P in (2, 4) for pr in (1, 2, 4) if pr <= P]
+
+
+def test_validation_plot_tells_p_apart_by_marker_and_legend() -> None:
+    ax = plot.predicted_vs_measured(VALIDATION_ROWS)
+    legend = ax.get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert {"P = 2", "P = 4", "plan fc-model", "plan model-batch"} <= set(labels)
+    marker_of = {}
+    for line in ax.get_lines():
+        if len(line.get_xdata()) == 1 and line.get_marker() != "x":
+            x = float(line.get_xdata()[0])
+            row = next(r for r in VALIDATION_ROWS
+                       if abs(float(r["measured_comm_s"]) * 1e3 - x) < 1e-9)  # type: ignore[arg-type]
+            marker_of.setdefault(row["P"], set()).add(line.get_marker())
+    assert all(len(m) == 1 for m in marker_of.values())
+    assert marker_of[2] != marker_of[4]
+
+
+def test_validation_labels_do_not_overlap() -> None:
+    rows = [dict(r, measured_comm_s=0.02, predicted_comm_s=0.02) for r in VALIDATION_ROWS]
+    ax = plot.predicted_vs_measured(rows + VALIDATION_ROWS)
+    fig = plot.figure_of(ax)
+    renderer = _draw(fig)
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]  # type: ignore[arg-type]
+    assert boxes
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b) or (a.intersection(a, b) is not None
+                                         and a.intersection(a, b).width < 1.5)  # type: ignore[union-attr]

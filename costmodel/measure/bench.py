@@ -24,6 +24,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from costmodel.progress import report, worker_progress
+
 WORD_BYTES = 4
 
 
@@ -146,6 +148,10 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
             idle = idle_probe(pair, gap_s, reps, warmup, device)
         dist.barrier()
     concurrent = bool(args.get("concurrent", True))
+    progress = worker_progress(rank)
+    units = [(p, c) for p in args["procs"] if p <= world for c in ("allgather", "allreduce", "p2p")
+             if c in wanted and (c != "p2p" or p == 2)]
+    total, done = len(units) * len(args["sizes_bytes"]), 0
     for p in args["procs"]:
         if p > world:
             continue
@@ -185,6 +191,8 @@ def run_bench(args: dict[str, Any], device: torch.device) -> dict[str, Any]:
                     words_done.append(n)
                     seconds.append(statistics.median(t))
                     samples.append(t)
+                    done += 1
+                    report(progress, done, total, f"calibrating {collective}, p={p}")
                 series.append({"collective": collective, "p": p, "words": words_done,
                                "seconds": seconds, "samples": samples, "groups": tiles})
         dist.barrier()

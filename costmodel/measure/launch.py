@@ -26,6 +26,7 @@ from types import FrameType
 from typing import IO, Any
 
 from costmodel.errors import MeasureError
+from costmodel.progress import PROGRESS_FILE_VARIABLE, Progress, read_progress
 
 TORCHRUN_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
@@ -127,13 +128,14 @@ def _start_keepers(count: int) -> list[subprocess.Popen[bytes]]:
 
 
 def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
-              keep_awake: bool = False) -> Any:
+              keep_awake: bool = False, progress: Progress | None = None) -> Any:
     """Run ``task`` on ``nprocs`` local worker processes and return rank 0's result.
 
     ``keep_awake``: also run one :mod:`costmodel.measure.awake` loop per CPU for the duration,
     so that no CPU goes idle (see there).  Raises MeasureError when a worker fails (with the end
     of its output), when the run takes longer than ``timeout_s`` seconds, or when interrupted;
-    every worker and keeper is ended either way.
+    every worker and keeper is ended either way.  ``progress`` (costmodel.progress) hears
+    rank 0's progress while the workers run.
     """
     if keep_awake and not keep_awake_supported():
         raise MeasureError("--keep-awake needs Linux (the SCHED_IDLE scheduling policy)")
@@ -154,6 +156,8 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
                                RANK=str(rank), WORLD_SIZE=str(nprocs), LOCAL_RANK=str(rank),
                                LOCAL_WORLD_SIZE=str(nprocs), GLOO_SOCKET_IFNAME="lo",
                                OMP_NUM_THREADS="1", GRIDCOST_PARENT_PID=str(os.getpid()))
+                    if progress is not None:
+                        env[PROGRESS_FILE_VARIABLE] = str(folder / "progress")
                     log: IO[str] = open(  # noqa: SIM115
                         folder / f"rank{rank}.log", "w", encoding="utf-8")
                     logs.append(log)
@@ -162,7 +166,7 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
                          str(result_path)],
                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                         start_new_session=True))
-                _wait(procs, folder, timeout_s)
+                _wait(procs, folder, timeout_s, progress)
         except KeyboardInterrupt:
             raise MeasureError("interrupted: all worker processes were ended") from None
         finally:
@@ -175,15 +179,24 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
             raise MeasureError(f"rank 0 wrote no result: {_tail(folder / 'rank0.log')}") from None
 
 
-def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, timeout_s: float) -> None:
+def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, timeout_s: float,
+          progress: Progress | None = None) -> None:
     deadline = time.monotonic() + timeout_s
+    last: tuple[int, int, str] | None = None
     while True:
+        if progress is not None:
+            now = read_progress(str(folder / "progress"))
+            if now is not None and now != last:
+                last = now
+                progress(*now)
         codes = [proc.poll() for proc in procs]
         for rank, code in enumerate(codes):
             if code not in (None, 0):
                 raise MeasureError(f"worker rank {rank} failed (exit code {code}): "
                                    f"{_tail(folder / f'rank{rank}.log')}")
         if all(code == 0 for code in codes):
+            if progress is not None and last is not None:
+                progress(last[1], last[1], last[2])  # done: the line is wiped
             return
         if time.monotonic() > deadline:
             raise MeasureError(f"the measurement did not finish within {timeout_s:g} s "
@@ -192,9 +205,9 @@ def _wait(procs: list[subprocess.Popen[bytes]], folder: Path, timeout_s: float) 
 
 
 def run(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
-        keep_awake: bool = False) -> Any:
+        keep_awake: bool = False, progress: Progress | None = None) -> Any:
     """Under torchrun: run ``task`` in this process (rank 0 returns the result, others None);
-    otherwise start ``nprocs`` local workers (:func:`run_local`)."""
+    otherwise start ``nprocs`` local workers (:func:`run_local`), ``progress`` hearing theirs."""
     if under_torchrun():
         if keep_awake:
             raise MeasureError("--keep-awake is for local runs; on a cluster set the nodes' "
@@ -202,4 +215,4 @@ def run(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
         from costmodel.measure.worker import run_task
 
         return run_task(task, args)
-    return run_local(task, args, nprocs, timeout_s, keep_awake)
+    return run_local(task, args, nprocs, timeout_s, keep_awake, progress)

@@ -37,6 +37,8 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
+from costmodel.progress import report, worker_progress
+
 ARCH: tuple[tuple[Any, ...], ...] = (
     ("conv", "conv1", 3, 32, 5),
     ("relu",), ("pool",),
@@ -469,13 +471,17 @@ def run_validation(args: dict[str, Any], device: torch.device) -> dict[str, Any]
     params = reference_parameters(seed)
     x, y = make_batch(batch, seed)
     reference = reference_step(params, x, y)
-    runs = []
+    runs: list[dict[str, Any]] = []
+    progress = worker_progress(dist.get_rank())
+    total = len(args["plans"]) * len(layouts)
     for plan in args["plans"]:
         for lay in layouts:
+            report(progress, len(runs), total, f"validating {plan} {lay.pr}×{lay.pc}")
             dist.barrier()
             mine = run_grid(plan, lay, args, device, params, x, y, reference)
             everyone: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(everyone, mine)
             runs.append({"plan": plan, "pr": lay.pr, "pc": lay.pc, "ranks": everyone})
+    report(progress, len(runs), total, "validating")
     return {"runs": runs, "backend": str(dist.get_backend()), "world": dist.get_world_size(),
             "torch": torch.__version__, "batch": batch}

@@ -204,9 +204,13 @@ def _block(t: np.ndarray, free: np.ndarray, duration: np.ndarray
 
 
 def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = None,
-        layer_names: tuple[str, ...] = ()) -> tuple[ScheduleTotals, list[Event]]:
+        layer_names: tuple[str, ...] = (), serial: bool = False
+        ) -> tuple[ScheduleTotals, list[Event]]:
     """Run the schedule of every grid (module docstring); with ``record`` = a grid index, also
     return that grid's events in time order (for timelines), else [].
+
+    ``serial``: the compute also waits for every bucket all-reduce (nothing overlaps): the
+    total is then ``serial_s``, overlap ``none`` drawn as a schedule.
 
     Buckets fill in ready order (layer L−1 first) and close when (a) the next layer's gradient
     goes to another group, (b) the cap is reached (rule 'reach', DDP) or the next gradient would
@@ -289,6 +293,17 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
                                     f"{_group_name(steps, record, i)}", 0.0))
             members = []
         free = np.where(runs, start + cost, free)
+        if serial:
+            if record is not None and runs[record] and start[record] > t[record]:
+                events.append(Event("wait", float(t[record]), float(start[record]),
+                                    "compute waits for the channel", (names[i],), 0.0, "",
+                                    float(start[record] - t[record])))
+            if record is not None and runs[record]:
+                events.append(Event("wait", float(start[record]), float(free[record]),
+                                    "compute waits for the gradient all-reduce", (names[i],),
+                                    0.0, "", float(free[record] - start[record])))
+            wait = wait + np.where(runs, free - t, 0.0)
+            t = np.where(runs, free, t)
         gradient = gradient + cost
         nbuckets = nbuckets + close
         acc = np.where(close, 0.0, acc)
@@ -486,3 +501,193 @@ def schedule_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     """The schedule of ``plan`` on every grid (G,): :func:`plan_steps`, then :func:`run`."""
     steps = plan_steps(network, machine, grids, plan, algo, compute_s, pr_inside)
     return run(steps, bucket, machine.word_bytes)[0]
+
+
+# --------------------------------------------------------------------------- records
+
+
+def bucket_record(bucket: Bucketing) -> dict[str, Any]:
+    """The bucketing in JSON (docs/json.md): name, caps in bytes, filling rule, source."""
+    return {"name": bucket.name, "cap_bytes": bucket.cap_bytes,
+            "first_cap_bytes": bucket.first_cap_bytes, "rule": bucket.rule,
+            "source": bucket.source}
+
+
+def grid_schedule_record(totals: ScheduleTotals, grid: int, scale: float) -> dict[str, Any]:
+    """One grid's schedule in JSON (docs/json.md), seconds × ``scale`` (1 per iteration, N/B
+    per epoch): what is exposed and where it comes from."""
+    def num(x: np.ndarray) -> float:
+        return float(x[grid]) * scale
+
+    return {"exposed_comm_s": num(totals.exposed_s), "blocking_comm_s": num(totals.blocking_s),
+            "wait_s": num(totals.wait_s), "tail_s": num(totals.tail_s),
+            "gradient_comm_s": num(totals.gradient_s),
+            "hidden_gradient_s": num(totals.hidden_s), "buckets": int(totals.buckets[grid])}
+
+
+def describe(totals: ScheduleTotals, grid: int, scale: float = 1.0, unit: str = "s") -> str:
+    """One sentence for people: where the exposed communication of a grid comes from."""
+    r = grid_schedule_record(totals, grid, scale)
+    return (f"exposed communication {r['exposed_comm_s']:.4g} {unit} = blocking Pr-group "
+            f"collectives and halos {r['blocking_comm_s']:.4g} + compute waiting for the "
+            f"channel {r['wait_s']:.4g} + all-reduce after the last compute {r['tail_s']:.4g}; "
+            f"{r['hidden_gradient_s']:.4g} of {r['gradient_comm_s']:.4g} {unit} gradient "
+            f"all-reduce hidden, {r['buckets']} buckets")
+
+
+# --------------------------------------------------------------------------- one grid
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """One iteration of one grid as events (docs/schedule.md §5): what ``gridcost timeline``
+    draws and lists.  Seconds per iteration."""
+
+    network: str
+    machine: str
+    P: int
+    pr: int
+    pc: int
+    batch: int
+    plan: str
+    overlap: str
+    bucket: Bucketing
+    totals: ScheduleTotals
+    events: tuple[Event, ...]
+    feasible: bool
+    reason: str
+    compute_model: str
+    forward_end_s: float
+    note: str = ""
+
+    @property
+    def total_s(self) -> float:
+        return float(self.totals.total_s[0])
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready (docs/json.md, 'timeline')."""
+        return {"net": self.network, "machine": self.machine, "P": self.P, "pr": self.pr,
+                "pc": self.pc, "batch": self.batch, "plan": self.plan,
+                "overlap": self.overlap, "bucket": bucket_record(self.bucket),
+                "feasible": self.feasible, "reason": self.reason or None,
+                "compute_model": self.compute_model, "unit": "s/iteration",
+                "total_s": self.total_s, "compute_s": float(self.totals.compute_s[0]),
+                "forward_end_s": self.forward_end_s,
+                **grid_schedule_record(self.totals, 0, 1.0), "note": self.note or None,
+                "events": [e.record() for e in self.events]}
+
+
+def _paper_batch(totals: ScheduleTotals, events: list[Event]) -> tuple[ScheduleTotals,
+                                                                       list[Event]]:
+    """Overlap 'batch' drawn: the paper's bound lets the whole gradient all-reduce hide under
+    any compute, so its all-reduces are laid back to back on their own lane after the blocking
+    collectives' time; the total is max(compute, Σ all-reduce) + blocking (docs/model.md §7)."""
+    chain = [e for e in events if e.lane in ("compute", "pr")]
+    grads = [e for e in events if e.lane == "gradient"]
+    t = float(totals.blocking_s[0])
+    laid = []
+    for e in grads:
+        laid.append(replace(e, start_s=t, end_s=t + (e.end_s - e.start_s), exposed_s=0.0))
+        t = laid[-1].end_s
+    end_chain = float(totals.compute_s[0] + totals.blocking_s[0])
+    chain = _unwaited(chain)
+    total = max(end_chain, t)
+    out = chain + laid
+    if total > end_chain:
+        out.append(Event("wait", end_chain, total, "last all-reduce after the last compute",
+                         (), 0.0, "", total - end_chain))
+    new = ScheduleTotals(np.array([total]), totals.compute_s, totals.blocking_s,
+                         np.zeros(1), np.array([total - end_chain]), totals.gradient_s,
+                         totals.buckets)
+    return new, _mark_exposed(out)
+
+
+def _unwaited(chain: list[Event]) -> list[Event]:
+    """The compute and blocking events back to back (no waits), in their order."""
+    t = 0.0
+    out = []
+    for e in sorted(chain, key=lambda e: e.start_s):
+        d = e.end_s - e.start_s
+        out.append(replace(e, start_s=t, end_s=t + d))
+        t += d
+    return out
+
+
+def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | None,
+                       batch: int, plan: Plan | str, settings: Any = None) -> Timeline:
+    """One iteration of grid ``pr`` × P/``pr`` as a schedule of events (docs/schedule.md).
+
+    ``plan``: a Plan, a plan name, or 'per-layer' (the per-layer optimum at P; ``pr`` is then
+    ignored).  ``pr`` None takes the best grid of ``plan`` under ``settings``.  ``settings``
+    (costmodel.search.Settings) gives overlap, collectives, compute, mapping and bucket; under
+    overlap 'none' every all-reduce blocks (one per layer, the paper's count, unless a bucket
+    is given), under 'batch' the paper's bound is drawn, under 'backward' the schedule.
+    """
+    from costmodel.buckets import PRESETS, bucketing
+    from costmodel.cost import evaluate, machine_algorithms
+    from costmodel.plans import plan as plan_named
+    from costmodel.search import Settings, optimize, reason
+
+    s = settings if settings is not None else Settings()
+    bucket = (s.bucket if isinstance(s.bucket, Bucketing)
+              else bucketing(s.bucket, None, machine.bucket) if s.overlap == "backward"
+              else PRESETS["layer"] if s.bucket is None else bucketing(s.bucket))
+    names = tuple(layer.name for layer in network.layers)
+    algo = machine_algorithms(machine, s.collectives)
+    if plan == "per-layer":
+        from costmodel.perlayer import optimize_per_layer
+
+        result = optimize_per_layer(network, machine, P, batch, replace(s, bucket=bucket))
+        assert result.choice is not None
+        prob = result.problem
+        steps = prob.steps if prob.steps is not None else _perlayer_steps(prob)
+        seq = prob.sequence_steps(result.choice) if prob.steps is not None else \
+            _sequence_of(prob, steps, result.choice)
+        lay = prob.layouts
+        pr_used = int(lay.pr[result.choice].max())
+        note = ("per-layer plan: each layer its own layout (Pr of the most split layer "
+                "shown); redistribution as blocking collectives")
+        feasible, why, plan_name = True, "", "per-layer"
+        compute_model = prob.compute_model
+    else:
+        chosen = plan_named(plan) if isinstance(plan, str) else plan
+        if pr is None:
+            best = optimize(network, machine, P, batch, chosen, replace(s, bucket=bucket),
+                            with_limits=False)
+            assert best.best is not None
+            pr = int(best.table.grids.pr[best.best])
+        if P % pr:
+            from costmodel.errors import UsageError
+
+            raise UsageError(f"--pr: expected a divisor of P={P}, got {pr}")
+        grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
+        table = evaluate(network, machine, grids, chosen, s.overlap, s.collectives, s.compute,
+                         None, s.mapping, bucket if s.overlap == "backward" else None)
+        pr_inside = None if table.mappings is None else table.mappings.pr_inside
+        seq = plan_steps(network, machine, grids, chosen, algo, table.compute_s, pr_inside)
+        pr_used, plan_name = pr, chosen.name
+        feasible, why = bool(table.feasible[0]), reason(table, 0)
+        compute_model = table.compute_model
+        note = ("" if pr_inside is None else
+                f"mapping {'pr-inside' if pr_inside[0] else 'pc-inside'}")
+    totals, events = run(seq, bucket, machine.word_bytes, record=0, layer_names=names,
+                         serial=s.overlap == "none")
+    if s.overlap == "batch":
+        totals, events = _paper_batch(totals, events)
+    forward_end = float((seq.fwd_compute_s + seq.fwd_pre_s + seq.fwd_post_s).sum(axis=1)[0])
+    return Timeline(network.name, machine.name, P, pr_used, P // pr_used, batch, plan_name,
+                    s.overlap, bucket, totals, tuple(events), feasible, why, compute_model,
+                    forward_end, note)
+
+
+def _perlayer_steps(prob: Any) -> Steps:
+    from costmodel.cost import machine_algorithms
+    from costmodel.perlayer import layout_steps
+
+    algo = machine_algorithms(prob.machine, prob.settings.collectives)
+    return layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
+                        prob.compute_s)  # type: ignore[no-any-return]
+
+
+def _sequence_of(prob: Any, steps: Steps, choice: np.ndarray) -> Steps:
+    return replace(prob, steps=steps).sequence_steps(choice)  # type: ignore[no-any-return]

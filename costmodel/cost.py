@@ -9,7 +9,7 @@ training iteration; multiply by ``iterations_per_epoch`` for epochs.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -758,11 +758,8 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     """
     _check(grids, overlap)
     if overlap == "backward":
-        table = evaluate(network, machine, grids, plan, overlap, collectives, compute, memory,
-                         mapping, bucket)
-        return GridTotals(table.compute_s, table.comm_s("model"), table.comm_s("batch"),
-                          table.comm_s("domain"), table.total_s, table.feasible,
-                          None if table.mappings is None else table.mappings.pr_inside)
+        return _backward_totals(network, machine, grids, plan, collectives, compute, memory,
+                                mapping, bucket)
     layers, counts = LayerArrays.unique_of(network)
     alpha, beta, gamma = machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word
     sums = {term: np.zeros(len(grids)) for term in TERMS}
@@ -795,6 +792,44 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
     return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible,
                       pr_inside)
+
+
+def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
+                     collectives: str | None, compute: ComputeModel,
+                     memory: MemoryCheck | None, mapping: str, bucket: Any) -> GridTotals:
+    """:func:`evaluate_totals` under overlap 'backward': the sums and feasibility of overlap
+    'none' (distinct layers), then the schedule (docs/schedule.md) of the feasible grids only
+    — an infeasible grid's total is never used (its total is NaN)."""
+    from costmodel.buckets import Bucketing, bucketing
+    from costmodel.schedule import schedule_totals
+
+    bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
+        bucket, machine_default=machine.bucket)
+    base = evaluate_totals(network, machine, grids, plan, "none", collectives, compute, memory,
+                           mapping)
+    keep = np.flatnonzero(base.feasible)
+    total = np.full(len(grids), np.nan)
+    pr_inside = base.pr_inside
+    if keep.size:
+        part = grids.take(keep)
+        algo = machine_algorithms(machine, collectives)
+        compute_s = base.compute_s[keep]
+        if machine.hierarchical:
+            runs = {name: schedule_totals(network, machine, part, plan, algo, compute_s, bucket,
+                                          np.full(keep.size, name == PR_INSIDE))
+                    for name in MAPPINGS}
+            if mapping == BEST:
+                inside = ~(runs[MAPPINGS[1]].total_s < runs[MAPPINGS[0]].total_s)
+            else:
+                inside = np.full(keep.size, mapping == PR_INSIDE)
+            total[keep] = np.where(inside, runs[MAPPINGS[0]].total_s,
+                                   runs[MAPPINGS[1]].total_s)
+            pr_inside = np.array(base.pr_inside, dtype=bool, copy=True)
+            pr_inside[keep] = inside
+        else:
+            total[keep] = schedule_totals(network, machine, part, plan, algo, compute_s,
+                                          bucket).total_s
+    return replace(base, total_s=total, pr_inside=pr_inside)
 
 
 def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:

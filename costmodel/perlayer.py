@@ -371,23 +371,23 @@ def _sequence_steps(prob: Problem, choice: np.ndarray) -> Any:
 
     steps = prob.steps
     choice = np.atleast_2d(choice)
-    columns = np.arange(choice.shape[1])
+    rows = np.arange(choice.shape[1])[:, None]
+    layout = choice.T  # (L, S)
     out: dict[str, Any] = {}
     for name in ("fwd_compute_s", "bwd_compute_s", "fwd_pre_s", "fwd_post_s", "bwd_pre_s",
                  "bwd_post_s", "grad_words", "grad_group", "fwd_pre_words", "fwd_post_words",
                  "bwd_pre_words", "bwd_post_words", "pr"):
-        out[name] = getattr(steps, name)[choice, columns].astype(np.float64)
+        out[name] = getattr(steps, name)[rows, layout].astype(np.float64)
     for name in ("bucket_latency_s", "bucket_slope_s"):
-        out[name] = getattr(steps, name)[:, choice, columns]
+        out[name] = getattr(steps, name)[:, rows, layout]
     r = prob.redistribution
     assert r.forward_s is not None
-    between = columns[:-1]
-    forward = r.forward_s[between, choice[:, :-1], choice[:, 1:]]
-    backward = r.seconds[between, choice[:, :-1], choice[:, 1:]] - forward
-    out["fwd_pre_s"] = out["fwd_pre_s"] + np.concatenate(
-        [np.zeros((choice.shape[0], 1)), forward], axis=1)
-    out["bwd_post_s"] = out["bwd_post_s"] + np.concatenate(
-        [np.zeros((choice.shape[0], 1)), backward], axis=1)
+    between = rows[:-1]
+    forward = r.forward_s[between, layout[:-1], layout[1:]]  # (L−1, S)
+    backward = r.seconds[between, layout[:-1], layout[1:]] - forward
+    zero = np.zeros((1, choice.shape[0]))
+    out["fwd_pre_s"] = out["fwd_pre_s"] + np.concatenate([zero, forward], axis=0)
+    out["bwd_post_s"] = out["bwd_post_s"] + np.concatenate([zero, backward], axis=0)
     out["processes"] = np.full(choice.shape[0], float(prob.P))
     return Steps(**out)
 
@@ -405,7 +405,7 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
         g = Grids(lay.pr[rows].astype(np.int64), lay.pc[rows].astype(np.int64),
                   np.full(rows.size, batch, dtype=np.int64))
         parts[mode] = (rows, plan_steps(network, machine, g, PLANS[plan_name], algo,
-                                        np.full(rows.size, compute_s)))
+                                        np.full(rows.size, compute_s), labels=True))
     first = parts[MODEL][1]
     out: dict[str, Any] = {}
     for name in ("fwd_compute_s", "bwd_compute_s", "fwd_pre_s", "fwd_post_s", "bwd_pre_s",
@@ -413,14 +413,9 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
                  "bwd_pre_words", "bwd_post_words", "pr", "bucket_latency_s",
                  "bucket_slope_s"):
         value = getattr(first, name)
-        bucket = name.startswith("bucket_")
-        shape = (value.shape[0], K, value.shape[2]) if bucket else (K, value.shape[1])
-        full = np.zeros(shape)
+        full = np.zeros((*value.shape[:-1], K))
         for rows, st in parts.values():
-            if bucket:
-                full[:, rows] = getattr(st, name)
-            else:
-                full[rows] = getattr(st, name)
+            full[..., rows] = getattr(st, name)
         out[name] = full
     out["processes"] = np.full(K, float(lay.pr[0] * lay.pc[0]))
     return Steps(**out)

@@ -46,7 +46,7 @@ import numpy as np
 
 from costmodel.buckets import FIT_UNDER_CAP, Bucketing
 from costmodel.collectives import ALLREDUCE, Algorithms, CollectiveCost, halo_exchange
-from costmodel.cost import LayerArrays, local_batch, shard_words
+from costmodel.cost import LayerArrays, local_batch
 from costmodel.grids import Grids
 from costmodel.hierarchy import halo_level, level_rates, strides
 from costmodel.plans import DOMAIN, Plan
@@ -55,7 +55,8 @@ from costmodel.specs import Machine, Network
 
 @dataclass(frozen=True)
 class Steps:
-    """Everything the schedule needs, per grid × layer, shape (G, L), seconds per iteration.
+    """Everything the schedule needs, per layer × grid, shape (L, G) — layer-major, so the
+    recurrence over layers reads contiguous rows — seconds per iteration.
 
     ``fwd_pre_s`` runs before a layer's forward compute (its forward halo; redistribution into
     it under the per-layer plan), ``fwd_post_s`` after it (the Pr-group all-gather of Y);
@@ -63,8 +64,9 @@ class Steps:
     Pr-group all-reduce of ΔX; redistribution of the gradient back under the per-layer plan).
     ``grad_words`` are the words of the layer's weight gradient all-reduced over a group of
     ``grad_group`` processes.  A bucket of W words closing at layer i costs
-    min over a of (``bucket_latency_s[a, :, i]`` + ``bucket_slope_s[a, :, i]``·W): one affine
-    cost per candidate algorithm (one for a fixed algorithm, several for 'auto').
+    min over a of (``bucket_latency_s[a, i]`` + ``bucket_slope_s[a, i]``·W), arrays (A, L, G):
+    one affine cost per candidate algorithm (one for a fixed algorithm, several for 'auto').
+    The ``*_words`` arrays and ``pr`` (labels for timelines) may be None.
     """
 
     fwd_compute_s: np.ndarray
@@ -82,34 +84,28 @@ class Steps:
     bwd_pre_words: np.ndarray | None = None
     bwd_post_words: np.ndarray | None = None
     pr: np.ndarray | None = None
-    """(G, L) the Pr group of each layer (for labels); None when not known."""
+    """(L, G) the Pr group of each layer (for labels); None when not known."""
     processes: np.ndarray | None = None
     """(G,) P of each grid (for labels); None when not known."""
 
     @property
     def shape(self) -> tuple[int, int]:
+        """(L, G): layers × grids."""
         return self.fwd_compute_s.shape  # type: ignore[return-value]
 
     def allreduce_s(self, words: np.ndarray, layer: int) -> np.ndarray:
         """Seconds of all-reducing ``words`` (G,) over layer ``layer``'s gradient group, (G,)."""
-        costs = self.bucket_latency_s[:, :, layer] + self.bucket_slope_s[:, :, layer] * words
+        if self.bucket_latency_s.shape[0] == 1:
+            one: np.ndarray = self.bucket_latency_s[0, layer] + self.bucket_slope_s[0, layer] * words
+            return one
+        costs = self.bucket_latency_s[:, layer] + self.bucket_slope_s[:, layer] * words
         out: np.ndarray = costs.min(axis=0)
         return out
 
     def take(self, index: np.ndarray | slice) -> Steps:
-        """The grids (rows) at ``index``."""
-        out = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                out[f.name] = None
-            elif f.name.startswith("bucket_"):
-                out[f.name] = value[:, index]
-            elif value.ndim == 1:
-                out[f.name] = value[index]
-            else:
-                out[f.name] = value[index]
-        return Steps(**out)
+        """The grids (last axis) at ``index``."""
+        return Steps(**{f.name: None if getattr(self, f.name) is None
+                        else getattr(self, f.name)[..., index] for f in fields(self)})
 
 
 @dataclass(frozen=True)
@@ -217,24 +213,26 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
     not fit under it (rule 'fit', Horovod), or (c) the last layer is done; the first bucket has
     its own cap.
     """
-    G, L = steps.shape
+    L, G = steps.shape
     names = layer_names or tuple(f"layer{i}" for i in range(L))
     events: list[Event] = []
-    t = np.zeros(G)
-    blocking = np.zeros(G)
-    for i in range(L):  # forward: nothing else is on the channel yet
-        for what, duration, words, lane_after in (
-                ("halo (forward)", steps.fwd_pre_s, steps.fwd_pre_words, False),
-                ("forward", steps.fwd_compute_s, None, None),
-                ("all-gather Y", steps.fwd_post_s, steps.fwd_post_words, True)):
-            d = duration[:, i]
-            if record is not None and d[record] > 0:
-                events.append(_event(steps, record, "compute" if lane_after is None else "pr",
-                                     float(t[record]), float(t[record] + d[record]),
-                                     what, (names[i],), words, i))
-            t = t + d
-            if lane_after is not None:
-                blocking = blocking + d
+    # forward: nothing else is on the channel yet, so the steps simply add up
+    blocking = steps.fwd_pre_s.sum(axis=0) + steps.fwd_post_s.sum(axis=0)
+    t = steps.fwd_compute_s.sum(axis=0) + blocking
+    if record is not None:
+        clock = 0.0
+        for i in range(L):
+            for what, duration, words, lane in (
+                    ("halo (forward)", steps.fwd_pre_s, steps.fwd_pre_words, "pr"),
+                    ("forward", steps.fwd_compute_s, None, "compute"),
+                    ("all-gather Y", steps.fwd_post_s, steps.fwd_post_words, "pr")):
+                d = float(duration[i, record])
+                if d > 0:
+                    events.append(_event(steps, record, lane, clock, clock + d, what,
+                                         (names[i],), words, i))
+                clock += d
+    pre_on = steps.bwd_pre_s.any(axis=1)
+    post_on = steps.bwd_post_s.any(axis=1)
     cap = bucket.cap_bytes / word_bytes
     first_cap = bucket.first_cap_bytes / word_bytes
     free = np.zeros(G)
@@ -248,7 +246,9 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
                 ("halo (backward)", steps.bwd_pre_s, steps.bwd_pre_words, False),
                 ("backward (ΔX, ΔW)", steps.bwd_compute_s, None, True),
                 ("all-reduce ΔX", steps.bwd_post_s, steps.bwd_post_words, False)):
-            d = duration[:, i]
+            if not is_compute and not (pre_on if what.startswith("halo") else post_on)[i]:
+                continue  # a collective no grid runs at this layer
+            d = duration[i]
             if is_compute:
                 if record is not None and d[record] > 0:
                     events.append(_event(steps, record, "compute", float(t[record]),
@@ -267,15 +267,15 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
             wait += waited
             blocking = blocking + d
             t = end
-        acc = acc + steps.grad_words[:, i]
+        acc = acc + steps.grad_words[i]
         members.append(names[i])
         if i == 0:
             close = np.ones(G, dtype=bool)
         else:
             limit = np.where(nbuckets == 0, first_cap, cap)
-            change = steps.grad_group[:, i - 1] != steps.grad_group[:, i]
+            change = steps.grad_group[i - 1] != steps.grad_group[i]
             if bucket.rule == FIT_UNDER_CAP:
-                full = acc + steps.grad_words[:, i - 1] > limit
+                full = acc + steps.grad_words[i - 1] > limit
             else:
                 full = acc >= limit
             close = change | full
@@ -308,7 +308,7 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
         nbuckets = nbuckets + close
         acc = np.where(close, 0.0, acc)
     total = np.maximum(t, free)
-    compute = steps.fwd_compute_s.sum(axis=1) + steps.bwd_compute_s.sum(axis=1)
+    compute = steps.fwd_compute_s.sum(axis=0) + steps.bwd_compute_s.sum(axis=0)
     tail = total - t
     if record is not None and tail[record] > 0:
         events.append(Event("wait", float(t[record]), float(total[record]),
@@ -320,7 +320,7 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
 
 def _group_name(steps: Steps, g: int, i: int) -> str:
     """'Pc=16' for a Pc group, 'P=512' for all processes (pure batch, domain split)."""
-    p = int(steps.grad_group[g, i])
+    p = int(steps.grad_group[i, g])
     if steps.processes is None:
         return f"{p} processes"
     return f"P={p}" if p == int(steps.processes[g]) else f"Pc={p}"
@@ -330,10 +330,10 @@ def _event(steps: Steps, g: int, lane: str, start: float, end: float, what: str,
            layers: tuple[str, ...], words: np.ndarray | None, i: int) -> Event:
     group = ""
     if lane == "pr":
-        pr = None if steps.pr is None else int(steps.pr[g, i])
+        pr = None if steps.pr is None else int(steps.pr[i, g])
         group = "neighbour" if what.startswith("halo") else (f"Pr={pr}" if pr else "Pr group")
     return Event(lane, start, end, what, layers,
-                 0.0 if words is None else float(words[g, i]), group,
+                 0.0 if words is None else float(words[i, g]), group,
                  end - start if lane == "pr" else 0.0)
 
 
@@ -355,10 +355,10 @@ def _mark_exposed(events: list[Event]) -> list[Event]:
 
 def compute_split(network: Network, compute_s: np.ndarray,
                   backward_ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Forward and backward compute per grid × layer, (G, L) each: C · (MACs_i / Σ MACs) split
+    """Forward and backward compute per layer × grid, (L, G) each: C · (MACs_i / Σ MACs) split
     1 : r between forward and backward (module docstring)."""
     macs = np.array([layer.macs for layer in network.layers], dtype=np.float64)
-    share = (macs / macs.sum())[None, :] * np.asarray(compute_s, dtype=np.float64)[:, None]
+    share = (macs / macs.sum())[:, None] * np.asarray(compute_s, dtype=np.float64)[None, :]
     return share / (1.0 + backward_ratio), share * (backward_ratio / (1.0 + backward_ratio))
 
 
@@ -370,9 +370,9 @@ class _Links:
         self.machine, self.algo = machine, algo
         self.gamma = machine.gamma_s_per_word
         self.levels = machine.hierarchical
-        self.total = grids.p[:, None]
-        self.pr_inside = (np.ones((len(grids), 1), dtype=bool) if pr_inside is None
-                          else np.asarray(pr_inside, dtype=bool).reshape(-1, 1))
+        self.total = grids.p[None, :]
+        self.pr_inside = (np.ones((1, len(grids)), dtype=bool) if pr_inside is None
+                          else np.asarray(pr_inside, dtype=bool).reshape(1, -1))
 
     def _level_rates(self, p: np.ndarray, pr: np.ndarray, pc: np.ndarray, over_rows: bool
                      ) -> Any:
@@ -382,7 +382,7 @@ class _Links:
 
     def pr_collectives(self, pr: np.ndarray, pc: np.ndarray, samples: np.ndarray,
                        size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(all-gather, all-reduce) seconds of samples·size words over Pr, (G, Lg) each."""
+        """(all-gather, all-reduce) seconds of samples·size words over Pr, (Lg, G) each."""
         if not self.levels:
             words = samples * size
             a, b = self.machine.alpha_s, self.machine.beta_s_per_word
@@ -397,7 +397,7 @@ class _Links:
 
     def halo(self, active: np.ndarray, words: np.ndarray, pr: np.ndarray,
              pc: np.ndarray) -> np.ndarray:
-        """Seconds of one halo message of ``words`` where ``active`` (Eq. 7), (G, Lg)."""
+        """Seconds of one halo message of ``words`` where ``active`` (Eq. 7), (Lg, G)."""
         if not self.levels:
             cost: CollectiveCost = self.algo.p2p(halo_exchange(active, words))
             return cost.seconds(self.machine.alpha_s, self.machine.beta_s_per_word)
@@ -410,7 +410,7 @@ class _Links:
 
     def allreduce_affine(self, p: np.ndarray, pr: np.ndarray,
                          pc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """All-reduce over p as (latency s, s per word), each (A, G, 1): one row per candidate
+        """All-reduce over p as (latency s, s per word), each (A, 1, G): one row per candidate
         algorithm (A = 1 unless 'auto')."""
         if self.levels:
             rates = self._level_rates(p, pr, pc, False).allreduce
@@ -437,7 +437,8 @@ class _Links:
 
 
 def plan_steps(network: Network, machine: Machine, grids: Grids, plan: Plan, algo: Algorithms,
-               compute_s: np.ndarray, pr_inside: np.ndarray | None = None) -> Steps:
+               compute_s: np.ndarray, pr_inside: np.ndarray | None = None,
+               labels: bool = False) -> Steps:
     """The schedule's steps of ``plan`` on ``grids`` (docs/schedule.md §1): the collectives of
     docs/model.md §4 split into their forward and backward parts.
 
@@ -445,54 +446,90 @@ def plan_steps(network: Network, machine: Machine, grids: Grids, plan: Plan, alg
     over Pr (together Eq. 8's model term), gradient |W_i|/Pr (largest shard) over Pc.  Domain
     split: forward halo ⌈B/Pc⌉·X_W·X_C·⌊k_h/2⌋, backward halo ⌈B/Pc⌉·Y_W·Y_C·⌊k_w/2⌋ (Eq. 7),
     gradient |W_i| over all P (Eq. 9).  ``pr_inside`` (G,): the mapping on a machine with
-    levels (None: Pr inside).
+    levels (None: Pr inside).  ``labels``: also the words and Pr of each step (timelines).
     """
-    layers = LayerArrays.of(network)
+    layers = _transposed(LayerArrays.of(network))
     G, L = len(grids), len(network.layers)
     links = _Links(machine, algo, grids, pr_inside)
-    out = {name: np.zeros((G, L)) for name in
-           ("fwd_pre_s", "fwd_post_s", "bwd_pre_s", "bwd_post_s", "grad_words", "grad_group",
-            "fwd_pre_words", "fwd_post_words", "bwd_pre_words", "bwd_post_words", "pr")}
-    lat = np.zeros((1, G, L))
-    slope = np.zeros((1, G, L))
-    batch = grids.batch[:, None]
-    for group in plan.groups(grids, layers.is_conv):
-        sub = layers.take(group.index)
-        idx = group.index
-        pr, pc = group.pr, group.pc
+    names = ["fwd_pre_s", "fwd_post_s", "bwd_pre_s", "bwd_post_s", "grad_words", "grad_group"]
+    if labels:
+        names += ["fwd_pre_words", "fwd_post_words", "bwd_pre_words", "bwd_post_words", "pr"]
+    out = {name: np.zeros((L, G)) for name in names}
+    lat = np.zeros((1, L, G))
+    slope = np.zeros((1, L, G))
+    batch = grids.batch[None, :]
+    for group in plan.groups(grids, layers.is_conv.T):
+        idx = _columns(group.index)
+        sub = layers.take_rows(group.index)
+        pr, pc = group.pr.T, group.pc.T  # (1, G)
         samples = local_batch(batch, pc)
-        shape = (G, idx.size)
+        shape = (sub.params.shape[0], G)
         if group.mode == DOMAIN:
             split = pr > 1
             fwd_words = samples * sub.in_row_words * sub.halo_h
             bwd_words = samples * sub.out_row_words * sub.halo_w
             fwd_on, bwd_on = split & (sub.halo_h > 0), split & (sub.halo_w > 0)
-            out["fwd_pre_s"][:, idx] = links.halo(fwd_on, fwd_words, pr, pc)
-            out["bwd_pre_s"][:, idx] = links.halo(bwd_on, bwd_words, pr, pc)
-            out["fwd_pre_words"][:, idx] = np.where(fwd_on, fwd_words, 0.0)
-            out["bwd_pre_words"][:, idx] = np.where(bwd_on, bwd_words, 0.0)
+            out["fwd_pre_s"][idx] = links.halo(fwd_on, fwd_words, pr, pc)
+            out["bwd_pre_s"][idx] = links.halo(bwd_on, bwd_words, pr, pc)
+            if labels:
+                out["fwd_pre_words"][idx] = np.where(fwd_on, fwd_words, 0.0)
+                out["bwd_pre_words"][idx] = np.where(bwd_on, bwd_words, 0.0)
             p_w = pr * pc
-            out["grad_words"][:, idx] = np.broadcast_to(sub.params, shape)
+            out["grad_words"][idx] = np.broadcast_to(sub.params, shape)
         else:
             gather, reduce = links.pr_collectives(pr, pc, samples, sub.activations)
-            out["fwd_post_s"][:, idx] = np.broadcast_to(gather, shape)
-            out["bwd_post_s"][:, idx] = np.broadcast_to(reduce, shape)
-            moved = np.where(pr > 1, samples * sub.activations, 0.0)
-            out["fwd_post_words"][:, idx] = moved
-            out["bwd_post_words"][:, idx] = moved
+            out["fwd_post_s"][idx] = np.broadcast_to(gather, shape)
+            out["bwd_post_s"][idx] = np.broadcast_to(reduce, shape)
+            if labels:
+                moved = np.where(pr > 1, samples * sub.activations, 0.0)
+                out["fwd_post_words"][idx] = moved
+                out["bwd_post_words"][idx] = moved
             p_w = pc
-            out["grad_words"][:, idx] = np.broadcast_to(shard_words(pr, sub), shape)
-        out["grad_group"][:, idx] = np.broadcast_to(p_w, shape)
-        out["pr"][:, idx] = np.broadcast_to(pr, shape)
-        a, s = links.allreduce_affine(np.asarray(p_w, dtype=np.int64), pr, pc)
+            # |W_i|/Pr of the slowest process, as cost.shard_words (§6)
+            shard = np.ceil(sub.split_size / pr) * (sub.params / sub.split_size)
+            out["grad_words"][idx] = np.broadcast_to(shard, shape)
+        out["grad_group"][idx] = np.broadcast_to(p_w, shape)
+        if labels:
+            out["pr"][idx] = np.broadcast_to(pr, shape)
+        a, sl = links.allreduce_affine(np.asarray(p_w, dtype=np.int64), pr, pc)
         if a.shape[0] != lat.shape[0]:
-            lat = np.broadcast_to(lat, (a.shape[0], G, L)).copy()
-            slope = np.broadcast_to(slope, (a.shape[0], G, L)).copy()
-        lat[:, :, idx] = np.broadcast_to(a, (a.shape[0], G, idx.size))
-        slope[:, :, idx] = np.broadcast_to(s, (a.shape[0], G, idx.size))
+            lat = np.broadcast_to(lat, (a.shape[0], L, G)).copy()
+            slope = np.broadcast_to(slope, (a.shape[0], L, G)).copy()
+        lat[:, idx] = np.broadcast_to(a, (a.shape[0], *shape))
+        slope[:, idx] = np.broadcast_to(sl, (a.shape[0], *shape))
     fwd, bwd = compute_split(network, compute_s, machine.backward_ratio)
     return Steps(fwd_compute_s=fwd, bwd_compute_s=bwd, bucket_latency_s=lat,
                  bucket_slope_s=slope, processes=grids.p.astype(np.float64), **out)
+
+
+def _columns(index: np.ndarray) -> np.ndarray | slice:
+    """``index`` as a slice when it is a contiguous run (cheap assignment), else as is."""
+    if index.size and index[-1] - index[0] == index.size - 1:
+        return slice(int(index[0]), int(index[-1]) + 1)
+    return index
+
+
+@dataclass(frozen=True)
+class _LayerRows:
+    """LayerArrays transposed: each field (L, 1), so the engine's functions broadcast to
+    (L, G) against (1, G) group sizes."""
+
+    params: np.ndarray
+    activations: np.ndarray
+    split_size: np.ndarray
+    in_height: np.ndarray
+    in_row_words: np.ndarray
+    out_row_words: np.ndarray
+    halo_h: np.ndarray
+    halo_w: np.ndarray
+    is_conv: np.ndarray
+
+    def take_rows(self, index: np.ndarray) -> _LayerRows:
+        return _LayerRows(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+
+def _transposed(layers: LayerArrays) -> _LayerRows:
+    return _LayerRows(**{f.name: getattr(layers, f.name).T for f in fields(_LayerRows)})
 
 
 def schedule_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
@@ -664,7 +701,8 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
         table = evaluate(network, machine, grids, chosen, s.overlap, s.collectives, s.compute,
                          None, s.mapping, bucket if s.overlap == "backward" else None)
         pr_inside = None if table.mappings is None else table.mappings.pr_inside
-        seq = plan_steps(network, machine, grids, chosen, algo, table.compute_s, pr_inside)
+        seq = plan_steps(network, machine, grids, chosen, algo, table.compute_s, pr_inside,
+                         labels=True)
         pr_used, plan_name = pr, chosen.name
         feasible, why = bool(table.feasible[0]), reason(table, 0)
         compute_model = table.compute_model
@@ -674,7 +712,7 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
                          serial=s.overlap == "none")
     if s.overlap == "batch":
         totals, events = _paper_batch(totals, events)
-    forward_end = float((seq.fwd_compute_s + seq.fwd_pre_s + seq.fwd_post_s).sum(axis=1)[0])
+    forward_end = float((seq.fwd_compute_s + seq.fwd_pre_s + seq.fwd_post_s).sum(axis=0)[0])
     return Timeline(network.name, machine.name, P, pr_used, P // pr_used, batch, plan_name,
                     s.overlap, bucket, totals, tuple(events), feasible, why, compute_model,
                     forward_end, note)

@@ -38,9 +38,9 @@ def steps3(**changes: list[float]) -> Steps:
         "bwd_pre_s": [0, 0, 0], "bwd_post_s": [0, 1, 0],
         "grad_words": [10, 20, 30], "grad_group": [4, 4, 4]}
     base.update(changes)
-    arrays = {k: np.array([v], dtype=np.float64) for k, v in base.items()}
-    return Steps(**arrays, bucket_latency_s=np.ones((1, 1, 3)),
-                 bucket_slope_s=np.full((1, 1, 3), 0.1))
+    arrays = {k: np.array(v, dtype=np.float64)[:, None] for k, v in base.items()}
+    return Steps(**arrays, bucket_latency_s=np.ones((1, 3, 1)),
+                 bucket_slope_s=np.full((1, 3, 1), 0.1))
 
 
 def test_three_layers_one_allreduce_per_layer_by_hand() -> None:
@@ -110,8 +110,8 @@ def test_compute_split_is_macs_share_one_to_two() -> None:
     fwd, bwd = compute_split(TINY, np.array([12768.0]), 2.0)
     macs = np.array([layer.macs for layer in TINY.layers], dtype=float)
     assert macs.tolist() == [4608, 4320, 3840]
-    assert fwd[0] == pytest.approx(macs / 3)
-    assert bwd[0] == pytest.approx(2 * macs / 3)
+    assert fwd[:, 0] == pytest.approx(macs / 3)
+    assert bwd[:, 0] == pytest.approx(2 * macs / 3)
 
 
 # ----------------------------------------------------------------------- buckets
@@ -169,11 +169,11 @@ def test_machine_profile_sets_schedule_defaults(tmp_path: Path) -> None:
 
 
 def _steps_terms(table: object, steps: Steps) -> dict[str, np.ndarray]:
-    per_layer = np.stack([steps.allreduce_s(steps.grad_words[:, i], i)
-                          for i in range(steps.shape[1])], axis=1)
-    return {"model": (steps.fwd_post_s + steps.bwd_post_s).sum(axis=1),
-            "domain": (steps.fwd_pre_s + steps.bwd_pre_s).sum(axis=1),
-            "batch": per_layer.sum(axis=1)}
+    per_layer = np.stack([steps.allreduce_s(steps.grad_words[i], i)
+                          for i in range(steps.shape[0])])
+    return {"model": (steps.fwd_post_s + steps.bwd_post_s).sum(axis=0),
+            "domain": (steps.fwd_pre_s + steps.bwd_pre_s).sum(axis=0),
+            "batch": per_layer.sum(axis=0)}
 
 
 @pytest.mark.parametrize("plan", sorted(PLANS))

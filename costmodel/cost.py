@@ -794,6 +794,10 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
                       pr_inside)
 
 
+SCHEDULE_CHUNK = 1 << 20
+"""Grid × layer steps scheduled at once in a sweep (bounds the arrays of the schedule)."""
+
+
 def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                      collectives: str | None, compute: ComputeModel,
                      memory: MemoryCheck | None, mapping: str, bucket: Any) -> GridTotals:
@@ -827,8 +831,11 @@ def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Pla
             pr_inside = np.array(base.pr_inside, dtype=bool, copy=True)
             pr_inside[keep] = inside
         else:
-            total[keep] = schedule_totals(network, machine, part, plan, algo, compute_s,
-                                          bucket).total_s
+            step = max(1, SCHEDULE_CHUNK // len(network.layers))
+            for start in range(0, keep.size, step):
+                sub = slice(start, start + step)
+                total[keep[sub]] = schedule_totals(network, machine, part.take(sub), plan,
+                                                   algo, compute_s[sub], bucket).total_s
     return replace(base, total_s=total, pr_inside=pr_inside)
 
 

@@ -764,15 +764,13 @@ def timeline(tl: Any) -> Figure:
 
 def _event_label(e: Any) -> str:
     if e.lane == "gradient":
-        name = e.what.replace("all-reduce bucket ", "b")
+        name = str(e.what).replace("all-reduce bucket ", "b")
         if not e.layers:
             return name
         if len(e.layers) == 1:
             return f"{name}: {e.layers[0]}"
         return f"{name}: {len(e.layers)} layers"
-    if e.lane == "compute":
-        return e.layers[0] if e.layers else ""
-    return e.layers[0] if e.layers else ""
+    return str(e.layers[0]) if e.layers else ""
 
 
 def _hatch_exposed(ax: Axes, e: Any, events: Sequence[Any], scale: float, y: float,

@@ -141,6 +141,8 @@ def describe(table: CostTable) -> str:
         text += f" ({table.plan.paper})"
     if table.overlap == "batch":
         text += ", gradient all-reduce overlapped"
+    if table.overlap == "backward":
+        text += ", overlap backward"
     return text
 
 
@@ -181,6 +183,8 @@ def _bar_segments(table: CostTable, per: str) -> dict[str, np.ndarray]:
         heights[term] = table.comm_s(term) * scale
     if table.overlap == "batch":
         heights["batch"] = np.maximum(heights["batch"] - heights["compute"], 0.0)
+    if table.schedule is not None:  # overlap 'backward': the schedule's exposed all-reduce
+        heights["batch"] = (table.schedule.wait_s + table.schedule.tail_s) * scale
     return heights
 
 
@@ -258,7 +262,7 @@ def grid_bars(optima: Sequence[Optimum], per: str = "epoch",
         drawn |= _draw_bars(ax, opt, per)
     shown = [name for name in ("compute", *TERMS) if name in drawn or name == "compute"]
     labels = dict(SEGMENT_LABELS)
-    if any(opt.table.overlap == "batch" for opt in optima):
+    if any(opt.table.overlap in ("batch", "backward") for opt in optima):
         labels["batch"] = "batch comm not hidden under compute"
     handles = [Patch(color=COLOURS[name], label=labels[name]) for name in shown]
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=9,

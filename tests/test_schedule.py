@@ -301,3 +301,64 @@ def test_optimize_with_backward_and_the_paper_unchanged() -> None:
 def test_unknown_overlap_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="'backward'"):
         evaluate(TINY, MACHINE, grids([(1, 2)], 4), PLANS["model-batch"], "sideways")  # type: ignore
+
+
+# ----------------------------------------------------------------------- per-layer plan
+
+
+@pytest.mark.parametrize("bucket", ["layer", "ddp"])
+def test_per_layer_plan_under_backward(bucket: str) -> None:
+    from costmodel.perlayer import optimize_per_layer
+
+    network, machine = load_network("alexnet"), load_machine("cori-knl")
+    settings = Settings(overlap="backward", bucket=bucket)
+    r = optimize_per_layer(network, machine, 64, 2048, settings)
+    assert r.choice is not None
+    assert r.lower_bound_s <= r.total_s * (1 + 1e-12)
+    # the fixed plans' sequences (redistribution charged) are candidates
+    assert r.total_s <= min(f.charged_total_s for f in r.fixed) * (1 + 1e-12)
+    assert r.problem.totals(r.choice[None])[0] == pytest.approx(r.total_s, rel=1e-12)
+    # every layer in layout 0 (pure batch, no redistribution) is the engine's 1×P schedule
+    pure = r.problem.totals(np.zeros((1, len(network.layers)), dtype=np.int64))[0]
+    table = evaluate(network, machine, grids([(1, 64)], 2048), PLANS["model-batch"],
+                     "backward", bucket=PRESETS[bucket])
+    assert pure == pytest.approx(float(table.total_s[0]), rel=1e-12)
+
+
+def test_per_layer_bound_never_exceeds_a_schedule() -> None:
+    # the bound must lie below the schedule of every sequence, not only of the candidates
+    from costmodel.perlayer import optimize_per_layer
+
+    network, machine = load_network("alexnet"), load_machine("a100-ib")
+    r = optimize_per_layer(network, machine, 16, 256, Settings(overlap="backward"))
+    rng = np.random.default_rng(0)
+    K, L = len(r.problem.layouts), len(network.layers)
+    sequences = rng.integers(0, K, size=(200, L))
+    totals = r.problem.totals(sequences)
+    assert np.all(r.lower_bound_s <= totals[np.isfinite(totals)] * (1 + 1e-12))
+
+
+def test_grid_bars_under_backward_stack_to_the_schedule() -> None:
+    from costmodel.plot import _bar_segments
+
+    opt = optimize(load_network("alexnet"), load_machine("cori-knl"), 64, 2048,
+                   PLANS["fc-model"], Settings(overlap="backward"), with_limits=False)
+    heights = _bar_segments(opt.table, "iteration")
+    stacked = sum(heights.values())
+    assert np.allclose(stacked, opt.table.total_s, rtol=1e-12)
+
+
+def test_timeline_figure_marks_exposed_communication() -> None:
+    from matplotlib.patches import Rectangle
+
+    from costmodel.plot import TIMELINE_COLOURS, timeline
+    from costmodel.schedule import iteration_schedule
+
+    tl = iteration_schedule(load_network("alexnet"), load_machine("cori-knl"), 64, 1, 2048,
+                            "model-batch", Settings(overlap="backward"))
+    fig = timeline(tl)
+    ax = fig.axes[0]
+    hatched = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_hatch()]
+    assert hatched  # the tail after the last compute
+    assert ax.get_xlabel() == "time within one iteration [ms]"
+    assert TIMELINE_COLOURS["exposed"]

@@ -390,11 +390,28 @@ class _Links:
         return level_rates(p, stride, self.machine.domain_sizes, self.algo, self.total)
 
     def pr_collectives(self, pr: np.ndarray, pc: np.ndarray, samples: np.ndarray,
-                       size: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(all-gather, all-reduce) seconds of samples·size words over Pr, (Lg, G) each."""
+                       size: np.ndarray, into: tuple[np.ndarray, np.ndarray] | None = None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """(all-gather, all-reduce) seconds of samples·size words over Pr, (Lg, G) each;
+        written into ``into`` (two (Lg, G) views) when given and the machine is flat."""
+        a, b = self.machine.alpha_s, self.machine.beta_s_per_word
+        if not self.levels and self.algo.linear:
+            # α·m(p) + (β·w(p) + γ·r(p))·samples · size: one (Lg, G) product per collective
+            out = []
+            for k, rate in enumerate((self.algo.allgather_rate(pr),
+                                      self.algo.allreduce_rate(pr))):
+                per_word = (b * rate.per_word + self.gamma * rate.reduce_per_word) * samples
+                latency = a * rate.messages
+                if into is None:
+                    out.append(latency + per_word * size)
+                    continue
+                target = into[k]
+                np.multiply(per_word, size, out=target)
+                np.add(target, latency, out=target)
+                out.append(target)
+            return out[0], out[1]
         if not self.levels:
             words = samples * size
-            a, b = self.machine.alpha_s, self.machine.beta_s_per_word
             return (self.algo.allgather(pr, words).seconds(a, b, self.gamma),
                     self.algo.allreduce(pr, words).seconds(a, b, self.gamma))
         rows = self._level_rates(pr, pr, pc, True)
@@ -486,17 +503,26 @@ def plan_steps(network: Network, machine: Machine, grids: Grids, plan: Plan, alg
             p_w = pr * pc
             out["grad_words"][idx] = np.broadcast_to(sub.params, shape)
         else:
-            gather, reduce = links.pr_collectives(pr, pc, samples, sub.activations)
-            out["fwd_post_s"][idx] = np.broadcast_to(gather, shape)
-            out["bwd_post_s"][idx] = np.broadcast_to(reduce, shape)
+            views = ((out["fwd_post_s"][idx], out["bwd_post_s"][idx])
+                     if isinstance(idx, slice) else None)
+            gather, reduce = links.pr_collectives(pr, pc, samples, sub.activations, views)
+            if views is None or gather is not views[0]:
+                out["fwd_post_s"][idx] = np.broadcast_to(gather, shape)
+                out["bwd_post_s"][idx] = np.broadcast_to(reduce, shape)
             if labels:
                 moved = np.where(pr > 1, samples * sub.activations, 0.0)
                 out["fwd_post_words"][idx] = moved
                 out["bwd_post_words"][idx] = moved
             p_w = pc
             # |W_i|/Pr of the slowest process, as cost.shard_words (§6)
-            shard = np.ceil(sub.split_size / pr) * (sub.params / sub.split_size)
-            out["grad_words"][idx] = np.broadcast_to(shard, shape)
+            if isinstance(idx, slice):
+                view = out["grad_words"][idx]
+                np.divide(sub.split_size, pr, out=view)
+                np.ceil(view, out=view)
+                view *= sub.params / sub.split_size
+            else:
+                shard = np.ceil(sub.split_size / pr) * (sub.params / sub.split_size)
+                out["grad_words"][idx] = np.broadcast_to(shard, shape)
         out["grad_group"][idx] = np.broadcast_to(p_w, shape)
         if labels:
             out["pr"][idx] = np.broadcast_to(pr, shape)

@@ -215,6 +215,11 @@ def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray
                        batch: np.ndarray, settings: Settings) -> np.ndarray:
     """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
     grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
+    if settings.overlap == "backward":  # the schedule needs no per-term arrays here
+        totals = evaluate_totals(network, machine, grids, PLANS["model-batch"],
+                                 settings.overlap, settings.collectives, settings.compute,
+                                 settings.memory, settings.mapping, settings.bucket)
+        return np.where(totals.feasible, totals.total_s, np.inf)
     table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
                      settings.collectives, settings.compute, settings.memory, settings.mapping,
                      settings.bucket)

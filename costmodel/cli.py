@@ -873,8 +873,13 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
     record = tl.record()
     headers = ["start [ms]", "end [ms]", "duration [ms]", "lane", "what", "layers",
                "words [per process]", "group", "exposed [ms]"]
+    def layers_text(names: tuple[str, ...]) -> str:
+        if len(names) <= 3:
+            return " ".join(names)
+        return f"{names[0]} … {names[-1]} ({len(names)} layers)"
+
     rows = [[e.start_s * 1e3, e.end_s * 1e3, (e.end_s - e.start_s) * 1e3, e.lane, e.what,
-             " ".join(e.layers), e.words or None, e.group or None, e.exposed_s * 1e3]
+             layers_text(e.layers), e.words or None, e.group or None, e.exposed_s * 1e3]
             for e in tl.events]
     title = (f"{network.name} on {mach.name}: {tl.pr}×{tl.pc} grid, P={P}, B={B}, plan "
              f"{tl.plan}, overlap {tl.overlap}"

@@ -19,8 +19,8 @@ it one at a time, non-preemptively, in the order it is issued (a layer's ΔX exc
 before the bucket its gradient closes).  In the α–β model β is the per-process link time per
 word, so two collectives sharing the link concurrently take at least the sum of their β terms;
 running them one after the other is the work-conserving schedule with the same finishing time
-for the pair (and it is what a single NCCL stream or gloo's one thread per process group
-does).  Compute runs on its own lane, concurrently with the channel.
+for the pair (and it is what collectives issued on a single NCCL stream do).  Compute runs on
+its own lane, concurrently with the channel.
 
 **Hierarchical machines** enter through the duration of each collective: a two-level
 collective's phases (inside the node, across nodes, docs/hierarchy.md) run one after the other

@@ -616,7 +616,9 @@ def _backward_bound(prob: Problem, candidates: list[np.ndarray]) -> tuple[float,
     bucket costs at least the β (and γ) part of its layers' all-reduces — all of it when every
     layer is its own bucket.  So the Lagrangian of overlap `batch` (:func:`_lagrangian`) on
     those per-layer costs bounds the optimum from below, and its argmins are candidates; each
-    candidate is then costed by the schedule.
+    candidate is then costed by the schedule.  Also, the last bucket holds the first layer's
+    gradient and starts after the last compute, so every schedule takes at least C + Σ
+    blocking + that layer's all-reduce alone: a chain solved exactly by :func:`solve_chain`.
     """
     batch_s = prob.costs.batch_s
     bucket: Any = prob.settings.bucket
@@ -628,8 +630,15 @@ def _backward_bound(prob: Problem, candidates: list[np.ndarray]) -> tuple[float,
     relaxed = replace(prob, costs=replace(prob.costs, batch_s=batch_s),
                       settings=replace(prob.settings, overlap="batch"), steps=None)
     bound, _ = _lagrangian(relaxed, candidates)
-    return bound, ("schedule of the Lagrangian candidates of overlap batch (overlap backward; "
-                   "bound: overlap batch with latency-free buckets)")
+    # the last bucket holds the first layer's gradient and starts after the last compute:
+    # total ≥ C + Σ blocking + the first layer's all-reduce alone
+    chain = prob.costs.model_s + prob.costs.domain_s + prob.penalty
+    chain[:, 0] += prob.costs.batch_s[:, 0]
+    value, choice = solve_chain(chain, prob.redistribution.seconds)
+    candidates.append(choice)
+    return max(bound, value + prob.compute_s), (
+        "schedule of the Lagrangian candidates of overlap batch (overlap backward; bound: "
+        "overlap batch with latency-free buckets, or compute + blocking + the last all-reduce)")
 
 
 def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,

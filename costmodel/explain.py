@@ -537,8 +537,8 @@ def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algori
     from costmodel.schedule import plan_steps, run
 
     steps = plan_steps(network, machine, table.grids, table.plan, algo, table.compute_s)
-    totals, events = run(steps, bucket, machine.word_bytes, record=0,
-                         layer_names=tuple(layer.name for layer in network.layers))
+    names = tuple(layer.name for layer in network.layers)
+    totals, events = run(steps, bucket, machine.word_bytes, record=0, layer_names=names)
     c, b, w, t = (float(x[0]) for x in (totals.compute_s, totals.blocking_s, totals.wait_s,
                                         totals.tail_s))
     total = Line(f"total (overlap backward: one iteration scheduled, buckets {bucket.label})",
@@ -550,13 +550,21 @@ def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algori
                        f"{int(totals.buckets[0])} buckets runs under the compute; its exposed "
                        "part is the waits and the tail"))
     lines = []
+    index = {name: i for i, name in enumerate(names)}
     for e in events:
         if e.lane == "gradient":
+            i = index[e.layers[-1]]  # the layer that closes the bucket: its group's rate
+            latency = float(steps.bucket_latency_s[0, i, 0])
+            per_word = float(steps.bucket_slope_s[0, i, 0])
             lines.append(Line(f"{e.what}: {', '.join(e.layers)} over {e.group}", "batch",
-                              "all-reduce of the fused gradients (α–β of the bucket's words)",
-                              (), f"{_num(e.words)} words, {_num(e.start_s)} → {_num(e.end_s)} s",
+                              "α·L(p) + β·F(p)·n, n = the bucket's words (one all-reduce)",
+                              (("α·L(p)", f"{_num(latency)} s"),
+                               ("β·F(p)", f"{_num(per_word)} s/word"),
+                               ("n", f"{_num(e.words)} words")),
+                              f"{_num(latency)} + {_num(per_word)}·{_num(e.words)}",
                               e.end_s - e.start_s, words=e.words,
-                              note=f"exposed {_num(e.exposed_s)} s"))
+                              note=f"runs {_num(e.start_s)} → {_num(e.end_s)} s; exposed "
+                                   f"{_num(e.exposed_s)} s"))
         elif e.lane == "wait":
             lines.append(Line(f"wait: {e.what}" + (f" ({', '.join(e.layers)})" if e.layers
                                                     else ""), "wait", "compute idle", (),

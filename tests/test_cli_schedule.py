@@ -126,3 +126,22 @@ def test_bad_bucket_options_fail_cleanly(capsys: pytest.CaptureFixture[str]) -> 
                                    "--overlap", "backward", "--bucket-size", "lots")
     assert "--pr" in fail(capsys, "timeline", "--net", "alexnet", "--P", "8", "--pr", "3")
     assert ".png" in fail(capsys, "timeline", "--net", "alexnet", "--P", "8", "-o", "x.txt")
+
+
+def test_explain_buckets_add_up_by_hand() -> None:
+    record = run_json("explain", "--net", "alexnet", "--P", "64", "--pr", "4", "--plan",
+                      "fc-model", "--overlap", "backward")
+    buckets = [line for line in record["schedule"] if line["term"] == "batch"]
+    assert buckets
+    for line in buckets:
+        values = {b["symbol"]: float(b["value"].split()[0]) for b in line["bindings"]}
+        expected = values["α·L(p)"] + values["β·F(p)"] * values["n"]
+        assert line["seconds_per_iteration"] == pytest.approx(expected, rel=1e-9)
+    # fc8 alone over Pc = 16 on cori-knl: α·2·⌈log2 16⌉ = 16 µs, β·2·15/16 per word
+    first = buckets[0]
+    assert first["label"].startswith("all-reduce bucket 1: fc8 over Pc=16")
+    beta = 4 / (6 * 2**30)
+    assert first["seconds_per_iteration"] == pytest.approx(16e-6 + beta * 2 * 15 / 16
+                                                           * 1_024_250, rel=1e-12)
+    total = record["total"]
+    assert total["formula"] == "compute + blocking + waits + tail"

@@ -456,7 +456,7 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
     blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]]
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     for block in blocks:
         command, *shown = block.splitlines()
         assert command.startswith("$ gridcost explain ")

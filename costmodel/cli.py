@@ -44,9 +44,20 @@ def model_options(func: F) -> F:
                      help="Number of processes."),
         click.option("--batch", default=str(DEFAULT_BATCH), show_default=True, metavar="B",
                      help="Global mini-batch size (the paper's Figs. 6-8 use 2048)."),
-        click.option("--overlap", type=click.Choice(["none", "batch"]), default="none",
-                     show_default=True,
-                     help="'batch' hides the gradient all-reduce under the computation."),
+        click.option("--overlap", type=click.Choice(["none", "batch", "backward"]),
+                     default="none", show_default=True,
+                     help="'none' adds every collective to the compute; 'batch' hides the "
+                          "whole gradient all-reduce under the compute; 'backward' schedules "
+                          "one iteration: gradients fused into buckets and all-reduced during "
+                          "the backward pass (docs/schedule.md)."),
+        click.option("--bucket", type=click.Choice(["ddp", "horovod", "layer"]), default=None,
+                     help="With --overlap backward: gradient buckets as PyTorch DDP (25 MiB, "
+                          "first 1 MiB), Horovod (64 MB fusion buffer) or one all-reduce per "
+                          "layer.  [default: the machine profile's schedule.bucket, else ddp]"),
+        click.option("--bucket-size", "bucket_size", default=None, metavar="SIZE",
+                     help="With --overlap backward: one bucket cap for every bucket, e.g. "
+                          "25MiB, 64MB; 0 = one all-reduce per layer (the paper's latency "
+                          "count).  Overrides --bucket."),
         click.option("--collectives", default=None, metavar="ALGO",
                      help="Collective algorithms: paper (Bruck all-gather, all-reduce as two "
                           "all-gathers), ring, recursive-doubling, rabenseifner, binomial, "
@@ -134,8 +145,10 @@ def _load(net: str, machine: str) -> tuple[Any, Any]:
 
 
 def _settings(overlap: str, collectives: str | None, compute: str, memory: Any = None,
-              machine: Any = None, mapping: str = "best") -> Any:
-    """The settings; ``collectives`` None takes the machine profile's selection."""
+              machine: Any = None, mapping: str = "best", bucket: str | None = None,
+              bucket_size: str | None = None) -> Any:
+    """The settings; ``collectives`` None takes the machine profile's selection; ``bucket``
+    and ``bucket_size`` (overlap 'backward' only) the gradient bucketing (docs/schedule.md)."""
     from costmodel.collectives import algorithms
     from costmodel.search import Settings
 
@@ -143,8 +156,26 @@ def _settings(overlap: str, collectives: str | None, compute: str, memory: Any =
         collectives = machine.collectives
     if collectives is not None:
         algorithms(collectives)  # validate the name before any work
+    chosen = None
+    if overlap == "backward":
+        from costmodel.buckets import bucketing
+
+        chosen = bucketing(bucket, bucket_size,
+                           None if machine is None else machine.bucket)
+    elif bucket is not None or bucket_size is not None:
+        raise UsageError("--bucket/--bucket-size: gradient buckets are scheduled only under "
+                         "--overlap backward")
     return Settings(overlap=overlap, collectives=collectives, compute=compute,  # type: ignore[arg-type]
-                    memory=memory, mapping=mapping)
+                    memory=memory, mapping=mapping, bucket=chosen)
+
+
+def _bucket_settings(settings: Any) -> dict[str, Any]:
+    """Provenance of the bucketing: present only under overlap 'backward'."""
+    if settings.bucket is None:
+        return {}
+    from costmodel.schedule import bucket_record
+
+    return {"bucket": bucket_record(settings.bucket)}
 
 
 def _mapping_settings(machine: Any, mapping: str) -> dict[str, Any]:
@@ -214,7 +245,8 @@ def _show(result: Result, fmt: str, output: str) -> None:
 def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                      collectives: str | None, compute: str, per: str, plan_name: str,
                      efficiency: float, memory_check: bool | None = None,
-                     optimizer: str | None = None, mapping: str = "best") -> Result:
+                     optimizer: str | None = None, mapping: str = "best",
+                     bucket: str | None = None, bucket_size: str | None = None) -> Result:
     from costmodel.plans import PLANS, plan
     from costmodel.report import grids_table, optimum_record, plans_table
     from costmodel.search import optimize as run_optimize
@@ -228,7 +260,8 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
+                         bucket=bucket, bucket_size=bucket_size)
     records = []
     for chosen in plans:
         result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
@@ -238,7 +271,8 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
         "P": P, "batch": B, "plan": plan_name, "overlap": overlap,
         "collectives": settings.collectives, "compute": compute, "per": per,
         "efficiency_threshold": efficiency,
-        **_memory_settings(memory), **_mapping_settings(mach, mapping)})
+        **_memory_settings(memory), **_mapping_settings(mach, mapping),
+        **_bucket_settings(settings)})
     if len(plans) == 1:
         return Result([grids_table(records[0])], records[0], provenance)
     if memory is not None and plan_name == PER_LAYER:
@@ -278,7 +312,8 @@ def _check_efficiency(efficiency: float) -> None:
 def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                    collectives: str | None, compute: str, per: str, pr: str, plan_name: str,
                    memory_check: bool | None = None, optimizer: str | None = None,
-                   mapping: str = "best") -> Result:
+                   mapping: str = "best", bucket: str | None = None,
+                   bucket_size: str | None = None) -> Result:
     import numpy as np
 
     from costmodel.cost import evaluate
@@ -296,10 +331,11 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
+    s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
+                  bucket=bucket, bucket_size=bucket_size)
     grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
     table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory,
-                     s.mapping)
+                     s.mapping, s.bucket)
     held = memory_table(network, grids, chosen, mach.word_bytes, _optimizer_bytes(mach, optimizer))
     records = layer_records(table, 0, per, held)  # type: ignore[arg-type]
     unit = unit_of(per)  # type: ignore[arg-type]
@@ -322,8 +358,21 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
     provenance = _provenance("layers", net, machine, {
         "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
         "collectives": algo.name, "compute": compute, "per": per,
-        **_memory_settings(memory), **_mapping_settings(mach, mapping)})
+        **_memory_settings(memory), **_mapping_settings(mach, mapping), **_bucket_settings(s)})
     table_out = layers_table(records, unit, title)
+    if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
+        from costmodel.schedule import bucket_record, describe, grid_schedule_record
+
+        scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
+        record["overlap"] = "backward"
+        record["bucket"] = bucket_record(table.bucket)
+        record["total_s"] = float(table.total_s[0]) * scale
+        record["schedule"] = grid_schedule_record(table.schedule, 0, scale)
+        table_out = replace(table_out, notes=[
+            *table_out.notes, f"overlap backward (buckets {table.bucket.label}): iteration "
+                              f"{record['total_s']:.4g} {unit}; "
+                              + describe(table.schedule, 0, scale, unit)
+                              + " (gridcost timeline draws it)"])
     if table.mappings is not None:
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
@@ -340,7 +389,8 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
 def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
                   collectives: str | None, compute: str, per: str, per_process: str | None,
                   plan_name: str, efficiency: float, memory_check: bool | None = None,
-                  optimizer: str | None = None, mapping: str = "best") -> Result:
+                  optimizer: str | None = None, mapping: str = "best",
+                  bucket: str | None = None, bucket_size: str | None = None) -> Result:
     import numpy as np
 
     from costmodel.collectives import algorithms
@@ -363,7 +413,8 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     plans = list(PLANS.values()) if plan_name == "all" else [plan(plan_name)]
     network, mach = _load(net, machine)
     memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping)
+    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
+                         bucket=bucket, bucket_size=bucket_size)
     records, tables = [], []
     for chosen in plans:
         result = run_sweep(network, mach, ps, batches, chosen, settings)
@@ -371,12 +422,15 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
             else None
         record = sweep_record(result, per, efficiency, limit)  # type: ignore[arg-type]
         record.update(net=network.name, machine=mach.name)
+        record.update(_bucket_settings(settings))
         algo = algorithms(settings.collectives or "paper")
         if algo.name != "paper":
             record["collectives"] = algo.name
         records.append(record)
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
                                           f"{chosen.name}, overlap {overlap}"
+                                  + ("" if settings.bucket is None
+                                     else f" (buckets {settings.bucket.label})")
                                   + ("" if algo.name == "paper"
                                      else f", collectives {algo.label}")))
     provenance = _provenance("sweep", net, machine, {
@@ -384,7 +438,7 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
         "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
         "overlap": overlap, "collectives": settings.collectives, "compute": compute, "per": per,
         "efficiency_threshold": efficiency, **_memory_settings(memory),
-        **_mapping_settings(mach, mapping)})
+        **_mapping_settings(mach, mapping), **_bucket_settings(settings)})
     return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
 
@@ -470,7 +524,8 @@ def layers(fmt: str, output: str, **options: Any) -> None:
 def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
             compute: str, per: str, pr: str, plan_name: str, layer_names: tuple[str, ...],
-            fmt: str, output: str) -> None:
+            fmt: str, output: str, bucket: str | None = None,
+            bucket_size: str | None = None) -> None:
     """Every term of one grid's cost: the formula, the numbers substituted, the result.
 
     For each weighted layer, its model, batch and domain (halo) terms; then the compute time
@@ -496,9 +551,10 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
     chosen = plan(plan_name)
     network, mach = _load(net, machine)
-    s = _settings(overlap, collectives, compute, machine=mach)
+    s = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
+                  bucket_size=bucket_size)
     result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
-                         layers=layer_names or None)
+                         layers=layer_names or None, bucket=s.bucket)
     if fmt == "json":
         text = render_json(explanation_record(result))
     elif fmt == "markdown":
@@ -641,13 +697,15 @@ def _save_figure(figure: Any, output: str) -> None:
 
 def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
-            compute: str, plan_name: str) -> list[Any]:
+            compute: str, plan_name: str, bucket: str | None = None,
+            bucket_size: str | None = None) -> list[Any]:
     from costmodel.grids import parse_processes
     from costmodel.plans import plan
     from costmodel.search import optimize as run_optimize
 
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute, machine=mach)
+    settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
+                         bucket_size=bucket_size)
     chosen = plan(plan_name)
     return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
                          allow_infeasible=True)
@@ -659,7 +717,8 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
 @plan_option(all_allowed=False)
 @figure_output
 def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
-              collectives: str | None, compute: str, per: str, plan_name: str, output: str) -> None:
+              collectives: str | None, compute: str, per: str, plan_name: str, output: str,
+              bucket: str | None = None, bucket_size: str | None = None) -> None:
     """Stacked bars per Pr×Pc grid (compute, model, batch, domain communication), one panel
     per P, the best bar labelled "X× (Y×)" against 1×P — the paper's Figs. 6-10.
 
@@ -669,7 +728,8 @@ def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
     """
     from costmodel.plot import grid_bars
 
-    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name)
+    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name,
+                     bucket, bucket_size)
     _save_figure(grid_bars(optima, per), output)
 
 
@@ -681,7 +741,7 @@ def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
 @figure_output
 def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
                collectives: str | None, compute: str, per: str, plan_name: str, what: str,
-               output: str) -> None:
+               output: str, bucket: str | None = None, bucket_size: str | None = None) -> None:
     """Communication (or total) time against Pr, one line per P and B (lists allowed in --P
     and --batch), the least point of each line starred.
 
@@ -691,7 +751,8 @@ def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
     """
     from costmodel.plot import cost_curves, curves_from_optima
 
-    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name)
+    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name,
+                     bucket, bucket_size)
     table = optima[0].table
     title = (f"{table.network.name} on {table.machine.name}, plan {table.plan.name}: "
              f"{what} time against Pr")
@@ -707,7 +768,8 @@ def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
 @figure_output
 def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: str,
                  collectives: str | None, compute: str, per: str, per_process: str | None,
-                 plan_name: str, efficiency: float, output: str) -> None:
+                 plan_name: str, efficiency: float, output: str, bucket: str | None = None,
+                 bucket_size: str | None = None) -> None:
     """Best time against P for each plan and for pure batch, scaling limits marked.
 
     \b
@@ -724,7 +786,8 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     ps = parse_processes(processes)
     _check_efficiency(efficiency)
     network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute, machine=mach)
+    settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
+                         bucket_size=bucket_size)
     if per_process is not None:
         batches = ps * _positive_int(per_process, "--per-process-batch")
         label = f"B = {per_process}·P"
@@ -748,7 +811,7 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
 @figure_output
 def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str,
                 collectives: str | None, compute: str, per: str, plan_name: str,
-                output: str) -> None:
+                output: str, bucket: str | None = None, bucket_size: str | None = None) -> None:
     """Heatmap of communication per layer × grid for one P.
 
     \b
@@ -758,12 +821,80 @@ def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str
     from costmodel.plot import layer_heatmap
 
     optimum = _optima(net, machine, _single(processes, "--P"), batch, overlap, collectives,
-                      compute, plan_name)[0]
+                      compute, plan_name, bucket, bucket_size)[0]
     _save_figure(layer_heatmap(optimum.table, per).figure, output)
 
 
 def _single(value: str, option: str) -> str:
     return str(_positive_int(value, option))
+
+
+@cli.command()
+@model_options
+@click.option("--pr", "pr", default=None, metavar="R",
+              help="Pr of the grid (Pc = P/Pr); default: the best grid of the plan under "
+                   "--overlap.  Ignored by --plan per-layer.")
+@plan_option(all_allowed=False, per_layer=True)
+@mapping_option
+@click.option("-o", "--output", default=None, metavar="FILE", callback=lambda c, p, v:
+              v if v is None else _figure_path(c, p, v),
+              help="Also draw the Gantt chart here: .png, .svg or .pdf.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+              default="table", show_default=True,
+              help="Format of the event list on stdout.")
+def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
+             collectives: str | None, compute: str, per: str, pr: str | None, plan_name: str,
+             mapping: str, output: str | None, fmt: str, bucket: str | None = None,
+             bucket_size: str | None = None) -> None:
+    """One training iteration of one grid as a schedule: every compute step, blocking
+    collective and gradient bucket with its start, end, words and group, and the exposed
+    communication (docs/schedule.md).  Always per iteration (--per is ignored).
+
+    \b
+    Examples:
+      gridcost timeline --net resnet50 --machine a100-ib --P 64 --pr 1 --overlap backward \\
+          -o iteration.png
+      gridcost timeline --net vgg16 --P 64 --pr 4 --overlap backward --bucket horovod
+      gridcost timeline --net alexnet --P 64 --plan per-layer --overlap backward --format json
+    """
+    from costmodel.report import Table, render
+    from costmodel.schedule import iteration_schedule
+    from costmodel.search import check_batch
+
+    P = _positive_int(processes, "--P")
+    B = check_batch(_positive_int(batch, "--batch"))
+    R = None if pr is None or plan_name == PER_LAYER else _positive_int(pr, "--pr")
+    if R is not None and P % R:
+        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
+    network, mach = _load(net, machine)
+    s = _settings(overlap, collectives, compute, machine=mach, mapping=mapping, bucket=bucket,
+                  bucket_size=bucket_size)
+    tl = iteration_schedule(network, mach, P, R, B, plan_name, s)
+    record = tl.record()
+    headers = ["start [ms]", "end [ms]", "duration [ms]", "lane", "what", "layers",
+               "words [per process]", "group", "exposed [ms]"]
+    rows = [[e.start_s * 1e3, e.end_s * 1e3, (e.end_s - e.start_s) * 1e3, e.lane, e.what,
+             " ".join(e.layers), e.words or None, e.group or None, e.exposed_s * 1e3]
+            for e in tl.events]
+    title = (f"{network.name} on {mach.name}: {tl.pr}×{tl.pc} grid, P={P}, B={B}, plan "
+             f"{tl.plan}, overlap {tl.overlap}"
+             + (f", buckets {tl.bucket.label}" if tl.overlap == "backward" else ""))
+    notes = [f"iteration {record['total_s'] * 1e3:.4g} ms = compute "
+             f"{record['compute_s'] * 1e3:.4g} + exposed communication "
+             f"{record['exposed_comm_s'] * 1e3:.4g} (blocking "
+             f"{record['blocking_comm_s'] * 1e3:.4g}, waits {record['wait_s'] * 1e3:.4g}, tail "
+             f"{record['tail_s'] * 1e3:.4g}); {record['hidden_gradient_s'] * 1e3:.4g} of "
+             f"{record['gradient_comm_s'] * 1e3:.4g} ms gradient all-reduce hidden in "
+             f"{record['buckets']} buckets",
+             "lanes 'pr' and 'gradient' are one communication channel per process"]
+    if not tl.feasible:
+        notes.append(f"INFEASIBLE grid: {tl.reason}")
+    text = render(Table(headers, rows, title, notes), record, fmt)  # type: ignore[arg-type]
+    if output is not None:
+        from costmodel.plot import timeline as draw_timeline
+
+        _save_figure(draw_timeline(tl), output)
+    _emit(text, "-")
 
 
 @cli.command()

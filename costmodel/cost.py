@@ -9,7 +9,7 @@ training iteration; multiply by ``iterations_per_epoch`` for epochs.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -39,7 +39,8 @@ from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
 from costmodel.specs import Layer, Machine, Network, distinct_layers
 
-Overlap = Literal["none", "batch"]
+Overlap = Literal["none", "batch", "backward"]
+OVERLAPS = ("none", "batch", "backward")
 ComputeModel = Literal["auto", "table", "flops", "none"]
 TERMS = ("model", "batch", "domain")
 
@@ -290,7 +291,12 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
 def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
             domain_s: np.ndarray, overlap: Overlap) -> np.ndarray:
     """Total time (docs/model.md §7): overlap ``none`` adds everything; ``batch`` hides the
-    gradient all-reduce under the computation, max(compute, batch) + model + domain."""
+    gradient all-reduce under the computation, max(compute, batch) + model + domain.  Overlap
+    ``backward`` is a schedule over the layers, not a function of these sums
+    (costmodel.schedule); here it raises."""
+    if overlap == "backward":
+        raise UsageError("overlap 'backward' is a schedule over the layers: use "
+                         "cost.evaluate (costmodel.schedule), not the per-grid sums")
     if overlap == "batch":
         return np.maximum(compute_s, batch_s) + model_s + domain_s
     return compute_s + model_s + batch_s + domain_s
@@ -463,7 +469,9 @@ def compare_mappings(layers: LayerArrays, grids: Grids, plan: Plan, algo: Algori
             per_level[term] = functools.reduce(np.add, parts[1:], parts[0])
         seconds[name] = per_level
         model, batch, domain = (per_level[t].sum(axis=1) for t in TERMS)
-        total[name] = combine(compute_s, model, batch, domain, overlap)
+        # overlap 'backward': the caller replaces these totals by the schedule's
+        total[name] = combine(compute_s, model, batch, domain,
+                              "none" if overlap == "backward" else overlap)
     if mapping == BEST:
         pr_inside = ~(total[MAPPINGS[1]] < total[MAPPINGS[0]])
     else:
@@ -505,6 +513,11 @@ class CostTable:
     mappings: MappingComparison | None = None
     """On a hierarchical machine: both mappings of every grid and the one used (docs/
     hierarchy.md); None on a flat machine."""
+    schedule: Any = None
+    """Overlap 'backward': the iteration schedule of every grid
+    (costmodel.schedule.ScheduleTotals); None for 'none' and 'batch'."""
+    bucket: Any = None
+    """Overlap 'backward': the gradient bucketing used (costmodel.buckets.Bucketing)."""
 
     @property
     def links(self) -> tuple[tuple[float, float], ...]:
@@ -618,7 +631,11 @@ class CostTable:
 
     @property
     def total_s(self) -> np.ndarray:
-        """Time per iteration per grid (§7), see :func:`combine`."""
+        """Time per iteration per grid (§7), see :func:`combine`; under overlap 'backward' the
+        schedule's (docs/schedule.md)."""
+        if self.schedule is not None:
+            total: np.ndarray = self.schedule.total_s
+            return total
         model, batch, domain = (self.comm_s(t) for t in TERMS)
         return combine(self.compute_s, model, batch, domain, self.overlap)
 
@@ -629,8 +646,8 @@ class CostTable:
 
 
 def _check(grids: Grids, overlap: str) -> None:
-    if overlap not in ("none", "batch"):
-        raise UsageError(f"overlap: expected 'none' or 'batch', got {overlap!r}")
+    if overlap not in OVERLAPS:
+        raise UsageError(f"overlap: expected 'none', 'batch' or 'backward', got {overlap!r}")
     if (grids.batch < 1).any():
         raise UsageError(f"batch: expected a positive integer, got {int(grids.batch.min())}")
 
@@ -648,9 +665,13 @@ def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algo
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str | None = None,
              compute: ComputeModel = "auto", memory: MemoryCheck | None = None,
-             mapping: str = "best") -> CostTable:
+             mapping: str = "best", bucket: Any = None) -> CostTable:
     """Cost every grid × layer of ``network`` under ``plan`` (docs/model.md §4–§7); with
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
+
+    Overlap 'backward' runs the iteration schedule of docs/schedule.md on every grid with the
+    gradient ``bucket``ing (a costmodel.buckets.Bucketing; None: the machine profile's default,
+    else PyTorch DDP's); the per-term arrays stay those of the paper's model.
 
     ``collectives``: a selection (docs/collectives.md); None takes the machine profile's.
     ``mapping`` (hierarchical machines, docs/hierarchy.md): 'best' costs each grid with the
@@ -661,17 +682,53 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     layers = LayerArrays.of(network)
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     comparison = None
+    schedule = None
+    if overlap == "backward":
+        from costmodel.buckets import Bucketing, bucketing
+
+        bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
+            bucket, machine_default=machine.bucket)
     if machine.hierarchical:
         comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
                                               overlap, mapping)
+        if overlap == "backward":
+            comparison, schedule = _schedule_mappings(network, machine, grids, plan, algo,
+                                                      compute_s, bucket, comparison, mapping)
         if comparison.pr_inside.any():  # the last one costed was Pc inside for every grid
             groups = level_group_costs(layers, grids, plan, algo, machine,
                                        comparison.pr_inside)
     else:
         _flat_mapping(machine, mapping)
         groups = group_costs(layers, grids, plan, algo)
+        if overlap == "backward":
+            from costmodel.schedule import schedule_totals
+
+            schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, bucket)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
-                     compute_model, outside, memory_check=memory, mappings=comparison)
+                     compute_model, outside, memory_check=memory, mappings=comparison,
+                     schedule=schedule, bucket=bucket if overlap == "backward" else None)
+
+
+def _schedule_mappings(network: Network, machine: Machine, grids: Grids, plan: Plan,
+                       algo: Algorithms, compute_s: np.ndarray, bucket: Any,
+                       comparison: MappingComparison,
+                       mapping: str) -> tuple[MappingComparison, Any]:
+    """Overlap 'backward' on a machine with levels: the schedule of each grid under both
+    mappings; 'best' keeps the shorter (ties: Pr inside).  Returns the comparison with the
+    schedules' totals and the chosen schedule of every grid."""
+    from dataclasses import replace as _replace
+
+    from costmodel.schedule import schedule_totals
+
+    runs = {name: schedule_totals(network, machine, grids, plan, algo, compute_s, bucket,
+                                  np.full(len(grids), name == PR_INSIDE)) for name in MAPPINGS}
+    totals = {name: runs[name].total_s for name in MAPPINGS}
+    if mapping == BEST:
+        pr_inside = ~(totals[MAPPINGS[1]] < totals[MAPPINGS[0]])
+    else:
+        pr_inside = np.full(len(grids), mapping == PR_INSIDE)
+    chosen = runs[PR_INSIDE].where(pr_inside, runs[MAPPINGS[1]])
+    return _replace(comparison, total_s=totals, pr_inside=pr_inside), chosen
 
 
 @dataclass(frozen=True)
@@ -691,13 +748,18 @@ class GridTotals:
 def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                     overlap: Overlap = "none", collectives: str | None = None,
                     compute: ComputeModel = "auto",
-                    memory: MemoryCheck | None = None, mapping: str = "best") -> GridTotals:
+                    memory: MemoryCheck | None = None, mapping: str = "best",
+                    bucket: Any = None) -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
 
     Costs each distinct layer once and weights it by its multiplicity: the same sums, several
-    times faster on networks of repeated blocks.  Used by sweeps.
+    times faster on networks of repeated blocks.  Used by sweeps.  Overlap 'backward' needs
+    the layers in order (a schedule): it goes through :func:`evaluate`.
     """
     _check(grids, overlap)
+    if overlap == "backward":
+        return _backward_totals(network, machine, grids, plan, collectives, compute, memory,
+                                mapping, bucket)
     layers, counts = LayerArrays.unique_of(network)
     alpha, beta, gamma = machine.alpha_s, machine.beta_s_per_word, machine.gamma_s_per_word
     sums = {term: np.zeros(len(grids)) for term in TERMS}
@@ -730,6 +792,51 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
     total = combine(compute_s, sums["model"], sums["batch"], sums["domain"], overlap)
     return GridTotals(compute_s, sums["model"], sums["batch"], sums["domain"], total, feasible,
                       pr_inside)
+
+
+SCHEDULE_CHUNK = 1 << 20
+"""Grid × layer steps scheduled at once in a sweep (bounds the arrays of the schedule)."""
+
+
+def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
+                     collectives: str | None, compute: ComputeModel,
+                     memory: MemoryCheck | None, mapping: str, bucket: Any) -> GridTotals:
+    """:func:`evaluate_totals` under overlap 'backward': the sums and feasibility of overlap
+    'none' (distinct layers), then the schedule (docs/schedule.md) of the feasible grids only
+    — an infeasible grid's total is never used (its total is NaN)."""
+    from costmodel.buckets import Bucketing, bucketing
+    from costmodel.schedule import schedule_totals
+
+    bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
+        bucket, machine_default=machine.bucket)
+    base = evaluate_totals(network, machine, grids, plan, "none", collectives, compute, memory,
+                           mapping)
+    keep = np.flatnonzero(base.feasible)
+    total = np.full(len(grids), np.nan)
+    pr_inside = base.pr_inside
+    if keep.size:
+        part = grids.take(keep)
+        algo = machine_algorithms(machine, collectives)
+        compute_s = base.compute_s[keep]
+        if machine.hierarchical:
+            runs = {name: schedule_totals(network, machine, part, plan, algo, compute_s, bucket,
+                                          np.full(keep.size, name == PR_INSIDE))
+                    for name in MAPPINGS}
+            if mapping == BEST:
+                inside = ~(runs[MAPPINGS[1]].total_s < runs[MAPPINGS[0]].total_s)
+            else:
+                inside = np.full(keep.size, mapping == PR_INSIDE)
+            total[keep] = np.where(inside, runs[MAPPINGS[0]].total_s,
+                                   runs[MAPPINGS[1]].total_s)
+            pr_inside = np.array(base.pr_inside, dtype=bool, copy=True)
+            pr_inside[keep] = inside
+        else:
+            step = max(1, SCHEDULE_CHUNK // len(network.layers))
+            for start in range(0, keep.size, step):
+                sub = slice(start, start + step)
+                total[keep[sub]] = schedule_totals(network, machine, part.take(sub), plan,
+                                                   algo, compute_s[sub], bucket).total_s
+    return replace(base, total_s=total, pr_inside=pr_inside)
 
 
 def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:

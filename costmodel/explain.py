@@ -329,6 +329,9 @@ class Explanation:
     sums: tuple[Line, ...]
     total: Line
     iterations_per_epoch: float
+    schedule: tuple[Line, ...] = ()
+    """Overlap 'backward' (docs/schedule.md): one line per gradient bucket and per wait of the
+    iteration's schedule — what is exposed and where it comes from; () otherwise."""
 
     def layer(self, name: str) -> LayerExplanation:
         """The explained layer called ``name``."""
@@ -527,9 +530,44 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
                          "profile without gamma")
 
 
+def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algorithms,
+                    bucket: Any) -> tuple[Line, tuple[Line, ...]]:
+    """Overlap 'backward': the total as the schedule composes it, and one line per bucket and
+    per wait of grid 0 (docs/schedule.md)."""
+    from costmodel.schedule import plan_steps, run
+
+    steps = plan_steps(network, machine, table.grids, table.plan, algo, table.compute_s)
+    totals, events = run(steps, bucket, machine.word_bytes, record=0,
+                         layer_names=tuple(layer.name for layer in network.layers))
+    c, b, w, t = (float(x[0]) for x in (totals.compute_s, totals.blocking_s, totals.wait_s,
+                                        totals.tail_s))
+    total = Line(f"total (overlap backward: one iteration scheduled, buckets {bucket.label})",
+                 "total", "compute + blocking + waits + tail", (),
+                 f"{_num(c)} + {_num(b)} + {_num(w)} + {_num(t)}", float(totals.total_s[0]),
+                 note=(f"blocking = the model and domain sums (Pr-group collectives and halos, "
+                       f"on the critical path); {_num(float(totals.hidden_s[0]))} of "
+                       f"{_num(float(totals.gradient_s[0]))} s of gradient all-reduce in "
+                       f"{int(totals.buckets[0])} buckets runs under the compute; its exposed "
+                       "part is the waits and the tail"))
+    lines = []
+    for e in events:
+        if e.lane == "gradient":
+            lines.append(Line(f"{e.what}: {', '.join(e.layers)} over {e.group}", "batch",
+                              "all-reduce of the fused gradients (α–β of the bucket's words)",
+                              (), f"{_num(e.words)} words, {_num(e.start_s)} → {_num(e.end_s)} s",
+                              e.end_s - e.start_s, words=e.words,
+                              note=f"exposed {_num(e.exposed_s)} s"))
+        elif e.lane == "wait":
+            lines.append(Line(f"wait: {e.what}" + (f" ({', '.join(e.layers)})" if e.layers
+                                                    else ""), "wait", "compute idle", (),
+                              f"{_num(e.start_s)} → {_num(e.end_s)} s", e.end_s - e.start_s))
+    return total, tuple(lines)
+
+
 def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,
             overlap: Overlap = "none", collectives: str | None = None,
-            compute: ComputeModel = "auto", layers: Sequence[str] | None = None) -> Explanation:
+            compute: ComputeModel = "auto", layers: Sequence[str] | None = None,
+            bucket: Any = None) -> Explanation:
     """Every term of the cost of the grid Pr × (P/Pr) under ``plan``, per iteration.
 
     ``layers`` restricts the per-layer lines to those names (UnknownName with suggestions for a
@@ -548,7 +586,7 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
     grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
     # the engine decides feasibility and the layout (which split and group sizes per layer)
-    table = evaluate(network, machine, grids, plan, overlap, collectives, compute)
+    table = evaluate(network, machine, grids, plan, overlap, collectives, compute, bucket=bucket)
     layout = table.layout
     explained = []
     for i, layer in enumerate(network.layers):
@@ -563,6 +601,9 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     sums = tuple(_sum_line(term, explained) for term in ("model", "batch", "domain"))
     total = _total_line(compute_line.seconds, sums[0].seconds, sums[1].seconds, sums[2].seconds,
                         overlap)
+    schedule: tuple[Line, ...] = ()
+    if overlap == "backward":
+        total, schedule = _schedule_lines(network, machine, table, algo, table.bucket)
     N = network.dataset_samples
     settings = (
         Line("latency per message", "setting", "α", (), f"{_num(alpha)} s", alpha),
@@ -578,7 +619,7 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     return Explanation(
         network.name, machine.name, P, pr, P // pr, batch, plan.name, overlap, algo.name, used,
         bool(table.feasible[0]), reason(table, 0), bool(table.uneven[0]), settings, shown,
-        compute_line, sums, total, N / batch)
+        compute_line, sums, total, N / batch, schedule)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -644,6 +685,10 @@ def render_text(e: Explanation, per: Per = "epoch") -> str:
     out += ["", "whole grid"]
     for line in (e.compute, *e.sums, e.total):
         out += block(line)
+    if e.schedule:
+        out += ["", "schedule of the backward pass (gradient buckets and waits, docs/schedule.md)"]
+        for line in e.schedule:
+            out += block(line)
     out += ["", "redistribution between layouts is not charged (the paper's convention)"]
     return "\n".join(out) + "\n"
 
@@ -672,6 +717,9 @@ def render_markdown(e: Explanation, per: Per = "epoch") -> str:
         out += [row(line) for line in layer.lines]
     out += ["", "#### whole grid", "", *header]
     out += [row(line) for line in (e.compute, *e.sums, e.total)]
+    if e.schedule:
+        out += ["", "#### schedule of the backward pass", "", *header]
+        out += [row(line) for line in e.schedule]
     out += ["", "- redistribution between layouts is not charged (the paper's convention)"]
     return "\n".join(out) + "\n"
 
@@ -700,5 +748,6 @@ def explanation_record(e: Explanation) -> dict[str, Any]:
         "compute": _line_record(e.compute, epoch),
         "sums": [_line_record(s, epoch) for s in e.sums],
         "total": _line_record(e.total, epoch),
+        **({"schedule": [_line_record(s, epoch) for s in e.schedule]} if e.schedule else {}),
         "redistribution_charged": False,
     }

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from costmodel import collectives as coll
-from costmodel.errors import NO_VALUE, ShapeError, SpecError, UnknownName
+from costmodel.errors import NO_VALUE, GridcostError, ShapeError, SpecError, UnknownName
 from costmodel.memory import OPTIMIZERS
 from costmodel.specs import (
     PER_COLLECTIVE_KINDS,
@@ -457,7 +457,7 @@ def load_network(name_or_path: str) -> Network:
 _ZERO_TIME = re.compile(r"^\s*0+(\.0*)?\s*(s|ms|us|µs|ns)?\s*$")
 _MACHINE_KEYS = {"version", "name", "description", "alpha", "bandwidth", "word_bytes",
                  "flop_rate", "memory", "optimizer", "compute", "gamma", "collectives", "levels",
-                 "per_collective"}
+                 "per_collective", "schedule"}
 _ZERO_PER_WORD = re.compile(r"^\s*0+(\.0*)?\s*((s|ms|us|µs|ns)/word)?\s*$")
 
 
@@ -491,6 +491,7 @@ def machine_from_document(doc: Document) -> Machine:
         levels=_levels(top, alpha_s, bandwidth) if top.has("levels") else (),
         per_collective=per_collective,
         per_collective_processes=per_collective_processes,
+        **(_schedule(top) if top.has("schedule") else {}),
     )
 
 
@@ -588,6 +589,36 @@ def _processes(entry: Fields) -> list[tuple[int, float, float]]:
         pair = Fields(raw[p], entry.source, table.at(str(p)), {"alpha", "bandwidth"})
         rows.append((p, *_alpha_bandwidth(pair)))
     return sorted(rows)
+
+
+def _schedule(top: Fields) -> dict[str, Any]:
+    """``schedule``: the defaults of overlap 'backward' (docs/schedule.md): ``bucket`` (a
+    preset — ddp, horovod, layer — or a size such as '25 MiB' or 0) and ``backward_ratio``
+    (backward / forward compute, a positive number)."""
+    from costmodel.buckets import PRESETS, parse_size
+
+    f = Fields(top.raw("schedule"), top.source, "schedule", {"bucket", "backward_ratio"})
+    out: dict[str, Any] = {}
+    if f.has("bucket"):
+        value = f.raw("bucket")
+        expected = f"one of {', '.join(PRESETS)} or a size in bytes (e.g. '25 MiB', 0)"
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            raise f.error("bucket", expected, value)
+        text = str(value).replace(" ", "")
+        if text not in PRESETS:
+            try:
+                text = repr(parse_size(text))
+            except GridcostError:
+                raise f.error("bucket", expected, value) from None
+        out["bucket"] = text
+    if f.has("backward_ratio"):
+        ratio = f.raw("backward_ratio")
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
+                or not 0 < ratio < math.inf:
+            raise f.error("backward_ratio", "a positive number (backward / forward compute)",
+                          ratio)
+        out["backward_ratio"] = float(ratio)
+    return out
 
 
 def _optimizer(top: Fields) -> float:

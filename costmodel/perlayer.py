@@ -16,7 +16,8 @@ seconds, words or messages per training iteration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -223,6 +224,10 @@ class Redistribution:
     seconds: np.ndarray
     forward_route: np.ndarray
     backward_route: np.ndarray
+    forward_s: np.ndarray | None = None
+    """Seconds of the forward move alone (activations k → l), (L−1, K, K); the backward move
+    (their gradients l → k) is ``seconds − forward_s``.  For overlap 'backward', which places
+    each on its own side of the iteration (docs/schedule.md)."""
 
 
 def redistribution(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
@@ -250,7 +255,7 @@ def redistribution(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorith
     words = fw + bw
     seconds = alpha_s * messages + beta_s_per_word * words
     return Redistribution(messages, words, seconds, fpick.astype(np.int8),
-                          bpick.astype(np.int8))
+                          bpick.astype(np.int8), alpha_s * fm + beta_s_per_word * fw)
 
 
 def describe_move(lay: Layouts, k: int, target: int, route: int) -> str:
@@ -315,6 +320,13 @@ class Problem:
     compute_s: float
     compute_model: str
     compute_outside_table: bool
+    steps: Any = None
+    """Overlap 'backward': the schedule's steps of every layout × layer
+    (costmodel.schedule.Steps with K rows); None otherwise."""
+
+    def sequence_steps(self, choice: np.ndarray) -> Any:
+        """Overlap 'backward': the schedule's steps of layout sequences (S, L)."""
+        return _sequence_steps(self, choice)
 
     @property
     def penalty(self) -> np.ndarray:
@@ -340,9 +352,73 @@ class Problem:
         Redistribution is never hidden: under overlap `batch` it adds to the model term.
         """
         s = self.sequence_terms(choice)
+        if self.settings.overlap == "backward":
+            from costmodel.schedule import run
+
+            schedule = run(self.sequence_steps(choice), self.settings.bucket,
+                           self.machine.word_bytes)[0]
+            return np.where(s["feasible"], schedule.total_s, np.inf)
         total = combine(np.float64(self.compute_s), s["model"] + s["redistribution"], s["batch"],
                         s["domain"], self.settings.overlap)
         return np.where(s["feasible"], total, np.inf)
+
+
+def _sequence_steps(prob: Problem, choice: np.ndarray) -> Any:
+    """The schedule's steps of layout sequences ``choice`` (S, L): each layer's collectives in
+    its layout, the forward redistribution into layer i+1 before its forward compute and the
+    backward one (its gradients back to layer i's layout) after its backward compute."""
+    from costmodel.schedule import Steps
+
+    steps = prob.steps
+    choice = np.atleast_2d(choice)
+    rows = np.arange(choice.shape[1])[:, None]
+    layout = choice.T  # (L, S)
+    out: dict[str, Any] = {}
+    for name in ("fwd_compute_s", "bwd_compute_s", "fwd_pre_s", "fwd_post_s", "bwd_pre_s",
+                 "bwd_post_s", "grad_words", "grad_group", "fwd_pre_words", "fwd_post_words",
+                 "bwd_pre_words", "bwd_post_words", "pr"):
+        out[name] = getattr(steps, name)[rows, layout].astype(np.float64)
+    for name in ("bucket_latency_s", "bucket_slope_s"):
+        out[name] = getattr(steps, name)[:, rows, layout]
+    r = prob.redistribution
+    assert r.forward_s is not None
+    between = rows[:-1]
+    forward = r.forward_s[between, layout[:-1], layout[1:]]  # (L−1, S)
+    backward = r.seconds[between, layout[:-1], layout[1:]] - forward
+    zero = np.zeros((1, choice.shape[0]))
+    out["fwd_pre_s"] = out["fwd_pre_s"] + np.concatenate([zero, forward], axis=0)
+    out["bwd_post_s"] = out["bwd_post_s"] + np.concatenate([zero, backward], axis=0)
+    out["processes"] = np.full(choice.shape[0], float(prob.P))
+    return Steps(**out)
+
+
+def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
+                 algo: Algorithms, compute_s: float) -> Any:
+    """The schedule's steps of every layout × layer (K rows, docs/schedule.md): model layouts as
+    the plan model-batch, domain layouts as domain-batch on the same (Pr, Pc)."""
+    from costmodel.schedule import Steps, plan_steps
+
+    K = len(lay)
+    parts = {}
+    for mode, plan_name in ((MODEL, "model-batch"), (DOMAIN, "domain-batch")):
+        rows = np.flatnonzero(lay.mode == mode)
+        g = Grids(lay.pr[rows].astype(np.int64), lay.pc[rows].astype(np.int64),
+                  np.full(rows.size, batch, dtype=np.int64))
+        parts[mode] = (rows, plan_steps(network, machine, g, PLANS[plan_name], algo,
+                                        np.full(rows.size, compute_s), labels=True))
+    first = parts[MODEL][1]
+    out: dict[str, Any] = {}
+    for name in ("fwd_compute_s", "bwd_compute_s", "fwd_pre_s", "fwd_post_s", "bwd_pre_s",
+                 "bwd_post_s", "grad_words", "grad_group", "fwd_pre_words", "fwd_post_words",
+                 "bwd_pre_words", "bwd_post_words", "pr", "bucket_latency_s",
+                 "bucket_slope_s"):
+        value = getattr(first, name)
+        full = np.zeros((*value.shape[:-1], K))
+        for rows, st in parts.values():
+            full[..., rows] = getattr(st, name)
+        out[name] = full
+    out["processes"] = np.full(K, float(lay.pr[0] * lay.pc[0]))
+    return Steps(**out)
 
 
 def problem(network: Network, machine: Machine, P: int, batch: int,
@@ -364,11 +440,21 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
     grid = Grids(np.array([1]), np.array([P]), np.array([batch]))
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grid,
                                                                 settings.compute)
+    steps = None
+    if settings.overlap == "backward":
+        from dataclasses import replace
+
+        from costmodel.buckets import Bucketing, bucketing
+
+        if not isinstance(settings.bucket, Bucketing):
+            settings = replace(settings, bucket=bucketing(settings.bucket, None,
+                                                          machine.bucket))
+        steps = layout_steps(network, machine, lay, batch, algo, float(compute_s[0]))
     return Problem(network, machine, P, batch, settings, lay,
                    layer_costs(layers, lay, batch, algo, alpha, beta,
                                machine.gamma_s_per_word),
                    redistribution(layers, lay, batch, algo, alpha, beta),
-                   float(compute_s[0]), compute_model, bool(outside[0]))
+                   float(compute_s[0]), compute_model, bool(outside[0]), steps)
 
 
 # --------------------------------------------------------------------------- fixed plans
@@ -404,7 +490,7 @@ def fixed_plans(prob: Problem) -> list[FixedPlan]:
     for name in PLANS:
         grids, seqs = fixed_plan_sequences(prob, name)
         table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
-                         s.collectives, s.compute)
+                         s.collectives, s.compute, bucket=s.bucket)
         engine = np.where(table.feasible, table.total_s, np.inf)
         charged = prob.totals(seqs)
         best, cbest = int(np.argmin(engine)), int(np.argmin(charged))
@@ -522,6 +608,30 @@ def _lagrangian(prob: Problem, candidates: list[np.ndarray]) -> tuple[float, str
     return best, "Lagrangian bisection over λ (overlap batch)"
 
 
+def _backward_bound(prob: Problem, candidates: list[np.ndarray]) -> tuple[float, str]:
+    """Overlap `backward`: a proven lower bound and candidate sequences (docs/schedule.md §6).
+
+    Every schedule takes at least max(C, Σ bucket all-reduces) + Σ blocking (the compute and
+    the blocking collectives form one chain; every collective shares one channel), and a
+    bucket costs at least the β (and γ) part of its layers' all-reduces — all of it when every
+    layer is its own bucket.  So the Lagrangian of overlap `batch` (:func:`_lagrangian`) on
+    those per-layer costs bounds the optimum from below, and its argmins are candidates; each
+    candidate is then costed by the schedule.
+    """
+    batch_s = prob.costs.batch_s
+    bucket: Any = prob.settings.bucket
+    if not bucket.per_layer:
+        batch_s = layer_costs(LayerArrays.of(prob.network), prob.layouts, prob.batch,
+                              machine_algorithms(prob.machine, prob.settings.collectives),
+                              0.0, prob.machine.beta_s_per_word,
+                              prob.machine.gamma_s_per_word).batch_s
+    relaxed = replace(prob, costs=replace(prob.costs, batch_s=batch_s),
+                      settings=replace(prob.settings, overlap="batch"), steps=None)
+    bound, _ = _lagrangian(relaxed, candidates)
+    return bound, ("schedule of the Lagrangian candidates of overlap batch (overlap backward; "
+                   "bound: overlap batch with latency-free buckets)")
+
+
 def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
                        settings: Settings = DEFAULT_SETTINGS,
                        allow_infeasible: bool = False) -> PerLayerResult:
@@ -529,7 +639,8 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
 
     Overlap `none`: exact by :func:`solve_chain`.  Overlap `batch`: the best of the Lagrangian
     candidates and of the four fixed plans' sequences (re-costed with redistribution), with a
-    certified lower bound.  Raises NoFeasibleGrid when some layer has no feasible layout (or
+    certified lower bound.  Overlap `backward`: the same candidates costed by the schedule,
+    with the bound of :func:`_backward_bound`.  Raises NoFeasibleGrid when some layer has no feasible layout (or
     returns a result with ``choice`` None under ``allow_infeasible``).
     """
     prob = problem(network, machine, P, batch, settings)
@@ -551,7 +662,10 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
         return PerLayerResult(prob, choice, total, total, True, "dynamic programme",
                               pure_engine, fixed, None)
     candidates: list[np.ndarray] = []
-    bound, method = _lagrangian(prob, candidates)
+    if settings.overlap == "backward":
+        bound, method = _backward_bound(prob, candidates)
+    else:
+        bound, method = _lagrangian(prob, candidates)
     for plan_name in PLANS:
         candidates.extend(fixed_plan_sequences(prob, plan_name)[1])
     stack = np.array(candidates)

@@ -16,7 +16,7 @@ import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import matplotlib
 import numpy as np
@@ -658,3 +658,131 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
     ax.legend(fontsize="small", title="filled: predicted best grid", title_fontsize="small")
     _title(ax, "gridcost validate: predicted vs measured communication")
     return ax
+
+
+# --------------------------------------------------------------------------- timeline
+
+TIMELINE_LANES = ("gradient", "pr", "compute")
+"""Lanes of the timeline, bottom to top: gradient all-reduces, blocking collectives, compute.
+The two communication lanes are one channel per process (docs/schedule.md §4)."""
+
+TIMELINE_COLOURS = {
+    "forward": "#56B4E9",
+    "backward": "#0072B2",
+    "pr": "#E69F00",
+    "halo": "#CC79A7",
+    "gradient": "#009E73",
+    "exposed": "#D55E00",
+}
+"""Okabe–Ito colours of the timeline's event kinds."""
+
+
+def _time_unit(total_s: float) -> tuple[float, str]:
+    if total_s < 1e-3:
+        return 1e6, "µs"
+    if total_s < 1.0:
+        return 1e3, "ms"
+    return 1.0, "s"
+
+
+def timeline(tl: Any) -> Figure:
+    """One iteration as a Gantt chart (docs/schedule.md §5): a compute lane (forward light,
+    backward dark), the blocking Pr-group collectives and halos, and the gradient all-reduce
+    buckets — the two communication lanes are one channel — with every stretch of exposed
+    communication (compute idle) hatched in vermilion across the compute lane and over the
+    exposed part of each all-reduce.  ``tl``: a costmodel.schedule.Timeline."""
+    scale, unit = _time_unit(max(tl.total_s, 1e-12))
+    fig = Figure(figsize=(12.0, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    lanes = {"compute": 2.0, "pr": 1.0, "gradient": 0.0}
+    height = 0.7
+    total = tl.total_s * scale
+    min_label = total * 0.045
+    for e in tl.events:
+        x0, width = e.start_s * scale, (e.end_s - e.start_s) * scale
+        if width <= 0:
+            continue
+        if e.lane == "wait":
+            ax.add_patch(Rectangle((x0, lanes["compute"] - height / 2), width, height,
+                                   facecolor="white", edgecolor=TIMELINE_COLOURS["exposed"],
+                                   hatch="////", linewidth=0.8))
+            continue
+        y = lanes[e.lane]
+        if e.lane == "compute":
+            colour = TIMELINE_COLOURS["forward" if e.what == "forward" else "backward"]
+        elif e.lane == "pr":
+            colour = TIMELINE_COLOURS["halo" if e.what.startswith("halo") else "pr"]
+        else:
+            colour = TIMELINE_COLOURS["gradient"]
+        ax.add_patch(Rectangle((x0, y - height / 2), width, height, facecolor=colour,
+                               edgecolor="white", linewidth=0.4))
+        if e.lane == "gradient" and e.exposed_s > 0:
+            _hatch_exposed(ax, e, tl.events, scale, y, height)
+        label = _event_label(e)
+        if width >= min_label and label:
+            dark = colour in (TIMELINE_COLOURS["backward"], TIMELINE_COLOURS["gradient"])
+            ax.text(x0 + width / 2, y, label, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black", clip_on=True)
+    fwd = tl.forward_end_s * scale
+    ax.axvline(fwd, color="#555555", linewidth=0.8, linestyle=":")
+    ax.text(fwd, 2.5, " backward →", fontsize=8, va="bottom", ha="left", color="#555555")
+    ax.text(0, 2.5, "forward →", fontsize=8, va="bottom", ha="left", color="#555555")
+    ax.set_xlim(0, total * 1.01)
+    ax.set_ylim(-0.6, 2.85)
+    ax.set_yticks([lanes["gradient"], lanes["pr"], lanes["compute"]])
+    ax.set_yticklabels(["gradient all-reduce\n(buckets, Pc / P group)",
+                        "blocking collectives\n(Pr group, halos)", "compute"], fontsize=8)
+    ax.set_xlabel(f"time within one iteration [{unit}]")
+    ax.grid(axis="x", linewidth=0.3, alpha=0.5)
+    ax.set_axisbelow(True)
+    r = tl.record()
+    title = (f"{tl.network} on {tl.machine}: {tl.pr}×{tl.pc} grid (P={tl.P}, B={tl.batch}), "
+             f"plan {tl.plan}, overlap {tl.overlap}"
+             + (f", buckets {tl.bucket.label}" if tl.overlap == "backward" else ""))
+    summary = (f"iteration {total:.4g} {unit} = compute {r['compute_s'] * scale:.4g} + exposed "
+               f"communication {r['exposed_comm_s'] * scale:.4g} {unit} (blocking "
+               f"{r['blocking_comm_s'] * scale:.4g}, waits for the channel "
+               f"{r['wait_s'] * scale:.4g}, tail after the last compute "
+               f"{r['tail_s'] * scale:.4g})\ngradient all-reduce "
+               f"{r['gradient_comm_s'] * scale:.4g} {unit} in {r['buckets']} buckets, "
+               f"{r['hidden_gradient_s'] * scale:.4g} {unit} of it hidden under the compute")
+    ax.set_title(f"{title}\n{summary}", fontsize=9)
+    handles = [Patch(facecolor=TIMELINE_COLOURS["forward"], label="forward compute"),
+               Patch(facecolor=TIMELINE_COLOURS["backward"], label="backward compute (ΔX, ΔW)"),
+               Patch(facecolor=TIMELINE_COLOURS["pr"], label="Pr all-gather Y / all-reduce ΔX"),
+               Patch(facecolor=TIMELINE_COLOURS["halo"], label="halo exchange"),
+               Patch(facecolor=TIMELINE_COLOURS["gradient"], label="gradient bucket all-reduce"),
+               Patch(facecolor="white", edgecolor=TIMELINE_COLOURS["exposed"], hatch="////",
+                     label="exposed communication (compute idle)")]
+    note = "the two communication lanes are one channel per process: they never overlap"
+    if tl.note:
+        note += f"; {tl.note}"
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=6,
+              fontsize=7.5, frameon=False, title=note, title_fontsize=7)
+    return fig
+
+
+def _event_label(e: Any) -> str:
+    if e.lane == "gradient":
+        name = e.what.replace("all-reduce bucket ", "b")
+        if not e.layers:
+            return name
+        if len(e.layers) == 1:
+            return f"{name}: {e.layers[0]}"
+        return f"{name}: {len(e.layers)} layers"
+    if e.lane == "compute":
+        return e.layers[0] if e.layers else ""
+    return e.layers[0] if e.layers else ""
+
+
+def _hatch_exposed(ax: Axes, e: Any, events: Sequence[Any], scale: float, y: float,
+                   height: float) -> None:
+    """Hatch the parts of all-reduce ``e`` that run while the compute is idle."""
+    for w in events:
+        if w.lane != "wait":
+            continue
+        a, b = max(e.start_s, w.start_s), min(e.end_s, w.end_s)
+        if b > a:
+            ax.add_patch(Rectangle((a * scale, y - height / 2), (b - a) * scale, height,
+                                   facecolor="none", edgecolor=TIMELINE_COLOURS["exposed"],
+                                   hatch="////", linewidth=0.0))

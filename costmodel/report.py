@@ -87,6 +87,10 @@ def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> li
             record["reason"] = reason(table, g)
         if table.mappings is not None:
             record.update(mapping_record(table, g, float(scale[g]), unit_of(per)))
+        if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
+            from costmodel.schedule import grid_schedule_record
+
+            record["schedule"] = grid_schedule_record(table.schedule, g, float(scale[g]))
         records.append(record)
     return records
 
@@ -255,6 +259,10 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
         record["reason"] = no_feasible_grid_message(table)
     record.update(algorithms_record(table))
     record.update(levels_record(table))
+    if table.bucket is not None:  # overlap 'backward' (docs/schedule.md)
+        from costmodel.schedule import bucket_record
+
+        record["bucket"] = bucket_record(table.bucket)
     return record
 
 
@@ -447,14 +455,19 @@ def grids_table(record: dict[str, Any]) -> Table:
             row.append(g["memory_bytes"] / GIB)
         if "levels" in record:
             row.append(g["mapping"])
+        if "bucket" in record:
+            row.append(g["schedule"]["exposed_comm_s"] if g["feasible"] else None)
         rows.append([*row, note])
     if "memory" in record:
         headers.insert(-1, "memory [GiB/process]")
     if "levels" in record:
         headers.insert(-1, "mapping")
+    if "bucket" in record:
+        headers.insert(-1, f"exposed comm [{unit}]")
     title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
-             f"plan {record['plan']}, overlap {record['overlap']}, collectives "
-             f"{collectives_label(record)}, compute {record['compute_model']}")
+             f"plan {record['plan']}, overlap {record['overlap']}"
+             + (f" (buckets {record['bucket']['name']})" if "bucket" in record else "")
+             + f", collectives {collectives_label(record)}, compute {record['compute_model']}")
     return Table(headers, rows, title, summary_lines(record))
 
 
@@ -470,6 +483,14 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                      f"(communication {best['comm_s']:.4g} {unit})")
         if "mapping" in best:
             lines.append(f"  mapping {best['mapping']} — {best['mapping_why']}")
+        if "schedule" in best:  # overlap 'backward' (docs/schedule.md)
+            sched = best["schedule"]
+            lines.append(f"  schedule (buckets {record['bucket']['name']}): exposed "
+                         f"communication {sched['exposed_comm_s']:.4g} {unit} = blocking "
+                         f"{sched['blocking_comm_s']:.4g} + waits {sched['wait_s']:.4g} + "
+                         f"tail {sched['tail_s']:.4g}; {sched['hidden_gradient_s']:.4g} of "
+                         f"{sched['gradient_comm_s']:.4g} {unit} gradient all-reduce hidden "
+                         f"in {sched['buckets']} buckets")
         pure, model = record["pure_batch"], record["pure_model"]
         lines.append(f"  vs pure batch 1×{record['P']}: "
                      + (f"{_ratio(best['speedup_vs_pure_batch'])} total, "
@@ -894,7 +915,9 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
                  f"{best['model_comm_s'] + best['batch_comm_s'] + best['domain_comm_s']:.4g} + "
                  f"redistribution {best['redistribution_s']:.4g} "
                  f"({_changes(best['layout_changes'])})"
-                 + (", overlap batch" if record["overlap"] == "batch" else ""))
+                 + (", overlap batch" if record["overlap"] == "batch" else "")
+                 + (", overlap backward: the schedule overlaps part of it (docs/schedule.md)"
+                    if record["overlap"] == "backward" else ""))
     if not record["exact"]:
         lines.append(f"  not proven optimal ({record['method']}): the optimum lies in "
                      f"[{record['lower_bound_s']:.6g}, {best['total_s']:.6g}] {unit}")

@@ -18,6 +18,7 @@ from costmodel.cost import (
     evaluate_totals,
     structurally_feasible,
 )
+from costmodel.buckets import Bucketing
 from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import (
     Grids,
@@ -48,6 +49,10 @@ class Settings:
     mapping: str = "best"
     """Hierarchical machines (docs/hierarchy.md): 'best' (each grid's cheaper mapping),
     'pr-inside' or 'pc-inside'."""
+    bucket: Bucketing | str | None = None
+    """Overlap 'backward' (docs/schedule.md): the gradient bucketing — a Bucketing, a preset
+    name (ddp, horovod, layer) or None for the machine profile's default, else ddp.  Ignored
+    by 'none' and 'batch'."""
 
 
 def check_batch(batch: object) -> int:
@@ -181,7 +186,7 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
         part = slice(start, min(n, start + step))
         totals = evaluate_totals(network, machine, grids.take(part), plan, settings.overlap,
                                  settings.collectives, settings.compute, settings.memory,
-                                 settings.mapping)
+                                 settings.mapping, settings.bucket)
         columns["total"][part] = totals.total_s
         columns["compute"][part] = totals.compute_s
         columns["model"][part] = totals.model_s
@@ -211,7 +216,8 @@ def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray
     """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
     grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
     table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
-                     settings.collectives, settings.compute, settings.memory, settings.mapping)
+                     settings.collectives, settings.compute, settings.memory, settings.mapping,
+                     settings.bucket)
     return np.where(table.feasible, table.total_s, np.inf)
 
 
@@ -303,7 +309,7 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     batch = check_batch(batch)
     grids = factorizations(P, batch)
     table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
-                     settings.compute, settings.memory, settings.mapping)
+                     settings.compute, settings.memory, settings.mapping, settings.bucket)
     feasible = table.feasible
     if not feasible.any() and not allow_infeasible:
         raise NoFeasibleGrid(no_feasible_grid_message(table))
@@ -311,10 +317,11 @@ def optimize(network: Network, machine: Machine, P: int, batch: int, plan: Plan,
     edges = Grids(np.array([1, P]), np.array([P, 1]), np.array([batch, batch]))
     model_batch = PLANS["model-batch"]
     pure = evaluate(network, machine, edges.take(slice(0, 1)), model_batch, settings.overlap,
-                    settings.collectives, settings.compute, settings.memory, settings.mapping)
+                    settings.collectives, settings.compute, settings.memory, settings.mapping,
+                    settings.bucket)
     pure_model = evaluate(network, machine, edges.take(slice(1, 2)), model_batch,
                           settings.overlap, settings.collectives, settings.compute,
-                          settings.memory, settings.mapping)
+                          settings.memory, settings.mapping, settings.bucket)
     limits = (scaling_limits(network, machine, batch, plan, settings, threshold)
               if with_limits else None)
     fitting = (smallest_fitting_processes(network, machine, batch, plan, settings.memory)

@@ -213,6 +213,12 @@ class Machine:
     (``per_collective.KIND.processes``, docs/formats.md), used for that kind on groups of p
     instead of the kind's pooled pair — or, for a kind without one, the flat α, β.  Halos
     (kind 'p2p') are messages between two neighbours: only a p2p entry for p = 2 is used."""
+    bucket: str | None = None
+    """Default gradient bucketing of overlap 'backward' (``schedule.bucket``, docs/schedule.md):
+    a preset name (ddp, horovod, layer) or a size in bytes as text; None: ddp."""
+    backward_ratio: float = 2.0
+    """Backward compute / forward compute of a layer (``schedule.backward_ratio``, docs/
+    schedule.md §2): 2 — ΔX and ΔW, each as many multiply-adds as the forward."""
 
     def __post_init__(self) -> None:
         if not self.alpha_s >= 0:
@@ -238,6 +244,9 @@ class Machine:
             if alpha_k > 0 and self.alpha_s == 0:
                 raise SpecError(self.name, "alpha", "a latency > 0 s when per_collective sets one",
                                 self.alpha_s)
+        if not 0 < self.backward_ratio < math.inf:
+            raise SpecError(self.name, "schedule.backward_ratio", "a positive number",
+                            self.backward_ratio)
         self._check_processes()
         if (self.per_collective or self.per_collective_processes) and len(self.levels) > 1:
             raise SpecError(self.name, "per_collective", "no per_collective together with "

@@ -243,7 +243,7 @@ def test_overlap_formula_on_many_grids() -> None:
 
 
 def test_bad_settings() -> None:
-    with pytest.raises(UsageError, match="overlap: expected 'none' or 'batch', got 'all'"):
+    with pytest.raises(UsageError, match="overlap: expected 'none', 'batch' or 'backward', got 'all'"):
         one(TINY, 1, 2, 8, overlap="all")
     with pytest.raises(UsageError, match="batch: expected a positive integer, got 0"):
         one(TINY, 1, 2, 0)

@@ -289,7 +289,7 @@ BAD_MACHINES = [
      "bandwidth: expected a positive bandwidth, got '0 GiB/s'"),
     ("unknown_machine_key.yaml", SpecError,
      "latency: expected one of the keys alpha, bandwidth, collectives, compute, description, "
-     "flop_rate, gamma, levels, memory, name, optimizer, per_collective, version, "
+     "flop_rate, gamma, levels, memory, name, optimizer, per_collective, schedule, version, "
      "word_bytes (unknown key)"),
     ("unknown_default_table_machine.yaml", SpecError,
      "compute.default: expected one of fig4, got 'paper'"),

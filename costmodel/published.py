@@ -183,6 +183,17 @@ class PointResult:
     run: PublishedRun
     predicted: dict[str, float]
     iteration_s: dict[str, tuple[float, float]]
+    across_nodes: bool = False
+    """Whether the machine profile has levels (the run spans nodes)."""
+
+    @property
+    def missing_s(self) -> float:
+        """Seconds per iteration at P that the measurement takes beyond the ``backward``
+        prediction, T(P0) · (1/E_measured − 1/E_backward) with T(P0) the predicted reference
+        iteration (b/X₁ from one GPU); negative: the model is the slower."""
+        reference_s = self.iteration_s["backward"][0]
+        return reference_s * (1.0 / self.run.measured_efficiency
+                              - 1.0 / self.predicted["backward"])
 
     def error_pp(self, mode: str) -> float:
         """Predicted − measured efficiency, percentage points."""
@@ -211,7 +222,7 @@ def predict(run: PublishedRun, network: Any, machine: Any) -> PointResult:
         before, after = float(totals.total_s[0]), float(totals.total_s[1])
         predicted[mode] = before / after
         times[mode] = (before, after)
-    return PointResult(run, predicted, times)
+    return PointResult(run, predicted, times, machine.hierarchical)
 
 
 def evaluate_runs(runs: PublishedRuns) -> list[PointResult]:
@@ -269,18 +280,29 @@ def runs_table(results: list[PointResult]) -> Table:
         rows.append([run.id, run.network, run.machine, run.bucket, run.batch, p,
                      _pct(run.measured_efficiency),
                      *(_pct(r.predicted[m]) for m in MODES),
-                     *(round(r.error_pp(m), 1) for m in MODES)])
+                     *(round(r.error_pp(m), 1) for m in MODES),
+                     round(1e3 * r.missing_s, 1)])
     headers = ["run", "network", "machine", "bucket", "b (/GPU)", "P",
-               "measured (%)", *(f"{m} (%)" for m in MODES), *(f"{m} err (pp)" for m in MODES)]
+               "measured (%)", *(f"{m} (%)" for m in MODES), *(f"{m} err (pp)" for m in MODES),
+               "beyond backward (ms/iter)"]
     return Table(headers, rows, "published runs: scaling efficiency, predicted vs measured")
 
 
 def errors_table(results: list[PointResult]) -> Table:
-    """Mean and median absolute error per mode, percentage points."""
-    rows = [[e.mode, round(e.mean_pp, 1), round(e.median_pp, 1), round(e.max_pp, 1),
-             round(e.mean_signed_pp, 1)] for e in mode_errors(results)]
-    return Table(["mode", "mean abs err (pp)", "median abs err (pp)", "max abs err (pp)",
-                  "mean signed err (pp)"], rows,
+    """Mean and median absolute error per mode, percentage points: over all runs, the runs
+    within one node (a flat machine profile) and the runs across nodes (a profile with
+    levels)."""
+    subsets = [("all", results),
+               ("one node", [r for r in results if not r.across_nodes]),
+               ("across nodes", [r for r in results if r.across_nodes])]
+    rows = []
+    for name, subset in subsets:
+        if not subset:
+            continue
+        rows += [[name, len(subset), e.mode, round(e.mean_pp, 1), round(e.median_pp, 1),
+                  round(e.max_pp, 1), round(e.mean_signed_pp, 1)] for e in mode_errors(subset)]
+    return Table(["runs", "count", "mode", "mean abs err (pp)", "median abs err (pp)",
+                  "max abs err (pp)", "mean signed err (pp)"], rows,
                  f"published runs: error per mode over {len(results)} runs")
 
 
@@ -302,6 +324,8 @@ def record(runs: PublishedRuns, results: list[PointResult]) -> dict[str, Any]:
             "measured_efficiency": r.run.measured_efficiency,
             "predicted_efficiency": dict(r.predicted),
             "error_pp": {m: r.error_pp(m) for m in MODES},
+            "across_nodes": r.across_nodes,
+            "beyond_backward_s": r.missing_s,
             "iteration_s": {m: {"reference": t[0], "at_P": t[1]}
                             for m, t in r.iteration_s.items()},
         } for r in results],

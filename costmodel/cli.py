@@ -1311,6 +1311,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 @statistic_option("Summary of the timed iterations; use the one the profile was calibrated "
                   "with.")
 @KEEP_AWAKE
+@click.option("--ddp/--no-ddp", "ddp", default=False, show_default=True,
+              help="Also time data-parallel steps with PyTorch's DistributedDataParallel "
+                   "(default buckets) on P processes and compare them with --overlap "
+                   "backward (docs/schedule.md).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
@@ -1318,7 +1322,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
              raw_path: str | None, from_raw: str | None, summary: str, keep_awake: bool,
-             fmt: str, output: str) -> None:
+             fmt: str, output: str, ddp: bool = False) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
 
@@ -1360,15 +1364,32 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     else:
         merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync,
                                      keep_awake)
-        if merged is None:  # a rank other than 0 under torchrun: rank 0 reports
-            return
+        if merged is not None and ddp:
+            merged["ddp"] = _measure_ddp(processes, batch, iterations, warmup, timeout,
+                                         keep_awake)
+        if merged is None or (merged.get("ddp") is None and ddp):
+            return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
         _emit(json.dumps(merged) + "\n", raw_path)
     analysis = analyse_per_P(merged, network, machines, collectives, summary)
+    extra = []
+    if ddp and merged.get("ddp"):
+        from costmodel.validation import ddp_analysis, ddp_table
+
+        records = []
+        for result in merged["ddp"]:
+            P = int(result["world"])
+            profile = machines.get(P, machines.get(None))
+            if profile is None:
+                raise UsageError(f"--machine: no profile for P = {P}")
+            records.append(ddp_analysis(result, network, profile, collectives, summary))
+        analysis["ddp"] = records
+        extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
     if fmt == "json":
         _emit(render(tables(analysis)[0], analysis, "json"), output)
     else:
-        _emit("\n".join(render(t, None, fmt) for t in tables(analysis)), output)  # type: ignore[arg-type]
+        _emit("\n".join(render(t, None, fmt) for t in [*tables(analysis), *extra]),  # type: ignore[arg-type]
+              output)
     if plot_path is not None:
         from costmodel.plot import predicted_vs_measured
 
@@ -1431,6 +1452,33 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
         merged["runs"] += result["runs"]
         merged.update(backend=result["backend"], batch=result["batch"], keep_awake=keep_awake)
     return merged
+
+
+def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeout: float,
+                 keep_awake: bool) -> list[dict[str, Any]] | None:
+    """DDP steps (costmodel.measure.ddp) for every P whose P divides B; rank 0's records, None
+    on the other ranks under torchrun."""
+    import os
+
+    from costmodel.grids import parse_processes
+    from costmodel.measure.launch import run, under_torchrun
+
+    B = _positive_int(batch, "--batch")
+    ps = [int(os.environ["WORLD_SIZE"])] if under_torchrun() else \
+        [int(p) for p in parse_processes(processes)]
+    args = {"batch": B, "warmup": _positive_int(warmup, "--warmup"),
+            "iterations": _positive_int(iterations, "--iterations"), "seed": 0,
+            "timeout_s": timeout}
+    out = []
+    for P in ps:
+        if B % P:
+            raise UsageError(f"--ddp: expected --batch to be a multiple of every P, got "
+                             f"B={B}, P={P}")
+        result = run("ddp", args, P, timeout, keep_awake)
+        if result is None:
+            return None
+        out.append(result)
+    return out
 
 
 @cli.command()

@@ -355,8 +355,8 @@ class Problem:
         if self.settings.overlap == "backward":
             from costmodel.schedule import run
 
-            schedule = run(self.sequence_steps(choice), self.settings.bucket,
-                           self.machine.word_bytes)[0]
+            bucket: Any = self.settings.bucket  # a Bucketing: problem() resolves it
+            schedule = run(self.sequence_steps(choice), bucket, self.machine.word_bytes)[0]
             return np.where(s["feasible"], schedule.total_s, np.inf)
         total = combine(np.float64(self.compute_s), s["model"] + s["redistribution"], s["batch"],
                         s["domain"], self.settings.overlap)
@@ -640,8 +640,8 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
     Overlap `none`: exact by :func:`solve_chain`.  Overlap `batch`: the best of the Lagrangian
     candidates and of the four fixed plans' sequences (re-costed with redistribution), with a
     certified lower bound.  Overlap `backward`: the same candidates costed by the schedule,
-    with the bound of :func:`_backward_bound`.  Raises NoFeasibleGrid when some layer has no feasible layout (or
-    returns a result with ``choice`` None under ``allow_infeasible``).
+    with the bound of :func:`_backward_bound`.  Raises NoFeasibleGrid when some layer has no
+    feasible layout (or returns a result with ``choice`` None under ``allow_infeasible``).
     """
     prob = problem(network, machine, P, batch, settings)
     fixed = fixed_plans(prob)

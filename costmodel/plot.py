@@ -666,6 +666,9 @@ TIMELINE_LANES = ("gradient", "pr", "compute")
 """Lanes of the timeline, bottom to top: gradient all-reduces, blocking collectives, compute.
 The two communication lanes are one channel per process (docs/schedule.md §4)."""
 
+MIN_EVENT_FRACTION = 0.002
+"""Collectives shorter than this fraction of the iteration are drawn this wide (and said so)."""
+
 TIMELINE_COLOURS = {
     "forward": "#56B4E9",
     "backward": "#0072B2",
@@ -680,7 +683,7 @@ TIMELINE_COLOURS = {
 def _time_unit(total_s: float) -> tuple[float, str]:
     if total_s < 1e-3:
         return 1e6, "µs"
-    if total_s < 1.0:
+    if total_s < 10.0:
         return 1e3, "ms"
     return 1.0, "s"
 
@@ -698,10 +701,14 @@ def timeline(tl: Any) -> Figure:
     height = 0.7
     total = tl.total_s * scale
     min_label = total * 0.045
+    thinnest = total * MIN_EVENT_FRACTION
+    widened = False
     for e in tl.events:
         x0, width = e.start_s * scale, (e.end_s - e.start_s) * scale
         if width <= 0:
             continue
+        if e.lane in ("pr", "gradient") and width < thinnest:
+            width, widened = thinnest, True  # visible, if not to scale
         if e.lane == "wait":
             ax.add_patch(Rectangle((x0, lanes["compute"] - height / 2), width, height,
                                    facecolor="white", edgecolor=TIMELINE_COLOURS["exposed"],
@@ -755,6 +762,9 @@ def timeline(tl: Any) -> Figure:
                Patch(facecolor="white", edgecolor=TIMELINE_COLOURS["exposed"], hatch="////",
                      label="exposed communication (compute idle)")]
     note = "the two communication lanes are one channel per process: they never overlap"
+    if widened:
+        note += (f"; collectives shorter than {MIN_EVENT_FRACTION:.1%} of the iteration are "
+                 "drawn that wide")
     if tl.note:
         note += f"; {tl.note}"
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=6,
@@ -764,15 +774,13 @@ def timeline(tl: Any) -> Figure:
 
 def _event_label(e: Any) -> str:
     if e.lane == "gradient":
-        name = e.what.replace("all-reduce bucket ", "b")
+        name = str(e.what).replace("all-reduce bucket ", "b")
         if not e.layers:
             return name
         if len(e.layers) == 1:
             return f"{name}: {e.layers[0]}"
         return f"{name}: {len(e.layers)} layers"
-    if e.lane == "compute":
-        return e.layers[0] if e.layers else ""
-    return e.layers[0] if e.layers else ""
+    return str(e.layers[0]) if e.layers else ""
 
 
 def _hatch_exposed(ax: Axes, e: Any, events: Sequence[Any], scale: float, y: float,

@@ -91,12 +91,14 @@ class Steps:
     @property
     def shape(self) -> tuple[int, int]:
         """(L, G): layers × grids."""
-        return self.fwd_compute_s.shape  # type: ignore[return-value]
+        rows, columns = self.fwd_compute_s.shape
+        return int(rows), int(columns)
 
     def allreduce_s(self, words: np.ndarray, layer: int) -> np.ndarray:
         """Seconds of all-reducing ``words`` (G,) over layer ``layer``'s gradient group, (G,)."""
         if self.bucket_latency_s.shape[0] == 1:
-            one: np.ndarray = self.bucket_latency_s[0, layer] + self.bucket_slope_s[0, layer] * words
+            one: np.ndarray = (self.bucket_latency_s[0, layer]
+                               + self.bucket_slope_s[0, layer] * words)
             return one
         costs = self.bucket_latency_s[:, layer] + self.bucket_slope_s[:, layer] * words
         out: np.ndarray = costs.min(axis=0)
@@ -104,8 +106,9 @@ class Steps:
 
     def take(self, index: np.ndarray | slice) -> Steps:
         """The grids (last axis) at ``index``."""
-        return Steps(**{f.name: None if getattr(self, f.name) is None
-                        else getattr(self, f.name)[..., index] for f in fields(self)})
+        parts: dict[str, Any] = {f.name: None if getattr(self, f.name) is None
+                                 else getattr(self, f.name)[..., index] for f in fields(self)}
+        return Steps(**parts)
 
 
 @dataclass(frozen=True)
@@ -133,20 +136,26 @@ class ScheduleTotals:
     @property
     def exposed_s(self) -> np.ndarray:
         """Communication on the critical path: total − compute."""
-        return self.blocking_s + self.wait_s + self.tail_s
+        out: np.ndarray = self.blocking_s + self.wait_s + self.tail_s
+        return out
 
     @property
     def hidden_s(self) -> np.ndarray:
         """Gradient all-reduce that ran while the compute ran."""
-        return self.gradient_s - self.wait_s - self.tail_s
+        out: np.ndarray = self.gradient_s - self.wait_s - self.tail_s
+        return out
 
     @property
     def serial_s(self) -> np.ndarray:
-        return self.compute_s + self.blocking_s + self.gradient_s
+        """Nothing overlapped, these buckets: compute + blocking + gradient."""
+        out: np.ndarray = self.compute_s + self.blocking_s + self.gradient_s
+        return out
 
     @property
     def bound_s(self) -> np.ndarray:
-        return np.maximum(self.compute_s, self.gradient_s) + self.blocking_s
+        """Everything hidden that can be, these buckets: max(compute, gradient) + blocking."""
+        out: np.ndarray = np.maximum(self.compute_s, self.gradient_s) + self.blocking_s
+        return out
 
     def where(self, mask: np.ndarray, other: ScheduleTotals) -> ScheduleTotals:
         """This schedule where ``mask`` (G,), ``other`` elsewhere."""
@@ -231,8 +240,8 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
                     events.append(_event(steps, record, lane, clock, clock + d, what,
                                          (names[i],), words, i))
                 clock += d
-    pre_on = steps.bwd_pre_s.any(axis=1)
-    post_on = steps.bwd_post_s.any(axis=1)
+    pre_on: np.ndarray = np.asarray(steps.bwd_pre_s.any(axis=1))
+    post_on: np.ndarray = np.asarray(steps.bwd_post_s.any(axis=1))
     cap = bucket.cap_bytes / word_bytes
     first_cap = bucket.first_cap_bytes / word_bytes
     free = np.zeros(G)
@@ -723,9 +732,11 @@ def _perlayer_steps(prob: Any) -> Steps:
     from costmodel.perlayer import layout_steps
 
     algo = machine_algorithms(prob.machine, prob.settings.collectives)
-    return layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
-                        prob.compute_s)  # type: ignore[no-any-return]
+    steps: Steps = layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
+                                prob.compute_s)
+    return steps
 
 
 def _sequence_of(prob: Any, steps: Steps, choice: np.ndarray) -> Steps:
-    return replace(prob, steps=steps).sequence_steps(choice)  # type: ignore[no-any-return]
+    out: Steps = replace(prob, steps=steps).sequence_steps(choice)
+    return out

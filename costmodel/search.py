@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodel.buckets import Bucketing
 from costmodel.cost import (
     MODEL_TOO_WIDE,
     NO_SAMPLES,
@@ -18,7 +19,6 @@ from costmodel.cost import (
     evaluate_totals,
     structurally_feasible,
 )
-from costmodel.buckets import Bucketing
 from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import (
     Grids,

@@ -654,3 +654,107 @@ def ranking_table(analysis: dict[str, Any]) -> Table:
 def tables(analysis: dict[str, Any]) -> list[Table]:
     return [numerics_table(analysis), volumes_table(analysis), time_table(analysis),
             ranking_table(analysis)]
+
+
+# --------------------------------------------------------------------------- DDP step
+
+
+def _iteration_times(ranks: Sequence[dict[str, Any]], key: str, summary: str) -> float:
+    """The summary over timed iterations of the slowest rank's time of ``key`` per iteration
+    (a list per iteration — the bucket all-reduces — counts as its sum)."""
+    per_iteration = []
+    for i in range(len(ranks[0][key])):
+        values = [r[key][i] for r in ranks]
+        per_iteration.append(max(sum(v) if isinstance(v, list) else v for v in values))
+    return statistic(summary)(per_iteration)
+
+
+def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
+                 collectives: str = "paper", summary: str = "median") -> dict[str, Any]:
+    """A DDP step (costmodel.measure.ddp) against overlap 'backward' (docs/schedule.md).
+
+    The prediction takes the measured compute-only step (``no_sync``, every process computing
+    at once) as the compute of the iteration, split over the layers by multiply-adds, and the
+    profile's α, β for the all-reduces, with DDP's default buckets; it is also run once with
+    each bucket's measured all-reduce time in place of α–β, to separate the schedule's error
+    from the α–β model's.  ``overlap achieved``: (compute + all-reduce − DDP step) ÷ the
+    smaller of the two — 100 % when the smaller hides completely, ≤ 0 when nothing does (on
+    a host whose processes share the cores, the all-reduce competes with the compute).
+    """
+    from costmodel.buckets import PRESETS
+    from costmodel.cost import machine_algorithms
+    from costmodel.plans import PLANS as ALL_PLANS
+    from costmodel.schedule import plan_steps, run
+
+    ranks = result["ranks"]
+    P, batch = int(result["world"]), int(result["batch"])
+    compute = _iteration_times(ranks, "compute_s", summary)
+    step = _iteration_times(ranks, "ddp_s", summary)
+    reduce = _iteration_times(ranks, "allreduce_s", summary)
+    per_bucket = [statistic(summary)([max(r["allreduce_s"][i][k] for r in ranks)
+                                      for i in range(len(ranks[0]["allreduce_s"]))])
+                  for k in range(len(ranks[0]["allreduce_s"][0]))]
+    grids = Grids(np.array([1]), np.array([P]), np.array([batch]))
+    bucket = PRESETS["ddp"]
+    plan = ALL_PLANS["model-batch"]
+    algo = machine_algorithms(machine, collectives)
+    steps = plan_steps(network, machine, grids, plan, algo, np.array([compute]))
+    names = tuple(layer.name for layer in network.layers)
+    totals, events = run(steps, bucket, machine.word_bytes, record=0, layer_names=names)
+    buckets = [e for e in events if e.lane == "gradient"]
+    predicted_bytes = [e.words * machine.word_bytes for e in buckets]
+    out: dict[str, Any] = {
+        "P": P, "batch": batch, "backend": result.get("backend"), "statistic": summary,
+        "compute_s": compute, "allreduce_s": reduce, "allreduce_bucket_s": per_bucket,
+        "ddp_step_s": step, "ddp_bucket_bytes": ranks[0]["bucket_bytes"],
+        "predicted_bucket_bytes": predicted_bytes,
+        "predicted_allreduce_s": float(totals.gradient_s[0]),
+        "predicted_none_s": float(totals.serial_s[0]),
+        "predicted_batch_s": float(totals.bound_s[0]),
+        "predicted_backward_s": float(totals.total_s[0]),
+        "measured_serial_s": compute + reduce,
+        "overlap_achieved_pct": ((compute + reduce - step) / min(compute, reduce) * 100
+                                 if min(compute, reduce) > 0 else None),
+    }
+    out["backward_error_pct"] = (out["predicted_backward_s"] - step) / step * 100
+    if len(per_bucket) == len(buckets):
+        index = {name: i for i, name in enumerate(names)}
+        latency = np.zeros_like(steps.bucket_latency_s[:1])
+        for e, seconds in zip(buckets, per_bucket):
+            latency[0, index[e.layers[-1]]] = seconds
+        measured = dataclasses.replace(steps, bucket_latency_s=latency,
+                                       bucket_slope_s=np.zeros_like(latency))
+        with_measured = run(measured, bucket, machine.word_bytes)[0]
+        out["predicted_backward_measured_allreduce_s"] = float(with_measured.total_s[0])
+        out["backward_measured_allreduce_error_pct"] = (
+            (out["predicted_backward_measured_allreduce_s"] - step) / step * 100)
+    return out
+
+
+def ddp_table(records: Sequence[dict[str, Any]], machine_name: str) -> Table:
+    """The DDP comparison of :func:`ddp_analysis`, one row per P, in milliseconds."""
+    rows = []
+    for r in records:
+        rows.append([r["P"], r["batch"], r["compute_s"] * 1e3, r["allreduce_s"] * 1e3,
+                     r["ddp_step_s"] * 1e3, r["overlap_achieved_pct"],
+                     r["predicted_none_s"] * 1e3, r["predicted_batch_s"] * 1e3,
+                     r["predicted_backward_s"] * 1e3, r["backward_error_pct"],
+                     r.get("predicted_backward_measured_allreduce_s", float("nan")) * 1e3,
+                     r.get("backward_measured_allreduce_error_pct"),
+                     " + ".join(str(b) for b in r["ddp_bucket_bytes"]),
+                     " + ".join(f"{b:.0f}" for b in r["predicted_bucket_bytes"])])
+    return Table(["P", "B", "compute [ms]", "all-reduce alone [ms]", "DDP step [ms]",
+                  "overlap achieved [%]", "pred none [ms]", "pred batch [ms]",
+                  "pred backward [ms]", "backward error [%]",
+                  "pred backward, measured all-reduce [ms]", "error [%]",
+                  "DDP buckets [bytes]", "gridcost buckets [bytes]"], rows,
+                 f"5. a PyTorch DDP step (default buckets) vs overlap backward, profile "
+                 f"{machine_name}",
+                 ["compute: forward + backward under no_sync() with every process computing; "
+                  "all-reduce alone: DDP's buckets all-reduced one after the other after the "
+                  "step; DDP step: forward + backward with DDP's bucketed all-reduce "
+                  f"({records[0]['statistic'] if records else 'median'} of the slowest rank)",
+                  "pred: gridcost with the measured compute and the profile's α, β (none, "
+                  "batch, backward), and backward with each bucket's measured all-reduce time",
+                  "overlap achieved: (compute + all-reduce − DDP step) ÷ the smaller of the "
+                  "two; on a host whose processes share the cores it can be ≤ 0"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def test_timeline_table_json_and_figure(tmp_path: Path) -> None:
     assert {e["lane"] for e in events} >= {"compute", "pr", "gradient"}
     channel = sorted((e["start_s"], e["end_s"]) for e in events
                      if e["lane"] in ("pr", "gradient"))
-    for (_, end), (start, _) in zip(channel, channel[1:]):
+    for (_, end), (start, _) in itertools.pairwise(channel):
         assert start >= end - 1e-15  # one channel: never two collectives at once
     assert record["total_s"] == pytest.approx(max(e["end_s"] for e in events))
     csv = run("timeline", "--net", "alexnet", "--P", "64", "--format", "csv")

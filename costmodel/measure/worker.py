@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-TASKS = ("bench", "validate")
+TASKS = ("bench", "validate", "ddp")
 
 
 def _die_with_parent() -> None:
@@ -64,6 +64,10 @@ def run_task(task: str, args: dict[str, Any]) -> Any:
             from costmodel.measure.training import run_validation
 
             result = run_validation(args, device)
+        elif task == "ddp":
+            from costmodel.measure.ddp import run_ddp
+
+            result = run_ddp(args, device)
         else:
             raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
         dist.barrier()

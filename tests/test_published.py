@@ -186,3 +186,18 @@ def test_validation_page_published_tables_are_what_gridcost_computes(tmp_path: P
     assert len(wanted) >= 24
     for row in wanted:
         assert row in shown or any(line_difference(row, line) is None for line in shown), row
+
+
+def test_readme_quotes_the_computed_errors(results) -> None:  # type: ignore[no-untyped-def]
+    """The error figures README.md quotes are the ones gridcost computes."""
+    readme = " ".join((DOCS.parent / "README.md").read_text(encoding="utf-8").split())
+    every = {e.mode: e for e in mode_errors(results)}
+    across = {e.mode: e for e in mode_errors([r for r in results if r.across_nodes])}
+    one = {e.mode: e for e in mode_errors([r for r in results if not r.across_nodes])}
+    quoted = [f"within {every['backward'].mean_pp:.1f} points on average (median "
+              f"{every['backward'].median_pp:.1f})",
+              f"{across['backward'].mean_pp:.1f} on the runs across nodes",
+              f"miss by {across['none'].mean_pp:.1f} and {across['batch'].mean_pp:.1f}",
+              f"by {one['none'].mean_pp:.1f} (`none`) to {one['backward'].mean_pp:.1f} points"]
+    for text in quoted:
+        assert text in readme, text

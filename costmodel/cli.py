@@ -1560,6 +1560,42 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
     return out
 
 
+@cli.command()
+@click.option("--runs", "runs_path", default=None, metavar="FILE",
+              help="Runs file (default: docs/published/runs.yaml of the source checkout); "
+                   "machine profiles are read from machines/ beside it.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE",
+              help="Write the predicted-vs-measured efficiency plot (.png, .svg or .pdf).")
+@output_options
+def published(runs_path: str | None, plot_path: str | None, fmt: str, output: str) -> None:
+    """Predicted vs measured scaling efficiency of published data-parallel runs under the
+    overlap modes none, batch and backward, with the error per mode (docs/validation.md,
+    "Published runs").
+
+    \b
+    Examples:
+      gridcost published
+      gridcost published --format markdown --plot published.png
+    """
+    from costmodel.published import errors_table, evaluate_runs, load_runs, record, runs_table
+    from costmodel.report import render
+
+    if plot_path is not None and not plot_path.lower().endswith(FIGURE_SUFFIXES):
+        raise UsageError(f"--plot: expected a file name ending in .png, .svg or .pdf, "
+                         f"got {plot_path!r}")
+    runs = load_runs(runs_path)
+    results = evaluate_runs(runs)
+    tables = [runs_table(results), errors_table(results)]
+    if fmt == "json":
+        _emit(render(tables[0], record(runs, results), "json"), output)
+    else:
+        _emit("\n".join(render(t, None, fmt) for t in tables), output)  # type: ignore[arg-type]
+    if plot_path is not None:
+        from costmodel.plot import figure_of, published_efficiency
+
+        _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])), plot_path)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
     try:

@@ -966,3 +966,42 @@ def _hatch_exposed(ax: Axes, e: Any, events: Sequence[Any], scale: float, y: flo
             ax.add_patch(Rectangle((a * scale, y - height / 2), (b - a) * scale, height,
                                    facecolor="none", edgecolor=TIMELINE_COLOURS["exposed"],
                                    hatch="////", linewidth=0.0))
+
+
+# --------------------------------------------------------------------------- published runs
+
+
+def published_efficiency(rows: Sequence[Mapping[str, Any]], ax: Axes | None = None) -> Axes:
+    """Predicted against measured scaling efficiency of published runs (docs/validation.md,
+    "Published runs"): one marker per overlap mode, the diagonal and a ±5-point band.
+
+    ``rows`` are the run records of :func:`costmodel.published.record` (measured_efficiency,
+    predicted_efficiency per mode)."""
+    if ax is None:
+        ax = Figure(figsize=(6.4, 5.8), layout="constrained").add_subplot()
+    modes = ("backward", "none", "batch")  # drawn in this order: open markers on top
+    styles = {"none": ("s", "#D55E00"), "batch": ("^", "#E69F00"),
+              "backward": ("o", "#0072B2")}
+    low = 100.0
+    for mode in modes:
+        marker, colour = styles[mode]
+        x = np.array([100 * float(r["measured_efficiency"]) for r in rows])
+        y = np.array([100 * float(r["predicted_efficiency"][mode]) for r in rows])
+        low = min(low, float(x.min()), float(y.min()))
+        ax.plot(x, y, marker, color=colour, markerfacecolor="none" if mode != "backward"
+                else colour, markersize=8 if mode == "batch" else 6, alpha=0.85,
+                label=mode)
+    low = max(0.0, math.floor((low - 3) / 5) * 5)
+    top = 102.0
+    ax.plot([low, top], [low, top], "-", color="black", linewidth=0.6, label="y = x")
+    ax.fill_between([low, top], [low - 5, top - 5], [low + 5, top + 5], color="#cccccc",
+                    alpha=0.4, label="±5 points")
+    ax.set_xlim(low, top)
+    ax.set_ylim(low, top)
+    ax.set_aspect("equal")
+    ax.set_xlabel("measured scaling efficiency [%]")
+    ax.set_ylabel("predicted scaling efficiency [%]")
+    ax.legend(fontsize="small", title="overlap mode", title_fontsize="small",
+              loc="lower right")
+    _title(ax, f"published runs ({len(rows)}): predicted vs measured scaling efficiency")
+    return ax

@@ -37,7 +37,8 @@ def model_options(func: F) -> F:
     """--net, --machine, --P, --batch, --overlap, --collectives, --compute, --per."""
     decorators = [
         click.option("--net", "net", required=True, metavar="NET",
-                     help="Network: a YAML path or a bundled name (see `gridcost nets`)."),
+                     help="Network: a YAML path, a bundled name (see `gridcost nets`) or an "
+                          "import SOURCE such as torchvision:resnet50 (see `gridcost import`)."),
         click.option("--machine", default=DEFAULT_MACHINE, show_default=True, metavar="M",
                      help="Machine profile: a YAML path or a bundled name "
                           "(see `gridcost machines`)."),
@@ -140,9 +141,35 @@ def _emit(text: str, output: str) -> None:
 
 
 def _load(net: str, machine: str) -> tuple[Any, Any]:
-    from costmodel.loaders import load_machine, load_network
+    from costmodel.loaders import load_machine
 
-    return load_network(net), load_machine(machine)
+    return _network(net), load_machine(machine)
+
+
+def _network(net: str) -> Any:
+    """--net: a bundled name, a network YAML path, or an import SOURCE (``torchvision:NAME``,
+    ``timm:NAME``, ``package.module:callable``, a ``.onnx`` path; docs/import.md), traced with
+    the default input 3×224×224 (torch is imported only then)."""
+    from costmodel.importers import import_network, is_source
+    from costmodel.loaders import load_network
+
+    if is_source(net):
+        return import_network(net)[2]
+    return load_network(net)
+
+
+def _network_digest(net: str) -> dict[str, str]:
+    """Provenance of --net: its file and SHA-256; for a SOURCE, the source in place of the file
+    and the SHA-256 of the imported YAML."""
+    from costmodel.importers import import_network, is_source
+    from costmodel.loaders import input_digest
+
+    if is_source(net):
+        import hashlib
+
+        text = import_network(net)[0]
+        return {"file": net, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+    return input_digest(net, "networks")
 
 
 def _settings(overlap: str, collectives: str | None, compute: str, memory: Any = None,
@@ -226,7 +253,7 @@ def _provenance(argv_name: str, net: str, machine: str,
         from costmodel.loaders import input_digest
 
         return {"gridcost_version": __version__, "command": command,
-                "inputs": {"network": input_digest(net, "networks"),
+                "inputs": {"network": _network_digest(net),
                            "machine": input_digest(machine, "machines")},
                 "settings": settings}
 
@@ -1562,7 +1589,7 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
 
 @cli.command()
 @click.option("--runs", "runs_path", default=None, metavar="FILE",
-              help="Runs file (default: docs/published/runs.yaml of the source checkout); "
+              help="Runs file (default: the bundled runs, docs/published/runs.yaml); "
                    "machine profiles are read from machines/ beside it.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE",
               help="Write the predicted-vs-measured efficiency plot (.png, .svg or .pdf).")
@@ -1594,6 +1621,48 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
         from costmodel.plot import figure_of, published_efficiency
 
         _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])), plot_path)
+
+
+# ------------------------------------------------------------------------ import (docs/import.md)
+
+
+@cli.command("import")
+@click.argument("source")
+@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+              help="Write the network YAML here; '-' is stdout.")
+@click.option("--input", "input_spec", default="3x224x224", show_default=True, metavar="CxHxW",
+              help="One sample's input, channels × height × width.")
+@click.option("--kwargs", "kwargs_json", default=None, metavar="JSON",
+              help="Keyword arguments of the model's constructor, a JSON object.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="Skip unsupported modules or operators instead of failing; each is listed "
+                   "on stderr and in the YAML header, and costs nothing.")
+def import_command(source: str, output: str, input_spec: str, kwargs_json: str | None,
+                   skip_unsupported: bool) -> None:
+    """Write a network YAML traced from PyTorch or ONNX, without weights.
+
+    SOURCE is torchvision:NAME, timm:NAME, package.module:callable (your own model, built with
+    no arguments or with --kwargs) or a path to an .onnx file.  Needs the optional extra
+    gridcost[import].  Any command also takes a SOURCE as --net directly.
+
+    \b
+    Examples:
+      gridcost import torchvision:resnet50 -o resnet50.yaml
+      gridcost import torchvision:vit_b_16 --input 3x224x224 -o vit.yaml
+      gridcost import mypackage.models:Net --kwargs '{"width": 64}' -o net.yaml
+      gridcost import model.onnx -o model.yaml
+      gridcost optimize --net torchvision:convnext_tiny --P 512
+    """
+    from costmodel.importers import import_network, parse_input, parse_kwargs
+
+    text, trace, network = import_network(source, parse_input(input_spec),
+                                          parse_kwargs(kwargs_json), skip_unsupported)
+    _emit(text, output)
+    for skipped in trace.skipped:
+        click.echo(f"gridcost import: skipped (not costed): {skipped}", err=True)
+    click.echo(f"gridcost import: {source}: {len(network.layers)} weighted layers, "
+               f"{network.params:,} parameters, {network.macs / 1e9:.4g} GMAC/sample"
+               + (f", {len(trace.skipped)} skipped" if trace.skipped else ""), err=True)
 
 
 def main(argv: list[str] | None = None) -> int:

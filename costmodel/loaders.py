@@ -12,7 +12,7 @@ import hashlib
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,18 +56,24 @@ class Document:
     sha256: str
 
 
-def bundled_folder(kind: str) -> Traversable:
-    """The folder of the bundled ``kind`` files ('networks' or 'machines').
+_BUNDLED_IN_CHECKOUT = {"networks": "networks", "machines": "machines",
+                        "published_runs": "docs/published"}
+"""Where each bundled folder lies in a source checkout (pyproject.toml maps the same folders
+onto the packages ``costmodel.<kind>`` of a wheel)."""
 
-    An installed wheel carries them as the packages ``costmodel.networks`` and
-    ``costmodel.machines``; a source checkout run in place (``python -m costmodel.cli`` or
-    ``python -m pytest`` from the repository root) has them beside the package, in the
-    repository's top-level ``networks/`` and ``machines/``.
+
+def bundled_folder(kind: str) -> Traversable:
+    """The folder of the bundled ``kind`` files ('networks', 'machines' or 'published_runs').
+
+    An installed wheel carries them as the packages ``costmodel.networks``,
+    ``costmodel.machines`` and ``costmodel.published_runs``; a source checkout run in place
+    (``python -m costmodel.cli`` or ``python -m pytest`` from the repository root) has them
+    beside the package, in the repository's ``networks/``, ``machines/`` and ``docs/published/``.
     """
     try:
         return resources.files(f"costmodel.{kind}")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / kind
+        return Path(__file__).resolve().parent.parent / _BUNDLED_IN_CHECKOUT[kind]
 
 
 def bundled_names(kind: str) -> list[str]:
@@ -246,18 +252,23 @@ def _check_version(top: Fields) -> None:
 
 
 _LAYER_KEYS: dict[str, set[str]] = {
-    "conv": {"filters", "kernel", "stride", "padding", "groups", "bias", "name"},
-    "fc": {"units", "bias", "name"},
+    "conv": {"filters", "kernel", "stride", "padding", "groups", "bias", "name", "dilation"},
+    "fc": {"units", "bias", "name", "tokens"},
     "pool": {"kernel", "stride", "padding", "mode", "name"},
     "global_pool": {"mode", "name"},
-    "norm": {"kind", "name"},
+    "norm": {"kind", "name", "channels"},
     "activation": {"function", "name"},
     "dropout": {"rate", "name"},
     "flatten": {"name"},
     "residual": {"body", "shortcut", "name"},
     "concat": {"branches", "name"},
     "repeat": {"times", "layers", "name", "start"},
+    # written by `gridcost import` (docs/import.md), usable by hand too
+    "params": {"count", "name"},
+    "matmul": {"batch", "m", "k", "n", "name"},
+    "merge": {"op", "name"},
 }
+_MERGE_OPS = ("add", "concat", "multiply")
 _NETWORK_KEYS = {"version", "name", "description", "source", "parameters", "dataset", "input",
                  "layers"}
 
@@ -268,6 +279,7 @@ class _NetworkBuilder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.layers: list[Layer] = []
+        self.pending_params = 0
 
     def walk(self, items: list[Any], shape: Shape, path: str, prefix: str,
              counters: dict[str, int] | None = None) -> Shape:
@@ -285,7 +297,9 @@ class _NetworkBuilder:
         if not isinstance(kind, str) or kind not in _LAYER_KEYS:
             raise SpecError(self.source, f"{path}.type",
                             f"a layer type ({', '.join(_LAYER_KEYS)})", kind)
-        f = Fields(item, self.source, path, _LAYER_KEYS[kind] | {"type"})
+        f = Fields(item, self.source, path, _LAYER_KEYS[kind] | {"type", "input"})
+        if f.has("input"):
+            shape = _input_shape(f)
         handler: Callable[[Fields, Shape, str, dict[str, int]], Shape] = getattr(self, f"_{kind}")
         return handler(f, shape, prefix, counters)
 
@@ -311,16 +325,25 @@ class _NetworkBuilder:
         padding = f.pair("padding", default=0, minimum=0)
         groups = f.integer("groups", default=1)
         bias = f.boolean("bias", default=True)
+        dilation = f.pair("dilation", default=1)
         h, w, c = shape
         if c % groups or filters % groups:
             raise f.error("groups", f"a divisor of both input channels {c} and filters {filters}",
                           groups)
-        out = self._window(f, (h, w), kernel, stride, padding)
+        reach = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+        out = self._window(f, (h, w), reach, stride, padding)
         out_shape = (out[0], out[1], filters)
         params = filters * (c // groups) * kernel[0] * kernel[1] + (filters if bias else 0)
-        self.layers.append(Layer(self._name(f, "conv", prefix, counters), "conv", shape, out_shape,
-                                 kernel, stride, padding, groups, params))
+        self._add(Layer(self._name(f, "conv", prefix, counters), "conv", shape, out_shape,
+                        kernel, stride, padding, groups, params, dilation=dilation))
         return out_shape
+
+    def _add(self, layer: Layer) -> None:
+        """Append a weighted layer; parameters listed before the first one count with it."""
+        if self.pending_params:
+            layer = replace(layer, norm_params=layer.norm_params + self.pending_params)
+            self.pending_params = 0
+        self.layers.append(layer)
 
     def _window(self, f: Fields, hw: tuple[int, int], kernel: tuple[int, int],
                 stride: tuple[int, int], padding: tuple[int, int]) -> tuple[int, int]:
@@ -333,11 +356,59 @@ class _NetworkBuilder:
     def _fc(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
         units = f.integer("units")
         bias = f.boolean("bias", default=True)
+        if f.has("tokens"):
+            return self._token_fc(f, shape, units, bias, prefix, counters)
         flat = (1, 1, shape[0] * shape[1] * shape[2])
         params = flat[2] * units + (units if bias else 0)
-        self.layers.append(Layer(self._name(f, "fc", prefix, counters), "fc", flat, (1, 1, units),
-                                 weight_params=params))
+        self._add(Layer(self._name(f, "fc", prefix, counters), "fc", flat, (1, 1, units),
+                        weight_params=params))
         return 1, 1, units
+
+    def _token_fc(self, f: Fields, shape: Shape, units: int, bias: bool, prefix: str,
+                  counters: dict[str, int]) -> Shape:
+        """An fc applied to each of the input's H·W tokens (no flattening): output (H, W,
+        units), activations tokens × units, multiply-adds tokens · C · units (docs/formats.md)."""
+        tokens = f.integer("tokens")
+        h, w, c = shape
+        if h * w != tokens:
+            raise f.error("tokens", f"the input's height × width {h}×{w} = {h * w} (an fc with "
+                          f"tokens applies to each position of a {_fmt(shape)} input)", tokens)
+        out_shape = (h, w, units)
+        self._add(Layer(self._name(f, "fc", prefix, counters), "fc", shape, out_shape,
+                        weight_params=c * units + (units if bias else 0)))
+        return out_shape
+
+    def _params(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        """Parameters without a weighted product of their own (class token, position embedding,
+        layer scale): counted with the preceding weighted layer (the first, before any)."""
+        self._attach(f.integer("count"))
+        return shape
+
+    def _attach(self, count: int) -> None:
+        if self.layers:
+            last = self.layers[-1]
+            self.layers[-1] = replace(last, norm_params=last.norm_params + count)
+        else:
+            self.pending_params += count
+
+    def _matmul(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        """A weight-free product of two activations per sample, ``batch`` products of an m×k and
+        a k×n matrix (attention's Q·Kᵀ, A·V): batch·m·k·n multiply-adds and batch·m·n
+        activations, counted with the preceding weighted layer (docs/import.md)."""
+        b, m, k, n = (f.integer(key) for key in ("batch", "m", "k", "n"))
+        if not self.layers:
+            raise f.error("batch", "a matmul after a weighted layer (its compute counts with "
+                          "the layer it follows)", b)
+        last = self.layers[-1]
+        self.layers[-1] = replace(last, free_macs=last.free_macs + b * m * k * n,
+                                  free_activations=last.free_activations + b * m * n)
+        return shape
+
+    def _merge(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
+        """A residual addition, concatenation or gating product of a traced graph, for the
+        reader: no parameters, no compute, the shape unchanged (docs/import.md)."""
+        f.choice("op", _MERGE_OPS)
+        return shape
 
     def _pool(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
         kernel = f.pair("kernel")
@@ -352,16 +423,15 @@ class _NetworkBuilder:
         return 1, 1, shape[2]
 
     def _norm(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
-        kind = f.choice("kind", ("batch", "lrn", "layer"))
-        if kind in ("batch", "layer"):
+        kind = f.choice("kind", ("batch", "lrn", "layer", "channel"))
+        channels = f.integer("channels") if f.has("channels") else shape[2]
+        if kind != "lrn":
             if not self.layers:
                 raise f.error("kind", "a normalization after a weighted layer (its parameters "
                               "count with the layer they follow)", kind)
             last = self.layers[-1]
-            extra = 2 * shape[2] if kind == "batch" else 2 * shape[0] * shape[1] * shape[2]
-            self.layers[-1] = Layer(last.name, last.kind, last.in_shape, last.out_shape,
-                                    last.kernel, last.stride, last.padding, last.groups,
-                                    last.weight_params, last.norm_params + extra)
+            extra = 2 * shape[0] * shape[1] * shape[2] if kind == "layer" else 2 * channels
+            self.layers[-1] = replace(last, norm_params=last.norm_params + extra)
         return shape
 
     def _activation(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
@@ -423,6 +493,15 @@ class _NetworkBuilder:
         return shape
 
 
+def _input_shape(f: Fields) -> Shape:
+    """A layer's ``input: [height, width, channels]`` (a graph that is not a chain)."""
+    value = f.raw("input")
+    if (not isinstance(value, list) or len(value) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)):
+        raise f.error("input", "a list [height, width, channels] of integers ≥ 1", value)
+    return int(value[0]), int(value[1]), int(value[2])
+
+
 def _named(f: Fields) -> str:
     return f" {f.data['name']!r}" if isinstance(f.data.get("name"), str) else ""
 
@@ -455,6 +534,11 @@ def network_from_document(doc: Document) -> Network:
         if published != network.params:
             raise top.error("parameters", f"the inferred count {network.params:,}", published)
     return network
+
+
+def network_from_text(text: str, source: str) -> Network:
+    """Build a Network from the YAML text of a network file (``gridcost import`` output)."""
+    return network_from_document(_parse(text, source))
 
 
 def load_network(name_or_path: str) -> Network:

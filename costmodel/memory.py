@@ -12,7 +12,9 @@ during a training iteration, on the process that holds the most (⌈⌉ everywhe
   layer's input + its output as held by the process).  Model split: the full input X_i (it is
   all-gathered before the layer) and the output shard ⌈split/Pr⌉/split·d_i.  Domain split: the
   input strip ⌈X_H/Pr⌉ rows plus ⌊k_h/2⌋ halo rows on each side (at most X_H rows) and the
-  output strip ⌈Y_H/Pr⌉ rows.  Batch (Pr = 1): input and output in full;
+  output strip ⌈Y_H/Pr⌉ rows.  Batch (Pr = 1): input and output in full.  Imported networks
+  (docs/import.md) add the activations of the weight-free products after a layer (attention
+  scores), divided by Pr like the layer's output;
 - **buffer**: the largest single collective payload n of the layer (``word_bytes`` × n): the
   all-gathered output s·d_i of a model split (the ΔX all-reduce, charged with d_i by the paper,
   has the same size), the gradient all-reduce of the layer's shard (Pc > 1) or of |W_i| over all
@@ -103,6 +105,9 @@ class MemoryLayers:
     halo_w: np.ndarray
     is_conv: np.ndarray
     count: np.ndarray
+    free_words: np.ndarray
+    """Activations per sample of the weight-free products after each layer (attention scores,
+    docs/import.md); (1, L), zero for the bundled networks."""
 
     @classmethod
     def of(cls, layers: tuple[Layer, ...], count: np.ndarray | None = None) -> MemoryLayers:
@@ -123,6 +128,7 @@ class MemoryLayers:
             is_conv=np.array([[x.kind == "conv" for x in layers]]),
             count=(np.ones((1, len(layers))) if count is None
                    else np.asarray(count, dtype=np.float64).reshape(1, -1)),
+            free_words=row([x.free_activations for x in layers]),
         )
 
     def take(self, index: np.ndarray) -> MemoryLayers:
@@ -160,14 +166,16 @@ def group_memory(group: LayerGroup, layers: MemoryLayers, batch: np.ndarray) -> 
         params = zeros + layers.params
         halo = np.where(split, 2.0 * layers.halo_h, 0.0)
         rows_in = np.minimum(layers.in_height, np.ceil(layers.in_height / pr) + halo)
-        act = rows_in * layers.in_row + np.ceil(layers.out_height / pr) * layers.out_row
+        act = (rows_in * layers.in_row + np.ceil(layers.out_height / pr) * layers.out_row
+               + layers.free_words / pr)
         halo_words = np.maximum(layers.in_row * layers.halo_h, layers.out_row * layers.halo_w)
         buffer_sample = np.where(split, halo_words, 0.0) + zeros
         buffer_fixed = np.where(pr * pc > 1, layers.params, 0.0) + zeros
     else:
         share = np.ceil(layers.split_size / pr) / layers.split_size
         params = share * layers.params
-        act = layers.in_height * layers.in_row + share * layers.out_words
+        # weight-free products (attention) split with the layer before them: heads over Pr
+        act = layers.in_height * layers.in_row + share * (layers.out_words + layers.free_words)
         buffer_sample = np.where(split, layers.out_words, 0.0) + zeros
         buffer_fixed = np.where(pc > 1, params, 0.0)
     return GroupMemory(group, layers, samples, params, act, buffer_fixed, buffer_sample)

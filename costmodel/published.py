@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 
 from costmodel.errors import SpecError
-from costmodel.loaders import Fields, _check_version, read_document
+from costmodel.loaders import Fields, _check_version, bundled_folder, read_document
 from costmodel.report import Table
 
 MODES = ("none", "batch", "backward")
 """The overlap modes compared, the paper's two bounds and the schedule."""
 
-DEFAULT_RUNS = Path(__file__).resolve().parent.parent / "docs" / "published" / "runs.yaml"
-"""The stored runs of a source checkout (docs/published/runs.yaml)."""
+DEFAULT_RUNS = Path(str(bundled_folder("published_runs") / "runs.yaml"))
+"""The stored runs (docs/published/runs.yaml; a wheel carries them as costmodel.published_runs)."""
 
 BUCKETS = ("ddp", "horovod", "layer")
 _RUN_KEYS = {"id", "source", "where", "network", "machine", "framework", "bucket", "batch",
@@ -143,8 +143,7 @@ def load_runs(path: str | Path | None = None) -> PublishedRuns:
     Every error is one line naming the file and the field (costmodel.errors.SpecError)."""
     path = Path(DEFAULT_RUNS if path is None else path)
     if not path.is_file():
-        raise SpecError(str(path), "", "an existing runs file (docs/published/runs.yaml in a "
-                        "source checkout; give it with --runs)", "no such file")
+        raise SpecError(str(path), "", "an existing runs file (give it with --runs)", "no such file")
     doc = read_document(str(path), "machines")
     top = Fields(doc.data, doc.source, "", {"version", "sources", "runs"})
     _check_version(top)

@@ -41,6 +41,13 @@ class Layer:
     groups: int = 1
     weight_params: int = 0
     norm_params: int = 0
+    dilation: tuple[int, int] = (1, 1)
+    free_macs: int = 0
+    """Weight-free multiply-adds per sample that follow this layer (attention's Q·Kᵀ and A·V,
+    docs/import.md): compute without parameters, counted in :attr:`macs`."""
+    free_activations: int = 0
+    """Activations per sample those weight-free products produce (attention scores), kept for
+    the backward pass like the layer's own (docs/memory.md)."""
 
     def __post_init__(self) -> None:
         if self.kind not in ("conv", "fc"):
@@ -50,6 +57,8 @@ class Layer:
                 raise SpecError("", f"layer {self.name}.{name}", "three positive sizes", shape)
         if self.weight_params < 1 or self.norm_params < 0:
             raise SpecError("", f"layer {self.name}", "a positive parameter count")
+        if min(self.dilation) < 1 or self.free_macs < 0 or self.free_activations < 0:
+            raise SpecError("", f"layer {self.name}", "a dilation ≥ 1 and weight-free counts ≥ 0")
 
     @property
     def params(self) -> int:
@@ -68,17 +77,28 @@ class Layer:
         return self.out_shape[2]
 
     @property
+    def tokens(self) -> int:
+        """Positions an fc layer is applied to: 1 for a flattened input, H·W of its input for an
+        fc with a token count (docs/formats.md); a conv's output positions."""
+        return self.out_shape[0] * self.out_shape[1]
+
+    @property
     def macs(self) -> int:
-        """Forward multiply-adds per sample."""
+        """Forward multiply-adds per sample: the layer's own (conv d_i·C/groups·k_h·k_w, fc
+        tokens·C·units) plus the weight-free products that follow it (:attr:`free_macs`)."""
         if self.kind == "fc":
-            return self.in_shape[0] * self.in_shape[1] * self.in_shape[2] * self.out_shape[2]
-        kh, kw = self.kernel
-        return self.activations * (self.in_shape[2] // self.groups) * kh * kw
+            own = self.in_shape[0] * self.in_shape[1] * self.in_shape[2] * self.out_shape[2]
+        else:
+            kh, kw = self.kernel
+            own = self.activations * (self.in_shape[2] // self.groups) * kh * kw
+        return own + self.free_macs
 
     @property
     def halo_rows(self) -> tuple[int, int]:
-        """(⌊k_h/2⌋, ⌊k_w/2⌋): rows of halo a domain split along the height needs (Eq. 7)."""
-        return self.kernel[0] // 2, self.kernel[1] // 2
+        """(⌊k_h/2⌋, ⌊k_w/2⌋): rows of halo a domain split along the height needs (Eq. 7); a
+        kernel dilated by d spans d·(k−1)+1 rows, so ⌊(d·(k−1)+1)/2⌋ (⌊k/2⌋ when d = 1)."""
+        (kh, kw), (dh, dw) = self.kernel, self.dilation
+        return (dh * (kh - 1) + 1) // 2, (dw * (kw - 1) + 1) // 2
 
 
 @dataclass(frozen=True)
@@ -398,7 +418,7 @@ def distinct_layers(layers: tuple[Layer, ...]) -> tuple[tuple[Layer, ...], np.nd
     counts: list[int] = []
     for layer in layers:
         key = (layer.kind, layer.in_shape, layer.out_shape, layer.kernel, layer.stride,
-               layer.params)
+               layer.params, layer.dilation, layer.free_activations)
         if key in firsts:
             counts[firsts[key]] += 1
         else:

@@ -108,3 +108,27 @@ def test_calibration_and_validation_load_no_torch() -> None:
 
 def test_package_import_loads_neither_click_nor_yaml() -> None:
     assert _loaded_after("import costmodel", {"click", "yaml", "matplotlib", "scipy"}) == []
+
+
+IMPORTERS = PACKAGE / "importers"
+
+
+def test_importers_import_torch_and_onnx_only_in_their_tracers() -> None:
+    """torch at module level only in importers/torch_trace.py, onnx only in onnx_trace.py; no
+    importer reads YAML (the loader does)."""
+    for path in sorted(IMPORTERS.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import)
+               for alias in node.names}
+        top |= {node.module.split(".")[0] for node in tree.body
+                if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+        assert "yaml" not in top, path.name
+        assert ("torch" in top) == (path.stem == "torch_trace"), path.name
+        assert ("onnx" in top) == (path.stem == "onnx_trace"), path.name
+
+
+def test_importing_the_importers_loads_no_torch() -> None:
+    loaded = _loaded_after("import costmodel.importers, costmodel.importers.records, "
+                           "costmodel.importers.coverage, costmodel.cli",
+                           {"torch", "torchvision", "onnx", "timm", "matplotlib"})
+    assert loaded == []

@@ -233,7 +233,7 @@ def test_read_document_from_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 _TYPES = ("conv, fc, pool, global_pool, norm, activation, dropout, flatten, residual, concat, "
-          "repeat")
+          "repeat, params, matmul, merge")
 _BW = "'<number> <unit>' with unit B/s, GB/s, GiB/s, Gbit/s or Gbps…, e.g. '6 GiB/s'"
 
 BAD_NETWORKS = [
@@ -248,8 +248,8 @@ BAD_NETWORKS = [
     ("unknown_layer_type.yaml", SpecError,
      f"layers[1].type: expected a layer type ({_TYPES}), got 'convolution'"),
     ("unknown_layer_key.yaml", SpecError,
-     "layers[0].filter: expected one of the keys bias, filters, groups, kernel, name, padding, "
-     "stride, type (unknown key)"),
+     "layers[0].filter: expected one of the keys bias, dilation, filters, groups, input, kernel, "
+     "name, padding, stride, type (unknown key)"),
     ("missing_filters.yaml", SpecError, "layers[0].filters: expected this field (it is missing)"),
     ("negative_filters.yaml", SpecError, "layers[0].filters: expected an integer ≥ 1, got -4"),
     ("zero_kernel.yaml", SpecError,
@@ -467,7 +467,7 @@ def _machine(extra: str, head: str = MACHINE) -> object:
         ("  - {type: dropout, rate: 1.5}\n",
          "layers[0].rate: expected a number in [0, 1), got 1.5"),
         ("  - {type: norm, kind: group}\n",
-         "layers[0].kind: expected one of batch, lrn, layer, got 'group'"),
+         "layers[0].kind: expected one of batch, lrn, layer, channel, got 'group'"),
         ("  - {filters: 8}\n",
          f"layers[0].type: expected a layer type ({_TYPES})"),
         ("  - conv\n", "layers[0]: expected a layer mapping with a 'type', got 'str'"),

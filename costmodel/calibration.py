@@ -229,7 +229,7 @@ def _solve_relative(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
     col = np.where(start > 0, col, np.max(t) / np.maximum(np.max(x, axis=0), 1e-30))
 
     def residual(c: np.ndarray) -> np.ndarray:
-        return (design @ (c * col)) - 1.0
+        return np.asarray((design @ (c * col)) - 1.0)
 
     x0 = np.clip(start / col, 0.0, None) + 1e-12
     solved = least_squares(residual, x0, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.1,

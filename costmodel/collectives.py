@@ -72,12 +72,12 @@ def ceil_log2(p: np.ndarray) -> np.ndarray:
 def floor_log2(p: np.ndarray) -> np.ndarray:
     """⌊log2 p⌋ for integer p ≥ 1, as float64 (exact: the bit length of p, minus one)."""
     p = np.maximum(np.asarray(p, dtype=np.float64), 1.0)
-    return (np.frexp(p)[1] - 1).astype(np.float64)
+    return np.asarray((np.frexp(p)[1] - 1).astype(np.float64))
 
 
 def _fraction(p: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.float64)
-    return (p - 1.0) / p
+    return np.asarray((p - 1.0) / p)
 
 
 @dataclass(frozen=True)
@@ -449,7 +449,7 @@ class Algorithms:
 
         def pick(name: str) -> np.ndarray:
             stacked = np.stack([np.broadcast_to(getattr(c, name), shape) for c in costs])
-            return np.take_along_axis(stacked, index[None], axis=0)[0]
+            return np.asarray(np.take_along_axis(stacked, index[None], axis=0)[0])
 
         return CollectiveCost(pick("messages"), pick("words"), pick("reduced")), index
 

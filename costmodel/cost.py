@@ -114,7 +114,7 @@ class Volumes:
 
 def local_batch(batch: np.ndarray, pc: np.ndarray) -> np.ndarray:
     """⌈B/Pc⌉: samples on the slowest process of a Pc group (docs/model.md §6)."""
-    return -(-batch // pc)
+    return np.asarray(-(-batch // pc))
 
 
 def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
@@ -141,7 +141,7 @@ def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
 
 def shard_words(pr: np.ndarray, layers: LayerArrays) -> np.ndarray:
     """|W_i|/Pr on the slowest process: ⌈split/Pr⌉/split·|W_i| (§6), (G, L)."""
-    return np.ceil(layers.split_size / pr) * (layers.params / layers.split_size)
+    return np.asarray(np.ceil(layers.split_size / pr) * (layers.params / layers.split_size))
 
 
 def domain_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays, batch: np.ndarray,
@@ -309,8 +309,8 @@ def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
         raise UsageError("overlap 'backward' is a schedule over the layers: use "
                          "cost.evaluate (costmodel.schedule), not the per-grid sums")
     if overlap == "batch":
-        return np.maximum(compute_s, batch_s) + model_s + domain_s
-    return compute_s + model_s + batch_s + domain_s
+        return np.asarray(np.maximum(compute_s, batch_s) + model_s + domain_s)
+    return np.asarray(compute_s + model_s + batch_s + domain_s)
 
 
 @dataclass(frozen=True)
@@ -422,7 +422,7 @@ def _summed(cost: CollectiveCost, shape: tuple[int, int], alpha_s: float,
     total = alpha_s * np.broadcast_to(messages, shape[:1]) + beta_s_per_word * words
     if gamma_s_per_word:
         total = total + gamma_s_per_word * (np.broadcast_to(cost.reduced, shape) @ w)
-    return total
+    return np.asarray(total)
 
 
 def group_costs(layers: LayerArrays, grids: Grids, plan: Plan,
@@ -555,7 +555,7 @@ class CostTable:
             for group, part in zip(self.groups, parts):
                 out[:, group.index] = part
             self._cache[key] = out
-        return self._cache[key]
+        return np.asarray(self._cache[key])
 
     def term(self, name: str) -> CollectiveCost:
         """Latency counts and words of term ``name`` (model, batch, domain), (G, L) each."""
@@ -633,7 +633,7 @@ class CostTable:
             gamma = self.machine.gamma_s_per_word
             self._cache[key] = sum((g.summed_seconds_on(name, self.links, None, gamma)
                                     for g in self.groups), np.zeros(len(self.grids)))
-        return self._cache[key]
+        return np.asarray(self._cache[key])
 
     @property
     def total_comm_s(self) -> np.ndarray:

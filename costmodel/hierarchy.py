@@ -192,7 +192,7 @@ class MappingComparison:
         lose = PC_INSIDE if win == PR_INSIDE else PR_INSIDE
 
         def term_s(mapping: str, term: str) -> np.ndarray:
-            return self.seconds[mapping][term][grid] * scale
+            return np.asarray(self.seconds[mapping][term][grid] * scale)
 
         def where(levels: np.ndarray) -> str:
             parts = [f"{name} {value:.4g}" for name, value in zip(self.level_names, levels)

@@ -132,7 +132,7 @@ def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:
         best = np.where(divides & (d <= caps), np.maximum(best, d), best)
         other = values // d
         best = np.where(divides & (other <= caps), np.maximum(best, other), best)
-    return best[inverse.ravel()].reshape(p.shape)
+    return np.asarray(best[inverse.ravel()].reshape(p.shape))
 
 
 PLANS: dict[str, Plan] = {

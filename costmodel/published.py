@@ -143,7 +143,8 @@ def load_runs(path: str | Path | None = None) -> PublishedRuns:
     Every error is one line naming the file and the field (costmodel.errors.SpecError)."""
     path = Path(DEFAULT_RUNS if path is None else path)
     if not path.is_file():
-        raise SpecError(str(path), "", "an existing runs file (give it with --runs)", "no such file")
+        raise SpecError(str(path), "", "an existing runs file (give it with --runs)",
+                        "no such file")
     doc = read_document(str(path), "machines")
     top = Fields(doc.data, doc.source, "", {"version", "sources", "runs"})
     _check_version(top)

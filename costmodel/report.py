@@ -293,7 +293,7 @@ def algorithms_record(table: CostTable) -> dict[str, Any]:
 def collectives_label(record: dict[str, Any]) -> str:
     """'paper', 'ring', or 'rabenseifner (all-gather bruck, all-reduce rabenseifner)' from a
     record; adds γ when it is not zero."""
-    name = record["collectives"]
+    name = str(record["collectives"])
     used = record.get("collective_algorithms", {})
     label = name
     if any(u != name for u in used.values()):

@@ -104,7 +104,7 @@ def reference_step(params: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torc
         else:
             h = h.flatten(1)
     loss = F.cross_entropy(h, y, reduction="sum") / x.shape[0]
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
     grads = {n: (w.grad, b.grad) for n, (w, b) in leaves.items()}
     return float(loss), grads  # type: ignore[return-value]
 
@@ -345,15 +345,15 @@ def forward(local: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
         if kind in ("conv", "fc") and (kind == "fc" or rule == "model"):
             w, b = local[op[1]]
             if lay.pr > 1 and h.requires_grad:
-                h = _ReduceInputGrad.apply(h, comm, lay.row_group, lay.pr, op[1])  # type: ignore[no-untyped-call]
+                h = _ReduceInputGrad.apply(h, comm, lay.row_group, lay.pr, op[1])  # type: ignore[no-untyped-call,unused-ignore]
             h = F.conv2d(h, w, b, padding=op[4] // 2) if kind == "conv" else F.linear(h, w, b)
             if lay.pr > 1:
-                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call]
+                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call,unused-ignore]
                     h, comm, lay.row_group, lay.pr, lay.r, 1, op[1], "model")
         elif kind == "conv":
             w, b = local[op[1]]
             if rule == "domain" and lay.pr > 1:
-                h = _DomainConv.apply(h, w, b, comm, up, down, lay.row_group, op[1])  # type: ignore[no-untyped-call]
+                h = _DomainConv.apply(h, w, b, comm, up, down, lay.row_group, op[1])  # type: ignore[no-untyped-call,unused-ignore]
             else:
                 h = F.conv2d(h, w, b, padding=op[4] // 2)
         elif kind == "relu":
@@ -363,7 +363,7 @@ def forward(local: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
         else:  # flatten: redistribute the conv output to the fc layout first
             if rule != "model" and lay.pr > 1:
                 dim = 0 if rule == "batch" else 2
-                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call]
+                h = _GatherOutputs.apply(  # type: ignore[no-untyped-call,unused-ignore]
                     h, comm, lay.row_group, lay.pr, lay.r, dim, "conv→fc", "redistribution")
             h = h.flatten(1)
     return h
@@ -431,7 +431,7 @@ def run_grid(plan: str, lay: Layout, args: dict[str, Any], device: torch.device,
         start = time.perf_counter()
         logits = forward(local, xs, plan, lay, comm)
         loss = F.cross_entropy(logits, ys, reduction="sum") / batch
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()  # type: ignore[no-untyped-call,unused-ignore]
         reduce_gradients(local, plan, lay, comm)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

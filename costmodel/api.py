@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from costmodel.buckets import Bucketing
-    from costmodel.explain import Explanation
+    from costmodel.explanation import Explanation
     from costmodel.importers.records import Trace
     from costmodel.memory import MemoryCheck
     from costmodel.progress import Progress
@@ -410,7 +410,7 @@ class ExplainResult(CommandResult):
     @property
     def record(self) -> dict[str, object]:
         """The JSON record (docs/json.md, 'explain')."""
-        from costmodel.explain import explanation_record
+        from costmodel.explanation import explanation_record
 
         assert self.explanation is not None
         return explanation_record(self.explanation)
@@ -420,7 +420,7 @@ class ExplainResult(CommandResult):
 
     def text(self, fmt: Literal["table", "markdown"] = "table") -> str:
         """The explanation as the CLI prints it: plain text or Markdown."""
-        from costmodel.explain import render_markdown, render_text
+        from costmodel.explanation import render_markdown, render_text
 
         assert self.explanation is not None
         return (render_markdown if fmt == "markdown" else render_text)(self.explanation,
@@ -683,6 +683,7 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
     memory = memory_check_of(mach, memory_check, optimizer)
     settings = settings_of(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
                            bucket=bucket, bucket_size=bucket_size)
+    bucketing = cast("Bucketing | None", settings.bucket)
     records: list[PlanSweepRecord] = []
     tables, results = [], []
     for chosen in plans:
@@ -699,8 +700,8 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
         records.append(cast(PlanSweepRecord, record))
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
                                           f"{chosen.name}, overlap {overlap}"
-                                  + ("" if settings.bucket is None
-                                     else f" (buckets {cast(Bucketing, settings.bucket).label})")
+                                  + ("" if bucketing is None
+                                     else f" (buckets {bucketing.label})")
                                   + ("" if algo.name == "paper"
                                      else f", collectives {algo.label}")))
     provenance: JSONObject = {
@@ -729,7 +730,7 @@ def explain(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
             bucket_size: str | None = None, command: str = "explain") -> ExplainResult:
     """Every term of the cost of the grid ``pr`` × P/``pr`` (`gridcost explain`);
     ``layer_names`` restricts the per-layer part (sums and total cover every layer)."""
-    from costmodel.explain import explain as run_explain
+    from costmodel.explanation import explain as run_explain
     from costmodel.plans import choose_plans
     from costmodel.search import check_batch
 

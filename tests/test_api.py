@@ -257,3 +257,14 @@ def test_api_names_survive_importing_every_module() -> None:
             importlib.import_module(f"costmodel.{info.name}")
     for name in ("optimize", "layers", "sweep", "explain", "timeline", "import_network"):
         assert getattr(costmodel, name) is getattr(api, name), name
+
+
+def test_import_costmodel_loads_neither_the_api_nor_numpy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import costmodel, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('numpy', 'click', 'yaml', 'matplotlib') or m.startswith('costmodel.')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=120)
+    assert done.stdout.strip() == "[]"

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from costmodel.schedule import Timeline
     from costmodel.search import Optimum, ScalingLimits, Settings
     from costmodel.search import SweepResult as SweepResultArrays
+    from costmodel.series import Series
 
 __all__ = [
     "ExplainResult",
@@ -850,3 +851,231 @@ def plan_of(name: str) -> Plan:
     from costmodel.plans import plan
 
     return plan(name)
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+@dataclass(frozen=True, repr=False)
+class CalibrationResult:
+    """`gridcost calibrate import|run`: α and β fitted to measured collectives, the fit table,
+    and the machine profile YAML (``profile_yaml``; the CLI writes it with --profile)."""
+
+    record: JSONObject
+    table: Table
+    profile_yaml: str
+    warnings: tuple[str, ...]
+
+    def to_dict(self) -> JSONObject:
+        """What `calibrate ... --format json` prints, parsed (without --profile's 'profile')."""
+        return cast(JSONObject, _json(self.record))
+
+    def __repr__(self) -> str:
+        alpha = float(cast(float, self.record["alpha_s"]))
+        bandwidth = float(cast(float, self.record["bandwidth_Bps"]))
+        head = f"α {alpha:.4g} s, bandwidth {bandwidth:.4g} B/s"
+        fits = cast(list[JSONObject], self.record["fits"])
+        return (f"CalibrationResult(\n  {head}\n  {len(fits)} series fitted"
+                + (f", {len(self.warnings)} warnings" if self.warnings else "") + "\n)")
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Measured times with the fits (top) and relative residuals (bottom); its own figure
+        (``ax`` must be None)."""
+        from costmodel.plot import calibration_fits, figure_of
+
+        if ax is not None:
+            raise UsageError("plot: the calibration draws two panels; call plot() without ax")
+        points = cast(list[dict[str, object]], self.record["points"])
+        return figure_of(calibration_fits(points)[0])
+
+
+def fit_series(series: Sequence[Series], *, name: str, description: str,
+               collectives: str = "paper", flop_rate: float | None = None,
+               provenance: Sequence[str] = (), notes: Sequence[str] = (),
+               extra: JSONObject | None = None,
+               accept_implausible: bool = False) -> CalibrationResult:
+    """Fit α and β to ``series`` (costmodel.series.Series) and check the fit's plausibility:
+    an implausible fit is refused (UsageError) unless ``accept_implausible``, then kept with
+    warnings in the table, the record and the profile.  ``notes`` end the table's notes;
+    ``extra`` adds keys to the record."""
+    from costmodel.calibration import calibrate as fit
+    from costmodel.calibration import (
+        calibration_record,
+        fits_table,
+        implausibilities,
+        profile_yaml,
+    )
+    from costmodel.report import Table
+
+    settings_of("none", collectives, "none")
+    cal = fit(list(series), collectives)
+    problems = implausibilities(cal, list(series))
+    if problems and not accept_implausible:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
+                         "larger messages or more repetitions, or pass --accept-implausible "
+                         "to write it with warnings")
+    table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
+    record = cast(JSONObject, calibration_record(cal))
+    record["warnings"] = list(problems)
+    record.update(extra or {})
+    all_notes = [*table.notes,
+                 *(f"WARNING: implausible fit, written because of --accept-implausible: {p}"
+                   for p in problems), *notes]
+    return CalibrationResult(
+        record=record, table=Table(table.headers, table.rows, table.title, all_notes),
+        profile_yaml=profile_yaml(cal, name, flop_rate, description, list(provenance),
+                                  problems),
+        warnings=tuple(problems))
+
+
+@dataclass(frozen=True)
+class ImportedSeries:
+    """Series read from benchmark logs or gridcost JSON, with what the profile says of them."""
+
+    series: tuple[Series, ...]
+    name: str
+    description: str
+    flop_rate: float | None
+    provenance: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | None = None,
+                procs: Count | None = None, word_bytes: Count = 4, flop_rate: str | None = None,
+                name: str | None = None, statistic: str = "mean") -> ImportedSeries:
+    """The series of nccl-tests or OSU logs, or of gridcost's JSON (`calibrate run --raw`,
+    `validate --raw`), each file's idle-probe note, and the profile's name and description."""
+    from pathlib import Path
+
+    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
+    from costmodel.units import parse_quantity
+
+    check_profile_name(name)
+    p = positive_int(procs, "--procs") if procs is not None else None
+    w = positive_int(word_bytes, "--word-bytes")
+    rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
+    series: list[Series] = []
+    notes = []
+    paths = [os.fspath(f) for f in files]
+    for path in paths:
+        text = read_text(path, "a readable text log")
+        series += parse_logs(text, path, collective, p, w, statistic)
+        idle = idle_probe_of(text)
+        if idle is not None:
+            notes.append(f"{Path(path).name}: {idle_note(idle)[0]}")
+    return ImportedSeries(
+        series=tuple(series), name=name or "imported",
+        description=f"α–β fitted to {len(paths)} benchmark log(s)", flop_rate=rate,
+        provenance=("Fitted to: " + ", ".join(Path(f).name for f in paths),),
+        notes=tuple(notes))
+
+
+def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None = None,
+              procs: Count | None = None, word_bytes: Count = 4, flop_rate: str | None = None,
+              collectives: str = "paper", name: str | None = None, statistic: str = "mean",
+              accept_implausible: bool = False) -> CalibrationResult:
+    """Fit α and β to nccl-tests or OSU logs, or to gridcost's JSON (`calibrate run --raw`,
+    `validate --raw`): `gridcost calibrate import`.  Measuring this host (`calibrate run`)
+    needs torch and processes: use the CLI."""
+    found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
+                        flop_rate=flop_rate, name=name, statistic=statistic)
+    return fit_series(found.series, name=found.name, description=found.description,
+                      collectives=collectives, flop_rate=found.flop_rate,
+                      provenance=found.provenance, notes=found.notes,
+                      accept_implausible=accept_implausible)
+
+
+def check_profile_name(name: str | None) -> None:
+    """--name of a calibrated profile: printable text (a control character would be a second
+    line in every table and comment); UsageError otherwise."""
+    if name is not None and (not name.strip() or not name.isprintable()):
+        raise UsageError(f"--name: expected a printable, non-empty name, got {name!r}")
+
+
+def read_text(path: str, expected: str) -> str:
+    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
+    from pathlib import Path
+
+    from costmodel.errors import SpecError
+
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, "", expected, str(exc)) from None
+
+
+@dataclass(frozen=True, repr=False)
+class ValidationResult:
+    """`gridcost validate`: measured training steps against the model's prediction."""
+
+    record: JSONObject
+    tables: tuple[Table, ...]
+
+    @property
+    def ok(self) -> bool:
+        """The numerics and the volume check passed (the time targets are reported only)."""
+        summary = cast(JSONObject, self.record["summary"])
+        return bool(summary["numerics_ok"]) and bool(summary["volumes_ok"])
+
+    def to_dict(self) -> JSONObject:
+        """What `validate --format json` prints, parsed."""
+        return cast(JSONObject, _json(self.record))
+
+    def __repr__(self) -> str:
+        runs = cast(list[JSONObject], self.record["runs"])
+        return (f"ValidationResult(\n  {len(runs)} runs; numerics and volumes "
+                f"{'ok' if self.ok else 'FAILED'}\n)")
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Predicted against measured communication per run."""
+        from costmodel.plot import figure_of, predicted_vs_measured
+
+        runs = cast(list[dict[str, object]], self.record["runs"])
+        return figure_of(predicted_vs_measured(runs, ax))
+
+
+def validation_of(measured: dict[str, object], machines: dict[int | None, Machine], *,
+                  collectives: str = "paper", statistic: str = "mean",
+                  ddp: bool = False) -> ValidationResult:
+    """Analyse measured validation steps (what `validate --raw` writes) against the model
+    with ``machines`` ({P or None for any P: Machine}); with ``ddp``, the DDP steps too."""
+    from costmodel.validation import analyse_per_P, load_validation_network, tables
+
+    network = load_validation_network()
+    analysis = analyse_per_P(measured, network, machines, collectives, statistic)
+    extra = []
+    if ddp and measured.get("ddp"):
+        from costmodel.validation import ddp_analysis, ddp_table
+
+        records = []
+        for result in cast(list[dict[str, object]], measured["ddp"]):
+            P = int(cast(int, result["world"]))
+            profile = machines.get(P, machines.get(None))
+            if profile is None:
+                raise UsageError(f"--machine: no profile for P = {P}")
+            records.append(ddp_analysis(result, network, profile, collectives, statistic))
+        analysis["ddp"] = records
+        extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
+    return ValidationResult(record=cast(JSONObject, analysis),
+                            tables=(*tables(analysis), *extra))
+
+
+def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLike[str], *,
+             plan: str = "all", collectives: str = "paper", statistic: str = "mean",
+             ddp: bool = False) -> ValidationResult:
+    """`gridcost validate --from-raw RAW`: the measurements an earlier ``validate --raw`` wrote,
+    predicted with ``machine`` (one profile, or {P: profile}).  Running new measurements needs
+    torch and processes: use the CLI."""
+    from costmodel.plans import choose_plans
+    from costmodel.validation import PLANS, parse_validation_raw
+
+    settings_of("none", collectives, "none")
+    machines: dict[int | None, Machine] = (
+        {k: load_machine_like(v) for k, v in machine.items()} if isinstance(machine, dict)
+        else {None: load_machine_like(machine)})
+    plans = [p.name for p in choose_plans(plan, "validate", all_allowed=True, fixed=PLANS)]
+    path = os.fspath(raw)
+    measured = parse_validation_raw(read_text(path, "the JSON of 'validate --raw'"), path, plans)
+    return validation_of(measured, machines, collectives=collectives, statistic=statistic,
+                         ddp=ddp)

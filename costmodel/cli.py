@@ -810,10 +810,9 @@ def calibrate_options(func: F) -> F:
 
 
 def _profile_name(name: str | None) -> None:
-    """--name of a calibrated profile: printable text (a control character would be a second
-    line in every table and comment); UsageError otherwise."""
-    if name is not None and (not name.strip() or not name.isprintable()):
-        raise UsageError(f"--name: expected a printable, non-empty name, got {name!r}")
+    from costmodel.api import check_profile_name
+
+    check_profile_name(name)
 
 
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
@@ -824,47 +823,25 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
     """Fit, check the fit's plausibility (refused unless ``accept_implausible``: then with
     warnings), print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
     record), write the profile and the plot."""
-    from costmodel.calibration import calibrate as fit
-    from costmodel.calibration import (
-        calibration_record,
-        fits_table,
-        implausibilities,
-        profile_yaml,
-    )
+    from costmodel.api import fit_series
     from costmodel.report import Table, render
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
-    _settings("none", collectives, "none")
-    cal = fit(series, collectives)
-    problems = implausibilities(cal, series)
-    if problems and not accept_implausible:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
-                         "larger messages or more repetitions, or pass --accept-implausible "
-                         "to write it with warnings")
-    table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
-    record = calibration_record(cal)
-    record["warnings"] = problems
-    if profile_path is not None:
-        text = profile_yaml(cal, name, flop_rate, description, provenance, problems)
-        _emit(text, profile_path)
-        record["profile"] = profile_path
-    notes = list(table.notes)
-    notes += [f"WARNING: implausible fit, written because of --accept-implausible: {p}"
-              for p in problems]
     extra = dict(extra or {})
-    notes += extra.pop("notes", [])
-    record.update(extra)
+    notes = extra.pop("notes", [])
+    result = fit_series(series, name=name, description=description, collectives=collectives,
+                        flop_rate=flop_rate, provenance=provenance, notes=notes, extra=extra,
+                        accept_implausible=accept_implausible)
+    record, table = dict(result.record), result.table
     if profile_path is not None:
-        notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
-    _emit(render(Table(table.headers, table.rows, table.title, notes), record, fmt),  # type: ignore[arg-type]
-          output)
+        _emit(result.profile_yaml, profile_path)
+        record["profile"] = profile_path
+        table = Table(table.headers, table.rows, table.title, [
+            *table.notes, f"wrote machine profile {profile_path} (use: --machine {profile_path})"])
+    _emit(render(table, record, fmt), output)  # type: ignore[arg-type]
     if plot_path is not None:
-        from costmodel.plot import calibration_fits
-
-        axes = calibration_fits(record["points"])  # type: ignore[arg-type]
-        _save_figure(axes[0].figure, plot_path)
+        _save_figure(result.plot(), plot_path)
 
 
 @calibrate.command("import")
@@ -892,40 +869,20 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
       gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
       gridcost calibrate import val-raw.json --profile in-step.yaml
     """
-    from pathlib import Path
+    from costmodel.api import logs_series
 
-    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
-    from costmodel.units import parse_quantity
-
-    _profile_name(name)
-    p = _positive_int(procs, "--procs") if procs is not None else None
-    w = _positive_int(word_bytes, "--word-bytes")
-    rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
-    series, notes = [], []
-    for path in files:
-        text = _read_text(path, "a readable text log")
-        series += parse_logs(text, path, collective, p, w, summary)
-        idle = idle_probe_of(text)
-        if idle is not None:
-            notes.append(f"{Path(path).name}: {idle_note(idle)[0]}")
-    label = name or "imported"
-    _finish_calibration(series, collectives, label,
-                        f"α–β fitted to {len(files)} benchmark log(s)", rate,
-                        ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output, {"notes": notes} if notes else None,
+    found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
+                        flop_rate=flop_rate, name=name, statistic=summary)
+    _finish_calibration(list(found.series), collectives, found.name, found.description,
+                        found.flop_rate, list(found.provenance), profile_path, plot_path, fmt,
+                        output, {"notes": list(found.notes)} if found.notes else None,
                         accept_implausible)
 
 
 def _read_text(path: str, expected: str) -> str:
-    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
-    from pathlib import Path
+    from costmodel.api import read_text
 
-    from costmodel.errors import SpecError
-
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", expected, str(exc)) from None
+    return read_text(path, expected)
 
 
 def _parse_bytes(value: str, option: str) -> int:
@@ -1106,21 +1063,15 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     """
     import json
 
+    from costmodel.api import validation_of
     from costmodel.plans import choose_plans
     from costmodel.report import render
-    from costmodel.validation import (
-        PLANS,
-        analyse_per_P,
-        load_validation_network,
-        parse_validation_raw,
-        tables,
-    )
+    from costmodel.validation import PLANS, parse_validation_raw
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
-    network = load_validation_network()
     plans = [p.name for p in choose_plans(plan_name, _command(), all_allowed=True,
                                           fixed=PLANS)]
     merged: dict[str, Any] | None
@@ -1137,31 +1088,17 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
             return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
         _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse_per_P(merged, network, machines, collectives, summary)
-    extra = []
-    if ddp and merged.get("ddp"):
-        from costmodel.validation import ddp_analysis, ddp_table
-
-        records = []
-        for result in merged["ddp"]:
-            P = int(result["world"])
-            profile = machines.get(P, machines.get(None))
-            if profile is None:
-                raise UsageError(f"--machine: no profile for P = {P}")
-            records.append(ddp_analysis(result, network, profile, collectives, summary))
-        analysis["ddp"] = records
-        extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
+    result = validation_of(merged, machines, collectives=collectives, statistic=summary,
+                           ddp=ddp)
+    analysis = result.record
     if fmt == "json":
-        _emit(render(tables(analysis)[0], analysis, "json"), output)
+        _emit(render(result.tables[0], analysis, "json"), output)
     else:
-        _emit("\n".join(render(t, None, fmt) for t in [*tables(analysis), *extra]),  # type: ignore[arg-type]
+        _emit("\n".join(render(t, None, fmt) for t in result.tables),  # type: ignore[arg-type]
               output)
     if plot_path is not None:
-        from costmodel.plot import predicted_vs_measured
-
-        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
-    outcome = analysis["summary"]
-    if not (outcome["numerics_ok"] and outcome["volumes_ok"]):
+        _save_figure(result.plot(), plot_path)
+    if not result.ok:
         click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
                    err=True)
         raise click.exceptions.Exit(1)

@@ -1,7 +1,9 @@
 """gridcost: the α–β cost of integrated model, batch and domain parallelism.
 
 The Python API is one function per command — :func:`optimize`, :func:`layers`, :func:`sweep`,
-:func:`explain`, :func:`timeline`, :func:`import_network` — each returning a frozen, typed result
+:func:`explain`, :func:`timeline`, :func:`import_network`, and the measurement ones
+:func:`calibrate` (fit benchmark logs) and :func:`validate` (re-analyse measured steps) — each
+returning a frozen, typed result
 (:mod:`costmodel.api`, docs/api.md).  They are loaded on first use, so ``import costmodel`` stays
 light.  Below them the pipeline: :mod:`costmodel.loaders` (YAML → specs), :mod:`costmodel.cost`
 (grid × layer cost arrays), :mod:`costmodel.search` (best grid, sweeps, scaling limits),
@@ -15,12 +17,22 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from costmodel.api import explain, import_network, layers, optimize, sweep, timeline
+    from costmodel.api import (
+        calibrate,
+        explain,
+        import_network,
+        layers,
+        optimize,
+        sweep,
+        timeline,
+        validate,
+    )
 
-__all__ = ["__version__", "explain", "import_network", "layers", "optimize", "sweep",
-           "timeline"]
+__all__ = ["__version__", "calibrate", "explain", "import_network", "layers", "optimize",
+           "sweep", "timeline", "validate"]
 
-_API = {"explain", "import_network", "layers", "optimize", "sweep", "timeline"}
+_API = {"calibrate", "explain", "import_network", "layers", "optimize", "sweep", "timeline",
+        "validate"}
 
 
 def __getattr__(name: str) -> object:

@@ -16,6 +16,7 @@ the parent's ``__init__`` before the module anyway.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import costmodel
@@ -129,6 +130,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+@functools.cache
 def _graphs() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     top, every = {}, {}
     for module in MODULES:

@@ -5,7 +5,7 @@ in the model's convention of docs/model.md §3: the total words of an all-gather
 all-reduce, the one message of a point-to-point send) and one time per size in seconds — the
 mean (default) or the median of the repetitions, see :data:`STATISTICS`.  They come from
 ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure), from the calls
-of a real training step (``gridcost validate --raw``; costmodel.validation.in_step_series) or
+of a real training step (``gridcost validate --raw``; costmodel.series.in_step_series) or
 from the logs of nccl-tests and the OSU micro-benchmarks (parsed here from text; the CLI reads
 the files; both report average times).
 
@@ -31,7 +31,7 @@ import math
 import re
 import statistics
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -41,65 +41,13 @@ import numpy as np
 from costmodel.collectives import Rate, algorithms
 from costmodel.errors import SpecError, UsageError
 from costmodel.report import Table
+from costmodel.series import COLLECTIVE_LABELS as COLLECTIVE_LABELS
+from costmodel.series import COLLECTIVES as COLLECTIVES
+from costmodel.series import STATISTICS as STATISTICS
+from costmodel.series import Series as Series
+from costmodel.series import in_step_series
+from costmodel.series import statistic as statistic
 from costmodel.specs import Machine
-
-COLLECTIVES = ("allgather", "allreduce", "p2p")
-"""The calibrated collectives: all-gather, all-reduce and one point-to-point message."""
-
-STATISTICS: dict[str, Callable[[Sequence[float]], float]] = {
-    "mean": statistics.fmean,
-    "median": statistics.median,
-}
-"""How repeated timings of one call become one time.  ``mean`` (the default everywhere): a
-training run pays every repetition, slow ones included, so its time is the sum of the calls'
-means — and nccl-tests and the OSU benchmarks report averages too.  ``median``: the typical
-call, blind to a tail of slow repetitions (what gridcost used before; kept to compare)."""
-
-
-def statistic(name: str) -> Callable[[Sequence[float]], float]:
-    """The summary function called ``name`` (one of :data:`STATISTICS`)."""
-    try:
-        return STATISTICS[name]
-    except KeyError:
-        raise UsageError(f"statistic: expected one of {', '.join(STATISTICS)}, "
-                         f"got {name!r}") from None
-
-
-COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
-                     "p2p": "point-to-point"}
-
-
-@dataclass(frozen=True)
-class Series:
-    """Times of one collective on p processes: sizes ``words`` (n, words of ``word_bytes``
-    bytes, model convention) and ``seconds`` (one summary time per size), arrays of equal
-    length."""
-
-    collective: str
-    p: int
-    words: np.ndarray
-    seconds: np.ndarray
-    word_bytes: int = 4
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        if self.collective not in COLLECTIVES:
-            raise UsageError(f"unknown collective {self.collective!r} "
-                             f"(known: {', '.join(COLLECTIVES)})")
-        if self.p < 2:
-            raise UsageError(f"{self.source or self.collective}: expected at least 2 processes, "
-                             f"got {self.p}")
-        if len(self.words) != len(self.seconds) or len(self.words) < 2:
-            raise UsageError(f"{self.source or self.collective}: expected at least two "
-                             "(size, time) points")
-        if isinstance(self.word_bytes, bool) or not isinstance(self.word_bytes, int) \
-                or self.word_bytes < 1:
-            raise UsageError(f"{self.source or self.collective}: expected a positive number "
-                             f"of bytes per word, got {self.word_bytes!r}")
-
-    @property
-    def label(self) -> str:
-        return f"{COLLECTIVE_LABELS[self.collective]}, p={self.p}"
 
 
 def rate_of(collective: str, p: int, collectives: str = "paper") -> Rate:
@@ -692,15 +640,13 @@ def bench_series(data: dict[str, object], source: str,
 def series_from_json(text: str, source: str, summary: str = "mean") -> list[Series]:
     """A gridcost JSON → Series: the microbenchmarks of ``calibrate run --raw`` or the calls of
     the training steps of ``validate --raw`` (each call's time over the iterations, fitted per
-    collective and group size: an in-step calibration, costmodel.validation.in_step_series)."""
+    collective and group size: an in-step calibration, costmodel.series.in_step_series)."""
     import json
 
     statistic(summary)  # an unknown name is a usage error, not a malformed file
     try:
         data = json.loads(text)
         if isinstance(data, dict) and "runs" in data:
-            from costmodel.validation import in_step_series
-
             return in_step_series(data["runs"], source, summary)
         return bench_series(data, source, summary)
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import click
@@ -92,26 +91,6 @@ def memory_options(func: F) -> F:
              "setting); --optimizer turns it on.")(func)
 
 
-def _memory(mach: Any, memory_check: bool | None, optimizer: str | None) -> Any:
-    """The MemoryCheck the options ask for, or None (docs/memory.md)."""
-    from costmodel.memory import MemoryCheck
-
-    per_param = _optimizer_bytes(mach, optimizer)
-    if not (memory_check or (memory_check is None and optimizer is not None)):
-        return None
-    if mach.memory_bytes is None:
-        raise UsageError(f"--memory-check: machine {mach.name!r} has no 'memory' (bytes per "
-                         "process); add e.g. 'memory: 16 GiB' to its profile")
-    return MemoryCheck(mach.memory_bytes, per_param)
-
-
-def _optimizer_bytes(mach: Any, optimizer: str | None) -> float:
-    from costmodel.memory import optimizer_bytes
-
-    return (float(mach.optimizer_bytes_per_param) if optimizer is None
-            else optimizer_bytes(optimizer))
-
-
 mapping_option = click.option(
     "--mapping", type=click.Choice(["best", "pr-inside", "pc-inside"]), default="best",
     show_default=True,
@@ -140,83 +119,18 @@ def _emit(text: str, output: str) -> None:
         raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
 
 
-def _load(net: str, machine: str) -> tuple[Any, Any]:
-    from costmodel.loaders import load_machine
+def _settings(overlap: str, collectives: str | None, compute: str) -> Any:
+    """Check --collectives (and the overlap, compute names) before any work."""
+    from costmodel.api import settings_of
 
-    return _network(net), load_machine(machine)
-
-
-def _network(net: str) -> Any:
-    """--net: a bundled name, a network YAML path, or an import SOURCE (``torchvision:NAME``,
-    ``timm:NAME``, ``package.module:callable``, a ``.onnx`` path; docs/import.md), traced with
-    the default input 3×224×224 (torch is imported only then)."""
-    from costmodel.importers import import_network, is_source
-    from costmodel.loaders import load_network
-
-    if is_source(net):
-        return import_network(net)[2]
-    return load_network(net)
+    return settings_of(overlap, collectives, compute)
 
 
-def _network_digest(net: str) -> dict[str, str]:
-    """Provenance of --net: its file and SHA-256; for a SOURCE, the source in place of the file
-    and the SHA-256 of the imported YAML."""
-    from costmodel.importers import import_network, is_source
-    from costmodel.loaders import input_digest
-
-    if is_source(net):
-        import hashlib
-
-        text = import_network(net)[0]
-        return {"file": net, "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
-    return input_digest(net, "networks")
-
-
-def _settings(overlap: str, collectives: str | None, compute: str, memory: Any = None,
-              machine: Any = None, mapping: str = "best", bucket: str | None = None,
-              bucket_size: str | None = None) -> Any:
-    """The settings; ``collectives`` None takes the machine profile's selection; ``bucket``
-    and ``bucket_size`` (overlap 'backward' only) the gradient bucketing (docs/schedule.md)."""
-    from costmodel.collectives import algorithms
-    from costmodel.search import Settings
-
-    if collectives is None and machine is not None:
-        collectives = machine.collectives
-    if collectives is not None:
-        algorithms(collectives)  # validate the name before any work
-    chosen = None
-    if overlap == "backward":
-        from costmodel.buckets import bucketing
-
-        chosen = bucketing(bucket, bucket_size,
-                           None if machine is None else machine.bucket)
-    elif bucket is not None or bucket_size is not None:
-        raise UsageError("--bucket/--bucket-size: gradient buckets are scheduled only under "
-                         "--overlap backward")
-    return Settings(overlap=overlap, collectives=collectives, compute=compute,  # type: ignore[arg-type]
-                    memory=memory, mapping=mapping, bucket=chosen)
-
-
-def _bucket_settings(settings: Any) -> dict[str, Any]:
-    """Provenance of the bucketing: present only under overlap 'backward'."""
-    if settings.bucket is None:
-        return {}
-    from costmodel.schedule import bucket_record
-
-    return {"bucket": bucket_record(settings.bucket)}
-
-
-def _mapping_settings(machine: Any, mapping: str) -> dict[str, Any]:
-    """Provenance of the mapping: present only on a machine with levels (docs/hierarchy.md)."""
-    return {"mapping": mapping} if machine.hierarchical else {}
-
-
-def _memory_settings(memory: Any) -> dict[str, Any]:
-    """Provenance of the memory check: present only when it is on."""
-    if memory is None:
-        return {}
-    return {"memory_check": True, "memory_bytes": memory.capacity_bytes,
-            "optimizer_bytes_per_param": memory.optimizer_bytes_per_param}
+def _api_options(options: dict[str, Any]) -> dict[str, Any]:
+    """A command's options as the keywords of its costmodel.api function (--P → P, --plan →
+    plan, --per-process-batch → per_process_batch), with the command named in messages."""
+    renames = {"processes": "P", "plan_name": "plan", "per_process": "per_process_batch"}
+    return {**{renames.get(k, k): v for k, v in options.items()}, "command": _command()}
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -233,34 +147,8 @@ def cli() -> None:
     """
 
 
-@dataclass(frozen=True)
-class Result:
-    """What a command computed: tables to render, the JSON record, and its provenance (built on
-    request: only `report` needs it, and hashing the inputs re-reads them)."""
-
-    tables: list[Any]
-    record: Any
-    provenance: Callable[[], dict[str, Any]]
-
-
-def _provenance(argv_name: str, net: str, machine: str,
-                settings: dict[str, Any]) -> Callable[[], dict[str, Any]]:
-    context = click.get_current_context(silent=True)
-    path = context.command_path.split()[1:] if context is not None else [argv_name]
-    command = " ".join(["gridcost", *path])
-
-    def build() -> dict[str, Any]:
-        from costmodel.loaders import input_digest
-
-        return {"gridcost_version": __version__, "command": command,
-                "inputs": {"network": _network_digest(net),
-                           "machine": input_digest(machine, "machines")},
-                "settings": settings}
-
-    return build
-
-
-def _show(result: Result, fmt: str, output: str) -> None:
+def _show(result: Any, fmt: str, output: str) -> None:
+    """Render a costmodel.api result: its JSON record, or its tables."""
     from costmodel.report import render
 
     if fmt == "json" or len(result.tables) == 1:
@@ -270,202 +158,8 @@ def _show(result: Result, fmt: str, output: str) -> None:
     _emit(text, output)
 
 
-def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                     collectives: str | None, compute: str, per: str, plan_name: str,
-                     efficiency: float, memory_check: bool | None = None,
-                     optimizer: str | None = None, mapping: str = "best",
-                     bucket: str | None = None, bucket_size: str | None = None) -> Result:
-    from costmodel.plans import choose_plans
-    from costmodel.report import grids_table, optimum_record, plans_table
-    from costmodel.search import optimize as run_optimize
-
-    P = _positive_int(processes, "--P")
-    B = _positive_int(batch, "--batch")
-    _check_efficiency(efficiency)
-    plans = choose_plans(plan_name, _command(), all_allowed=True, per_layer_allowed=True)
-    network, mach = _load(net, machine)
-    memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
-                         bucket=bucket, bucket_size=bucket_size)
-    records = []
-    for chosen in plans:
-        result = run_optimize(network, mach, P, B, chosen, settings, threshold=efficiency,
-                              allow_infeasible=len(plans) > 1)
-        records.append(optimum_record(result, per))  # type: ignore[arg-type]
-    provenance = _provenance("optimize", net, machine, {
-        "P": P, "batch": B, "plan": plan_name, "overlap": overlap,
-        "collectives": settings.collectives, "compute": compute, "per": per,
-        "efficiency_threshold": efficiency,
-        **_memory_settings(memory), **_mapping_settings(mach, mapping),
-        **_bucket_settings(settings)})
-    if len(plans) == 1:
-        return Result([grids_table(records[0])], records[0], provenance)
-    if memory is not None and plan_name == PER_LAYER:
-        raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
-                         "--memory-check and --optimizer")
-    # under a memory check or on a machine with levels the per-layer plan (which models
-    # neither) is left out of 'all'
-    per_layer = None if memory is not None or (mach.hierarchical and plan_name == "all") \
-        else _per_layer_record(
-        network, mach, P, B, settings, per, allow_infeasible=plan_name == "all")
-    if per_layer is not None and plan_name == PER_LAYER:
-        from costmodel.report import perlayer_table
-
-        return Result([perlayer_table(per_layer)], per_layer, provenance)
-    return Result([plans_table(records, per_layer)], {"plans": records, "per_layer": per_layer},
-                  provenance)
-
-
 PER_LAYER = "per-layer"
 """The plan name of the per-layer optimizer (costmodel.perlayer); not one of plans.PLANS."""
-
-
-def _per_layer_record(network: Any, machine: Any, P: int, B: int, settings: Any, per: str,
-                      allow_infeasible: bool) -> dict[str, Any]:
-    from costmodel.perlayer import optimize_per_layer
-    from costmodel.report import perlayer_record
-
-    result = optimize_per_layer(network, machine, P, B, settings, allow_infeasible)
-    return perlayer_record(result, per)  # type: ignore[arg-type]
-
-
-def _check_efficiency(efficiency: float) -> None:
-    if not 0 < efficiency <= 1:
-        raise UsageError(f"--efficiency: expected a number in (0, 1], got {efficiency!r}")
-
-
-def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                   collectives: str | None, compute: str, per: str, pr: str, plan_name: str,
-                   memory_check: bool | None = None, optimizer: str | None = None,
-                   mapping: str = "best", bucket: str | None = None,
-                   bucket_size: str | None = None) -> Result:
-    import numpy as np
-
-    from costmodel.cost import evaluate
-    from costmodel.grids import Grids
-    from costmodel.memory import memory_table
-    from costmodel.plans import choose_plans
-    from costmodel.report import layer_records, layers_table, unit_of
-    from costmodel.search import check_batch, reason
-
-    P = _positive_int(processes, "--P")
-    R = _positive_int(pr, "--pr")
-    B = check_batch(_positive_int(batch, "--batch"))
-    if P % R:
-        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
-    network, mach = _load(net, machine)
-    memory = _memory(mach, memory_check, optimizer)
-    s = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
-                  bucket=bucket, bucket_size=bucket_size)
-    grids = Grids(np.array([R]), np.array([P // R]), np.array([B]))
-    table = evaluate(network, mach, grids, chosen, s.overlap, s.collectives, s.compute, s.memory,
-                     s.mapping, s.bucket)
-    held = memory_table(network, grids, chosen, mach.word_bytes, _optimizer_bytes(mach, optimizer))
-    records = layer_records(table, 0, per, held)  # type: ignore[arg-type]
-    unit = unit_of(per)  # type: ignore[arg-type]
-    feasible = bool(table.feasible[0])
-    algo = table.algorithms
-    title = (f"{network.name} on {mach.name}: {R}×{P // R} grid, B={B}, plan {chosen.name}"
-             + ("" if algo.name == "paper" else f", collectives {algo.label}")
-             + ("" if table.mappings is None else f", mapping {table.mappings.used(0)}")
-             + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
-    record = {"net": network.name, "machine": mach.name, "P": P, "batch": B, "pr": R,
-              "pc": P // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
-              "reason": reason(table, 0) or None, "layers": records,
-              "collectives": algo.name}
-    if table.mappings is not None:
-        from costmodel.report import mapping_record
-
-        scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
-        record.update(mapping_record(table, 0, scale, unit))
-        record["levels"] = [lv.name for lv in mach.levels]
-    provenance = _provenance("layers", net, machine, {
-        "P": P, "pr": R, "batch": B, "plan": plan_name, "overlap": overlap,
-        "collectives": algo.name, "compute": compute, "per": per,
-        **_memory_settings(memory), **_mapping_settings(mach, mapping), **_bucket_settings(s)})
-    table_out = layers_table(records, unit, title)
-    if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
-        from costmodel.schedule import bucket_record, describe, grid_schedule_record
-
-        scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
-        record["overlap"] = "backward"
-        record["bucket"] = bucket_record(table.bucket)
-        record["total_s"] = float(table.total_s[0]) * scale
-        record["schedule"] = grid_schedule_record(table.schedule, 0, scale)
-        table_out = replace(table_out, notes=[
-            *table_out.notes, f"overlap backward (buckets {table.bucket.label}): iteration "
-                              f"{record['total_s']:.4g} {unit}; "
-                              + describe(table.schedule, 0, scale, unit)
-                              + " (gridcost timeline draws it)"])
-    if table.mappings is not None:
-        table_out = replace(table_out, notes=[*table_out.notes,
-                                              f"mapping: {record['mapping_why']}"])
-    if mach.per_collective or mach.per_collective_processes:
-        from costmodel.report import per_collective_record, per_collective_text
-
-        record["per_collective"] = per_collective_record(mach)
-        table_out = replace(table_out, notes=[
-            *table_out.notes, f"per-collective α, bandwidth: {per_collective_text(mach)} "
-                              "(others: the flat α, bandwidth)"])
-    return Result([table_out], record, provenance)
-
-
-def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: str,
-                  collectives: str | None, compute: str, per: str, per_process: str | None,
-                  plan_name: str, efficiency: float, memory_check: bool | None = None,
-                  optimizer: str | None = None, mapping: str = "best",
-                  bucket: str | None = None, bucket_size: str | None = None) -> Result:
-    import numpy as np
-
-    from costmodel.collectives import algorithms
-    from costmodel.grids import parse_processes
-    from costmodel.plans import choose_plans
-    from costmodel.report import sweep_record, sweep_table
-    from costmodel.search import feasibility_limit
-    from costmodel.search import sweep as run_sweep
-
-    ps = parse_processes(processes)
-    _check_efficiency(efficiency)
-    if per_process is not None:
-        b = _positive_int(per_process, "--per-process-batch")
-        batches = ps * b
-        label = f"B = {b}·P"
-    else:
-        B = _positive_int(batch, "--batch")
-        batches = np.full(ps.shape, B)
-        label = f"B={B}"
-    plans = choose_plans(plan_name, _command(), all_allowed=True)
-    network, mach = _load(net, machine)
-    memory = _memory(mach, memory_check, optimizer)
-    settings = _settings(overlap, collectives, compute, memory, machine=mach, mapping=mapping,
-                         bucket=bucket, bucket_size=bucket_size)
-    records, tables = [], []
-    for chosen in plans:
-        result = run_sweep(network, mach, ps, batches, chosen, settings,
-                           progress=terminal_progress())
-        limit = feasibility_limit(network, chosen, int(batches[0])) if per_process is None \
-            else None
-        record = sweep_record(result, per, efficiency, limit)  # type: ignore[arg-type]
-        record.update(net=network.name, machine=mach.name)
-        record.update(_bucket_settings(settings))
-        algo = algorithms(settings.collectives or "paper")
-        if algo.name != "paper":
-            record["collectives"] = algo.name
-        records.append(record)
-        tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
-                                          f"{chosen.name}, overlap {overlap}"
-                                  + ("" if settings.bucket is None
-                                     else f" (buckets {settings.bucket.label})")
-                                  + ("" if algo.name == "paper"
-                                     else f", collectives {algo.label}")))
-    provenance = _provenance("sweep", net, machine, {
-        "P": processes, "batch": None if per_process else int(batches[0]),
-        "per_process_batch": int(per_process) if per_process else None, "plan": plan_name,
-        "overlap": overlap, "collectives": settings.collectives, "compute": compute, "per": per,
-        "efficiency_threshold": efficiency, **_memory_settings(memory),
-        **_mapping_settings(mach, mapping), **_bucket_settings(settings)})
-    return Result(tables, records[0] if len(records) == 1 else {"sweeps": records}, provenance)
 
 
 def plan_option(all_allowed: bool, per_layer: bool = False) -> Callable[[F], F]:
@@ -500,13 +194,13 @@ def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 optimize_parameters = _stack(model_options, memory_options,
                              plan_option(all_allowed=True, per_layer=True), efficiency_option,
                              mapping_option)
-"""The parameters of `_optimize_result`, shared by `optimize` and `report grids`."""
+"""The parameters of `costmodel.api.optimize`, shared by `optimize` and `report grids`."""
 layers_parameters = _stack(model_options, memory_options, pr_option,
                            plan_option(all_allowed=False), mapping_option)
-"""The parameters of `_layers_result`, shared by `layers` and `report layers`."""
+"""The parameters of `costmodel.api.layers`, shared by `layers` and `report layers`."""
 sweep_parameters = _stack(model_options, memory_options, per_process_option,
                           plan_option(all_allowed=True), efficiency_option, mapping_option)
-"""The parameters of `_sweep_result`, shared by `sweep` and `report sweep`."""
+"""The parameters of `costmodel.api.sweep`, shared by `sweep` and `report sweep`."""
 
 
 @cli.command()
@@ -522,7 +216,9 @@ def optimize(fmt: str, output: str, **options: Any) -> None:
       gridcost optimize --net resnet50 --machine a100-ib --P 1024 --plan all --format json
       gridcost optimize --net resnet152 --P 4096 --batch 8192 --plan per-layer
     """
-    _show(_optimize_result(**options), fmt, output)
+    from costmodel import api
+
+    _show(api.optimize(**_api_options(options)), fmt, output)
 
 
 @cli.command()
@@ -535,7 +231,9 @@ def layers(fmt: str, output: str, **options: Any) -> None:
     Example:
       gridcost layers --net alexnet --P 512 --pr 16 --plan fc-model
     """
-    _show(_layers_result(**options), fmt, output)
+    from costmodel import api
+
+    _show(api.layers(**_api_options(options)), fmt, output)
 
 
 @cli.command()
@@ -564,31 +262,15 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     Example:
       gridcost explain --net alexnet --P 512 --pr 32 --plan fc-model --layer fc6
     """
-    from costmodel.explain import explain as run_explain
-    from costmodel.explain import explanation_record
-    from costmodel.explain import render_markdown as explain_markdown
-    from costmodel.explain import render_text as explain_text
-    from costmodel.plans import choose_plans
+    from costmodel import api
     from costmodel.report import render_json
-    from costmodel.search import check_batch
 
-    P = _positive_int(processes, "--P")
-    R = _positive_int(pr, "--pr")
-    B = check_batch(_positive_int(batch, "--batch"))
-    if P % R:
-        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
-    network, mach = _load(net, machine)
-    s = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
-                  bucket_size=bucket_size)
-    result = run_explain(network, mach, P, R, B, chosen, s.overlap, s.collectives, s.compute,
-                         layers=layer_names or None, bucket=s.bucket)
-    if fmt == "json":
-        text = render_json(explanation_record(result))
-    elif fmt == "markdown":
-        text = explain_markdown(result, per)  # type: ignore[arg-type]
-    else:
-        text = explain_text(result, per)  # type: ignore[arg-type]
+    options: dict[str, Any] = dict(
+        net=net, machine=machine, P=processes, pr=pr, batch=batch, plan=plan_name,
+        overlap=overlap, collectives=collectives, compute=compute, per=per,
+        layer_names=layer_names, bucket=bucket, bucket_size=bucket_size, command=_command())
+    result = api.explain(**options)
+    text = render_json(result.record) if fmt == "json" else result.text(fmt)  # type: ignore[arg-type]
     _emit(text, output)
 
 
@@ -608,7 +290,9 @@ def sweep(fmt: str, output: str, **options: Any) -> None:
       gridcost sweep --net resnet152 --P 1..65536 --batch 8192 --format csv -o sweep.csv
       gridcost sweep --net alexnet --P 128,512,2048 --per-process-batch 4 --plan fc-model
     """
-    _show(_sweep_result(**options), fmt, output)
+    from costmodel import api
+
+    _show(api.sweep(**_api_options(options), progress=terminal_progress()), fmt, output)
 
 
 @cli.group()
@@ -635,11 +319,14 @@ def report_options(func: F) -> F:
                         default="markdown", show_default=True, help="Output format.")(func)
 
 
-def _show_report(result: Result, fmt: str, output: str) -> None:
+def _show_report(result: Any, fmt: str, output: str) -> None:
+    """Render a costmodel.api result with its provenance block (the command as typed)."""
     from costmodel.report import render_report
 
-    _emit(render_report(result.tables, result.record, result.provenance(), fmt),  # type: ignore[arg-type]
-          output)
+    context = click.get_current_context()
+    command = " ".join(["gridcost", *context.command_path.split()[1:]])
+    _emit(render_report(list(result.tables), result.record, result.provenance(command),
+                        fmt), output)  # type: ignore[arg-type]
 
 
 @report.command("grids")
@@ -652,7 +339,9 @@ def report_grids(fmt: str, output: str, **options: Any) -> None:
     Example:
       gridcost report grids --net alexnet --P 512 --plan fc-model --format latex
     """
-    _show_report(_optimize_result(**options), fmt, output)
+    from costmodel import api
+
+    _show_report(api.optimize(**_api_options(options)), fmt, output)
 
 
 @report.command("layers")
@@ -665,7 +354,9 @@ def report_layers(fmt: str, output: str, **options: Any) -> None:
     Example:
       gridcost report layers --net alexnet --P 512 --pr 32 --plan fc-model --format latex
     """
-    _show_report(_layers_result(**options), fmt, output)
+    from costmodel import api
+
+    _show_report(api.layers(**_api_options(options)), fmt, output)
 
 
 @report.command("sweep")
@@ -678,7 +369,10 @@ def report_sweep(fmt: str, output: str, **options: Any) -> None:
     Example:
       gridcost report sweep --net alexnet --P 8,32,128,512 --plan fc-model --format latex
     """
-    _show_report(_sweep_result(**options), fmt, output)
+    from costmodel import api
+
+    _show_report(api.sweep(**_api_options(options), progress=terminal_progress()), fmt,
+                 output)
 
 
 @cli.group()
@@ -727,17 +421,13 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
             compute: str, plan_name: str, bucket: str | None = None,
             bucket_size: str | None = None) -> list[Any]:
-    from costmodel.grids import parse_processes
-    from costmodel.plans import choose_plans
-    from costmodel.search import optimize as run_optimize
+    from costmodel.api import optima
 
-    [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
-    network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
-                         bucket_size=bucket_size)
-    return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
-                         allow_infeasible=True)
-            for B in parse_processes(batch, "--batch") for P in parse_processes(processes)]
+    options: dict[str, Any] = dict(
+        net=net, machine=machine, P=processes, batch=batch, plan=plan_name, overlap=overlap,
+        collectives=collectives, compute=compute, bucket=bucket, bucket_size=bucket_size,
+        command=_command())
+    return optima(**options)
 
 
 @plot.command("grid")
@@ -806,6 +496,7 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     """
     import numpy as np
 
+    from costmodel.api import check_efficiency, load_machine_like, load_network_like, settings_of
     from costmodel.grids import parse_processes
     from costmodel.plans import choose_plans
     from costmodel.plot import scaling
@@ -813,10 +504,10 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
 
     plans = choose_plans(plan_name, _command(), all_allowed=True)
     ps = parse_processes(processes)
-    _check_efficiency(efficiency)
-    network, mach = _load(net, machine)
-    settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
-                         bucket_size=bucket_size)
+    check_efficiency(efficiency)
+    network, mach = load_network_like(net), load_machine_like(machine)
+    settings = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,
+                           bucket_size=bucket_size)
     if per_process is not None:
         batches = ps * _positive_int(per_process, "--per-process-batch")
         label = f"B = {per_process}·P"
@@ -897,48 +588,17 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
       gridcost timeline --net vgg16 --P 64 --pr 4 --overlap backward --bucket horovod
       gridcost timeline --net alexnet --P 64 --plan per-layer --overlap backward --format json
     """
-    from costmodel.report import Table, render
-    from costmodel.schedule import iteration_schedule
-    from costmodel.search import check_batch
+    from costmodel import api
+    from costmodel.report import render
 
-    P = _positive_int(processes, "--P")
-    B = check_batch(_positive_int(batch, "--batch"))
-    R = None if pr is None or plan_name == PER_LAYER else _positive_int(pr, "--pr")
-    if R is not None and P % R:
-        raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
-    network, mach = _load(net, machine)
-    s = _settings(overlap, collectives, compute, machine=mach, mapping=mapping, bucket=bucket,
-                  bucket_size=bucket_size)
-    tl = iteration_schedule(network, mach, P, R, B, plan_name, s)
-    record = tl.record()
-    headers = ["start [ms]", "end [ms]", "duration [ms]", "lane", "what", "layers",
-               "words [per process]", "group", "exposed [ms]"]
-    def layers_text(names: tuple[str, ...]) -> str:
-        if len(names) <= 3:
-            return " ".join(names)
-        return f"{names[0]} … {names[-1]} ({len(names)} layers)"
-
-    rows = [[e.start_s * 1e3, e.end_s * 1e3, (e.end_s - e.start_s) * 1e3, e.lane, e.what,
-             layers_text(e.layers), e.words or None, e.group or None, e.exposed_s * 1e3]
-            for e in tl.events]
-    title = (f"{network.name} on {mach.name}: {tl.pr}×{tl.pc} grid, P={P}, B={B}, plan "
-             f"{tl.plan}, overlap {tl.overlap}"
-             + (f", buckets {tl.bucket.label}" if tl.overlap == "backward" else ""))
-    notes = [f"iteration {record['total_s'] * 1e3:.4g} ms = compute "
-             f"{record['compute_s'] * 1e3:.4g} + exposed communication "
-             f"{record['exposed_comm_s'] * 1e3:.4g} (blocking "
-             f"{record['blocking_comm_s'] * 1e3:.4g}, waits {record['wait_s'] * 1e3:.4g}, tail "
-             f"{record['tail_s'] * 1e3:.4g}); {record['hidden_gradient_s'] * 1e3:.4g} of "
-             f"{record['gradient_comm_s'] * 1e3:.4g} ms gradient all-reduce hidden in "
-             f"{record['buckets']} buckets",
-             "lanes 'pr' and 'gradient' are one communication channel per process"]
-    if not tl.feasible:
-        notes.append(f"INFEASIBLE grid: {tl.reason}")
-    text = render(Table(headers, rows, title, notes), record, fmt)  # type: ignore[arg-type]
+    options: dict[str, Any] = dict(
+        net=net, machine=machine, P=processes, pr=pr, batch=batch, plan=plan_name,
+        overlap=overlap, collectives=collectives, compute=compute, mapping=mapping,
+        bucket=bucket, bucket_size=bucket_size)
+    result = api.timeline(**options)
+    text = render(result.tables[0], result.record, fmt)  # type: ignore[arg-type]
     if output is not None:
-        from costmodel.plot import timeline as draw_timeline
-
-        _save_figure(draw_timeline(tl), output)
+        _save_figure(result.plot(), output)
     _emit(text, "-")
 
 
@@ -1150,10 +810,9 @@ def calibrate_options(func: F) -> F:
 
 
 def _profile_name(name: str | None) -> None:
-    """--name of a calibrated profile: printable text (a control character would be a second
-    line in every table and comment); UsageError otherwise."""
-    if name is not None and (not name.strip() or not name.isprintable()):
-        raise UsageError(f"--name: expected a printable, non-empty name, got {name!r}")
+    from costmodel.api import check_profile_name
+
+    check_profile_name(name)
 
 
 def _finish_calibration(series: list[Any], collectives: str, name: str, description: str,
@@ -1164,47 +823,25 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
     """Fit, check the fit's plausibility (refused unless ``accept_implausible``: then with
     warnings), print the fit table (with ``extra``'s 'notes'; its other keys go into the JSON
     record), write the profile and the plot."""
-    from costmodel.calibration import calibrate as fit
-    from costmodel.calibration import (
-        calibration_record,
-        fits_table,
-        implausibilities,
-        profile_yaml,
-    )
+    from costmodel.api import fit_series
     from costmodel.report import Table, render
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
-    _settings("none", collectives, "none")
-    cal = fit(series, collectives)
-    problems = implausibilities(cal, series)
-    if problems and not accept_implausible:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
-                         "larger messages or more repetitions, or pass --accept-implausible "
-                         "to write it with warnings")
-    table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
-    record = calibration_record(cal)
-    record["warnings"] = problems
-    if profile_path is not None:
-        text = profile_yaml(cal, name, flop_rate, description, provenance, problems)
-        _emit(text, profile_path)
-        record["profile"] = profile_path
-    notes = list(table.notes)
-    notes += [f"WARNING: implausible fit, written because of --accept-implausible: {p}"
-              for p in problems]
     extra = dict(extra or {})
-    notes += extra.pop("notes", [])
-    record.update(extra)
+    notes = extra.pop("notes", [])
+    result = fit_series(series, name=name, description=description, collectives=collectives,
+                        flop_rate=flop_rate, provenance=provenance, notes=notes, extra=extra,
+                        accept_implausible=accept_implausible)
+    record, table = dict(result.record), result.table
     if profile_path is not None:
-        notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
-    _emit(render(Table(table.headers, table.rows, table.title, notes), record, fmt),  # type: ignore[arg-type]
-          output)
+        _emit(result.profile_yaml, profile_path)
+        record["profile"] = profile_path
+        table = Table(table.headers, table.rows, table.title, [
+            *table.notes, f"wrote machine profile {profile_path} (use: --machine {profile_path})"])
+    _emit(render(table, record, fmt), output)  # type: ignore[arg-type]
     if plot_path is not None:
-        from costmodel.plot import calibration_fits
-
-        axes = calibration_fits(record["points"])  # type: ignore[arg-type]
-        _save_figure(axes[0].figure, plot_path)
+        _save_figure(result.plot(), plot_path)
 
 
 @calibrate.command("import")
@@ -1232,40 +869,20 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
       gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
       gridcost calibrate import val-raw.json --profile in-step.yaml
     """
-    from pathlib import Path
+    from costmodel.api import logs_series
 
-    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
-    from costmodel.units import parse_quantity
-
-    _profile_name(name)
-    p = _positive_int(procs, "--procs") if procs is not None else None
-    w = _positive_int(word_bytes, "--word-bytes")
-    rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
-    series, notes = [], []
-    for path in files:
-        text = _read_text(path, "a readable text log")
-        series += parse_logs(text, path, collective, p, w, summary)
-        idle = idle_probe_of(text)
-        if idle is not None:
-            notes.append(f"{Path(path).name}: {idle_note(idle)[0]}")
-    label = name or "imported"
-    _finish_calibration(series, collectives, label,
-                        f"α–β fitted to {len(files)} benchmark log(s)", rate,
-                        ["Fitted to: " + ", ".join(Path(f).name for f in files)], profile_path,
-                        plot_path, fmt, output, {"notes": notes} if notes else None,
+    found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
+                        flop_rate=flop_rate, name=name, statistic=summary)
+    _finish_calibration(list(found.series), collectives, found.name, found.description,
+                        found.flop_rate, list(found.provenance), profile_path, plot_path, fmt,
+                        output, {"notes": list(found.notes)} if found.notes else None,
                         accept_implausible)
 
 
 def _read_text(path: str, expected: str) -> str:
-    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
-    from pathlib import Path
+    from costmodel.api import read_text
 
-    from costmodel.errors import SpecError
-
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", expected, str(exc)) from None
+    return read_text(path, expected)
 
 
 def _parse_bytes(value: str, option: str) -> int:
@@ -1446,21 +1063,15 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     """
     import json
 
+    from costmodel.api import validation_of
     from costmodel.plans import choose_plans
     from costmodel.report import render
-    from costmodel.validation import (
-        PLANS,
-        analyse_per_P,
-        load_validation_network,
-        parse_validation_raw,
-        tables,
-    )
+    from costmodel.validation import PLANS, parse_validation_raw
 
     if plot_path is not None:
         _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
-    network = load_validation_network()
     plans = [p.name for p in choose_plans(plan_name, _command(), all_allowed=True,
                                           fixed=PLANS)]
     merged: dict[str, Any] | None
@@ -1477,31 +1088,17 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
             return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
         _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse_per_P(merged, network, machines, collectives, summary)
-    extra = []
-    if ddp and merged.get("ddp"):
-        from costmodel.validation import ddp_analysis, ddp_table
-
-        records = []
-        for result in merged["ddp"]:
-            P = int(result["world"])
-            profile = machines.get(P, machines.get(None))
-            if profile is None:
-                raise UsageError(f"--machine: no profile for P = {P}")
-            records.append(ddp_analysis(result, network, profile, collectives, summary))
-        analysis["ddp"] = records
-        extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
+    result = validation_of(merged, machines, collectives=collectives, statistic=summary,
+                           ddp=ddp)
+    analysis = result.record
     if fmt == "json":
-        _emit(render(tables(analysis)[0], analysis, "json"), output)
+        _emit(render(result.tables[0], analysis, "json"), output)
     else:
-        _emit("\n".join(render(t, None, fmt) for t in [*tables(analysis), *extra]),  # type: ignore[arg-type]
+        _emit("\n".join(render(t, None, fmt) for t in result.tables),  # type: ignore[arg-type]
               output)
     if plot_path is not None:
-        from costmodel.plot import predicted_vs_measured
-
-        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
-    outcome = analysis["summary"]
-    if not (outcome["numerics_ok"] and outcome["volumes_ok"]):
+        _save_figure(result.plot(), plot_path)
+    if not result.ok:
         click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
                    err=True)
         raise click.exceptions.Exit(1)

@@ -623,6 +623,36 @@ def layer_heatmap(table: CostTable, per: str = "epoch", ax: Axes | None = None,
 # ---------------------------------------------------------------- saving
 
 
+def layer_bars(layers: Sequence[Mapping[str, object]], unit: str, ax: Axes | None = None,
+               title: str | None = None) -> Axes:
+    """Stacked bars of each layer's model, batch and domain communication of one grid.
+
+    ``layers``: the ``layers`` records of `gridcost layers --format json` (keys ``layer``,
+    ``model_comm_s``, ``batch_comm_s``, ``domain_comm_s`` in ``unit``).  Returns the Axes.
+    """
+    ax = _new_axes() if ax is None else ax
+    names = [str(r["layer"]) for r in layers]
+    x = np.arange(len(names), dtype=np.float64)
+    bottom = np.zeros(len(names))
+    for term in TERMS:
+        h = np.array([float(r[f"{term}_comm_s"]) for r in layers])  # type: ignore[arg-type]
+        ax.bar(x, h, bottom=bottom, width=0.7, color=COLOURS[term], label=SEGMENT_LABELS[term],
+               zorder=2)
+        bottom = bottom + h
+    many = len(names) > 12
+    ax.set_xticks(x, names, fontsize=8, rotation=90 if many else 45, ha="center" if many
+                  else "right", rotation_mode="default" if many else "anchor")
+    ax.set_xlabel("layer", fontsize=9)
+    ax.set_ylabel(f"communication [{unit}]", fontsize=9)
+    ax.yaxis.set_major_formatter(FuncFormatter(_number_label))
+    ax.grid(axis="y", color="#e0e0e0", linewidth=0.6, zorder=0)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, frameon=False)
+    if title is not None:
+        _title(ax, title)
+    return ax
+
+
 def save(fig: Figure, path: str | os.PathLike[str]) -> None:
     """Write ``fig`` to ``path`` as PNG (150 dpi), SVG or PDF, chosen by the extension.
 

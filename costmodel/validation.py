@@ -32,13 +32,17 @@ from typing import Any
 
 import numpy as np
 
-from costmodel.calibration import Series, statistic
 from costmodel.collectives import algorithms
 from costmodel.cost import evaluate
 from costmodel.errors import GridcostError, UsageError
 from costmodel.grids import Grids
 from costmodel.plans import plan as plan_named
 from costmodel.report import Table
+from costmodel.series import StepCall as StepCall
+from costmodel.series import calls_series as calls_series
+from costmodel.series import in_step_series as in_step_series
+from costmodel.series import statistic
+from costmodel.series import step_calls as step_calls
 from costmodel.specs import Machine, Network
 
 PLANS = ("model-batch", "fc-model", "domain-batch")
@@ -201,93 +205,6 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
 
     tau = kendalltau(x, y)[0]  # .statistic only from scipy 1.10; [0] on every version
     return None if tau is None or not np.isfinite(tau) else float(tau)
-
-
-@dataclass(frozen=True)
-class StepCall:
-    """One communication call of the training step: where it is (layer, term, op), what it is
-    (kind 'allgather' | 'allreduce' | 'p2p', group size p, words n in the model's convention)
-    and its seconds in every timed iteration — the slowest rank's, matched by call."""
-
-    layer: str
-    term: str
-    op: str
-    kind: str
-    p: int
-    words: int
-    seconds: tuple[float, ...]
-
-
-def _kind(op: str) -> str:
-    if op.startswith("halo"):
-        return "p2p"
-    return "allgather" if op == "all-gather" else "allreduce"
-
-
-def step_calls(ranks: Sequence[dict[str, Any]]) -> list[StepCall]:
-    """Every call rank 0 logged, with the slowest rank's seconds per timed iteration.
-
-    A call is (layer, term, op, occurrence): ranks may log different calls (an interior strip
-    sends two halos, an edge strip one), so calls are matched by key, not by position.  Empty
-    for records without per-call times.
-    """
-    iterations = ranks[0]["iterations"]
-    if not iterations or "call_s" not in iterations[0]:
-        return []
-    per_rank: list[dict[tuple[Any, ...], list[float]]] = []
-    for rank in ranks:
-        seen: dict[tuple[str, str, str], int] = {}
-        calls: dict[tuple[Any, ...], list[float]] = {}
-        for i, entry in enumerate(rank["log"]):
-            name = (entry["layer"], entry["term"], entry["op"])
-            seen[name] = seen.get(name, -1) + 1
-            calls[(name, seen[name])] = [it["call_s"][i] for it in rank["iterations"]]
-        per_rank.append(calls)
-    out = []
-    seen = {}
-    for entry in ranks[0]["log"]:
-        name = (entry["layer"], entry["term"], entry["op"])
-        seen[name] = seen.get(name, -1) + 1
-        key = (name, seen[name])
-        slowest = tuple(max(calls[key][k] for calls in per_rank if key in calls)
-                        for k in range(len(iterations)))
-        out.append(StepCall(entry["layer"], entry["term"], entry["op"], _kind(entry["op"]),
-                            int(entry["p"]), int(entry["words"]), slowest))
-    return out
-
-
-def in_step_series(runs: Sequence[dict[str, Any]], source: str = "training step",
-                   summary: str = "mean") -> list[Series]:
-    """Series for calibration from the calls of training steps (``validate --raw`` runs): per
-    collective kind and group size, each call's words and ``summary`` of its seconds over the
-    timed iterations (redistribution all-gathers included: they are all-gathers too).
-
-    Calibrating on these measures α and β *in the conditions of the step* — compute between
-    the calls, the threads of every process on the cores — where ``calibrate run`` measures
-    collectives back to back.  Kinds and sizes with fewer than two distinct sizes are left out
-    (a line needs two).
-    """
-    return calls_series([step_calls(run["ranks"]) for run in runs], source, summary)
-
-
-def calls_series(calls_of_runs: Sequence[Sequence[StepCall]], source: str = "training step",
-                 summary: str = "mean") -> list[Series]:
-    """:func:`in_step_series` from the :func:`step_calls` of each run."""
-    summarise = statistic(summary)
-    points: dict[tuple[str, int], list[tuple[int, float]]] = {}
-    for calls in calls_of_runs:
-        for call in calls:
-            if call.words > 0 and call.seconds:
-                points.setdefault((call.kind, call.p), []).append(
-                    (call.words, summarise(call.seconds)))
-    out = []
-    for (kind, p), found in sorted(points.items()):
-        if len({w for w, _ in found}) < 2:
-            continue
-        found.sort()
-        out.append(Series(kind, p, np.array([w for w, _ in found], dtype=np.float64),
-                          np.array([t for _, t in found]), 4, source))
-    return out
 
 
 def measured_times(ranks: Sequence[dict[str, Any]], summary: str = "mean") -> dict[str, float]:

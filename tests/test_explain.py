@@ -1,4 +1,4 @@
-"""Tests of costmodel.explain and `gridcost explain`.
+"""Tests of costmodel.explanation and `gridcost explain`.
 
 The central test recomputes nothing by hand: it checks that every value explain derives (one
 scalar at a time from the layer specs, the plan's layout, α, β and the algorithm's rate
@@ -32,7 +32,7 @@ from costmodel.collectives import (
 )
 from costmodel.cost import TERMS, evaluate
 from costmodel.errors import UnknownName, UsageError
-from costmodel.explain import (
+from costmodel.explanation import (
     RATE_TEXTS,
     RateText,
     explain,
@@ -536,13 +536,13 @@ def test_explain_refuses_auto_and_gamma() -> None:
     (0.000976044921875, "0.000976"), (585.9375, "585.9"), (26.740432358218825, "26.74"),
     (4746224121.09375, "4746224121"), (11450.0, "11450"), (0.0, "0"), (-2.5e-7, "-2.5×10⁻⁷")])
 def test_readable_numbers_by_hand(value: float, text: str) -> None:
-    from costmodel.explain import readable
+    from costmodel.explanation import readable
 
     assert readable(value) == text
 
 
 def test_readable_text_rounds_floats_and_leaves_names_and_integers() -> None:
-    from costmodel.explain import readable_text
+    from costmodel.explanation import readable_text
 
     assert (readable_text("3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)")
             == "3·(2×10⁻⁶·5 + 6.209×10⁻¹⁰·128·31/32·4096)")
@@ -551,7 +551,7 @@ def test_readable_text_rounds_floats_and_leaves_names_and_integers() -> None:
 
 @given(st.floats(min_value=1e-12, max_value=1e12))
 def test_readable_keeps_four_significant_digits(value: float) -> None:
-    from costmodel.explain import readable
+    from costmodel.explanation import readable
 
     text = readable(value)
     assert "e" not in text

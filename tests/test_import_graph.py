@@ -1,0 +1,162 @@
+"""No import cycles among the modules of costmodel (issue 14).
+
+The graph is read with ``ast`` from every ``costmodel/**/*.py``: an edge A → B for each
+``import costmodel.B`` / ``from costmodel.B import ...`` / ``from costmodel import B`` (relative
+imports resolved).  Two graphs are checked:
+
+- module-level imports (what runs when A is imported): must be acyclic;
+- every import, function-local (lazy) ones included: must be acyclic too, except the edges listed
+  in LAZY_ALLOWED (each with why; a new lazy import that closes a cycle must be added there).
+
+Imports under ``if TYPE_CHECKING:`` are skipped: they never run.  An import of one of the
+module's own parent packages (``from costmodel import __version__``) is no edge: Python has run
+the parent's ``__init__`` before the module anyway.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import costmodel
+
+PACKAGE = Path(costmodel.__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+LAZY_ALLOWED: set[tuple[str, str]] = {
+    # overlap 'backward': the cost table of a grid is its scheduled iteration (docs/schedule.md)
+    ("costmodel.cost", "costmodel.schedule"),
+    # `timeline` without --pr takes the best grid of the plan, or the per-layer optimum
+    ("costmodel.schedule", "costmodel.search"),
+    ("costmodel.schedule", "costmodel.perlayer"),
+}
+"""(importer, imported) function-local edges allowed to close a cycle: the scheduler sits both
+below the cost table and above the search.  Splitting costmodel.schedule into the schedule of
+one grid and the choice of the grid would remove them (a follow-up)."""
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+MODULES = {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _resolve(name: str) -> str | None:
+    """The costmodel module ``name`` refers to (a module, or the package of an attribute)."""
+    while name:
+        if name in MODULES:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def _targets(node: ast.Import | ast.ImportFrom, importer: str) -> set[str]:
+    if isinstance(node, ast.Import):
+        names = [alias.name for alias in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            package = importer if MODULES[importer].name == "__init__.py" else \
+                importer.rpartition(".")[0]
+            for _ in range(node.level - 1):
+                package = package.rpartition(".")[0]
+            base = f"{package}.{base}" if base else package
+        names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+                 for alias in node.names]
+    found = {_resolve(n) for n in names if n.split(".")[0] == "costmodel"}
+    # a module's parent packages are imported before it: an edge to one closes no new cycle
+    return {t for t in found if t is not None and t != importer
+            and not importer.startswith(f"{t}.")}
+
+
+def edges(module: str) -> tuple[set[str], set[str]]:
+    """(module-level imports, function-local imports) of ``module``."""
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    top: set[str] = set()
+    lazy: set[str] = set()
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for child in node.orelse:
+                visit(child, in_function)
+            return
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            (lazy if in_function else top).update(_targets(node, module))
+            return
+        inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                                  ast.Lambda))
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(tree, False)
+    return top, lazy - top
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as [a, b, ..., a], or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def dfs(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in state:
+                found = dfs(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = dfs(node)
+            if found:
+                return found
+    return None
+
+
+@functools.cache
+def _graphs() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    top, every = {}, {}
+    for module in MODULES:
+        level, lazy = edges(module)
+        top[module] = level
+        every[module] = level | {t for t in lazy if (module, t) not in LAZY_ALLOWED}
+    return top, every
+
+
+def test_the_graph_sees_the_package() -> None:
+    top, _ = _graphs()
+    assert {"costmodel.cli", "costmodel.api", "costmodel.calibration", "costmodel.validation",
+            "costmodel.series", "costmodel.importers"} <= set(top)
+    assert "costmodel.series" in top["costmodel.calibration"]
+
+
+def test_no_cycle_among_module_level_imports() -> None:
+    top, _ = _graphs()
+    assert find_cycle(top) is None
+
+
+def test_no_cycle_even_through_function_local_imports() -> None:
+    _, every = _graphs()
+    assert find_cycle(every) is None
+
+
+def test_the_checker_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

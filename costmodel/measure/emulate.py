@@ -378,3 +378,72 @@ def leftovers(tag: str) -> dict[str, list[str]]:
     namespaces and the host's links whose name mentions it (none are ever made there)."""
     links = [line for line in _ip("-o", "link").splitlines() if tag in line]
     return {"namespaces": [n for n in namespaces() if n.startswith(tag)], "links": links}
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def node_procs(spec: EmulationSpec) -> list[int]:
+    """Group sizes measured inside a node: every p ≥ 2 that divides the processes per node
+    (consecutive ranks then tile the nodes)."""
+    return [p for p in range(2, spec.ppn + 1) if spec.ppn % p == 0]
+
+
+def network_procs(spec: EmulationSpec) -> list[int]:
+    """Group sizes measured across nodes: 2 (the point-to-point pairs) and N, one process
+    per node (ranks dealt to the nodes in turn)."""
+    return sorted({2, spec.nodes})
+
+
+NETWORK_MESSAGE_S = 0.25
+"""Largest message across nodes: what a process sends in about this long at its share of the
+link (RATE / K), so a slow link does not take minutes per size."""
+
+
+def network_sizes(spec: EmulationSpec, sizes: list[int]) -> list[int]:
+    """The sizes of ``sizes`` measured across nodes: up to :data:`NETWORK_MESSAGE_S` of the
+    per-process rate, and at least the three smallest."""
+    limit = spec.rate_Bps / spec.ppn * NETWORK_MESSAGE_S
+    kept = [s for s in sizes if s <= limit]
+    return kept if len(kept) >= 3 else sizes[:3]
+
+
+def calibration_runs(spec: EmulationSpec, args: dict[str, Any], timeout_s: float,
+                     progress: Progress | None = None) -> tuple[Any, Any]:
+    """The microbenchmarks (costmodel.measure.bench) of both levels on one emulated cluster of
+    all N·K processes: inside the nodes (ranks in blocks of K per node, groups of p | K
+    consecutive ranks, every node measuring at once) and across them (ranks dealt in turn,
+    so a group of p consecutive ranks has one member per node; the K rails of every node
+    share its link at once, as the K processes of a node do in a job).  Returns the two raw
+    results (node, network); the node one is None when K = 1."""
+    with Emulation(spec) as cluster:
+        inside = None
+        if node_procs(spec):
+            inside = cluster.run("bench", dict(args, procs=node_procs(spec)), spec.processes,
+                                 timeout_s, "block", progress)
+        across = cluster.run("bench", dict(args, procs=network_procs(spec), idle_gap_s=0.0,
+                                           sizes_bytes=network_sizes(spec, args["sizes_bytes"])),
+                             spec.processes, timeout_s, "cyclic", progress)
+    return inside, across
+
+
+def validation_runs(spec: EmulationSpec, processes: list[int], args: dict[str, Any],
+                    timeout_s: float, progress: Progress | None = None) -> dict[str, Any]:
+    """The validation steps (costmodel.measure.training) for every P of ``processes`` on the
+    first P/K nodes of one emulated cluster, every grid of ``args['grids_by_P']`` under both
+    mappings; the merged result of rank 0 of each P."""
+    for P in processes:
+        if P % spec.ppn or P // spec.ppn > spec.nodes or P // spec.ppn < 1:
+            raise UsageError(f"--P: expected multiples of ppn={spec.ppn} up to "
+                             f"{spec.processes} (nodes={spec.nodes}), got {P}")
+    merged: dict[str, Any] = {"runs": []}
+    grids_by_P = args.pop("grids_by_P")
+    with Emulation(spec) as cluster:
+        for P in processes:
+            job = dict(args, grids=grids_by_P[P], mappings=["pr-inside", "pc-inside"])
+            result = cluster.run("validate", job, P, timeout_s, "block", progress)
+            merged["runs"] += result["runs"]
+            merged.update(backend=result["backend"], batch=result["batch"])
+    merged["emulate"] = {"nodes": spec.nodes, "ppn": spec.ppn, "rate_Bps": spec.rate_Bps,
+                         "text": spec.text}
+    return merged

@@ -1550,7 +1550,9 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
             return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
         _emit(json.dumps(merged) + "\n", raw_path)
-    analysis = analyse_per_P(merged, network, machines, collectives, summary)
+    # an in-step fit is flat: on an emulated cluster it would mix the node and the network
+    analysis = analyse_per_P(merged, network, machines, collectives, summary,
+                             in_step="emulate" not in merged)
     extra = []
     if ddp and merged.get("ddp"):
         from costmodel.validation import ddp_analysis, ddp_table

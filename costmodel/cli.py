@@ -1333,6 +1333,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.units import parse_quantity
 
     _profile_name(name)
+    if emulate is not None:
+        from costmodel.measure.emulate import parse_emulation
+
+        parse_emulation(emulate)  # a bad spec is reported before anything starts
     require_torch()
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0

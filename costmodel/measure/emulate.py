@@ -395,7 +395,7 @@ def network_procs(spec: EmulationSpec) -> list[int]:
     return sorted({2, spec.nodes})
 
 
-NETWORK_MESSAGE_S = 0.25
+NETWORK_MESSAGE_S = 1.0
 """Largest message across nodes: what a process sends in about this long at its share of the
 link (RATE / K), so a slow link does not take minutes per size."""
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import fail
 
 from costmodel.errors import UsageError
 from costmodel.measure import emulate
 from costmodel.measure.emulate import Emulation, EmulationSpec, parse_emulation
-from cli_helpers import fail
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -214,7 +214,7 @@ def test_teardown_on_a_signal(signum: int, code: int) -> None:
     proc = _start(*CALIBRATE)
     pids = _wait_for_workers(proc, 4)
     os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert err == (f"gridcost: interrupted ({signal.Signals(signum).name}): the emulated "
                    "cluster and its processes were removed\n")
@@ -227,7 +227,7 @@ def test_teardown_when_a_worker_is_killed() -> None:
     proc = _start(*CALIBRATE)
     pids = _wait_for_workers(proc, 4)
     os.kill(pids[-1], signal.SIGKILL)
-    out, err = proc.communicate(timeout=60)
+    _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 2, err
     assert err.startswith("gridcost: worker rank ") and "failed (exit code" in err, err
     assert len(err.splitlines()) == 1
@@ -271,3 +271,79 @@ def test_short_emulated_validation(tmp_path: Path) -> None:
     assert by[(2, "pc-inside")]["predicted_s"]["model"] > by[(2, "pr-inside")]["predicted_s"][
         "model"]
     _nothing_left(f"gridcost-{proc.pid}-")
+
+
+# --------------------------------------------------------------------------- docs/validation.md
+
+DOCS = ROOT / "docs"
+DATA = DOCS / "validation"
+SWEEP = (100, 200, 400, 1600)
+
+
+def _rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| ") or
+            line.startswith("- communication MAPE")]
+
+
+def _on_page(row: str, shown: list[str]) -> bool:
+    """The page shows ``row``: exactly, or its numbers at tests/golden.py's precision."""
+    from golden import line_difference
+
+    return row in shown or any(line_difference(row, line) is None for line in shown)
+
+
+def _section() -> str:
+    page = (DOCS / "validation.md").read_text(encoding="utf-8")
+    start = page.index("## An emulated cluster")
+    return page[start:page.index("\n## ", start + 1)]
+
+
+def _validate(tmp_path: Path, raw: str, machines: list[str], fmt: str) -> str:
+    from costmodel.cli import main
+
+    out = tmp_path / f"{raw}.{fmt}"
+    args = [a for m in machines for a in ("--machine", str(m))]
+    assert main(["validate", *args, "--from-raw", str(DATA / raw), "--plan", "fc-model",
+                 "--format", fmt, "-o", str(out)]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Path) -> None:
+    """Every row of the emulated section's calibration, time and ranking tables, its MAPE line
+    and its rate sweep are what gridcost computes from docs/validation/emu-*."""
+    import json
+
+    from costmodel import emulated
+    from costmodel.calibration import bench_series
+    from costmodel.report import render
+
+    shown = _rows(_section())
+    text = _validate(tmp_path, "emu-val-raw.json",
+                     [f"{P}={DATA / f'emu-P{P}.yaml'}" for P in (4, 8, 16)], "markdown")
+    wanted = _rows(text[text.index("### 3. time"):])
+    assert len(wanted) > 20
+    for row in wanted:
+        assert _on_page(row, shown), row
+    calibrations = {f"emu-cal-P{P}.json": 200 for P in (4, 8, 16)}
+    calibrations |= {f"emu-cal-P8-{rate}.json": rate for rate in SWEEP if rate != 200}
+    for name, rate in calibrations.items():
+        raw = json.loads((DATA / name).read_text(encoding="utf-8"))
+        levels = emulated.fit_levels(bench_series(raw["node"], name),
+                                     bench_series(raw["network"], name))
+        table = emulated.levels_table(levels, 2, rate * 1e6 / 8, "")
+        for row in _rows(render(table, None, "markdown")):  # type: ignore[arg-type]
+            assert _on_page(row, shown), (name, row)
+    for rate in SWEEP:
+        raw, machine = ((f"emu-val-P8-{rate}.json", DATA / f"emu-P8-{rate}.yaml")
+                        if rate != 200 else ("emu-val-raw.json", DATA / "emu-P8.yaml"))
+        analysis = json.loads(_validate(tmp_path, raw, [f"8={machine}"] if rate == 200
+                                        else [str(machine)], "json"))
+        runs = [r for r in analysis["runs"] if r["P"] == 8]
+        rank = next(r for r in analysis["summary"]["rankings"] if r["P"] == 8)
+        mape = sum(r["abs_pct_error"] for r in runs) / len(runs)
+        share = sum(r["measured_comm_s"] for r in runs) / sum(r["measured_s"]["step"]
+                                                             for r in runs) * 100
+        row = (f"| {rate} Mbit/s | {mape:.1f} % | {rank['kendall_tau']:.2f} | "
+               f"{rank['predicted_best']} | {rank['measured_best']} | "
+               f"{rank['regret_pct']:.1f} % | {share:.0f} % |")
+        assert row in _section(), row

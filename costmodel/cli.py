@@ -1409,7 +1409,7 @@ def _calibrate_emulated(text: str, args: dict[str, Any], timeout: float, raw_pat
 
     from costmodel import emulated
     from costmodel.calibration import bench_series
-    from costmodel.measure.emulate import calibration_runs, parse_emulation
+    from costmodel.measure.emulate import calibration_runs, network_sizes, parse_emulation
     from costmodel.report import Table, render
 
     spec = parse_emulation(text)
@@ -1438,7 +1438,8 @@ def _calibrate_emulated(text: str, args: dict[str, Any], timeout: float, raw_pat
         provenance = [f"Measured by gridcost calibrate run --emulate '{spec.text}': {source} "
                       f"(torch {across['torch']}), {summary} of {args['reps']} after "
                       f"{args['warmup']} warm-up, sizes {args['sizes_bytes'][0]} B to "
-                      f"{args['sizes_bytes'][-1]} B."]
+                      f"{args['sizes_bytes'][-1]} B inside a node, to "
+                      f"{network_sizes(spec, args['sizes_bytes'])[-1]} B across nodes."]
         _emit(emulated.profile_yaml(levels, spec.ppn, spec.rate_Bps, profile_name,
                                     float(across["flop_rate"]), f"α–β measured on an {where}",
                                     provenance, problems), profile_path)

@@ -257,7 +257,7 @@ def test_short_emulated_validation(tmp_path: Path) -> None:
     profile.write_text(PROFILE, encoding="utf-8")
     proc = _start("validate", "--emulate", "nodes=2, ppn=2, link=1 Gbit/s", "--P", "4",
                   "--machine", str(profile), "--plan", "fc-model", "--iterations", "1",
-                  "--warmup", "1", "--batch", "8", "--format", "json")
+                  "--warmup", "1", "--batch", "4", "--format", "json")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     import json

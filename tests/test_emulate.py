@@ -155,6 +155,27 @@ def test_teardown_on_an_error() -> None:
 
 
 @needs_netns
+@pytest.mark.parametrize("piece, named", [
+    ("bridge", "ip link add type bridge (the kernel's bridge module)"),
+    ("veth", "ip link add type veth (the kernel's veth module)"),
+    ("tbf", "tc qdisc add … tbf (the kernel's sch_tbf)"),
+])
+def test_a_missing_kernel_piece_is_named_and_nothing_is_left(
+        monkeypatch: pytest.MonkeyPatch, piece: str, named: str) -> None:
+    real = emulate._command
+
+    def without(argv: list[str], what: str = "") -> str:
+        return real(["false"] if piece in argv else argv, what)
+
+    monkeypatch.setattr(emulate, "_command", without)
+    cluster = Emulation(SPEC)
+    with pytest.raises(UsageError) as err, cluster:
+        pass
+    assert str(err.value) == f"--emulate: {named} failed: exit code 1"
+    _nothing_left(cluster.tag)
+
+
+@needs_netns
 def test_two_emulations_at_once_do_not_collide() -> None:
     with Emulation(SPEC) as first, Emulation(SPEC) as second:
         assert first.tag != second.tag

@@ -918,12 +918,16 @@ def _parse_bytes(value: str, option: str) -> int:
                    "one group, the other processes idle.")
 @KEEP_AWAKE
 @calibrate_options
+@click.option("--emulate", "emulate", default=None, metavar="SPEC",
+              help="Measure an emulated cluster on this host, 'nodes=N, ppn=K, link=RATE', "
+                   "and write a profile with levels (node, network); --procs is ignored; "
+                   "needs root (docs/validation.md).")
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
                   warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
                   concurrent: bool, keep_awake: bool, collectives: str,
                   name: str | None, summary: str, profile_path: str | None,
                   plot_path: str | None, fmt: str, output: str,
-                  accept_implausible: bool) -> None:
+                  accept_implausible: bool, emulate: str | None = None) -> None:
     """Measure all-gather, all-reduce and point-to-point with torch.distributed and fit α, β.
 
     On one host gridcost starts the processes itself (gloo over 127.0.0.1, NCCL with GPUs) and
@@ -933,6 +937,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     Examples:
       gridcost calibrate run --procs 2..4 --profile host.yaml --plot fit.png
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli calibrate run --profile c.yaml
+      gridcost calibrate run --emulate "nodes=4, ppn=2, link=200 Mbit/s" --profile emu.yaml
     """
     import json
     import os
@@ -945,6 +950,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.units import parse_quantity
 
     _profile_name(name)
+    if emulate is not None:
+        from costmodel.measure.emulate import parse_emulation
+
+        parse_emulation(emulate)  # a bad spec is reported before anything starts
     require_torch()
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
@@ -969,6 +978,10 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
             "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
             "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
             "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
+    if emulate is not None:
+        _calibrate_emulated(emulate, args, timeout, raw_path, collectives, name, summary,
+                            profile_path, fmt, output, accept_implausible)
+        return
     result = run("bench", args, ps[-1], timeout, keep_awake, terminal_progress())
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
@@ -1003,6 +1016,63 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                         accept_implausible)
 
 
+def _calibrate_emulated(text: str, args: dict[str, Any], timeout: float, raw_path: str | None,
+                        collectives: str, name: str | None, summary: str,
+                        profile_path: str | None, fmt: str, output: str,
+                        accept_implausible: bool) -> None:
+    """calibrate run --emulate: both levels measured on the emulated cluster, a profile with
+    levels written (costmodel.emulated)."""
+    import json
+
+    from costmodel import emulated
+    from costmodel.calibration import bench_series
+    from costmodel.measure.emulate import calibration_runs, network_sizes, parse_emulation
+    from costmodel.report import Table, render
+
+    spec = parse_emulation(text)
+    _settings("none", collectives, "none")
+    inside, across = calibration_runs(spec, args, timeout, terminal_progress())
+    if raw_path is not None:
+        _emit(json.dumps({"node": inside, "network": across}, indent=2, sort_keys=True) + "\n",
+              raw_path)
+    source = f"torch.distributed {across['backend']}, emulated"
+    levels = emulated.fit_levels(bench_series(inside, source, summary) if inside else [],
+                                 bench_series(across, source, summary), collectives)
+    problems = emulated.level_problems(levels)
+    if problems and not accept_implausible:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
+                         "larger messages or more repetitions, or pass --accept-implausible")
+    profile_name = name or f"emulated-{spec.nodes}x{spec.ppn}"
+    where = (f"emulated cluster of {spec.nodes} nodes × {spec.ppn} processes, links "
+             f"{spec.rate_text} (tbf), one host")
+    table = emulated.levels_table(levels, spec.ppn, spec.rate_Bps,
+                                  f"calibration of {profile_name}: {where}")
+    rec = emulated.record(levels, spec.ppn, spec.rate_Bps)
+    rec["warnings"] = problems
+    notes = list(table.notes) + [f"WARNING: {p}" for p in problems]
+    if profile_path is not None:
+        provenance = [f"Measured by gridcost calibrate run --emulate '{spec.text}': {source} "
+                      f"(torch {across['torch']}), {summary} of {args['reps']} after "
+                      f"{args['warmup']} warm-up, sizes {args['sizes_bytes'][0]} B to "
+                      f"{args['sizes_bytes'][-1]} B inside a node, to "
+                      f"{network_sizes(spec, args['sizes_bytes'])[-1]} B across nodes."]
+        _emit(emulated.profile_yaml(levels, spec.ppn, spec.rate_Bps, profile_name,
+                                    float(across["flop_rate"]), f"α–β measured on an {where}",
+                                    provenance, problems), profile_path)
+        rec["profile"] = profile_path
+        notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
+    _emit(render(Table(table.headers, table.rows, table.title, notes), rec, fmt),  # type: ignore[arg-type]
+          output)
+
+
+EMULATE = click.option(
+    "--emulate", "emulate", default=None, metavar="SPEC",
+    help="Run on an emulated cluster on this host: 'nodes=N, ppn=K, link=RATE' (e.g. "
+         "'nodes=4, ppn=2, link=200 Mbit/s'): a network namespace per node, links shaped to "
+         "RATE; needs root (docs/validation.md, \"An emulated cluster\").")
+
+
 @cli.command()
 @click.option("--machine", "machine", required=True, multiple=True, metavar="[P=]M",
               help="Calibrated machine profile for the predictions (gridcost calibrate run); "
@@ -1035,6 +1105,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 @statistic_option("Summary of the timed iterations; use the one the profile was calibrated "
                   "with.")
 @KEEP_AWAKE
+@EMULATE
 @click.option("--ddp/--no-ddp", "ddp", default=False, show_default=True,
               help="Also time data-parallel steps with PyTorch's DistributedDataParallel "
                    "(default buckets) on P processes and compare them with --overlap "
@@ -1046,7 +1117,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
              raw_path: str | None, from_raw: str | None, summary: str, keep_awake: bool,
-             fmt: str, output: str, ddp: bool = False) -> None:
+             fmt: str, output: str, ddp: bool = False, emulate: str | None = None) -> None:
     """Train a small AlexNet-shaped network with the Pr×Pc algorithm on real processes and
     check the model: numerics vs one process, words per collective, time vs prediction.
 
@@ -1060,6 +1131,8 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
       gridcost validate --machine 2=p2.yaml --machine 4=p4.yaml --raw val.json
       gridcost validate --machine other.yaml --from-raw val.json
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli validate --machine c.yaml
+      gridcost validate --emulate "nodes=8, ppn=2, link=200 Mbit/s" --P 4,8,16 \\
+          --machine emu.yaml --plan fc-model
     """
     import json
 
@@ -1078,6 +1151,11 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     if from_raw is not None:
         merged = parse_validation_raw(_read_text(from_raw, "the JSON of 'validate --raw'"),
                                       from_raw, plans)
+    elif emulate is not None:
+        if ddp or keep_awake:
+            raise UsageError("--emulate: --ddp and --keep-awake are for local runs")
+        merged = _measure_emulated(emulate, machines, processes, batch, plans, iterations,
+                                   warmup, timeout, sync)
     else:
         merged = _measure_validation(processes, batch, plans, iterations, warmup, timeout, sync,
                                      keep_awake)
@@ -1155,6 +1233,32 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
         merged["runs"] += result["runs"]
         merged.update(backend=result["backend"], batch=result["batch"], keep_awake=keep_awake)
     return merged
+
+
+def _measure_emulated(text: str, machines: dict[int | None, Any], processes: str, batch: str,
+                      plans: list[str], iterations: str, warmup: str, timeout: float,
+                      sync: bool) -> dict[str, Any]:
+    """validate --emulate: every P on the emulated cluster, both mappings of every grid."""
+    from costmodel.grids import parse_processes
+    from costmodel.measure import require_torch
+    from costmodel.measure.emulate import parse_emulation, validation_runs
+    from costmodel.validation import valid_grids
+
+    spec = parse_emulation(text)
+    for P, profile in machines.items():
+        inner = profile.levels[0].processes if profile.hierarchical else None
+        if inner != spec.ppn:
+            raise UsageError(f"--machine{'' if P is None else f' {P}='}: expected a profile "
+                             f"with levels whose node holds ppn={spec.ppn} processes (gridcost "
+                             f"calibrate run --emulate), got {profile.name!r}")
+    B = _positive_int(batch, "--batch")
+    ps = [int(p) for p in parse_processes(processes)]
+    grids_by_P = {P: [list(g) for g in valid_grids(P, B)[0]] for P in ps}
+    require_torch()
+    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
+            "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
+            "timeout_s": timeout, "sync": sync, "grids_by_P": grids_by_P}
+    return validation_runs(spec, ps, args, timeout, terminal_progress())
 
 
 def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeout: float,

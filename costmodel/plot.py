@@ -806,7 +806,11 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
     if ax is None:
         fig = Figure(figsize=(PANEL_SIZE[0], PANEL_SIZE[1] + 1.5), layout="constrained")
         ax = fig.add_subplot()
-    plans = sorted({str(r["plan"]) for r in rows})
+    def series(r: Mapping[str, object]) -> str:
+        """Colour key: the plan, and the mapping of the grid on the nodes when measured."""
+        return f"plan {r['plan']}" + (f", {r['mapping']}" if r.get("mapping") else "")
+
+    plans = sorted({series(r) for r in rows})
     processes = sorted({int(r["P"]) for r in rows})  # type: ignore[call-overload]
     colour_of = {name: LINE_COLOURS[i % len(LINE_COLOURS)] for i, name in enumerate(plans)}
     marker_of = {P: P_MARKERS[i % len(P_MARKERS)] for i, P in enumerate(processes)}
@@ -815,7 +819,7 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
     for r in rows:
         pred, meas = float(r["predicted_comm_s"]), float(r["measured_comm_s"])  # type: ignore[arg-type]
         values += [pred, meas]
-        colour = colour_of[str(r["plan"])]
+        colour = colour_of[series(r)]
         filled = bool(r.get("predicted_best", False))
         ax.plot(meas * 1e3, pred * 1e3, marker_of[int(r["P"])], color=colour,  # type: ignore[call-overload]
                 markerfacecolor=colour if filled else "none", markeredgewidth=1.4,
@@ -826,7 +830,7 @@ def predicted_vs_measured(rows: Sequence[Mapping[str, object]], ax: Axes | None 
             values.append(float(in_step))  # type: ignore[arg-type]
             ax.plot(meas * 1e3, float(in_step) * 1e3, "x", color="#777777",  # type: ignore[arg-type]
                     markersize=5, zorder=2)
-    handles: list[Line2D | Patch] = [Patch(color=colour_of[name], label=f"plan {name}")
+    handles: list[Line2D | Patch] = [Patch(color=colour_of[name], label=name)
                                      for name in plans]
     handles += [Line2D([], [], marker=marker_of[P], color="#555555", linestyle="none",
                        markersize=7, markerfacecolor="none", label=f"P = {P}")

@@ -141,7 +141,8 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
     algo = algorithms(collectives)
     chosen = plan_named(plan_name)
     # counts, not seconds: the flat profile's volumes (per-collective fits scale them)
-    flat = dataclasses.replace(machine, per_collective=(), per_collective_processes=())
+    flat = dataclasses.replace(machine, per_collective=(), per_collective_processes=(),
+                               levels=())
     table = evaluate(network, flat, Grids(np.array([pr]), np.array([pc]), np.array([batch])),
                      chosen, collectives=collectives, compute="none")
     layout = chosen.layout(table.grids, network)
@@ -275,15 +276,18 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
                                 ranks[0]["numerics"]["reference_loss"], rtol=1e-5)),
         }
         volumes = volume_rows(network, machine, plan_name, pr, pc, batch, ranks, collectives)
+        mapping = run.get("mapping") if machine.hierarchical else None
         table = evaluate(network, machine,
                          Grids(np.array([pr]), np.array([pc]), np.array([batch])),
-                         plan_named(plan_name), collectives=collectives, compute="none")
+                         plan_named(plan_name), collectives=collectives, compute="none",
+                         mapping=mapping or "best")
         predicted = {t: float(table.comm_s(t)[0]) for t in CHARGED}
         measured = measured_times(ranks, summary)
         pred_total = sum(predicted.values())
         fastest, median = call_ratios(ranks, machine, collectives)
         runs.append({
             "plan": plan_name, "P": pr * pc, "pr": pr, "pc": pc, "numerics": numerics,
+            **({"mapping": run["mapping"]} if "mapping" in run else {}),
             "volumes": [vars(v) | {"words": list(v.words), "ok": v.ok} for v in volumes],
             "volumes_ok": all(v.ok for v in volumes),
             "volumes_exact": all(v.status == "exact" for v in volumes),
@@ -420,8 +424,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         rankings.append({
             "P": P, "plan": plan_name, "grids": len(members),
             "kendall_tau": kendall_tau(pred, meas),
-            "predicted_best": f"{members[best_pred]['pr']}×{members[best_pred]['pc']}",
-            "measured_best": f"{members[best_meas]['pr']}×{members[best_meas]['pc']}",
+            "predicted_best": _grid(members[best_pred]),
+            "measured_best": _grid(members[best_meas]),
             "same_best": best_pred == best_meas,
             "regret_pct": (meas[best_pred] / meas[best_meas] - 1.0) * 100,
         })
@@ -453,7 +457,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _grid(run: dict[str, Any]) -> str:
-    return f"{run['pr']}×{run['pc']}"
+    """'4×2', or '4×2 pc-inside' for a run measured under a given mapping."""
+    mapping = f" {run['mapping']}" if run.get("mapping") else ""
+    return f"{run['pr']}×{run['pc']}{mapping}"
 
 
 def numerics_table(analysis: dict[str, Any]) -> Table:

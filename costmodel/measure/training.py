@@ -1,7 +1,8 @@
 """Real training iterations of a small AlexNet-shaped network with the integrated Pr×Pc algorithm.
 
 The algorithm of docs/model.md §4 on torch.distributed, rank = c·Pr + r (r the position along Pr,
-c along Pc; the Pr group of c is the ranks c·Pr … c·Pr + Pr − 1, the Pc group of r every Pr-th):
+c along Pc; the Pr group of c is the ranks c·Pr … c·Pr + Pr − 1, the Pc group of r every Pr-th:
+the ``pr-inside`` mapping of docs/hierarchy.md; with ``pc-inside`` rank = r·Pc + c instead):
 
 - a **model-split** layer (fc layers; conv layers in plan ``model-batch``) holds 1/Pr of its
   filters/units and the B/Pc samples of its column: the input is replicated in the Pr group; the
@@ -285,17 +286,36 @@ class Layout:
     row_group: Any  # the Pr group of column c (model split, halos, redistribution)
     col_group: Any  # the Pc group of row r (weight gradients of a model split)
     world: Any
+    mapping: str = "pr-inside"
+
+    def rank_of(self, r: int, c: int) -> int:
+        """The rank of grid position (r, c): r + Pr·c with the Pr groups contiguous
+        ('pr-inside'), c + Pc·r with the Pc groups contiguous ('pc-inside')."""
+        return rank_at(self.pr, self.pc, r, c, self.mapping)
 
 
-def make_layouts(grids: list[tuple[int, int]]) -> list[Layout]:
-    """Groups for every grid, created in the same order on every rank (torch requires it)."""
+def rank_at(pr: int, pc: int, r: int, c: int, mapping: str) -> int:
+    """Rank of grid position (r, c) under ``mapping`` (docs/hierarchy.md)."""
+    return c + pc * r if mapping == "pc-inside" else r + pr * c
+
+
+def make_layouts(grids: list[tuple[int, int]],
+                 mappings: tuple[str, ...] = ("pr-inside",)) -> list[Layout]:
+    """Groups for every grid and mapping of the grid on the ranks, created in the same order
+    on every rank (torch requires it)."""
     rank, size = dist.get_rank(), dist.get_world_size()
     layouts = []
-    for pr, pc in grids:
-        row_groups = [dist.new_group([c * pr + i for i in range(pr)]) for c in range(pc)]
-        col_groups = [dist.new_group([c * pr + r for c in range(pc)]) for r in range(pr)]
-        r, c = rank % pr, rank // pr
-        layouts.append(Layout(pr, pc, r, c, row_groups[c], col_groups[r], None))
+    for mapping in mappings:
+        for pr, pc in grids:
+            row_groups = [dist.new_group(sorted(rank_at(pr, pc, i, c, mapping)
+                                                for i in range(pr))) for c in range(pc)]
+            col_groups = [dist.new_group(sorted(rank_at(pr, pc, r, j, mapping)
+                                                for j in range(pc))) for r in range(pr)]
+            if mapping == "pc-inside":
+                r, c = rank // pc, rank % pc
+            else:
+                r, c = rank % pr, rank // pr
+            layouts.append(Layout(pr, pc, r, c, row_groups[c], col_groups[r], None, mapping))
     assert all(lay.pr * lay.pc == size for lay in layouts)
     return layouts
 
@@ -337,8 +357,8 @@ def forward(local: dict[str, tuple[torch.Tensor, torch.Tensor]], x: torch.Tensor
             lay: Layout, comm: Comm) -> torch.Tensor:
     """The logits of this rank's column, (B/Pc, classes), replicated in the Pr group."""
     rule = CONV_RULE[plan]
-    up = (lay.c * lay.pr + lay.r - 1) if lay.r > 0 else None
-    down = (lay.c * lay.pr + lay.r + 1) if lay.r < lay.pr - 1 else None
+    up = lay.rank_of(lay.r - 1, lay.c) if lay.r > 0 else None
+    down = lay.rank_of(lay.r + 1, lay.c) if lay.r < lay.pr - 1 else None
     h = x
     for op in ARCH:
         kind = op[0]
@@ -467,7 +487,8 @@ def run_validation(args: dict[str, Any], device: torch.device) -> dict[str, Any]
     """
     batch, seed = int(args["batch"]), int(args["seed"])
     grids = [(int(pr), int(pc)) for pr, pc in args["grids"]]
-    layouts = make_layouts(grids)
+    mappings = tuple(args.get("mappings", ("pr-inside",)))
+    layouts = make_layouts(grids, mappings)
     params = reference_parameters(seed)
     x, y = make_batch(batch, seed)
     reference = reference_step(params, x, y)
@@ -476,12 +497,14 @@ def run_validation(args: dict[str, Any], device: torch.device) -> dict[str, Any]
     total = len(args["plans"]) * len(layouts)
     for plan in args["plans"]:
         for lay in layouts:
-            report(progress, len(runs), total, f"validating {plan} {lay.pr}×{lay.pc}")
+            report(progress, len(runs), total, f"validating {plan} {lay.pr}×{lay.pc} "
+                   f"{lay.mapping}")
             dist.barrier()
             mine = run_grid(plan, lay, args, device, params, x, y, reference)
             everyone: list[Any] = [None] * dist.get_world_size()
             dist.all_gather_object(everyone, mine)
-            runs.append({"plan": plan, "pr": lay.pr, "pc": lay.pc, "ranks": everyone})
+            runs.append({"plan": plan, "pr": lay.pr, "pc": lay.pc, "ranks": everyone}
+                        | ({"mapping": lay.mapping} if "mappings" in args else {}))
     report(progress, len(runs), total, "validating")
     return {"runs": runs, "backend": str(dist.get_backend()), "world": dist.get_world_size(),
             "torch": torch.__version__, "batch": batch}

@@ -1,0 +1,371 @@
+"""The emulated cluster (costmodel.measure.emulate): the spec, the prerequisites, and — where this
+host lets us create network namespaces — that setup and teardown leave nothing behind, on
+success, on an error, on SIGTERM, on SIGINT and when a worker is killed; that two emulations at
+once do not collide; that the leftovers of a dead emulation are reaped; and a short emulated
+validation (2 nodes × 2 processes, both mappings).  Mechanics and exit codes only, no timings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from cli_helpers import fail
+
+from costmodel.errors import UsageError
+from costmodel.measure import emulate
+from costmodel.measure.emulate import Emulation, EmulationSpec, parse_emulation
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- the spec
+
+
+def test_spec_parses_nodes_ppn_and_rate() -> None:
+    spec = parse_emulation("nodes=4, ppn=2, link=200 Mbit/s")
+    assert (spec.nodes, spec.ppn, spec.processes) == (4, 2, 8)
+    assert spec.rate_Bps == pytest.approx(25e6)
+    assert spec.rate_text == "200 Mbit/s"
+    assert parse_emulation(" ppn=1,link=1 Gbit/s ,nodes=2").rate_Bps == pytest.approx(125e6)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("nodes=4, ppn=2", "--emulate: missing link: expected 'nodes=N, ppn=K, link=RATE', e.g. "
+                       "'nodes=4, ppn=2, link=200 Mbit/s', got 'nodes=4, ppn=2'"),
+    ("nodes=4, ppn=2, link=1 Gbit/s, x=1", "--emulate: expected 'nodes=N, ppn=K, link=RATE', "
+     "e.g. 'nodes=4, ppn=2, link=200 Mbit/s', got 'nodes=4, ppn=2, link=1 Gbit/s, x=1'"),
+    ("nodes=9, ppn=2, link=1 Gbit/s", "--emulate: nodes: expected an integer from 2 to 8, "
+                                       "got '9'"),
+    ("nodes=1, ppn=2, link=1 Gbit/s", "--emulate: nodes: expected an integer from 2 to 8, "
+                                       "got '1'"),
+    ("nodes=2, ppn=0, link=1 Gbit/s", "--emulate: ppn: expected an integer from 1 to 8, "
+                                       "got '0'"),
+    ("nodes=2, ppn=2, link=fast", "--emulate: link: expected a rate such as '200 Mbit/s', "
+                                  "got 'fast'"),
+    ("nodes=2, ppn=2, link=100 Gbit/s", "--emulate: link: expected a rate from 1 Mbit/s to "
+                                        "10 Gbit/s, got '100 Gbit/s'"),
+    ("nodes=2, ppn=2, link=100 kbit/s", "--emulate: link: expected a rate from 1 Mbit/s to "
+                                        "10 Gbit/s, got '100 kbit/s'"),
+])
+def test_bad_spec_is_one_line(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_emulation(text)
+    assert str(err.value) == message
+
+
+def test_cli_refuses_a_bad_spec_before_starting(capsys: pytest.CaptureFixture[str]) -> None:
+    line = fail(capsys, "calibrate", "run", "--emulate", "nodes=99, ppn=2, link=1 Gbit/s")
+    assert line == "gridcost: --emulate: nodes: expected an integer from 2 to 8, got '99'"
+    line = fail(capsys, "validate", "--machine", "a100-ib-nodes", "--emulate",
+                "nodes=2, ppn=2, link=10 Gbit/s")
+    assert line.startswith("gridcost: --machine: expected a profile with levels whose node "
+                           "holds ppn=2 processes")
+
+
+def test_missing_prerequisites_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(emulate.shutil, "which", lambda tool: None if tool == "tc" else "/x")
+    with pytest.raises(UsageError, match=r"^--emulate: needs the 'tc' command \(iproute2\)"):
+        emulate.check_prerequisites()
+    monkeypatch.setattr(emulate.shutil, "which", lambda tool: "/x")
+    monkeypatch.setattr(emulate.os, "geteuid", lambda: 1000)
+    with pytest.raises(UsageError, match=r"^--emulate: needs root \(CAP_NET_ADMIN"):
+        emulate.check_prerequisites()
+
+
+def test_placement_blocks_and_deals() -> None:
+    cluster = Emulation(EmulationSpec(4, 2, 25e6))
+    assert [cluster.node_of(r, 8) for r in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [cluster.node_of(r, 8, "cyclic") for r in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert [cluster.node_of(r, 4) for r in range(4)] == [0, 0, 1, 1]
+
+
+# --------------------------------------------------------------------------- namespaces
+
+
+def _netns_reason() -> str | None:
+    """Why namespaces cannot be tested here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "network namespaces need Linux"
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "the 'ip' and 'tc' commands (iproute2) are not installed"
+    if os.geteuid() != 0:
+        return "creating network namespaces needs root here"
+    name = f"gridcost-probe-{os.getpid()}"
+    done = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
+                          check=False)
+    if done.returncode:
+        return f"'ip netns add' is not permitted: {done.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    return None
+
+
+REASON = _netns_reason()
+needs_netns = pytest.mark.skipif(REASON is not None, reason=REASON or "")
+SPEC = EmulationSpec(2, 2, 125e6, "nodes=2, ppn=2, link=1 Gbit/s")
+
+
+def _links() -> str:
+    return subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _nothing_left(tag: str, pids: list[int] = ()) -> None:  # type: ignore[assignment]
+    left = emulate.leftovers(tag)
+    assert left == {"namespaces": [], "links": []}, left
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in \
+            Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:1], pid
+
+
+@needs_netns
+def test_setup_builds_the_cluster_and_teardown_leaves_nothing() -> None:
+    links_before = _links()
+    with Emulation(SPEC) as cluster:
+        tag = cluster.tag
+        assert sorted(emulate.leftovers(tag)["namespaces"]) == [
+            f"{tag}-br", f"{tag}-n0", f"{tag}-n1"]
+        inside = subprocess.run(cluster.command(2, 4, ["ip", "-o", "addr", "show", "eth0"]),
+                                capture_output=True, text=True, check=True).stdout
+        assert "198.18.0.2/24" in inside
+        qdiscs = subprocess.run(["ip", "netns", "exec", cluster.bridge_namespace, "tc",
+                                 "qdisc"], capture_output=True, text=True, check=True).stdout
+        assert qdiscs.count("tbf") == 2 and "rate 1Gbit" in qdiscs
+        sleeper = subprocess.Popen(cluster.command(0, 4, ["sleep", "60"]))
+        time.sleep(0.2)
+    sleeper.wait(timeout=5)  # killed by the teardown
+    _nothing_left(tag, [sleeper.pid])
+    assert _links() == links_before
+
+
+@needs_netns
+def test_teardown_on_an_error() -> None:
+    with pytest.raises(RuntimeError), Emulation(SPEC) as cluster:
+        tag = cluster.tag
+        sleeper = subprocess.Popen(cluster.command(1, 4, ["sleep", "60"]))
+        raise RuntimeError("boom")
+    sleeper.wait(timeout=5)
+    _nothing_left(tag, [sleeper.pid])
+
+
+@needs_netns
+@pytest.mark.parametrize("piece, named", [
+    ("bridge", "ip link add type bridge (the kernel's bridge module)"),
+    ("veth", "ip link add type veth (the kernel's veth module)"),
+    ("tbf", "tc qdisc add … tbf (the kernel's sch_tbf)"),
+])
+def test_a_missing_kernel_piece_is_named_and_nothing_is_left(
+        monkeypatch: pytest.MonkeyPatch, piece: str, named: str) -> None:
+    real = emulate._command
+
+    def without(argv: list[str], what: str = "") -> str:
+        return real(["false"] if piece in argv else argv, what)
+
+    monkeypatch.setattr(emulate, "_command", without)
+    cluster = Emulation(SPEC)
+    with pytest.raises(UsageError) as err, cluster:
+        pass
+    assert str(err.value) == f"--emulate: {named} failed: exit code 1"
+    _nothing_left(cluster.tag)
+
+
+@needs_netns
+def test_two_emulations_at_once_do_not_collide() -> None:
+    with Emulation(SPEC) as first, Emulation(SPEC) as second:
+        assert first.tag != second.tag
+        assert len(emulate.leftovers(first.tag)["namespaces"]) == 3
+        assert len(emulate.leftovers(second.tag)["namespaces"]) == 3
+        # the same address on each, each in its own isolated namespaces
+        for cluster in (first, second):
+            subprocess.run(cluster.command(0, 4, ["ip", "link", "show", "eth0"]), check=True,
+                           capture_output=True)
+    _nothing_left(first.tag)
+    _nothing_left(second.tag)
+
+
+@needs_netns
+def test_leftovers_of_a_dead_emulation_are_reaped() -> None:
+    dead = 4_194_999  # above Linux's pid_max: never a running process
+    name = f"gridcost-{dead}-0-n0"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        with Emulation(SPEC) as cluster:
+            assert name not in emulate.namespaces()
+            assert len(emulate.leftovers(cluster.tag)["namespaces"]) == 3
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    _nothing_left(f"gridcost-{dead}-")
+
+
+def _start(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "costmodel.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _wait_for_workers(proc: subprocess.Popen[str], count: int) -> list[int]:
+    """Pids of the processes inside the emulation of ``proc`` once ``count`` run."""
+    tag = f"gridcost-{proc.pid}-"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        pids = [int(p) for n in emulate.leftovers(tag)["namespaces"]
+                for p in subprocess.run(["ip", "netns", "pids", n], capture_output=True,
+                                        text=True, check=False).stdout.split()]
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.1)
+    raise AssertionError("the workers did not start")
+
+
+CALIBRATE = ("calibrate", "run", "--emulate", "nodes=2, ppn=2, link=1 Gbit/s",
+             "--max-size", "64 KiB", "--reps", "200", "--warmup", "1")
+
+
+@needs_netns
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_teardown_on_a_signal(signum: int, code: int) -> None:
+    pytest.importorskip("torch", reason="the workers need torch")
+    proc = _start(*CALIBRATE)
+    pids = _wait_for_workers(proc, 4)
+    os.kill(proc.pid, signum)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err == (f"gridcost: interrupted ({signal.Signals(signum).name}): the emulated "
+                   "cluster and its processes were removed\n")
+    _nothing_left(f"gridcost-{proc.pid}-", pids)
+
+
+@needs_netns
+def test_teardown_when_a_worker_is_killed() -> None:
+    pytest.importorskip("torch", reason="the workers need torch")
+    proc = _start(*CALIBRATE)
+    pids = _wait_for_workers(proc, 4)
+    os.kill(pids[-1], signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert err.startswith("gridcost: worker rank ") and "failed (exit code" in err, err
+    assert len(err.splitlines()) == 1
+    _nothing_left(f"gridcost-{proc.pid}-", pids)
+
+
+# --------------------------------------------------------------------------- a short run
+
+PROFILE = """version: 1
+name: emulated-ci
+alpha: 2 ms
+bandwidth: 50 MB/s
+flop_rate: 50 GFLOP/s
+levels:
+  - {name: node, processes: 2, alpha: 1 ms, bandwidth: 500 MB/s}
+  - {name: network}
+"""
+
+
+@needs_netns
+def test_short_emulated_validation(tmp_path: Path) -> None:
+    """2 nodes × 2 processes at 1 Gbit/s, plan fc-model, every grid of P = 4 under both
+    mappings: the numerics and the volumes pass, both mappings are measured and predicted
+    (with a fixed profile: the time check is docs/validation.md's), nothing is left."""
+    pytest.importorskip("torch", reason="the workers need torch")
+    profile = tmp_path / "emu.yaml"
+    profile.write_text(PROFILE, encoding="utf-8")
+    proc = _start("validate", "--emulate", "nodes=2, ppn=2, link=1 Gbit/s", "--P", "4",
+                  "--machine", str(profile), "--plan", "fc-model", "--iterations", "1",
+                  "--warmup", "1", "--batch", "4", "--format", "json")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    import json
+
+    runs = json.loads(out)["runs"]
+    assert sorted((r["pr"], r["pc"], r["mapping"]) for r in runs) == [
+        (pr, 4 // pr, m) for pr in (1, 2, 4) for m in ("pc-inside", "pr-inside")]
+    assert all(r["numerics"]["allclose"] and r["volumes_ok"] for r in runs)
+    # 2×2: pc-inside keeps the fc layers' Pr pairs across nodes, pr-inside inside a node
+    by = {(r["pr"], r["mapping"]): r for r in runs}
+    assert by[(2, "pc-inside")]["predicted_s"]["model"] > by[(2, "pr-inside")]["predicted_s"][
+        "model"]
+    _nothing_left(f"gridcost-{proc.pid}-")
+
+
+# --------------------------------------------------------------------------- docs/validation.md
+
+DOCS = ROOT / "docs"
+DATA = DOCS / "validation"
+SWEEP = (100, 200, 400, 1600)
+
+
+def _rows(markdown: str) -> list[str]:
+    return [line for line in markdown.splitlines() if line.startswith("| ") or
+            line.startswith("- communication MAPE")]
+
+
+def _on_page(row: str, shown: list[str]) -> bool:
+    """The page shows ``row``: exactly, or its numbers at tests/golden.py's precision."""
+    from golden import line_difference
+
+    return row in shown or any(line_difference(row, line) is None for line in shown)
+
+
+def _section() -> str:
+    page = (DOCS / "validation.md").read_text(encoding="utf-8")
+    start = page.index("## An emulated cluster")
+    return page[start:page.index("\n## ", start + 1)]
+
+
+def _validate(tmp_path: Path, raw: str, machines: list[str], fmt: str) -> str:
+    from costmodel.cli import main
+
+    out = tmp_path / f"{raw}.{fmt}"
+    args = [a for m in machines for a in ("--machine", str(m))]
+    assert main(["validate", *args, "--from-raw", str(DATA / raw), "--plan", "fc-model",
+                 "--format", fmt, "-o", str(out)]) == 0
+    return out.read_text(encoding="utf-8")
+
+
+def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Path) -> None:
+    """Every row of the emulated section's calibration, time and ranking tables, its MAPE line
+    and its rate sweep are what gridcost computes from docs/validation/emu-*."""
+    import json
+
+    from costmodel import emulated
+    from costmodel.calibration import bench_series
+    from costmodel.report import render
+
+    shown = _rows(_section())
+    text = _validate(tmp_path, "emu-val-raw.json",
+                     [f"{P}={DATA / f'emu-P{P}.yaml'}" for P in (4, 8, 16)], "markdown")
+    wanted = _rows(text[text.index("### 3. time"):])
+    assert len(wanted) > 20
+    for row in wanted:
+        assert _on_page(row, shown), row
+    calibrations = {f"emu-cal-P{P}.json": 200 for P in (4, 8, 16)}
+    calibrations |= {f"emu-cal-P8-{rate}.json": rate for rate in SWEEP if rate != 200}
+    for name, rate in calibrations.items():
+        raw = json.loads((DATA / name).read_text(encoding="utf-8"))
+        levels = emulated.fit_levels(bench_series(raw["node"], name),
+                                     bench_series(raw["network"], name))
+        table = emulated.levels_table(levels, 2, rate * 1e6 / 8, "")
+        for row in _rows(render(table, None, "markdown")):  # type: ignore[arg-type]
+            assert _on_page(row, shown), (name, row)
+    for rate in SWEEP:
+        raw, machine = ((f"emu-val-P8-{rate}.json", DATA / f"emu-P8-{rate}.yaml")
+                        if rate != 200 else ("emu-val-raw.json", DATA / "emu-P8.yaml"))
+        machines = ([f"{P}={DATA / f'emu-P{P}.yaml'}" for P in (4, 8, 16)] if rate == 200
+                    else [str(machine)])
+        analysis = json.loads(_validate(tmp_path, raw, machines, "json"))
+        runs = [r for r in analysis["runs"] if r["P"] == 8]
+        rank = next(r for r in analysis["summary"]["rankings"] if r["P"] == 8)
+        mape = sum(r["abs_pct_error"] for r in runs) / len(runs)
+        share = sum(r["measured_comm_s"] for r in runs) / sum(r["measured_s"]["step"]
+                                                             for r in runs) * 100
+        row = (f"| {rate} Mbit/s | {mape:.1f} % | {rank['kendall_tau']:.2f} | "
+               f"{rank['predicted_best']} | {rank['measured_best']} | "
+               f"{rank['regret_pct']:.1f} % | {share:.0f} % |")
+        assert row in _section(), row

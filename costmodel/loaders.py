@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from costmodel import collectives as coll
-from costmodel.errors import NO_VALUE, GridcostError, ShapeError, SpecError, UnknownName
+from costmodel.errors import (
+    NO_VALUE,
+    GridcostError,
+    ShapeError,
+    SpecError,
+    UnknownName,
+    one_line,
+)
 from costmodel.memory import OPTIMIZERS
 from costmodel.specs import (
     PER_COLLECTIVE_KINDS,
@@ -93,25 +100,105 @@ def bundled_text(kind: str, name: str) -> str:
     return (bundled_folder(kind) / f"{stem}.yaml").read_text(encoding="utf-8")
 
 
+MAX_SPEC_BYTES = 4 * 2**20
+"""Largest network, machine or runs file (4 MiB): 60× the largest network `gridcost import`
+writes for a torchvision classifier (EfficientNet-B7, 65 kB); read no further than that."""
+
+MAX_LOG_BYTES = 32 * 2**20
+"""Largest benchmark log or gridcost JSON (`calibrate import`, `validate --from-raw`), 32 MiB:
+50× the largest committed one (docs/validation/val-raw.json, 0.6 MB)."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists in a YAML or JSON input (aliases counted expanded);
+the bundled networks nest 8 deep (a block in a repeat in a residual)."""
+
+MAX_NODES = 1_000_000
+"""Most YAML nodes (scalars, lists, mappings) of a document with every alias expanded:
+a 4 MiB file holds at most about that many, and an alias bomb ("billion laughs") of a few
+hundred bytes would otherwise expand to billions."""
+
+
+def _too_big(source: str, limit: int) -> SpecError:
+    return SpecError(source, "", f"a file of at most {limit // 2**20} MiB (a limit of "
+                     "gridcost, docs/formats.md \"Limits and ranges\")", "a larger file")
+
+
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system cannot even look up (too long,
+    a NUL byte) instead of an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def read_bytes(path: str, limit: int) -> bytes:
+    """The bytes of the file ``path`` (``-``: standard input, read once and kept for a second
+    reader), at most ``limit`` of them; a SpecError naming the file otherwise."""
+    if path == "-":
+        return _stdin_bytes(limit)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(path, "", "a readable file", reason) from None
+    if len(data) > limit:
+        raise _too_big(path, limit)
+    return data
+
+
+_stdin_cache: list[tuple[object, bytes]] = []
+
+
+def _stdin_bytes(limit: int) -> bytes:
+    """Standard input's bytes, read once per stream: ``--net -`` is read again for the
+    provenance digest of a report."""
+    import sys
+
+    stream = sys.stdin
+    for seen, data in _stdin_cache:
+        if seen is stream:
+            break
+    else:
+        binary = getattr(stream, "buffer", None)
+        raw = binary.read(limit + 1) if binary is not None else stream.read(limit + 1)
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+        _stdin_cache[:] = [(stream, data)]
+    if len(data) > limit:
+        raise _too_big("<stdin>", limit)
+    return data
+
+
+def decode_utf8(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text; a one-line SpecError naming the first bad byte otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(source, "", "UTF-8 text", f"byte 0x{data[exc.start]:02x} on line "
+                        f"{line} (offset {exc.start})") from None
+
+
+def read_text(path: str, limit: int = MAX_LOG_BYTES) -> str:
+    """The UTF-8 text of ``path`` (``-``: standard input), at most ``limit`` bytes — the one way
+    gridcost reads a text input (logs, JSON); every failure a one-line SpecError."""
+    return decode_utf8(read_bytes(path, limit), "<stdin>" if path == "-" else path)
+
+
 def read_document(name_or_path: str, kind: str) -> Document:
     """Read a YAML document given a path or a bundled name (with or without ``.yaml``).
 
     A string that names an existing file is a path; otherwise it is looked up among the bundled
     ``kind`` files ('networks' or 'machines'), with a "did you mean" on failure.
     """
-    path = Path(name_or_path)
     if name_or_path == "-":
-        import sys
-
-        return _parse(sys.stdin.read(), "<stdin>")
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(name_or_path, "", "a readable UTF-8 YAML file", str(exc)) from None
-        return _parse(text, name_or_path)
+        return _parse(read_text("-", MAX_SPEC_BYTES), "<stdin>")
+    path = Path(name_or_path)
+    if _is_file(path):
+        return _parse(read_text(name_or_path, MAX_SPEC_BYTES), name_or_path)
     singular = kind[:-1]
-    if path.parent != Path("."):
+    if path.parent != Path(".") or len(name_or_path) > 255:
         raise SpecError(name_or_path, "", f"an existing {singular} file", "no such file")
     stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
     if stem not in bundled_names(kind):
@@ -127,20 +214,118 @@ def input_digest(name_or_path: str, kind: str) -> dict[str, str]:
     return {"file": doc.source, "sha256": doc.sha256}
 
 
+class _DuplicateKey(Exception):
+    """A mapping gives a key twice (raised while constructing; _parse makes it a SpecError)."""
+
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeys:
+    """Constructor mix-in: a mapping that gives a key twice is an error, not "the last wins"
+    (merge keys ``<<`` may still be overridden, as YAML says)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, line, seen[key])
+                    seen[key] = line
+                except TypeError:  # unhashable: the base class says so
+                    continue
+        result: dict[Any, Any] = super().construct_mapping(node, deep)  # type: ignore[misc]
+        return result
+
+
+class _StrictLoader(_UniqueKeys, yaml.SafeLoader):
+    """yaml.SafeLoader, duplicate keys refused."""
+
+
+_FAST_BASE: Any = getattr(yaml, "CSafeLoader", None)
+_StrictFastLoader: Any = None
+if _FAST_BASE is not None:
+    class _StrictFastLoader(_UniqueKeys, _FAST_BASE):  # type: ignore[no-redef]
+        """libyaml's CSafeLoader, duplicate keys refused."""
+
+
+def _check_structure(text: str, source: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or holding more than MAX_NODES nodes, aliases
+    counted expanded, from its parser events — before anything is composed or constructed, so
+    neither recursion nor memory depends on the input beyond its size.  libyaml stops at its own
+    depth limit (1,000) with an error: then the pure-Python parser (iterative) checks again."""
+    for loader in (_StrictFastLoader, _StrictLoader):
+        if loader is not None:
+            try:
+                _check_events(yaml.parse(text, Loader=loader), source)
+                return
+            except yaml.YAMLError:
+                continue  # malformed: the loader reports where
+
+
+def _check_events(events: Iterator[yaml.Event], source: str) -> None:
+    """_check_structure over one parser's events."""
+    nodes = 0
+    anchored: dict[str, tuple[int, int]] = {}  # anchor → (nodes, height) of its node
+    stack: list[list[Any]] = []  # open collections: [anchor, nodes before it, highest child]
+
+    def close(size: int, height: int, anchor: str | None, line: int) -> None:
+        if anchor is not None:
+            anchored[anchor] = (size, height)
+        if stack:
+            stack[-1][2] = max(stack[-1][2], height)
+        if len(stack) + height > MAX_DEPTH:
+            raise SpecError(source, f"line {line}", f"lists and mappings nested at most "
+                            f"{MAX_DEPTH} deep (a limit of gridcost)")
+
+    for event in events:
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            nodes += 1
+            stack.append([event.anchor, nodes, 0])
+            if len(stack) > MAX_DEPTH:
+                raise SpecError(source, f"line {line}", "lists and mappings nested at "
+                                f"most {MAX_DEPTH} deep (a limit of gridcost)")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, before, highest = stack.pop()
+            close(nodes - before + 1, highest + 1, anchor, line)
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            close(1, 0, event.anchor, line)
+        elif isinstance(event, yaml.AliasEvent):
+            size, height = anchored.get(event.anchor, (1, 0))
+            nodes += size
+            close(size, height, None, line)
+        else:
+            continue
+        if nodes > MAX_NODES:
+            raise SpecError(source, f"line {line}", f"at most {MAX_NODES:,} YAML nodes, "
+                            "aliases expanded (a limit of gridcost; this document has more)")
+
+
 def _safe_load(text: str) -> Any:
-    """``yaml.safe_load``, through libyaml's CSafeLoader where it is available (several times
-    faster, the same restrictions); a document it rejects is parsed again by the pure-Python
-    safe loader, so error messages are the same on every installation."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+    """``yaml.safe_load`` with duplicate keys refused, through libyaml's CSafeLoader where it is
+    available (several times faster, the same restrictions); a document it rejects is parsed
+    again by the pure-Python safe loader, so error messages are the same on every
+    installation."""
+    if _StrictFastLoader is not None:
         try:
-            return yaml.load(text, Loader=fast)
+            return yaml.load(text, Loader=_StrictFastLoader)
         except yaml.YAMLError:
             pass
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def _parse(text: str, source: str) -> Document:
+    if len(text) > MAX_SPEC_BYTES:
+        raise _too_big(source, MAX_SPEC_BYTES)
+    _check_structure(text, source)
     try:
         data = _safe_load(text)
     except yaml.YAMLError as exc:
@@ -148,6 +333,11 @@ def _parse(text: str, source: str) -> Document:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SpecError(source, "", f"valid YAML ({problem} at {where})") from None
+    except _DuplicateKey as exc:
+        raise SpecError(source, f"line {exc.line}: {one_line(str(exc.key), 80)}",
+                        f"each key once per mapping (it is also on line {exc.first})") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise SpecError(source, "", "valid YAML values", one_line(str(exc), 80)) from None
     if not isinstance(data, dict):
         raise SpecError(source, "", "a YAML mapping at the top level", _kind_of(data))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()

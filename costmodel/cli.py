@@ -1258,14 +1258,9 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
 
 def _read_text(path: str, expected: str) -> str:
     """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
-    from pathlib import Path
+    from costmodel.loaders import read_text
 
-    from costmodel.errors import SpecError
-
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", expected, str(exc)) from None
+    return read_text(path, expected=expected)
 
 
 def _parse_bytes(value: str, option: str) -> int:

@@ -9,7 +9,6 @@ Bundled files are found by name through ``importlib.resources``.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -30,7 +29,26 @@ from costmodel.errors import (
 )
 from costmodel.memory import OPTIMIZERS
 from costmodel.specs import (
+    ALPHA_RANGE,
+    BANDWIDTH_RANGE,
+    EPOCH_TIME_RANGE,
+    FLOP_RATE_RANGE,
+    MAX_BACKWARD_RATIO,
+    MAX_GAMMA,
+    MAX_LAYER_VALUES,
+    MAX_LAYERS,
+    MAX_LOCAL_BATCH,
+    MAX_MACS,
+    MAX_OPTIMIZER_BYTES,
+    MAX_PARAMS,
+    MAX_PROCESSES,
+    MAX_RECORDS,
+    MAX_SAMPLES,
+    MAX_SIZE,
+    MAX_TABLE_ROWS,
+    MEMORY_RANGE,
     PER_COLLECTIVE_KINDS,
+    WORD_BYTES_RANGE,
     ComputeTable,
     Layer,
     Level,
@@ -38,7 +56,7 @@ from costmodel.specs import (
     Network,
     Shape,
 )
-from costmodel.units import parse_quantity
+from costmodel.units import format_bytes, format_rate, format_seconds, parse_quantity
 
 if TYPE_CHECKING:
     import sys
@@ -100,8 +118,8 @@ def bundled_text(kind: str, name: str) -> str:
     return (bundled_folder(kind) / f"{stem}.yaml").read_text(encoding="utf-8")
 
 
-MAX_SPEC_BYTES = 4 * 2**20
-"""Largest network, machine or runs file (4 MiB): 60× the largest network `gridcost import`
+MAX_SPEC_BYTES = 2 * 2**20
+"""Largest network, machine or runs file (2 MiB): 30× the largest network `gridcost import`
 writes for a torchvision classifier (EfficientNet-B7, 65 kB); read no further than that."""
 
 MAX_LOG_BYTES = 32 * 2**20
@@ -112,10 +130,10 @@ MAX_DEPTH = 64
 """Deepest nesting of mappings and lists in a YAML or JSON input (aliases counted expanded);
 the bundled networks nest 8 deep (a block in a repeat in a residual)."""
 
-MAX_NODES = 1_000_000
-"""Most YAML nodes (scalars, lists, mappings) of a document with every alias expanded:
-a 4 MiB file holds at most about that many, and an alias bomb ("billion laughs") of a few
-hundred bytes would otherwise expand to billions."""
+MAX_NODES = 200_000
+"""Most YAML nodes (scalars, lists, mappings) of a document with every alias expanded: 28×
+the 7,000 of EfficientNet-B7 imported; an alias bomb ("billion laughs") of a few hundred
+bytes would otherwise expand to billions."""
 
 
 def _too_big(source: str, limit: int) -> SpecError:
@@ -123,7 +141,7 @@ def _too_big(source: str, limit: int) -> SpecError:
                      "gridcost, docs/formats.md \"Limits and ranges\")", "a larger file")
 
 
-def _is_file(path: Path) -> bool:
+def is_file(path: Path) -> bool:
     """``path.is_file()``, False for a name the system cannot even look up (too long,
     a NUL byte) instead of an OSError."""
     try:
@@ -132,7 +150,7 @@ def _is_file(path: Path) -> bool:
         return False
 
 
-def read_bytes(path: str, limit: int) -> bytes:
+def read_bytes(path: str, limit: int, expected: str = "a readable file") -> bytes:
     """The bytes of the file ``path`` (``-``: standard input, read once and kept for a second
     reader), at most ``limit`` of them; a SpecError naming the file otherwise."""
     if path == "-":
@@ -142,7 +160,7 @@ def read_bytes(path: str, limit: int) -> bytes:
             data = handle.read(limit + 1)
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise SpecError(path, "", "a readable file", reason) from None
+        raise SpecError(path, "", expected, reason) from None
     if len(data) > limit:
         raise _too_big(path, limit)
     return data
@@ -157,9 +175,9 @@ def _stdin_bytes(limit: int) -> bytes:
     import sys
 
     stream = sys.stdin
-    for seen, data in _stdin_cache:
-        if seen is stream:
-            break
+    cached = [data for seen, data in _stdin_cache if seen is stream]
+    if cached:
+        data = cached[0]
     else:
         binary = getattr(stream, "buffer", None)
         raw = binary.read(limit + 1) if binary is not None else stream.read(limit + 1)
@@ -180,10 +198,24 @@ def decode_utf8(data: bytes, source: str) -> str:
                         f"{line} (offset {exc.start})") from None
 
 
-def read_text(path: str, limit: int = MAX_LOG_BYTES) -> str:
+def read_text(path: str, limit: int = MAX_LOG_BYTES, expected: str = "a readable file") -> str:
     """The UTF-8 text of ``path`` (``-``: standard input), at most ``limit`` bytes — the one way
-    gridcost reads a text input (logs, JSON); every failure a one-line SpecError."""
-    return decode_utf8(read_bytes(path, limit), "<stdin>" if path == "-" else path)
+    gridcost reads a text input (logs, JSON); every failure a one-line SpecError (``expected``
+    says what the file should have been when it cannot be read)."""
+    return decode_utf8(read_bytes(path, limit, expected), "<stdin>" if path == "-" else path)
+
+
+def load_json(text: str, source: str) -> Any:
+    """``json.loads`` of a gridcost JSON input: a ValueError when it is not JSON, a one-line
+    SpecError naming ``source`` when it is nested deeper than the parser's recursion limit
+    (about 1,000; a RecursionError otherwise)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SpecError(source, "", "JSON nested less deep (no gridcost JSON nests more than "
+                        "a few levels)") from None
 
 
 def read_document(name_or_path: str, kind: str) -> Document:
@@ -195,7 +227,7 @@ def read_document(name_or_path: str, kind: str) -> Document:
     if name_or_path == "-":
         return _parse(read_text("-", MAX_SPEC_BYTES), "<stdin>")
     path = Path(name_or_path)
-    if _is_file(path):
+    if is_file(path):
         return _parse(read_text(name_or_path, MAX_SPEC_BYTES), name_or_path)
     singular = kind[:-1]
     if path.parent != Path(".") or len(name_or_path) > 255:
@@ -251,7 +283,7 @@ class _StrictLoader(_UniqueKeys, yaml.SafeLoader):
 _FAST_BASE: Any = getattr(yaml, "CSafeLoader", None)
 _StrictFastLoader: Any = None
 if _FAST_BASE is not None:
-    class _StrictFastLoader(_UniqueKeys, _FAST_BASE):  # type: ignore[no-redef]
+    class _StrictFastLoader(_UniqueKeys, _FAST_BASE):  # type: ignore[misc,no-redef]
         """libyaml's CSafeLoader, duplicate keys refused."""
 
 
@@ -299,7 +331,7 @@ def _check_events(events: Iterator[yaml.Event], source: str) -> None:
             nodes += 1
             close(1, 0, event.anchor, line)
         elif isinstance(event, yaml.AliasEvent):
-            size, height = anchored.get(event.anchor, (1, 0))
+            size, height = anchored.get(event.anchor or "", (1, 0))
             nodes += size
             close(size, height, None, line)
         else:
@@ -386,10 +418,15 @@ class Fields:
             return default
         return self.data[key]
 
-    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int | None = None, minimum: int = 1,
+                maximum: int = MAX_SIZE) -> int:
+        """An integer from ``minimum`` to ``maximum`` (MAX_SIZE: a layer's dimensions)."""
         value = self.raw(key, default=default, required=default is None)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(key, f"an integer ≥ {minimum}", value)
+        if value > maximum:
+            raise self.error(key, f"an integer from {minimum} to {maximum:,} (a limit of "
+                             "gridcost)", value)
         return value
 
     def pair(self, key: str, default: int | None = None, minimum: int = 1) -> tuple[int, int]:
@@ -399,6 +436,9 @@ class Fields:
             isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items
         ):
             raise self.error(key, f"an integer ≥ {minimum} or a list [h, w] of them", value)
+        if max(items) > MAX_SIZE:
+            raise self.error(key, f"integers from {minimum} to {MAX_SIZE:,} (a limit of "
+                             "gridcost)", value)
         return int(items[0]), int(items[1])
 
     def text(self, key: str, default: str | None = None) -> str:
@@ -421,15 +461,39 @@ class Fields:
             raise self.error(key, "true or false", value)
         return value
 
-    def quantity(self, key: str, kind: str, default: object = ...) -> float:
+    def quantity(self, key: str, kind: str, default: object = ...,
+                 bounds: tuple[float, float] | None = None) -> float:
+        """A quantity of ``kind`` in SI units, within ``bounds`` (docs/formats.md, "Limits and
+        ranges") when given."""
         value = self.raw(key, default=default)
-        return parse_quantity(value, kind, self.source, self.at(key))
+        si = parse_quantity(value, kind, self.source, self.at(key))
+        if bounds is not None:
+            _check_range(self, key, si, kind, bounds, value)
+        return si
 
     def items(self, key: str, default: object = ...) -> list[Any]:
         value = self.raw(key, default=default)
         if not isinstance(value, list):
             raise self.error(key, "a list", _kind_of(value))
         return value
+
+
+_FORMATS: dict[str, Callable[[float], str]] = {
+    "time": format_seconds,
+    "bandwidth": lambda v: format_rate(v, "B/s"),
+    "flop_rate": lambda v: format_rate(v, "FLOP/s"),
+    "bytes": format_bytes,
+}
+
+
+def _check_range(f: Fields, key: str, si: float, kind: str, bounds: tuple[float, float],
+                 raw: object) -> None:
+    """A quantity outside its physically sensible range is refused, naming the range."""
+    low, high = bounds
+    if not low <= si <= high:
+        show = _FORMATS[kind]
+        raise f.error(key, f"a {kind.replace('_', ' ')} from {show(low)} to {show(high)} "
+                      "(a limit of gridcost)", raw)
 
 
 def _check_version(top: Fields) -> None:
@@ -469,7 +533,9 @@ class _NetworkBuilder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.layers: list[Layer] = []
+        self.names: set[str] = set()
         self.pending_params = 0
+        self.records = 0
 
     def walk(self, items: list[Any], shape: Shape, path: str, prefix: str,
              counters: dict[str, int] | None = None) -> Shape:
@@ -483,6 +549,10 @@ class _NetworkBuilder:
               counters: dict[str, int]) -> Shape:
         if not isinstance(item, dict):
             raise SpecError(self.source, path, "a layer mapping with a 'type'", _kind_of(item))
+        self.records += 1
+        if self.records > MAX_RECORDS:
+            raise SpecError(self.source, path, f"at most {MAX_RECORDS:,} layer records, repeats "
+                            "expanded (a limit of gridcost)")
         kind = item.get("type", NO_VALUE)
         if not isinstance(kind, str) or kind not in _LAYER_KEYS:
             raise SpecError(self.source, f"{path}.type",
@@ -495,7 +565,7 @@ class _NetworkBuilder:
 
     def _name(self, f: Fields, kind: str, prefix: str, counters: dict[str, int]) -> str:
         counters[kind] = counters.get(kind, 0) + 1
-        taken = {layer.name for layer in self.layers}
+        taken = self.names
         if f.has("name"):
             name = f.text("name")
             if name in taken:
@@ -530,6 +600,10 @@ class _NetworkBuilder:
 
     def _add(self, layer: Layer) -> None:
         """Append a weighted layer; parameters listed before the first one count with it."""
+        if len(self.layers) >= MAX_LAYERS:
+            raise SpecError(self.source, "layers", f"at most {MAX_LAYERS:,} weighted layers "
+                            "(conv and fc), repeats expanded (a limit of gridcost)")
+        self.names.add(layer.name)
         if self.pending_params:
             layer = replace(layer, norm_params=layer.norm_params + self.pending_params)
             self.pending_params = 0
@@ -571,7 +645,7 @@ class _NetworkBuilder:
     def _params(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
         """Parameters without a weighted product of their own (class token, position embedding,
         layer scale): counted with the preceding weighted layer (the first, before any)."""
-        self._attach(f.integer("count"))
+        self._attach(f.integer("count", maximum=MAX_LAYER_VALUES))
         return shape
 
     def _attach(self, count: int) -> None:
@@ -672,15 +746,41 @@ class _NetworkBuilder:
         return first[0], first[1], sum(o[2] for o in outs)
 
     def _repeat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
-        times = f.integer("times")
+        times = f.integer("times", maximum=MAX_LAYERS)
         items = f.items("layers")
-        start = f.integer("start", default=1, minimum=0)
+        start = f.integer("start", default=1, minimum=0, maximum=MAX_SIZE)
+        per_pass = _records(items)
+        if self.records + times * per_pass > MAX_RECORDS:
+            raise f.error("times", f"a count that keeps the network within {MAX_RECORDS:,} "
+                          f"layer records (here {per_pass:,} per pass; a limit of gridcost)",
+                          times)
         for t in range(times):
             if f.has("name"):
                 shape = self.walk(items, shape, f.at("layers"), f"{f.text('name')}.{start + t}.")
             else:
                 shape = self.walk(items, shape, f.at("layers"), prefix, counters)
         return shape
+
+
+def _records(items: object) -> int:
+    """Layer records ``items`` expands to, nested repeats multiplied out, capped just above
+    MAX_RECORDS: a repeat is refused on this count before it expands anything."""
+    if not isinstance(items, list):
+        return 0
+    total = 0
+    for item in items:
+        total += 1
+        if isinstance(item, dict):
+            times = item.get("times", 1) if item.get("type") == "repeat" else 1
+            times = times if type(times) is int and 0 < times <= MAX_LAYERS else 1
+            for key in ("body", "shortcut", "layers"):
+                total += times * _records(item.get(key))
+            for branch in item.get("branches", []) if isinstance(item.get("branches"),
+                                                                  list) else []:
+                total += _records(branch)
+        if total > MAX_RECORDS:
+            return MAX_RECORDS + 1
+    return total
 
 
 def _input_shape(f: Fields) -> Shape:
@@ -700,6 +800,25 @@ def _fmt(shape: Shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
+def _check_sizes(layers: list[Layer], top: Fields) -> None:
+    """Each layer's parameters and activations per sample within MAX_LAYER_VALUES, the network's
+    parameters within MAX_PARAMS and its multiply-adds per sample within MAX_MACS."""
+    for layer in layers:
+        for what, value in (("parameters", layer.params),
+                            ("activations per sample", layer.activations),
+                            ("weight-free activations per sample", layer.free_activations)):
+            if value > MAX_LAYER_VALUES:
+                raise top.error("layers", f"layers of at most {MAX_LAYER_VALUES:,} {what} (a "
+                                "limit of gridcost)", f"{layer.name}: {value:,}")
+    params, macs = sum(x.params for x in layers), sum(x.macs for x in layers)
+    if params > MAX_PARAMS:
+        raise top.error("layers", f"at most {MAX_PARAMS:,} parameters in all (a limit of "
+                        "gridcost)", f"{params:,}")
+    if macs > MAX_MACS:
+        raise top.error("layers", f"at most {MAX_MACS:,} multiply-adds per sample in all (a "
+                        "limit of gridcost)", f"{macs:,}")
+
+
 def network_from_document(doc: Document) -> Network:
     """Build a Network from a parsed network document, checking its published parameter count."""
     top = Fields(doc.data, doc.source, "", _NETWORK_KEYS)
@@ -708,19 +827,23 @@ def network_from_document(doc: Document) -> Network:
     inp = Fields(top.raw("input", required=True), doc.source, "input",
                  {"height", "width", "channels"})
     shape = (inp.integer("height"), inp.integer("width"), inp.integer("channels"))
+    if shape[0] * shape[1] * shape[2] > MAX_LAYER_VALUES:
+        raise inp.error("channels", f"an input of at most {MAX_LAYER_VALUES:,} values per "
+                        "sample, height × width × channels (a limit of gridcost)", _fmt(shape))
     samples, dataset_name = 1_200_000, "ImageNet-1k"
     if top.has("dataset"):
         ds = Fields(top.raw("dataset"), doc.source, "dataset", {"name", "samples"})
-        samples = ds.integer("samples")
+        samples = ds.integer("samples", maximum=MAX_SAMPLES)
         dataset_name = ds.text("name", default=dataset_name)
     builder = _NetworkBuilder(doc.source)
     builder.walk(top.items("layers"), shape, "layers", "")
     if not builder.layers:
         raise top.error("layers", "at least one conv or fc layer")
+    _check_sizes(builder.layers, top)
     network = Network(name, tuple(builder.layers), shape, samples, dataset_name,
                       top.text("description", default=""), top.text("source", default=""))
     if top.has("parameters"):
-        published = top.integer("parameters")
+        published = top.integer("parameters", maximum=MAX_PARAMS)
         if published != network.params:
             raise top.error("parameters", f"the inferred count {network.params:,}", published)
     return network
@@ -751,20 +874,21 @@ def machine_from_document(doc: Document) -> Machine:
     top = Fields(doc.data, doc.source, "", _MACHINE_KEYS)
     _check_version(top)
     alpha_s = _latency(top)
-    bandwidth = top.quantity("bandwidth", "bandwidth")
+    bandwidth = top.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
     tables: tuple[ComputeTable, ...] = ()
     default_table = None
     if top.has("compute"):
         tables, default_table = _compute_tables(top.raw("compute"), doc.source)
-    memory = top.quantity("memory", "bytes") if top.has("memory") else None
+    memory = top.quantity("memory", "bytes", bounds=MEMORY_RANGE) if top.has("memory") else None
     optimizer = _optimizer(top) if top.has("optimizer") else 0.0
-    flop_rate = top.quantity("flop_rate", "flop_rate")
+    flop_rate = top.quantity("flop_rate", "flop_rate", bounds=FLOP_RATE_RANGE)
     per_collective, per_collective_processes = _per_collective(top)
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
         bandwidth_Bps=bandwidth,
-        word_bytes=top.integer("word_bytes", default=4),
+        word_bytes=top.integer("word_bytes", default=4, minimum=WORD_BYTES_RANGE[0],
+                               maximum=WORD_BYTES_RANGE[1]),
         flop_rate=flop_rate,
         memory_bytes=memory,
         optimizer_bytes_per_param=optimizer,
@@ -781,10 +905,15 @@ def machine_from_document(doc: Document) -> Machine:
 
 
 def _latency(f: Fields) -> float:
-    """``alpha`` of a mapping in seconds; a bare 0 (or '0 s') is allowed."""
+    """``alpha`` of a mapping in seconds; a bare 0 (or '0 s') is allowed, else ALPHA_RANGE."""
     alpha = f.raw("alpha", required=True)
     zero = isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None
-    return 0.0 if zero or (type(alpha) is int and alpha == 0) else f.quantity("alpha", "time")
+    if zero or (type(alpha) is int and alpha == 0):
+        return 0.0
+    seconds = f.quantity("alpha", "time")
+    if not ALPHA_RANGE[0] <= seconds <= ALPHA_RANGE[1]:
+        raise f.error("alpha", "0 or a latency from 1 ps to 10 s (a limit of gridcost)", alpha)
+    return seconds
 
 
 def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
@@ -807,20 +936,21 @@ def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
                 raise f.error("processes", "no processes on the outermost level (it spans the "
                               "whole machine)", f.raw("processes"))
             level = Level(name, None, _latency(f) if f.has("alpha") else alpha_s,
-                          f.quantity("bandwidth", "bandwidth") if f.has("bandwidth")
-                          else bandwidth)
+                          f.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
+                          if f.has("bandwidth") else bandwidth)
             for key, value, flat in (("alpha", level.alpha_s, alpha_s),
                                      ("bandwidth", level.bandwidth_Bps, bandwidth)):
                 if value != flat:
                     raise f.error(key, f"the top-level {key} {top.raw(key)!r} (the outermost "
                                   "level is what the flat model sees)", f.raw(key))
         else:
-            processes = f.integer("processes", minimum=1)
+            processes = f.integer("processes", minimum=1, maximum=MAX_PROCESSES)
             if i and (processes % previous or processes == previous):
                 raise f.error("processes", f"a multiple of {previous} greater than {previous} "
                               "(processes per domain, counted cumulatively)", processes)
             previous = processes
-            level = Level(name, processes, _latency(f), f.quantity("bandwidth", "bandwidth"))
+            level = Level(name, processes, _latency(f),
+                          f.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE))
         levels.append(level)
     return tuple(levels)
 
@@ -851,11 +981,7 @@ def _per_collective(top: Fields) -> tuple[tuple[tuple[str, float, float], ...],
 
 def _alpha_bandwidth(entry: Fields) -> tuple[float, float]:
     """(α s, bandwidth B/s) of a mapping with both keys; α may be a bare 0."""
-    alpha = entry.raw("alpha", required=True)
-    zero = (isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None) or (
-        type(alpha) is int and alpha == 0)
-    return (0.0 if zero else entry.quantity("alpha", "time"),
-            entry.quantity("bandwidth", "bandwidth"))
+    return _latency(entry), entry.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
 
 
 def _processes(entry: Fields) -> list[tuple[int, float, float]]:
@@ -869,8 +995,9 @@ def _processes(entry: Fields) -> list[tuple[int, float, float]]:
     table = Fields(raw, entry.source, entry.at("processes"), _keys(raw))
     rows = []
     for p in raw:
-        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-            raise table.error(str(p), "a process count (an integer ≥ 2) as the key", p)
+        if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= MAX_PROCESSES:
+            raise table.error(str(p), f"a process count (an integer from 2 to "
+                              f"{MAX_PROCESSES:,}) as the key", p)
         pair = Fields(raw[p], entry.source, table.at(str(p)), {"alpha", "bandwidth"})
         rows.append((p, *_alpha_bandwidth(pair)))
     return sorted(rows)
@@ -892,16 +1019,20 @@ def _schedule(top: Fields) -> dict[str, Any]:
         text = str(value).replace(" ", "")
         if text not in PRESETS:
             try:
-                text = repr(parse_size(text))
+                size = parse_size(text)
             except GridcostError:
                 raise f.error("bucket", expected, value) from None
+            if size > MEMORY_RANGE[1]:
+                raise f.error("bucket", f"a size up to {format_bytes(MEMORY_RANGE[1])} (a "
+                              "limit of gridcost)", value)
+            text = repr(size)
         out["bucket"] = text
     if f.has("backward_ratio"):
         ratio = f.raw("backward_ratio")
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
-                or not 0 < ratio < math.inf:
-            raise f.error("backward_ratio", "a positive number (backward / forward compute)",
-                          ratio)
+                or not 0 < ratio <= MAX_BACKWARD_RATIO:
+            raise f.error("backward_ratio", "a positive number (backward / forward compute) "
+                          f"up to {MAX_BACKWARD_RATIO:g}", ratio)
         out["backward_ratio"] = float(ratio)
     return out
 
@@ -911,9 +1042,10 @@ def _optimizer(top: Fields) -> float:
     value = top.raw("optimizer")
     if isinstance(value, str) and value in OPTIMIZERS:
         return OPTIMIZERS[value]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            or not 0 <= value <= MAX_OPTIMIZER_BYTES:
         raise top.error("optimizer", f"one of {', '.join(OPTIMIZERS)} or a number of bytes per "
-                                     "parameter ≥ 0", value)
+                                     f"parameter from 0 to {MAX_OPTIMIZER_BYTES:g}", value)
     return float(value)
 
 
@@ -933,9 +1065,13 @@ def _gamma(top: Fields, flop_rate: float) -> float:
     if gamma.strip().startswith("-"):
         raise top.error("gamma", "a time per word ≥ 0", gamma)
     try:
-        return parse_quantity(gamma.rstrip()[:-len("/word")], "time")
+        seconds = parse_quantity(gamma.rstrip()[:-len("/word")], "time")
     except SpecError:
         raise top.error("gamma", expected, gamma) from None
+    if seconds > MAX_GAMMA:
+        raise top.error("gamma", f"a time per word up to {format_seconds(MAX_GAMMA)}/word "
+                        "(a limit of gridcost)", gamma)
+    return seconds
 
 
 def _collectives(top: Fields) -> str:
@@ -967,19 +1103,28 @@ def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...]
     tables_f = Fields(raw_tables, source, "compute.tables", _keys(raw_tables))
     tables = []
     measured_on: dict[str, Network] = {}
+    if len(tables_f.data) > MAX_TABLE_ROWS:
+        raise comp.error("tables", f"at most {MAX_TABLE_ROWS:,} tables (a limit of gridcost)")
     for name in tables_f.data:
         entry = Fields(tables_f.data[name], source, f"compute.tables.{name}",
                        {"network", "source", "epoch_time", "fingerprint", "samples"})
         times = entry.raw("epoch_time", required=True)
         times_f = Fields(times, source, entry.at("epoch_time"), _keys(times))
         batches: list[int] = []
+        if len(times_f.data) > MAX_TABLE_ROWS:
+            raise entry.error("epoch_time", f"at most {MAX_TABLE_ROWS:,} entries (a limit of "
+                              "gridcost)")
         for b in times_f.data:
-            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
-                raise times_f.error(str(b), "a local batch size (integer ≥ 1) as the key", b)
+            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_LOCAL_BATCH:
+                raise times_f.error(str(b), "a local batch size (integer from 1 to "
+                                    f"{MAX_LOCAL_BATCH:,}) as the key", b)
             batches.append(b)
         batches.sort()
-        seconds = [parse_quantity(times[b], "time", source, times_f.at(str(b)))
-                   for b in batches]
+        seconds = []
+        for batch in batches:
+            value = parse_quantity(times[batch], "time", source, times_f.at(str(batch)))
+            _check_range(times_f, str(batch), value, "time", EPOCH_TIME_RANGE, times[batch])
+            seconds.append(value)
         if len(batches) < 2:
             raise entry.error("epoch_time", "at least two local-batch entries")
         label, fingerprint, samples = _measured_network(entry, source, measured_on)
@@ -1005,7 +1150,7 @@ def _measured_network(entry: Fields, source: str,
     overrides N; without it N is the measured network's (None with a stated fingerprint: the
     costed network's own).
     """
-    samples = entry.integer("samples") if entry.has("samples") else None
+    samples = entry.integer("samples", maximum=MAX_SAMPLES) if entry.has("samples") else None
     if entry.has("fingerprint"):
         fingerprint = entry.raw("fingerprint")
         if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):

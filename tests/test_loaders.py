@@ -582,8 +582,8 @@ def test_named_repeat_names_each_copy() -> None:
          "compute.tables.t.epoch_time: expected at least two local-batch entries"),
         ("compute: {tables: {t: {network: alexnet, source: s, "
          "epoch_time: {one: 5 s, 2: 3 s}}}}\n",
-         "compute.tables.t.epoch_time.one: expected a local batch size (integer ≥ 1) as the key, "
-         "got 'one'"),
+         "compute.tables.t.epoch_time.one: expected a local batch size (integer from 1 to "
+         "1,073,741,824) as the key, got 'one'"),
         ("compute: {tables: {t: {source: s, epoch_time: {1: 5 s, 2: 3 s}}}}\n",
          "compute.tables.t.network: expected this field (it is missing)"),
         ("compute: {tables: {t: {network: alexnet, source: s, epoch_time: {1: 5 s, 2: 3 s}, "

@@ -44,8 +44,18 @@ class _ShortRepr(reprlib.Repr):
 _SHORT = _ShortRepr()
 
 
+SHORT_REPR = 120
+"""Characters of a value echoed in a message, at most."""
+
+
 def short_repr(value: object) -> str:
-    """A bounded ``repr`` of a value taken from an input file, for messages."""
+    """A bounded ``repr`` of a value taken from an input file, for messages: at most
+    SHORT_REPR characters, computed in bounded time."""
+    text = _bounded_repr(value)
+    return text if len(text) <= SHORT_REPR else text[:SHORT_REPR - 1] + "…"
+
+
+def _bounded_repr(value: object) -> str:
     if isinstance(value, int) and value.bit_length() > 128:
         return f"<an integer of {value.bit_length():,} bits>"
     if isinstance(value, dict):  # in the file's order, as repr would (reprlib sorts keys)

@@ -138,7 +138,7 @@ bytes would otherwise expand to billions."""
 
 def _too_big(source: str, limit: int) -> SpecError:
     return SpecError(source, "", f"a file of at most {limit // 2**20} MiB (a limit of "
-                     "gridcost, docs/formats.md \"Limits and ranges\")", "a larger file")
+                     "gridcost; this one is larger)")
 
 
 def is_file(path: Path) -> bool:
@@ -369,7 +369,7 @@ def _parse(text: str, source: str) -> Document:
         raise SpecError(source, f"line {exc.line}: {one_line(str(exc.key), 80)}",
                         f"each key once per mapping (it is also on line {exc.first})") from None
     except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
-        raise SpecError(source, "", "valid YAML values", one_line(str(exc), 80)) from None
+        raise SpecError(source, "", f"valid YAML values ({one_line(str(exc), 120)})") from None
     if not isinstance(data, dict):
         raise SpecError(source, "", "a YAML mapping at the top level", _kind_of(data))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -749,10 +749,14 @@ class _NetworkBuilder:
         times = f.integer("times", maximum=MAX_LAYERS)
         items = f.items("layers")
         start = f.integer("start", default=1, minimum=0, maximum=MAX_SIZE)
-        per_pass = _records(items)
+        per_pass, weighted = _expanded(items)
         if self.records + times * per_pass > MAX_RECORDS:
             raise f.error("times", f"a count that keeps the network within {MAX_RECORDS:,} "
                           f"layer records (here {per_pass:,} per pass; a limit of gridcost)",
+                          times)
+        if len(self.layers) + times * weighted > MAX_LAYERS:
+            raise f.error("times", f"a count that keeps the network within {MAX_LAYERS:,} "
+                          f"weighted layers (here {weighted:,} per pass; a limit of gridcost)",
                           times)
         for t in range(times):
             if f.has("name"):
@@ -762,25 +766,29 @@ class _NetworkBuilder:
         return shape
 
 
-def _records(items: object) -> int:
-    """Layer records ``items`` expands to, nested repeats multiplied out, capped just above
-    MAX_RECORDS: a repeat is refused on this count before it expands anything."""
+def _expanded(items: object) -> tuple[int, int]:
+    """(layer records, weighted layers) that ``items`` expands to, nested repeats multiplied
+    out, each capped just above its limit: a repeat is refused on these counts before it
+    expands anything (MAX_RECORDS, MAX_LAYERS)."""
     if not isinstance(items, list):
-        return 0
-    total = 0
+        return 0, 0
+    records = weighted = 0
     for item in items:
-        total += 1
-        if isinstance(item, dict):
-            times = item.get("times", 1) if item.get("type") == "repeat" else 1
-            times = times if type(times) is int and 0 < times <= MAX_LAYERS else 1
-            for key in ("body", "shortcut", "layers"):
-                total += times * _records(item.get(key))
-            for branch in item.get("branches", []) if isinstance(item.get("branches"),
-                                                                  list) else []:
-                total += _records(branch)
-        if total > MAX_RECORDS:
-            return MAX_RECORDS + 1
-    return total
+        records += 1
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        weighted += kind in ("conv", "fc")
+        times = item.get("times", 1) if kind == "repeat" else 1
+        times = times if type(times) is int and 0 < times <= MAX_LAYERS else 1
+        branches = item.get("branches")
+        for inner in [item.get(key) for key in ("body", "shortcut", "layers")] + (
+                branches if isinstance(branches, list) else []):
+            r, w = _expanded(inner)
+            records, weighted = records + times * r, weighted + times * w
+        if records > MAX_RECORDS or weighted > MAX_LAYERS:
+            break
+    return min(records, MAX_RECORDS + 1), min(weighted, MAX_LAYERS + 1)
 
 
 def _input_shape(f: Fields) -> Shape:

@@ -1172,7 +1172,7 @@ def _measured_network(entry: Fields, source: str,
             path = Path(value)
             if not path.is_absolute() and source != "<stdin>":
                 path = Path(source).parent / path
-            if not path.is_file():
+            if not is_file(path):
                 raise entry.error("network", "the network file the table was measured on "
                                   f"(relative to the folder of {source}), or a `fingerprint`",
                                   f"{value} (no such file)")

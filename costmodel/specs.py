@@ -185,10 +185,11 @@ class Network:
     def __post_init__(self) -> None:
         if not self.layers:
             raise SpecError(self.name, "layers", "at least one conv or fc layer")
-        names = [layer.name for layer in self.layers]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            raise SpecError(self.name, "layers", "unique weighted-layer names", dup)
+        seen: set[str] = set()
+        for layer in self.layers:
+            if layer.name in seen:
+                raise SpecError(self.name, "layers", "unique weighted-layer names", layer.name)
+            seen.add(layer.name)
         if self.dataset_samples < 1:
             raise SpecError(self.name, "dataset.samples", "a positive integer",
                             self.dataset_samples)

@@ -9,6 +9,7 @@ Bundled files are found by name through ``importlib.resources``.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -1003,9 +1004,11 @@ def _processes(entry: Fields) -> list[tuple[int, float, float]]:
     table = Fields(raw, entry.source, entry.at("processes"), _keys(raw))
     rows = []
     for p in raw:
-        if isinstance(p, bool) or not isinstance(p, int) or not 2 <= p <= MAX_PROCESSES:
-            raise table.error(str(p), f"a process count (an integer from 2 to "
-                              f"{MAX_PROCESSES:,}) as the key", p)
+        if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+            raise table.error(str(p), "a process count (an integer ≥ 2) as the key", p)
+        if p > MAX_PROCESSES:
+            raise table.error(str(p), f"a process count of at most {MAX_PROCESSES:,} (a limit "
+                              "of gridcost)", p)
         pair = Fields(raw[p], entry.source, table.at(str(p)), {"alpha", "bandwidth"})
         rows.append((p, *_alpha_bandwidth(pair)))
     return sorted(rows)
@@ -1050,10 +1053,12 @@ def _optimizer(top: Fields) -> float:
     value = top.raw("optimizer")
     if isinstance(value, str) and value in OPTIMIZERS:
         return OPTIMIZERS[value]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or not 0 <= value <= MAX_OPTIMIZER_BYTES:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise top.error("optimizer", f"one of {', '.join(OPTIMIZERS)} or a number of bytes per "
-                                     f"parameter from 0 to {MAX_OPTIMIZER_BYTES:g}", value)
+                                     "parameter ≥ 0", value)
+    if value > MAX_OPTIMIZER_BYTES:
+        raise top.error("optimizer", f"at most {MAX_OPTIMIZER_BYTES:g} bytes per parameter (a "
+                        "limit of gridcost)", value)
     return float(value)
 
 
@@ -1123,9 +1128,11 @@ def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...]
             raise entry.error("epoch_time", f"at most {MAX_TABLE_ROWS:,} entries (a limit of "
                               "gridcost)")
         for b in times_f.data:
-            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= MAX_LOCAL_BATCH:
-                raise times_f.error(str(b), "a local batch size (integer from 1 to "
-                                    f"{MAX_LOCAL_BATCH:,}) as the key", b)
+            if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+                raise times_f.error(str(b), "a local batch size (integer ≥ 1) as the key", b)
+            if b > MAX_LOCAL_BATCH:
+                raise times_f.error(str(b), f"a local batch size of at most "
+                                    f"{MAX_LOCAL_BATCH:,} (a limit of gridcost)", b)
             batches.append(b)
         batches.sort()
         seconds = []

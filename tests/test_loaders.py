@@ -583,8 +583,8 @@ def test_named_repeat_names_each_copy() -> None:
          "compute.tables.t.epoch_time: expected at least two local-batch entries"),
         ("compute: {tables: {t: {network: alexnet, source: s, "
          "epoch_time: {one: 5 s, 2: 3 s}}}}\n",
-         "compute.tables.t.epoch_time.one: expected a local batch size (integer from 1 to "
-         "1,073,741,824) as the key, got 'one'"),
+         "compute.tables.t.epoch_time.one: expected a local batch size (integer ≥ 1) as the key, "
+         "got 'one'"),
         ("compute: {tables: {t: {source: s, epoch_time: {1: 5 s, 2: 3 s}}}}\n",
          "compute.tables.t.network: expected this field (it is missing)"),
         ("compute: {tables: {t: {network: alexnet, source: s, epoch_time: {1: 5 s, 2: 3 s}, "
@@ -919,8 +919,8 @@ def test_samples_and_input_out_of_range() -> None:
         ("memory: 1 B",
          "memory: expected a bytes from 1 MiB to 1024 TiB (a limit of gridcost), got '1 B'"),
         ("optimizer: 1.0e+308",
-         "optimizer: expected one of sgd, momentum, adam or a number of bytes per parameter "
-         "from 0 to 1024, got 1e+308"),
+         "optimizer: expected at most 1024 bytes per parameter (a limit of gridcost), "
+         "got 1e+308"),
         ("gamma: 1 s/word",
          "gamma: expected a time per word up to 1 ms/word (a limit of gridcost), got '1 s/word'"),
         ("schedule: {backward_ratio: 1.0e+300}",
@@ -932,10 +932,21 @@ def test_samples_and_input_out_of_range() -> None:
         ("per_collective: {p2p: {alpha: 1 us, bandwidth: 1e20 GB/s}}",
          "per_collective.p2p.bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s (a limit "
          "of gridcost), got '1e20 GB/s'"),
+        ("per_collective: {p2p: {alpha: 1 us, bandwidth: 1 GB/s, processes: "
+         "{2147483648: {alpha: 1 us, bandwidth: 1 GB/s}}}}",
+         "per_collective.p2p.processes.2147483648: expected a process count of at most "
+         "1,073,741,824 (a limit of gridcost), got 2147483648"),
+        ("compute: {tables: {t: {network: alexnet, epoch_time: {1: 1 s, 2147483648: 3 s}}}}",
+         "compute.tables.t.epoch_time.2147483648: expected a local batch size of at most "
+         "1,073,741,824 (a limit of gridcost), got 2147483648"),
+        ("levels: [{name: a, processes: 2147483648, alpha: 1 us, bandwidth: 1 GB/s}, "
+         "{name: b}]",
+         "levels[0].processes: expected an integer from 1 to 1,073,741,824 (a limit of "
+         "gridcost), got 2147483648"),
     ],
     ids=["tiny-bandwidth", "huge-bandwidth", "huge-alpha", "tiny-alpha", "flop-rate",
          "word-bytes", "memory", "optimizer", "gamma", "backward-ratio", "epoch-time",
-         "per-collective"],
+         "per-collective", "group-size", "local-batch", "level-processes"],
 )
 def test_machine_values_out_of_range(line: str, message: str) -> None:
     key = line.split(":")[0]

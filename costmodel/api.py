@@ -994,15 +994,11 @@ def check_profile_name(name: str | None) -> None:
 
 
 def read_text(path: str, expected: str) -> str:
-    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
-    from pathlib import Path
+    """The UTF-8 text of ``path`` through the loaders' one safe reader (size cap, strict UTF-8,
+    one-line errors naming the file and ``expected``)."""
+    from costmodel.loaders import read_text as read_input
 
-    from costmodel.errors import SpecError
-
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, "", expected, str(exc)) from None
+    return read_input(path, expected=expected)
 
 
 @dataclass(frozen=True, repr=False)

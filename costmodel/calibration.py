@@ -641,11 +641,11 @@ def series_from_json(text: str, source: str, summary: str = "mean") -> list[Seri
     """A gridcost JSON → Series: the microbenchmarks of ``calibrate run --raw`` or the calls of
     the training steps of ``validate --raw`` (each call's time over the iterations, fitted per
     collective and group size: an in-step calibration, costmodel.series.in_step_series)."""
-    import json
+    from costmodel.loaders import load_json
 
     statistic(summary)  # an unknown name is a usage error, not a malformed file
     try:
-        data = json.loads(text)
+        data = load_json(text, source)
         if isinstance(data, dict) and "runs" in data:
             return in_step_series(data["runs"], source, summary)
         return bench_series(data, source, summary)
@@ -744,13 +744,13 @@ def fits_table(cal: Calibration, title: str) -> Table:
 def idle_probe_of(text: str) -> dict[str, object] | None:
     """The idle-arrival probe of a ``calibrate run --raw`` JSON text, or None (another format,
     or a measurement without the probe)."""
-    import json
+    from costmodel.loaders import load_json
 
     if not text.lstrip().startswith("{"):
         return None
     try:
-        idle = json.loads(text).get("idle")
-    except (ValueError, AttributeError):
+        idle = load_json(text, "").get("idle")
+    except (ValueError, AttributeError, SpecError):
         return None
     return idle if isinstance(idle, dict) and "back_to_back" in idle else None
 

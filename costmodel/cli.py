@@ -880,9 +880,10 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
 
 
 def _read_text(path: str, expected: str) -> str:
-    from costmodel.api import read_text
+    """The UTF-8 text of ``path``; a SpecError naming it and ``expected`` when unreadable."""
+    from costmodel.loaders import read_text
 
-    return read_text(path, expected)
+    return read_text(path, expected=expected)
 
 
 def _parse_bytes(value: str, option: str) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
@@ -20,10 +20,36 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from costmodel import collectives as coll
-from costmodel.errors import NO_VALUE, GridcostError, ShapeError, SpecError, UnknownName
+from costmodel.errors import (
+    NO_VALUE,
+    GridcostError,
+    ShapeError,
+    SpecError,
+    UnknownName,
+    one_line,
+)
 from costmodel.memory import OPTIMIZERS
 from costmodel.specs import (
+    ALPHA_RANGE,
+    BANDWIDTH_RANGE,
+    EPOCH_TIME_RANGE,
+    FLOP_RATE_RANGE,
+    MAX_BACKWARD_RATIO,
+    MAX_GAMMA,
+    MAX_LAYER_VALUES,
+    MAX_LAYERS,
+    MAX_LOCAL_BATCH,
+    MAX_MACS,
+    MAX_OPTIMIZER_BYTES,
+    MAX_PARAMS,
+    MAX_PROCESSES,
+    MAX_RECORDS,
+    MAX_SAMPLES,
+    MAX_SIZE,
+    MAX_TABLE_ROWS,
+    MEMORY_RANGE,
     PER_COLLECTIVE_KINDS,
+    WORD_BYTES_RANGE,
     ComputeTable,
     Layer,
     Level,
@@ -31,7 +57,7 @@ from costmodel.specs import (
     Network,
     Shape,
 )
-from costmodel.units import parse_quantity
+from costmodel.units import format_bytes, format_rate, format_seconds, parse_quantity
 
 if TYPE_CHECKING:
     import sys
@@ -93,25 +119,119 @@ def bundled_text(kind: str, name: str) -> str:
     return (bundled_folder(kind) / f"{stem}.yaml").read_text(encoding="utf-8")
 
 
+MAX_SPEC_BYTES = 2 * 2**20
+"""Largest network, machine or runs file (2 MiB): 30× the largest network `gridcost import`
+writes for a torchvision classifier (EfficientNet-B7, 65 kB); read no further than that."""
+
+MAX_LOG_BYTES = 32 * 2**20
+"""Largest benchmark log or gridcost JSON (`calibrate import`, `validate --from-raw`), 32 MiB:
+50× the largest committed one (docs/validation/val-raw.json, 0.6 MB)."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists in a YAML or JSON input (aliases counted expanded);
+the bundled networks nest 8 deep (a block in a repeat in a residual)."""
+
+MAX_NODES = 200_000
+"""Most YAML nodes (scalars, lists, mappings) of a document with every alias expanded: 28×
+the 7,000 of EfficientNet-B7 imported; an alias bomb ("billion laughs") of a few hundred
+bytes would otherwise expand to billions."""
+
+
+def _too_big(source: str, limit: int) -> SpecError:
+    return SpecError(source, "", f"a file of at most {limit // 2**20} MiB (a limit of "
+                     "gridcost; this one is larger)")
+
+
+def is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the system cannot even look up (too long,
+    a NUL byte) instead of an OSError."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def read_bytes(path: str, limit: int, expected: str = "a readable file") -> bytes:
+    """The bytes of the file ``path`` (``-``: standard input, read once and kept for a second
+    reader), at most ``limit`` of them; a SpecError naming the file otherwise."""
+    if path == "-":
+        return _stdin_bytes(limit)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SpecError(path, "", expected, reason) from None
+    if len(data) > limit:
+        raise _too_big(path, limit)
+    return data
+
+
+_stdin_cache: list[tuple[object, bytes]] = []
+
+
+def _stdin_bytes(limit: int) -> bytes:
+    """Standard input's bytes, read once per stream: ``--net -`` is read again for the
+    provenance digest of a report."""
+    import sys
+
+    stream = sys.stdin
+    cached = [data for seen, data in _stdin_cache if seen is stream]
+    if cached:
+        data = cached[0]
+    else:
+        binary = getattr(stream, "buffer", None)
+        raw = binary.read(limit + 1) if binary is not None else stream.read(limit + 1)
+        data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
+        _stdin_cache[:] = [(stream, data)]
+    if len(data) > limit:
+        raise _too_big("<stdin>", limit)
+    return data
+
+
+def decode_utf8(data: bytes, source: str) -> str:
+    """``data`` as UTF-8 text; a one-line SpecError naming the first bad byte otherwise."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SpecError(source, "", "UTF-8 text", f"byte 0x{data[exc.start]:02x} on line "
+                        f"{line} (offset {exc.start})") from None
+
+
+def read_text(path: str, limit: int = MAX_LOG_BYTES, expected: str = "a readable file") -> str:
+    """The UTF-8 text of ``path`` (``-``: standard input), at most ``limit`` bytes — the one way
+    gridcost reads a text input (logs, JSON); every failure a one-line SpecError (``expected``
+    says what the file should have been when it cannot be read)."""
+    return decode_utf8(read_bytes(path, limit, expected), "<stdin>" if path == "-" else path)
+
+
+def load_json(text: str, source: str) -> Any:
+    """``json.loads`` of a gridcost JSON input: a ValueError when it is not JSON, a one-line
+    SpecError naming ``source`` when it is nested deeper than the parser's recursion limit
+    (about 1,000; a RecursionError otherwise)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise SpecError(source, "", "JSON nested less deep (no gridcost JSON nests more than "
+                        "a few levels)") from None
+
+
 def read_document(name_or_path: str, kind: str) -> Document:
     """Read a YAML document given a path or a bundled name (with or without ``.yaml``).
 
     A string that names an existing file is a path; otherwise it is looked up among the bundled
     ``kind`` files ('networks' or 'machines'), with a "did you mean" on failure.
     """
-    path = Path(name_or_path)
     if name_or_path == "-":
-        import sys
-
-        return _parse(sys.stdin.read(), "<stdin>")
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SpecError(name_or_path, "", "a readable UTF-8 YAML file", str(exc)) from None
-        return _parse(text, name_or_path)
+        return _parse(read_text("-", MAX_SPEC_BYTES), "<stdin>")
+    path = Path(name_or_path)
+    if is_file(path):
+        return _parse(read_text(name_or_path, MAX_SPEC_BYTES), name_or_path)
     singular = kind[:-1]
-    if path.parent != Path("."):
+    if path.parent != Path(".") or len(name_or_path) > 255:
         raise SpecError(name_or_path, "", f"an existing {singular} file", "no such file")
     stem = path.stem if path.suffix in (".yaml", ".yml") else path.name
     if stem not in bundled_names(kind):
@@ -127,20 +247,118 @@ def input_digest(name_or_path: str, kind: str) -> dict[str, str]:
     return {"file": doc.source, "sha256": doc.sha256}
 
 
+class _DuplicateKey(Exception):
+    """A mapping gives a key twice (raised while constructing; _parse makes it a SpecError)."""
+
+    def __init__(self, key: object, line: int, first: int) -> None:
+        super().__init__(key, line, first)
+        self.key, self.line, self.first = key, line, first
+
+
+class _UniqueKeys:
+    """Constructor mix-in: a mapping that gives a key twice is an error, not "the last wins"
+    (merge keys ``<<`` may still be overridden, as YAML says)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)  # type: ignore[attr-defined]
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in seen:
+                        raise _DuplicateKey(key, line, seen[key])
+                    seen[key] = line
+                except TypeError:  # unhashable: the base class says so
+                    continue
+        result: dict[Any, Any] = super().construct_mapping(node, deep)  # type: ignore[misc]
+        return result
+
+
+class _StrictLoader(_UniqueKeys, yaml.SafeLoader):
+    """yaml.SafeLoader, duplicate keys refused."""
+
+
+_FAST_BASE: Any = getattr(yaml, "CSafeLoader", None)
+_StrictFastLoader: Any = None
+if _FAST_BASE is not None:
+    class _StrictFastLoader(_UniqueKeys, _FAST_BASE):  # type: ignore[misc,no-redef]
+        """libyaml's CSafeLoader, duplicate keys refused."""
+
+
+def _check_structure(text: str, source: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or holding more than MAX_NODES nodes, aliases
+    counted expanded, from its parser events — before anything is composed or constructed, so
+    neither recursion nor memory depends on the input beyond its size.  libyaml stops at its own
+    depth limit (1,000) with an error: then the pure-Python parser (iterative) checks again."""
+    for loader in (_StrictFastLoader, _StrictLoader):
+        if loader is not None:
+            try:
+                _check_events(yaml.parse(text, Loader=loader), source)
+                return
+            except yaml.YAMLError:
+                continue  # malformed: the loader reports where
+
+
+def _check_events(events: Iterator[yaml.Event], source: str) -> None:
+    """_check_structure over one parser's events."""
+    nodes = 0
+    anchored: dict[str, tuple[int, int]] = {}  # anchor → (nodes, height) of its node
+    stack: list[list[Any]] = []  # open collections: [anchor, nodes before it, highest child]
+
+    def close(size: int, height: int, anchor: str | None, line: int) -> None:
+        if anchor is not None:
+            anchored[anchor] = (size, height)
+        if stack:
+            stack[-1][2] = max(stack[-1][2], height)
+        if len(stack) + height > MAX_DEPTH:
+            raise SpecError(source, f"line {line}", f"lists and mappings nested at most "
+                            f"{MAX_DEPTH} deep (a limit of gridcost)")
+
+    for event in events:
+        line = event.start_mark.line + 1 if event.start_mark else 0
+        if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
+            nodes += 1
+            stack.append([event.anchor, nodes, 0])
+            if len(stack) > MAX_DEPTH:
+                raise SpecError(source, f"line {line}", "lists and mappings nested at "
+                                f"most {MAX_DEPTH} deep (a limit of gridcost)")
+        elif isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
+            anchor, before, highest = stack.pop()
+            close(nodes - before + 1, highest + 1, anchor, line)
+        elif isinstance(event, yaml.ScalarEvent):
+            nodes += 1
+            close(1, 0, event.anchor, line)
+        elif isinstance(event, yaml.AliasEvent):
+            size, height = anchored.get(event.anchor or "", (1, 0))
+            nodes += size
+            close(size, height, None, line)
+        else:
+            continue
+        if nodes > MAX_NODES:
+            raise SpecError(source, f"line {line}", f"at most {MAX_NODES:,} YAML nodes, "
+                            "aliases expanded (a limit of gridcost; this document has more)")
+
+
 def _safe_load(text: str) -> Any:
-    """``yaml.safe_load``, through libyaml's CSafeLoader where it is available (several times
-    faster, the same restrictions); a document it rejects is parsed again by the pure-Python
-    safe loader, so error messages are the same on every installation."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
+    """``yaml.safe_load`` with duplicate keys refused, through libyaml's CSafeLoader where it is
+    available (several times faster, the same restrictions); a document it rejects is parsed
+    again by the pure-Python safe loader, so error messages are the same on every
+    installation."""
+    if _StrictFastLoader is not None:
         try:
-            return yaml.load(text, Loader=fast)
+            return yaml.load(text, Loader=_StrictFastLoader)
         except yaml.YAMLError:
             pass
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=_StrictLoader)
 
 
 def _parse(text: str, source: str) -> Document:
+    if len(text) > MAX_SPEC_BYTES:
+        raise _too_big(source, MAX_SPEC_BYTES)
+    _check_structure(text, source)
     try:
         data = _safe_load(text)
     except yaml.YAMLError as exc:
@@ -148,6 +366,11 @@ def _parse(text: str, source: str) -> Document:
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise SpecError(source, "", f"valid YAML ({problem} at {where})") from None
+    except _DuplicateKey as exc:
+        raise SpecError(source, f"line {exc.line}: {one_line(str(exc.key), 80)}",
+                        f"each key once per mapping (it is also on line {exc.first})") from None
+    except (ValueError, OverflowError) as exc:  # e.g. an integer of more than 4,300 digits
+        raise SpecError(source, "", f"valid YAML values ({one_line(str(exc), 120)})") from None
     if not isinstance(data, dict):
         raise SpecError(source, "", "a YAML mapping at the top level", _kind_of(data))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -196,10 +419,15 @@ class Fields:
             return default
         return self.data[key]
 
-    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int:
+    def integer(self, key: str, default: int | None = None, minimum: int = 1,
+                maximum: int = MAX_SIZE) -> int:
+        """An integer from ``minimum`` to ``maximum`` (MAX_SIZE: a layer's dimensions)."""
         value = self.raw(key, default=default, required=default is None)
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.error(key, f"an integer ≥ {minimum}", value)
+        if value > maximum:
+            raise self.error(key, f"an integer from {minimum} to {maximum:,} (a limit of "
+                             "gridcost)", value)
         return value
 
     def pair(self, key: str, default: int | None = None, minimum: int = 1) -> tuple[int, int]:
@@ -209,6 +437,9 @@ class Fields:
             isinstance(v, bool) or not isinstance(v, int) or v < minimum for v in items
         ):
             raise self.error(key, f"an integer ≥ {minimum} or a list [h, w] of them", value)
+        if max(items) > MAX_SIZE:
+            raise self.error(key, f"integers from {minimum} to {MAX_SIZE:,} (a limit of "
+                             "gridcost)", value)
         return int(items[0]), int(items[1])
 
     def text(self, key: str, default: str | None = None) -> str:
@@ -231,15 +462,39 @@ class Fields:
             raise self.error(key, "true or false", value)
         return value
 
-    def quantity(self, key: str, kind: str, default: object = ...) -> float:
+    def quantity(self, key: str, kind: str, default: object = ...,
+                 bounds: tuple[float, float] | None = None) -> float:
+        """A quantity of ``kind`` in SI units, within ``bounds`` (docs/formats.md, "Limits and
+        ranges") when given."""
         value = self.raw(key, default=default)
-        return parse_quantity(value, kind, self.source, self.at(key))
+        si = parse_quantity(value, kind, self.source, self.at(key))
+        if bounds is not None:
+            _check_range(self, key, si, kind, bounds, value)
+        return si
 
     def items(self, key: str, default: object = ...) -> list[Any]:
         value = self.raw(key, default=default)
         if not isinstance(value, list):
             raise self.error(key, "a list", _kind_of(value))
         return value
+
+
+_FORMATS: dict[str, Callable[[float], str]] = {
+    "time": format_seconds,
+    "bandwidth": lambda v: format_rate(v, "B/s"),
+    "flop_rate": lambda v: format_rate(v, "FLOP/s"),
+    "bytes": format_bytes,
+}
+
+
+def _check_range(f: Fields, key: str, si: float, kind: str, bounds: tuple[float, float],
+                 raw: object) -> None:
+    """A quantity outside its physically sensible range is refused, naming the range."""
+    low, high = bounds
+    if not low <= si <= high:
+        show = _FORMATS[kind]
+        raise f.error(key, f"a {kind.replace('_', ' ')} from {show(low)} to {show(high)} "
+                      "(a limit of gridcost)", raw)
 
 
 def _check_version(top: Fields) -> None:
@@ -279,7 +534,9 @@ class _NetworkBuilder:
     def __init__(self, source: str) -> None:
         self.source = source
         self.layers: list[Layer] = []
+        self.names: set[str] = set()
         self.pending_params = 0
+        self.records = 0
 
     def walk(self, items: list[Any], shape: Shape, path: str, prefix: str,
              counters: dict[str, int] | None = None) -> Shape:
@@ -293,6 +550,10 @@ class _NetworkBuilder:
               counters: dict[str, int]) -> Shape:
         if not isinstance(item, dict):
             raise SpecError(self.source, path, "a layer mapping with a 'type'", _kind_of(item))
+        self.records += 1
+        if self.records > MAX_RECORDS:
+            raise SpecError(self.source, path, f"at most {MAX_RECORDS:,} layer records, repeats "
+                            "expanded (a limit of gridcost)")
         kind = item.get("type", NO_VALUE)
         if not isinstance(kind, str) or kind not in _LAYER_KEYS:
             raise SpecError(self.source, f"{path}.type",
@@ -305,7 +566,7 @@ class _NetworkBuilder:
 
     def _name(self, f: Fields, kind: str, prefix: str, counters: dict[str, int]) -> str:
         counters[kind] = counters.get(kind, 0) + 1
-        taken = {layer.name for layer in self.layers}
+        taken = self.names
         if f.has("name"):
             name = f.text("name")
             if name in taken:
@@ -340,6 +601,10 @@ class _NetworkBuilder:
 
     def _add(self, layer: Layer) -> None:
         """Append a weighted layer; parameters listed before the first one count with it."""
+        if len(self.layers) >= MAX_LAYERS:
+            raise SpecError(self.source, "layers", f"at most {MAX_LAYERS:,} weighted layers "
+                            "(conv and fc), repeats expanded (a limit of gridcost)")
+        self.names.add(layer.name)
         if self.pending_params:
             layer = replace(layer, norm_params=layer.norm_params + self.pending_params)
             self.pending_params = 0
@@ -381,7 +646,7 @@ class _NetworkBuilder:
     def _params(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
         """Parameters without a weighted product of their own (class token, position embedding,
         layer scale): counted with the preceding weighted layer (the first, before any)."""
-        self._attach(f.integer("count"))
+        self._attach(f.integer("count", maximum=MAX_LAYER_VALUES))
         return shape
 
     def _attach(self, count: int) -> None:
@@ -482,15 +747,49 @@ class _NetworkBuilder:
         return first[0], first[1], sum(o[2] for o in outs)
 
     def _repeat(self, f: Fields, shape: Shape, prefix: str, counters: dict[str, int]) -> Shape:
-        times = f.integer("times")
+        times = f.integer("times", maximum=MAX_LAYERS)
         items = f.items("layers")
-        start = f.integer("start", default=1, minimum=0)
+        start = f.integer("start", default=1, minimum=0, maximum=MAX_SIZE)
+        per_pass, weighted = _expanded(items)
+        if self.records + times * per_pass > MAX_RECORDS:
+            raise f.error("times", f"a count that keeps the network within {MAX_RECORDS:,} "
+                          f"layer records (here {per_pass:,} per pass; a limit of gridcost)",
+                          times)
+        if len(self.layers) + times * weighted > MAX_LAYERS:
+            raise f.error("times", f"a count that keeps the network within {MAX_LAYERS:,} "
+                          f"weighted layers (here {weighted:,} per pass; a limit of gridcost)",
+                          times)
         for t in range(times):
             if f.has("name"):
                 shape = self.walk(items, shape, f.at("layers"), f"{f.text('name')}.{start + t}.")
             else:
                 shape = self.walk(items, shape, f.at("layers"), prefix, counters)
         return shape
+
+
+def _expanded(items: object) -> tuple[int, int]:
+    """(layer records, weighted layers) that ``items`` expands to, nested repeats multiplied
+    out, each capped just above its limit: a repeat is refused on these counts before it
+    expands anything (MAX_RECORDS, MAX_LAYERS)."""
+    if not isinstance(items, list):
+        return 0, 0
+    records = weighted = 0
+    for item in items:
+        records += 1
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        weighted += kind in ("conv", "fc")
+        times = item.get("times", 1) if kind == "repeat" else 1
+        times = times if type(times) is int and 0 < times <= MAX_LAYERS else 1
+        branches = item.get("branches")
+        for inner in [item.get(key) for key in ("body", "shortcut", "layers")] + (
+                branches if isinstance(branches, list) else []):
+            r, w = _expanded(inner)
+            records, weighted = records + times * r, weighted + times * w
+        if records > MAX_RECORDS or weighted > MAX_LAYERS:
+            break
+    return min(records, MAX_RECORDS + 1), min(weighted, MAX_LAYERS + 1)
 
 
 def _input_shape(f: Fields) -> Shape:
@@ -510,6 +809,25 @@ def _fmt(shape: Shape) -> str:
     return "×".join(str(s) for s in shape)
 
 
+def _check_sizes(layers: list[Layer], top: Fields) -> None:
+    """Each layer's parameters and activations per sample within MAX_LAYER_VALUES, the network's
+    parameters within MAX_PARAMS and its multiply-adds per sample within MAX_MACS."""
+    for layer in layers:
+        for what, value in (("parameters", layer.params),
+                            ("activations per sample", layer.activations),
+                            ("weight-free activations per sample", layer.free_activations)):
+            if value > MAX_LAYER_VALUES:
+                raise top.error("layers", f"layers of at most {MAX_LAYER_VALUES:,} {what} (a "
+                                "limit of gridcost)", f"{layer.name}: {value:,}")
+    params, macs = sum(x.params for x in layers), sum(x.macs for x in layers)
+    if params > MAX_PARAMS:
+        raise top.error("layers", f"at most {MAX_PARAMS:,} parameters in all (a limit of "
+                        "gridcost)", f"{params:,}")
+    if macs > MAX_MACS:
+        raise top.error("layers", f"at most {MAX_MACS:,} multiply-adds per sample in all (a "
+                        "limit of gridcost)", f"{macs:,}")
+
+
 def network_from_document(doc: Document) -> Network:
     """Build a Network from a parsed network document, checking its published parameter count."""
     top = Fields(doc.data, doc.source, "", _NETWORK_KEYS)
@@ -518,19 +836,23 @@ def network_from_document(doc: Document) -> Network:
     inp = Fields(top.raw("input", required=True), doc.source, "input",
                  {"height", "width", "channels"})
     shape = (inp.integer("height"), inp.integer("width"), inp.integer("channels"))
+    if shape[0] * shape[1] * shape[2] > MAX_LAYER_VALUES:
+        raise inp.error("channels", f"an input of at most {MAX_LAYER_VALUES:,} values per "
+                        "sample, height × width × channels (a limit of gridcost)", _fmt(shape))
     samples, dataset_name = 1_200_000, "ImageNet-1k"
     if top.has("dataset"):
         ds = Fields(top.raw("dataset"), doc.source, "dataset", {"name", "samples"})
-        samples = ds.integer("samples")
+        samples = ds.integer("samples", maximum=MAX_SAMPLES)
         dataset_name = ds.text("name", default=dataset_name)
     builder = _NetworkBuilder(doc.source)
     builder.walk(top.items("layers"), shape, "layers", "")
     if not builder.layers:
         raise top.error("layers", "at least one conv or fc layer")
+    _check_sizes(builder.layers, top)
     network = Network(name, tuple(builder.layers), shape, samples, dataset_name,
                       top.text("description", default=""), top.text("source", default=""))
     if top.has("parameters"):
-        published = top.integer("parameters")
+        published = top.integer("parameters", maximum=MAX_PARAMS)
         if published != network.params:
             raise top.error("parameters", f"the inferred count {network.params:,}", published)
     return network
@@ -561,20 +883,21 @@ def machine_from_document(doc: Document) -> Machine:
     top = Fields(doc.data, doc.source, "", _MACHINE_KEYS)
     _check_version(top)
     alpha_s = _latency(top)
-    bandwidth = top.quantity("bandwidth", "bandwidth")
+    bandwidth = top.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
     tables: tuple[ComputeTable, ...] = ()
     default_table = None
     if top.has("compute"):
         tables, default_table = _compute_tables(top.raw("compute"), doc.source)
-    memory = top.quantity("memory", "bytes") if top.has("memory") else None
+    memory = top.quantity("memory", "bytes", bounds=MEMORY_RANGE) if top.has("memory") else None
     optimizer = _optimizer(top) if top.has("optimizer") else 0.0
-    flop_rate = top.quantity("flop_rate", "flop_rate")
+    flop_rate = top.quantity("flop_rate", "flop_rate", bounds=FLOP_RATE_RANGE)
     per_collective, per_collective_processes = _per_collective(top)
     return Machine(
         name=top.text("name"),
         alpha_s=alpha_s,
         bandwidth_Bps=bandwidth,
-        word_bytes=top.integer("word_bytes", default=4),
+        word_bytes=top.integer("word_bytes", default=4, minimum=WORD_BYTES_RANGE[0],
+                               maximum=WORD_BYTES_RANGE[1]),
         flop_rate=flop_rate,
         memory_bytes=memory,
         optimizer_bytes_per_param=optimizer,
@@ -591,10 +914,15 @@ def machine_from_document(doc: Document) -> Machine:
 
 
 def _latency(f: Fields) -> float:
-    """``alpha`` of a mapping in seconds; a bare 0 (or '0 s') is allowed."""
+    """``alpha`` of a mapping in seconds; a bare 0 (or '0 s') is allowed, else ALPHA_RANGE."""
     alpha = f.raw("alpha", required=True)
     zero = isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None
-    return 0.0 if zero or (type(alpha) is int and alpha == 0) else f.quantity("alpha", "time")
+    if zero or (type(alpha) is int and alpha == 0):
+        return 0.0
+    seconds = f.quantity("alpha", "time")
+    if not ALPHA_RANGE[0] <= seconds <= ALPHA_RANGE[1]:
+        raise f.error("alpha", "0 or a latency from 1 ps to 10 s (a limit of gridcost)", alpha)
+    return seconds
 
 
 def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
@@ -617,20 +945,21 @@ def _levels(top: Fields, alpha_s: float, bandwidth: float) -> tuple[Level, ...]:
                 raise f.error("processes", "no processes on the outermost level (it spans the "
                               "whole machine)", f.raw("processes"))
             level = Level(name, None, _latency(f) if f.has("alpha") else alpha_s,
-                          f.quantity("bandwidth", "bandwidth") if f.has("bandwidth")
-                          else bandwidth)
+                          f.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
+                          if f.has("bandwidth") else bandwidth)
             for key, value, flat in (("alpha", level.alpha_s, alpha_s),
                                      ("bandwidth", level.bandwidth_Bps, bandwidth)):
                 if value != flat:
                     raise f.error(key, f"the top-level {key} {top.raw(key)!r} (the outermost "
                                   "level is what the flat model sees)", f.raw(key))
         else:
-            processes = f.integer("processes", minimum=1)
+            processes = f.integer("processes", minimum=1, maximum=MAX_PROCESSES)
             if i and (processes % previous or processes == previous):
                 raise f.error("processes", f"a multiple of {previous} greater than {previous} "
                               "(processes per domain, counted cumulatively)", processes)
             previous = processes
-            level = Level(name, processes, _latency(f), f.quantity("bandwidth", "bandwidth"))
+            level = Level(name, processes, _latency(f),
+                          f.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE))
         levels.append(level)
     return tuple(levels)
 
@@ -661,11 +990,7 @@ def _per_collective(top: Fields) -> tuple[tuple[tuple[str, float, float], ...],
 
 def _alpha_bandwidth(entry: Fields) -> tuple[float, float]:
     """(α s, bandwidth B/s) of a mapping with both keys; α may be a bare 0."""
-    alpha = entry.raw("alpha", required=True)
-    zero = (isinstance(alpha, str) and _ZERO_TIME.match(alpha) is not None) or (
-        type(alpha) is int and alpha == 0)
-    return (0.0 if zero else entry.quantity("alpha", "time"),
-            entry.quantity("bandwidth", "bandwidth"))
+    return _latency(entry), entry.quantity("bandwidth", "bandwidth", bounds=BANDWIDTH_RANGE)
 
 
 def _processes(entry: Fields) -> list[tuple[int, float, float]]:
@@ -681,6 +1006,9 @@ def _processes(entry: Fields) -> list[tuple[int, float, float]]:
     for p in raw:
         if isinstance(p, bool) or not isinstance(p, int) or p < 2:
             raise table.error(str(p), "a process count (an integer ≥ 2) as the key", p)
+        if p > MAX_PROCESSES:
+            raise table.error(str(p), f"a process count of at most {MAX_PROCESSES:,} (a limit "
+                              "of gridcost)", p)
         pair = Fields(raw[p], entry.source, table.at(str(p)), {"alpha", "bandwidth"})
         rows.append((p, *_alpha_bandwidth(pair)))
     return sorted(rows)
@@ -702,16 +1030,20 @@ def _schedule(top: Fields) -> dict[str, Any]:
         text = str(value).replace(" ", "")
         if text not in PRESETS:
             try:
-                text = repr(parse_size(text))
+                size = parse_size(text)
             except GridcostError:
                 raise f.error("bucket", expected, value) from None
+            if size > MEMORY_RANGE[1]:
+                raise f.error("bucket", f"a size up to {format_bytes(MEMORY_RANGE[1])} (a "
+                              "limit of gridcost)", value)
+            text = repr(size)
         out["bucket"] = text
     if f.has("backward_ratio"):
         ratio = f.raw("backward_ratio")
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) \
-                or not 0 < ratio < math.inf:
-            raise f.error("backward_ratio", "a positive number (backward / forward compute)",
-                          ratio)
+                or not 0 < ratio <= MAX_BACKWARD_RATIO:
+            raise f.error("backward_ratio", "a positive number (backward / forward compute) "
+                          f"up to {MAX_BACKWARD_RATIO:g}", ratio)
         out["backward_ratio"] = float(ratio)
     return out
 
@@ -724,6 +1056,9 @@ def _optimizer(top: Fields) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
         raise top.error("optimizer", f"one of {', '.join(OPTIMIZERS)} or a number of bytes per "
                                      "parameter ≥ 0", value)
+    if value > MAX_OPTIMIZER_BYTES:
+        raise top.error("optimizer", f"at most {MAX_OPTIMIZER_BYTES:g} bytes per parameter (a "
+                        "limit of gridcost)", value)
     return float(value)
 
 
@@ -743,9 +1078,13 @@ def _gamma(top: Fields, flop_rate: float) -> float:
     if gamma.strip().startswith("-"):
         raise top.error("gamma", "a time per word ≥ 0", gamma)
     try:
-        return parse_quantity(gamma.rstrip()[:-len("/word")], "time")
+        seconds = parse_quantity(gamma.rstrip()[:-len("/word")], "time")
     except SpecError:
         raise top.error("gamma", expected, gamma) from None
+    if seconds > MAX_GAMMA:
+        raise top.error("gamma", f"a time per word up to {format_seconds(MAX_GAMMA)}/word "
+                        "(a limit of gridcost)", gamma)
+    return seconds
 
 
 def _collectives(top: Fields) -> str:
@@ -777,19 +1116,30 @@ def _compute_tables(data: object, source: str) -> tuple[tuple[ComputeTable, ...]
     tables_f = Fields(raw_tables, source, "compute.tables", _keys(raw_tables))
     tables = []
     measured_on: dict[str, Network] = {}
+    if len(tables_f.data) > MAX_TABLE_ROWS:
+        raise comp.error("tables", f"at most {MAX_TABLE_ROWS:,} tables (a limit of gridcost)")
     for name in tables_f.data:
         entry = Fields(tables_f.data[name], source, f"compute.tables.{name}",
                        {"network", "source", "epoch_time", "fingerprint", "samples"})
         times = entry.raw("epoch_time", required=True)
         times_f = Fields(times, source, entry.at("epoch_time"), _keys(times))
         batches: list[int] = []
+        if len(times_f.data) > MAX_TABLE_ROWS:
+            raise entry.error("epoch_time", f"at most {MAX_TABLE_ROWS:,} entries (a limit of "
+                              "gridcost)")
         for b in times_f.data:
             if isinstance(b, bool) or not isinstance(b, int) or b < 1:
                 raise times_f.error(str(b), "a local batch size (integer ≥ 1) as the key", b)
+            if b > MAX_LOCAL_BATCH:
+                raise times_f.error(str(b), f"a local batch size of at most "
+                                    f"{MAX_LOCAL_BATCH:,} (a limit of gridcost)", b)
             batches.append(b)
         batches.sort()
-        seconds = [parse_quantity(times[b], "time", source, times_f.at(str(b)))
-                   for b in batches]
+        seconds = []
+        for batch in batches:
+            value = parse_quantity(times[batch], "time", source, times_f.at(str(batch)))
+            _check_range(times_f, str(batch), value, "time", EPOCH_TIME_RANGE, times[batch])
+            seconds.append(value)
         if len(batches) < 2:
             raise entry.error("epoch_time", "at least two local-batch entries")
         label, fingerprint, samples = _measured_network(entry, source, measured_on)
@@ -815,7 +1165,7 @@ def _measured_network(entry: Fields, source: str,
     overrides N; without it N is the measured network's (None with a stated fingerprint: the
     costed network's own).
     """
-    samples = entry.integer("samples") if entry.has("samples") else None
+    samples = entry.integer("samples", maximum=MAX_SAMPLES) if entry.has("samples") else None
     if entry.has("fingerprint"):
         fingerprint = entry.raw("fingerprint")
         if not isinstance(fingerprint, str) or not _FINGERPRINT.match(fingerprint):
@@ -829,7 +1179,7 @@ def _measured_network(entry: Fields, source: str,
             path = Path(value)
             if not path.is_absolute() and source != "<stdin>":
                 path = Path(source).parent / path
-            if not path.is_file():
+            if not is_file(path):
                 raise entry.error("network", "the network file the table was measured on "
                                   f"(relative to the folder of {source}), or a `fingerprint`",
                                   f"{value} (no such file)")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from costmodel.errors import SpecError
-from costmodel.loaders import Fields, _check_version, bundled_folder, read_document
+from costmodel.loaders import Fields, _check_version, bundled_folder, is_file, read_document
 from costmodel.report import Table
 
 MODES = ("none", "batch", "backward")
@@ -142,7 +142,7 @@ def load_runs(path: str | Path | None = None) -> PublishedRuns:
 
     Every error is one line naming the file and the field (costmodel.errors.SpecError)."""
     path = Path(DEFAULT_RUNS if path is None else path)
-    if not path.is_file():
+    if not is_file(path):
         raise SpecError(str(path), "", "an existing runs file (give it with --runs)",
                         "no such file")
     doc = read_document(str(path), "machines")

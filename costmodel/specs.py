@@ -21,6 +21,75 @@ Shape = tuple[int, int, int]
 """(height, width, channels) of one sample's activations."""
 
 
+# --------------------------------------------------------------------------- limits and ranges
+# Every number a network or machine file may give, and the sizes it implies, lies in a stated
+# range: wide enough for any real network or machine, narrow enough that no later product
+# overflows or loses meaning.  costmodel.loaders checks them; docs/formats.md ("Limits and
+# ranges") lists them with their reasons.
+
+MAX_SIZE = 2**24
+"""Largest dimension of a layer or an input (height, width, channels, filters, units, tokens,
+kernel, stride, padding, dilation, groups, matmul sizes): 16,777,216, 64× the largest
+vocabulary of a language model's output layer."""
+
+MAX_LAYERS = 100_000
+"""Most weighted layers (conv, fc) of a network, repeats expanded: 640× ResNet-152's 156."""
+
+MAX_RECORDS = 300_000
+"""Most layer records a network expands to (every type, repeats multiplied out): three for
+each weighted layer allowed."""
+
+MAX_LAYER_VALUES = 2**40
+"""Most parameters of one layer, and most activations per sample of one layer (or of the
+input): about 1.1 × 10¹², beyond any single layer ever trained."""
+
+MAX_PARAMS = 2**44
+"""Most parameters of a network: about 1.8 × 10¹³, ten times the largest models reported."""
+
+MAX_MACS = 2**53
+"""Most multiply-adds per sample of a network: about 9 × 10¹⁵, where float64 stops counting
+exactly."""
+
+MAX_SAMPLES = 10**14
+"""Largest N, samples per epoch (``dataset.samples``, a compute table's ``samples``)."""
+
+ALPHA_RANGE = (1e-12, 10.0)
+"""Latency α in s: 0 exactly, or from 1 ps (below any link) to 10 s (beyond any network)."""
+
+BANDWIDTH_RANGE = (1e3, 1e15)
+"""Bandwidth in B/s: from 1 kB/s to 1 PB/s (500× an NVLink 5 link's 1.8 TB/s)."""
+
+WORD_BYTES_RANGE = (1, 16)
+"""Bytes per word: 1 (FP8) to 16 (FP128)."""
+
+FLOP_RATE_RANGE = (1e6, 1e18)
+"""FLOP/s of one process: 1 MFLOP/s to 1 EFLOP/s (100× the fastest accelerator)."""
+
+MEMORY_RANGE = (2.0**20, 2.0**50)
+"""Memory of one process in bytes: 1 MiB to 1 PiB."""
+
+MAX_OPTIMIZER_BYTES = 1024.0
+"""Optimizer state in bytes per parameter, at most (Adam in FP32 keeps 12)."""
+
+MAX_GAMMA = 1e-3
+"""γ in s/word at most (1 ms per word of reduction arithmetic; real values are ~10⁻¹⁰)."""
+
+MAX_BACKWARD_RATIO = 100.0
+"""Backward over forward compute, at most (2 for a conv or fc layer)."""
+
+EPOCH_TIME_RANGE = (1e-6, 1e10)
+"""A compute table's epoch time in s: 1 µs to 10¹⁰ s (317 years)."""
+
+MAX_LOCAL_BATCH = 2**30
+"""Largest local batch a compute table may give a time for."""
+
+MAX_PROCESSES = 2**30
+"""Largest process count in a machine file (a level's processes, a per-collective group)."""
+
+MAX_TABLE_ROWS = 10_000
+"""Most entries of one compute table, and most compute tables of a machine."""
+
+
 @dataclass(frozen=True)
 class Layer:
     """One weighted layer (conv or fully connected) with its inferred shapes.
@@ -116,10 +185,11 @@ class Network:
     def __post_init__(self) -> None:
         if not self.layers:
             raise SpecError(self.name, "layers", "at least one conv or fc layer")
-        names = [layer.name for layer in self.layers]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            raise SpecError(self.name, "layers", "unique weighted-layer names", dup)
+        seen: set[str] = set()
+        for layer in self.layers:
+            if layer.name in seen:
+                raise SpecError(self.name, "layers", "unique weighted-layer names", layer.name)
+            seen.add(layer.name)
         if self.dataset_samples < 1:
             raise SpecError(self.name, "dataset.samples", "a positive integer",
                             self.dataset_samples)

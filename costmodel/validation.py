@@ -347,12 +347,11 @@ def parse_validation_raw(text: str, source: str,
     """The measurements ``gridcost validate --raw`` wrote (JSON text) → the result
     :func:`analyse` takes, keeping the runs of ``plans``.  A SpecError naming ``source`` when
     it is not such a file."""
-    import json
-
     from costmodel.errors import SpecError
+    from costmodel.loaders import load_json
 
     try:
-        data = json.loads(text)
+        data = load_json(text, source)
         runs = [r for r in data["runs"] if r["plan"] in plans]
         for run in runs:
             int(run["pr"]), int(run["pc"]), run["ranks"][0]["iterations"]

@@ -121,7 +121,8 @@ def test_accepted_implausible_fits_carry_warnings(tmp_path: Path,
            "bandwidth" in out
     text = profile.read_text(encoding="utf-8")
     assert "# WARNING (written with --accept-implausible): joint fit: bandwidth" in text
-    load_machine(str(profile))
+    with pytest.raises(SpecError, match="bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s"):
+        load_machine(str(profile))  # written when asked, but outside the loader's ranges
     assert main(["calibrate", "import", str(raw), "--accept-implausible", "--format", "json",
                  "-o", str(record_path)]) == 0
     warnings = json.loads(record_path.read_text())["warnings"]

@@ -23,6 +23,7 @@ from costmodel.loaders import (
     network_from_document,
     read_document,
 )
+from costmodel.specs import Network
 
 DATA = Path(__file__).parent / "data"
 
@@ -410,7 +411,7 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"version: 1\nname: caf\xe9\n")
     with pytest.raises(SpecError) as info:
         load_network(str(path))
-    assert _message(info).startswith(f"{path}: expected a readable UTF-8 YAML file, got ")
+    assert _message(info) == f"{path}: expected UTF-8 text, got 'byte 0xe9 on line 2 (offset 20)'"
 
 
 def test_empty_file(tmp_path: Path) -> None:
@@ -754,3 +755,245 @@ def test_fast_safe_loader_reads_what_safe_load_reads(kind: str) -> None:
     for name in bundled_names(kind):
         text = (bundled_folder(kind) / f"{name}.yaml").read_text("utf-8")
         assert _safe_load(text) == yaml.safe_load(text), name
+
+
+# --------------------------------------------------------------------------- limits and ranges
+# docs/formats.md, "Limits and ranges": every input is refused in one line, before any work that
+# grows with it, when it breaks a limit.
+
+def _bomb(levels: int) -> str:
+    """A "billion laughs" as the network's description: 9**levels strings from a few hundred
+    bytes, each level a list of nine aliases of the one before."""
+    rows = ['  - &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    rows += [f"  - &l{i} [" + ",".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    return NET.replace("description: a tiny test network", "description:\n" + "\n".join(rows))
+
+
+def test_alias_bomb_is_refused_before_it_expands() -> None:
+    """9^8 strings from 500 bytes in a valid field: refused by counting, nothing expanded."""
+    with pytest.raises(SpecError) as info:
+        network_from_document(_parse(_bomb(8) + "  - {type: fc, units: 2}\n", "t.yaml"))
+    assert _message(info) == ("t.yaml: line 9: expected at most 200,000 YAML nodes, aliases "
+                              "expanded (a limit of gridcost; this document has more)")
+
+
+def test_alias_expansion_below_the_cap_is_echoed_short() -> None:
+    """9^5 = 59,049 shared strings under the node cap: the message shows a few, not all."""
+    with pytest.raises(SpecError) as info:
+        network_from_document(_parse(_bomb(5) + "  - {type: fc, units: 2}\n", "t.yaml"))
+    message = _message(info)
+    assert message.startswith("t.yaml: description: expected a non-empty string, got [['lol'")
+    assert len(message) < 200
+
+
+@pytest.mark.parametrize("kind", ["yaml-flow", "yaml-block", "json"])
+def test_deep_nesting_is_refused_without_recursion(kind: str) -> None:
+    if kind == "yaml-flow":
+        text = "a: " + "[" * 1200 + "]" * 1200 + "\n"
+    elif kind == "yaml-block":
+        text = "".join(f"{'  ' * i}k{i}:\n" for i in range(100)) + "  " * 100 + "v: 1\n"
+    else:
+        text = '{"a": ' + "[" * 1200 + "]" * 1200 + "}"
+    with pytest.raises(SpecError) as info:
+        _parse(text, "deep")
+    line = 65 if kind == "yaml-block" else 1
+    assert _message(info) == (f"deep: line {line}: expected lists and mappings nested at most "
+                              "64 deep (a limit of gridcost)")
+
+
+def test_nesting_through_an_alias_counts_expanded() -> None:
+    nested = "[" * 40 + "1" + "]" * 40
+    with pytest.raises(SpecError) as info:
+        _parse(f"a: &a {nested}\nb: [[[[[[[[[[[[[[[[[[[[[[[[[[*a]]]]]]]]]]]]]]]]]]]]]]]]]]\n", "x")
+    assert "nested at most 64 deep" in _message(info)
+
+
+def test_duplicate_key_is_refused_naming_key_and_lines() -> None:
+    with pytest.raises(SpecError) as info:
+        _parse("name: dup\nversion: 1\nname: dup2\n", "dup.yaml")
+    assert _message(info) == ("dup.yaml: line 3: name: expected each key once per mapping "
+                              "(it is also on line 1)")
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: fc, units: 2, units: 3}\n")
+    assert _message(info) == ("t.yaml: line 7: units: expected each key once per mapping (it is "
+                              "also on line 7)")
+
+
+def test_merge_keys_may_still_be_overridden() -> None:
+    doc = _parse("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n", "m")
+    assert doc.data["other"] == {"x": 1, "y": 3}
+
+
+def test_repeat_count_is_capped_before_expansion() -> None:
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: repeat, times: 1000000000, layers: [{type: fc, units: 10}]}\n")
+    assert _message(info) == ("t.yaml: layers[0].times: expected an integer from 1 to 100,000 "
+                              "(a limit of gridcost), got 1000000000")
+    with pytest.raises(SpecError) as info:  # 1 + 100,000 weighted layers: refused unexpanded
+        _net("  - {type: fc, units: 10}\n"
+             "  - {type: repeat, times: 100000, layers: [{type: fc, units: 10}]}\n")
+    assert _message(info) == (
+        "t.yaml: layers[1].times: expected a count that keeps the network within 100,000 "
+        "weighted layers (here 1 per pass; a limit of gridcost), got 100000")
+    with pytest.raises(SpecError) as info:  # nested repeats multiply
+        _net("  - {type: repeat, times: 1000, layers: [{type: repeat, times: 1000, layers: "
+             "[{type: activation, function: relu}]}]}\n")
+    assert _message(info) == (
+        "t.yaml: layers[0].times: expected a count that keeps the network within 300,000 "
+        "layer records (here 1,001 per pass; a limit of gridcost), got 1000")
+
+
+def test_the_largest_network_loads_with_unique_names() -> None:
+    """100,000 weighted layers, the limit: names are found in a set (this took hours when each
+    new name was checked against a list rebuilt from all the layers before it)."""
+    net = _net("  - {type: repeat, times: 100000, layers: [{type: fc, units: 2}]}\n")
+    assert isinstance(net, Network)
+    assert len(net.layers) == 100_000
+    assert net.layers[-1].name == "fc100000"
+    assert len({layer.name for layer in net.layers}) == 100_000
+
+
+@pytest.mark.parametrize(
+    ("layers", "message"),
+    [
+        ("  - {type: conv, filters: 16777217, kernel: 1}\n",
+         "layers[0].filters: expected an integer from 1 to 16,777,216 (a limit of gridcost), "
+         "got 16777217"),
+        ("  - {type: fc, units: 100000000000000000000000000000000000000000}\n",
+         "layers[0].units: expected an integer from 1 to 16,777,216 (a limit of gridcost), "
+         "got <an integer of 137 bits>"),
+        ("  - {type: conv, filters: 4, kernel: [1, 16777217]}\n",
+         "layers[0].kernel: expected integers from 1 to 16,777,216 (a limit of gridcost), "
+         "got [1, 16777217]"),
+        ("  - {type: fc, units: 4}\n  - {type: params, count: 1099511627777}\n",
+         "layers[1].count: expected an integer from 1 to 1,099,511,627,776 (a limit of "
+         "gridcost), got 1099511627777"),
+        ("  - {type: flatten}\n  - {type: fc, units: 16777216}\n"
+         "  - {type: fc, units: 16777216}\n",
+         "layers: expected layers of at most 1,099,511,627,776 parameters (a limit of "
+         "gridcost), got 'fc2: 281,474,993,487,872'"),
+    ],
+    ids=["filters", "huge-units", "kernel", "params-count", "layer-params"],
+)
+def test_network_sizes_out_of_range(layers: str, message: str) -> None:
+    with pytest.raises(SpecError) as info:
+        _net(layers)
+    assert _message(info) == f"t.yaml: {message}"
+
+
+def test_samples_and_input_out_of_range() -> None:
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: fc, units: 2}\n",
+             NET.replace("layers:", "dataset: {samples: 1000000000000000}\nlayers:"))
+    assert _message(info) == ("t.yaml: dataset.samples: expected an integer from 1 to "
+                              "100,000,000,000,000 (a limit of gridcost), got 1000000000000000")
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: fc, units: 2}\n", NET.replace(
+            "{height: 8, width: 8, channels: 4}", "{height: 16777216, width: 16777216, "
+            "channels: 4}"))
+    assert _message(info) == (
+        "t.yaml: input.channels: expected an input of at most 1,099,511,627,776 values per "
+        "sample, height × width × channels (a limit of gridcost), got '16777216×16777216×4'")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("bandwidth: 1e-300 B/s",
+         "bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s (a limit of gridcost), "
+         "got '1e-300 B/s'"),
+        ("bandwidth: 4.77e+26 MB/s",
+         "bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s (a limit of gridcost), "
+         "got '4.77e+26 MB/s'"),
+        ("alpha: 1e308 us",
+         "alpha: expected 0 or a latency from 1 ps to 10 s (a limit of gridcost), "
+         "got '1e308 us'"),
+        ("alpha: 1e-20 s",
+         "alpha: expected 0 or a latency from 1 ps to 10 s (a limit of gridcost), "
+         "got '1e-20 s'"),
+        ("flop_rate: 1e30 FLOP/s",
+         "flop_rate: expected a flop rate from 1 MFLOP/s to 1000 PFLOP/s (a limit of "
+         "gridcost), got '1e30 FLOP/s'"),
+        ("word_bytes: 1024",
+         "word_bytes: expected an integer from 1 to 16 (a limit of gridcost), got 1024"),
+        ("memory: 1 B",
+         "memory: expected a bytes from 1 MiB to 1024 TiB (a limit of gridcost), got '1 B'"),
+        ("optimizer: 1.0e+308",
+         "optimizer: expected at most 1024 bytes per parameter (a limit of gridcost), "
+         "got 1e+308"),
+        ("gamma: 1 s/word",
+         "gamma: expected a time per word up to 1 ms/word (a limit of gridcost), got '1 s/word'"),
+        ("schedule: {backward_ratio: 1.0e+300}",
+         "schedule.backward_ratio: expected a positive number (backward / forward compute) up "
+         "to 100, got 1e+300"),
+        ("compute: {tables: {t: {network: alexnet, epoch_time: {1: 1e20 s, 2: 3 s}}}}",
+         "compute.tables.t.epoch_time.1: expected a time from 1 us to 10000000000 s (a limit "
+         "of gridcost), got '1e20 s'"),
+        ("per_collective: {p2p: {alpha: 1 us, bandwidth: 1e20 GB/s}}",
+         "per_collective.p2p.bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s (a limit "
+         "of gridcost), got '1e20 GB/s'"),
+        ("per_collective: {p2p: {alpha: 1 us, bandwidth: 1 GB/s, processes: "
+         "{2147483648: {alpha: 1 us, bandwidth: 1 GB/s}}}}",
+         "per_collective.p2p.processes.2147483648: expected a process count of at most "
+         "1,073,741,824 (a limit of gridcost), got 2147483648"),
+        ("compute: {tables: {t: {network: alexnet, epoch_time: {1: 1 s, 2147483648: 3 s}}}}",
+         "compute.tables.t.epoch_time.2147483648: expected a local batch size of at most "
+         "1,073,741,824 (a limit of gridcost), got 2147483648"),
+        ("levels: [{name: a, processes: 2147483648, alpha: 1 us, bandwidth: 1 GB/s}, "
+         "{name: b}]",
+         "levels[0].processes: expected an integer from 1 to 1,073,741,824 (a limit of "
+         "gridcost), got 2147483648"),
+    ],
+    ids=["tiny-bandwidth", "huge-bandwidth", "huge-alpha", "tiny-alpha", "flop-rate",
+         "word-bytes", "memory", "optimizer", "gamma", "backward-ratio", "epoch-time",
+         "per-collective", "group-size", "local-batch", "level-processes"],
+)
+def test_machine_values_out_of_range(line: str, message: str) -> None:
+    key = line.split(":")[0]
+    head = "\n".join(row for row in MACHINE.splitlines() if not row.startswith(f"{key}:"))
+    with pytest.raises(SpecError) as info:
+        _machine(line + "\n", head + "\n")
+    assert _message(info) == f"m.yaml: {message}"
+
+
+def test_bytes_that_are_not_utf8_on_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"name: \xff\xfe\n")))
+    with pytest.raises(SpecError) as info:
+        read_document("-", "networks")
+    assert _message(info) == "<stdin>: expected UTF-8 text, got 'byte 0xff on line 1 (offset 6)'"
+
+
+def test_stdin_is_read_once_for_load_and_digest(monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (Path(__file__).parent.parent / "networks" / "alexnet.yaml").read_bytes()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text)))
+    assert load_network("-").name == "alexnet"
+    assert read_document("-", "networks").sha256 == hashlib.sha256(text).hexdigest()
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "/tmp/" + "x" * 300, "/tmp/a\0b"])
+def test_names_the_system_cannot_look_up(name: str) -> None:
+    with pytest.raises(SpecError) as info:
+        load_network(name)
+    assert _message(info).endswith(": expected an existing network file, got 'no such file'")
+
+
+def test_file_over_the_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("# " + "x" * (2 * 2**20) + "\nversion: 1\n")
+    with pytest.raises(SpecError) as info:
+        load_network(str(path))
+    assert _message(info) == (f"{path}: expected a file of at most 2 MiB (a limit of gridcost; "
+                              "this one is larger)")
+
+
+def test_messages_are_one_bounded_line() -> None:
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: conv, filters: 8, kernel: 3, name: \"" + "n\\n" * 5000 + "\"}\n"
+             "  - {type: conv, filters: 8, kernel: 3, name: \"" + "n\\n" * 5000 + "\"}\n")
+    message = _message(info)
+    assert len(message) <= 1000
+    assert "n\\nn\\n" in message
+    with pytest.raises(SpecError) as info:
+        _net("  - {type: fc, units: " + "9" * 5000 + "}\n")
+    assert _message(info).startswith("t.yaml: expected valid YAML values (Exceeds the limit "
+                                     "(4300 digits) for integer string conversion")

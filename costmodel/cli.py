@@ -835,7 +835,7 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
                         accept_implausible=accept_implausible)
     record, table = dict(result.record), result.table
     if profile_path is not None:
-        _emit(result.profile_yaml, profile_path)
+        _emit(_loadable_profile(result.profile_yaml, profile_path), profile_path)
         record["profile"] = profile_path
         table = Table(table.headers, table.rows, table.title, [
             *table.notes, f"wrote machine profile {profile_path} (use: --machine {profile_path})"])
@@ -1017,6 +1017,21 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                         accept_implausible)
 
 
+def _loadable_profile(text: str, path: str) -> str:
+    """``text`` when gridcost can load it back; --accept-implausible writes implausible fits, but
+    never a profile outside the loader's ranges (docs/formats.md, "Limits and ranges")."""
+    from costmodel.errors import SpecError
+    from costmodel.loaders import machine_from_text
+
+    try:
+        machine_from_text(text, path)
+    except SpecError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise UsageError(f"--profile {path}: nothing written: the fitted profile would not load "
+                         f"({reason})") from None
+    return text
+
+
 def _calibrate_emulated(text: str, args: dict[str, Any], timeout: float, raw_path: str | None,
                         collectives: str, name: str | None, summary: str,
                         profile_path: str | None, fmt: str, output: str,
@@ -1058,9 +1073,9 @@ def _calibrate_emulated(text: str, args: dict[str, Any], timeout: float, raw_pat
                       f"{args['warmup']} warm-up, sizes {args['sizes_bytes'][0]} B to "
                       f"{args['sizes_bytes'][-1]} B inside a node, to "
                       f"{network_sizes(spec, args['sizes_bytes'])[-1]} B across nodes."]
-        _emit(emulated.profile_yaml(levels, spec.ppn, spec.rate_Bps, profile_name,
-                                    float(across["flop_rate"]), f"α–β measured on an {where}",
-                                    provenance, problems), profile_path)
+        _emit(_loadable_profile(emulated.profile_yaml(
+            levels, spec.ppn, spec.rate_Bps, profile_name, float(across["flop_rate"]),
+            f"α–β measured on an {where}", provenance, problems), profile_path), profile_path)
         rec["profile"] = profile_path
         notes.append(f"wrote machine profile {profile_path} (use: --machine {profile_path})")
     _emit(render(Table(table.headers, table.rows, table.title, notes), rec, fmt),  # type: ignore[arg-type]

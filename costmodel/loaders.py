@@ -1197,3 +1197,9 @@ def _measured_network(entry: Fields, source: str,
 def load_machine(name_or_path: str) -> Machine:
     """Load a machine profile by path or bundled name (``cori-knl``)."""
     return machine_from_document(read_document(name_or_path, "machines"))
+
+
+def machine_from_text(text: str, source: str) -> Machine:
+    """A machine profile from its YAML text (what ``calibrate`` is about to write), checked
+    exactly as :func:`load_machine` checks a file."""
+    return machine_from_document(_parse(text, source))

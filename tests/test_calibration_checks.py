@@ -112,7 +112,8 @@ def test_an_implausible_fit_is_refused_in_one_line(
 
 def test_accepted_implausible_fits_carry_warnings(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    raw = _raw(tmp_path / "raw.json", [_series("p2p", 2, 200e-6, 1e-18)])
+    # 1e-14 s per 4-byte word: 400 TB/s, beyond any real link but inside the loader's range
+    raw = _raw(tmp_path / "raw.json", [_series("p2p", 2, 200e-6, 1e-14)])
     profile, record_path = tmp_path / "p.yaml", tmp_path / "r.json"
     assert main(["calibrate", "import", str(raw), "--profile", str(profile),
                  "--accept-implausible"]) == 0
@@ -121,8 +122,17 @@ def test_accepted_implausible_fits_carry_warnings(tmp_path: Path,
            "bandwidth" in out
     text = profile.read_text(encoding="utf-8")
     assert "# WARNING (written with --accept-implausible): joint fit: bandwidth" in text
-    with pytest.raises(SpecError, match="bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s"):
-        load_machine(str(profile))  # written when asked, but outside the loader's ranges
+    load_machine(str(profile))  # implausible, but inside the loader's ranges: it loads
+    # beyond the loader's ranges (4e18 B/s) nothing is written, even when asked
+    beyond = _raw(tmp_path / "beyond.json", [_series("p2p", 2, 200e-6, 1e-18)])
+    profile.unlink()
+    assert main(["calibrate", "import", str(beyond), "--profile", str(profile),
+                 "--accept-implausible"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and not profile.exists()
+    assert err.startswith(f"gridcost: --profile {profile}: nothing written: the fitted profile "
+                          "would not load (bandwidth: expected a bandwidth from 1 kB/s to 1 PB/s")
+    raw = beyond
     assert main(["calibrate", "import", str(raw), "--accept-implausible", "--format", "json",
                  "-o", str(record_path)]) == 0
     warnings = json.loads(record_path.read_text())["warnings"]
@@ -163,6 +173,11 @@ def test_a_short_real_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     code = main(["calibrate", "run", "--procs", "2", "--max-size", "64 KiB", "--reps", "2",
                  "--warmup", "1", "--idle-gap", "0", "--raw", str(raw), "--profile",
                  str(profile), "--accept-implausible", "--format", "json", "-o", str(record)])
+    if code == 2:  # this host's noise fitted a value no profile may hold: refused, not written
+        err = capsys.readouterr().err
+        assert "nothing written: the fitted profile would not load" in err, err
+        assert len(err.splitlines()) == 1 and not profile.exists()
+        return
     assert code == 0, capsys.readouterr().err
     result = json.loads(record.read_text())
     assert result["oversubscribed"] == {"processes": 2, "cores": 1,

@@ -15,22 +15,62 @@ import click
 
 from costmodel import __version__
 from costmodel.errors import GridcostError, UsageError
+from costmodel.limits import (
+    MAX_LOCAL_PROCESSES,
+    MAX_REPETITIONS,
+    Limit,
+)
 from costmodel.progress import terminal_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MACHINE = "cori-knl"
+WORD_BYTES = Limit(64, "a word of 64 bytes is already 8 float64 values")
+FACTOR = Limit(1024, "message sizes growing by more than 1024 leave the α–β fit too few points")
 DEFAULT_BATCH = 2048
 
 
-def _positive_int(value: str, option: str) -> int:
-    try:
-        number = int(value, 10)
-    except (TypeError, ValueError):
-        raise UsageError(f"{option}: expected a positive integer, got {value!r}") from None
+def _positive_int(value: str, option: str, largest: Limit | None = None) -> int:
+    """``value`` as an integer ≥ 1 and ≤ ``largest`` (default: the largest P,
+    costmodel.limits); UsageError otherwise."""
+    from costmodel.limits import MAX_PROCESSES, check
+
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 30:
+        raise UsageError(f"{option}: expected a positive integer, got {value[:40]!r}")
+    number = int(text, 10)
     if number < 1:
         raise UsageError(f"{option}: expected a positive integer, got {value!r}")
-    return number
+    return check(number, largest or MAX_PROCESSES, option, "a positive integer")
+
+
+def _count(value: str, option: str, largest: Limit, minimum: int = 0) -> int:
+    """A count ≥ ``minimum`` (e.g. --warmup 0) and ≤ ``largest``."""
+    from costmodel.limits import check
+
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 30 or int(text) < minimum:
+        raise UsageError(f"{option}: expected an integer ≥ {minimum}, got {value[:40]!r}")
+    return check(int(text), largest, option, f"an integer ≥ {minimum}")
+
+
+def _batch(value: str) -> int:
+    from costmodel.limits import MAX_BATCH
+
+    return _positive_int(value, "--batch", MAX_BATCH)
+
+
+def _per_process_batch(value: str, processes: Any) -> int:
+    """--per-process-batch b, with B = b·P within the largest batch for every P swept."""
+    from costmodel.limits import MAX_BATCH
+
+    b = _positive_int(value, "--per-process-batch", MAX_BATCH)
+    top = int(max(processes))
+    if b * top > MAX_BATCH.largest:
+        raise UsageError(f"--per-process-batch: expected b with B = b·P ≤ "
+                         f"{MAX_BATCH.largest:,} ({MAX_BATCH.why}) for every P, got b={b:,} "
+                         f"and P up to {top:,}")
+    return b
 
 
 def model_options(func: F) -> F:
@@ -122,14 +162,14 @@ mapping_option = click.option(
 
 def output_options(func: F) -> F:
     """--format and --output."""
-    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                         default="table", show_default=True, help="Output format.")(func)
     return func
 
 
-def _emit(text: str, output: str) -> None:
+def _emit(text: str, output: str, option: str = "--output") -> None:
     if output == "-":
         click.echo(text, nl=False)
         return
@@ -137,7 +177,62 @@ def _emit(text: str, output: str) -> None:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
-        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+        raise UsageError(f"{option}: cannot write {output!r}: {exc.strerror}") from None
+
+
+def _option_name(param: click.Parameter | None) -> str:
+    """The long name of an option (``--output``) for messages."""
+    if param is None:
+        return "--output"
+    names = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+    return names[0] if names else f"--{param.name}"
+
+
+def _check_writable(path: str, option: str) -> None:
+    """UsageError unless ``path`` can be written as a file: checked before any work, so that a
+    bad output path is reported before other outputs are written."""
+    import errno
+    import os
+
+    def refuse(code: int) -> None:
+        raise UsageError(f"{option}: cannot write {path!r}: {os.strerror(code)}")
+
+    if not path:
+        refuse(errno.ENOENT)
+    if os.path.isdir(path):
+        refuse(errno.EISDIR)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        refuse(errno.ENOENT if not os.path.exists(parent) else errno.ENOTDIR)
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            refuse(errno.EACCES)
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        refuse(errno.EACCES)
+
+
+def _writable_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback of an output-file option: the path, checked writable ('-' is stdout)."""
+    if value is not None and value != "-":
+        _check_writable(value, _option_name(param))
+    return value
+
+
+def _writable_folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of an output-folder option: an existing writable folder, or one that can be
+    created (its nearest existing parent is a writable folder)."""
+    import errno
+    import os
+
+    option = _option_name(param)
+    folder = os.path.abspath(value)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(errno.ENOTDIR)}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(errno.EACCES)}")
+    return value
 
 
 def _load(net: str, machine: str) -> tuple[Any, Any]:
@@ -280,7 +375,7 @@ def _optimize_result(net: str, machine: str, processes: str, batch: str, overlap
     from costmodel.search import optimize as run_optimize
 
     P = _positive_int(processes, "--P")
-    B = _positive_int(batch, "--batch")
+    B = _batch(batch)
     _check_efficiency(efficiency)
     plans = choose_plans(plan_name, _command(), all_allowed=True, per_layer_allowed=True)
     network, mach = _load(net, machine)
@@ -350,7 +445,7 @@ def _layers_result(net: str, machine: str, processes: str, batch: str, overlap: 
 
     P = _positive_int(processes, "--P")
     R = _positive_int(pr, "--pr")
-    B = check_batch(_positive_int(batch, "--batch"))
+    B = check_batch(_batch(batch))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
     [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
@@ -428,11 +523,11 @@ def _sweep_result(net: str, machine: str, processes: str, batch: str, overlap: s
     ps = parse_processes(processes)
     _check_efficiency(efficiency)
     if per_process is not None:
-        b = _positive_int(per_process, "--per-process-batch")
+        b = _per_process_batch(per_process, ps)
         batches = ps * b
         label = f"B = {b}·P"
     else:
-        B = _positive_int(batch, "--batch")
+        B = _batch(batch)
         batches = np.full(ps.shape, B)
         label = f"B={B}"
     plans = choose_plans(plan_name, _command(), all_allowed=True)
@@ -547,7 +642,7 @@ def layers(fmt: str, output: str, **options: Any) -> None:
                    "Compute, sums and total always cover the whole network.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
@@ -574,7 +669,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
 
     P = _positive_int(processes, "--P")
     R = _positive_int(pr, "--pr")
-    B = check_batch(_positive_int(batch, "--batch"))
+    B = check_batch(_batch(batch))
     if P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
     [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
@@ -628,7 +723,7 @@ def report() -> None:
 
 def report_options(func: F) -> F:
     """--format (markdown, latex, csv, json) and --output for report tables."""
-    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     return click.option("--format", "fmt",
                         type=click.Choice(["markdown", "latex", "csv", "json"]),
@@ -700,11 +795,14 @@ def plot() -> None:
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def _figure_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _figure_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback of a figure option: a .png, .svg or .pdf path that can be written."""
+    if value is None:
+        return None
     if not value.lower().endswith(FIGURE_SUFFIXES):
-        raise UsageError(f"--output: expected a file name ending in .png, .svg or .pdf, "
-                         f"got {value!r}")
-    return value
+        raise UsageError(f"{_option_name(param)}: expected a file name ending in .png, .svg "
+                         f"or .pdf, got {value!r}")
+    return _writable_path(ctx, param, value)
 
 
 def figure_output(func: F) -> F:
@@ -713,13 +811,13 @@ def figure_output(func: F) -> F:
                         help="Figure file: .png, .svg or .pdf.")(func)
 
 
-def _save_figure(figure: Any, output: str) -> None:
+def _save_figure(figure: Any, output: str, option: str = "--output") -> None:
     from costmodel.plot import save
 
     try:
         save(figure, output)
     except OSError as exc:
-        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+        raise UsageError(f"{option}: cannot write {output!r}: {exc.strerror}") from None
     click.echo(f"wrote {output}")
 
 
@@ -818,10 +916,10 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
                          bucket_size=bucket_size)
     if per_process is not None:
-        batches = ps * _positive_int(per_process, "--per-process-batch")
+        batches = ps * _per_process_batch(per_process, ps)
         label = f"B = {per_process}·P"
     else:
-        B = _positive_int(batch, "--batch")
+        B = _batch(batch)
         batches = np.full(ps.shape, B)
         label = f"B={B}"
     sweeps = {p.name: sweep(network, mach, ps, batches, p, settings,
@@ -876,8 +974,7 @@ def _single(value: str, option: str) -> str:
                    "--overlap.  Ignored by --plan per-layer.")
 @plan_option(all_allowed=False, per_layer=True)
 @mapping_option
-@click.option("-o", "--output", default=None, metavar="FILE", callback=lambda c, p, v:
-              v if v is None else _figure_path(c, p, v),
+@click.option("-o", "--output", default=None, metavar="FILE", callback=_figure_path,
               help="Also draw the Gantt chart here: .png, .svg or .pdf.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True,
@@ -902,7 +999,7 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
     from costmodel.search import check_batch
 
     P = _positive_int(processes, "--P")
-    B = check_batch(_positive_int(batch, "--batch"))
+    B = check_batch(_batch(batch))
     R = None if pr is None or plan_name == PER_LAYER else _positive_int(pr, "--pr")
     if R is not None and P % R:
         raise UsageError(f"--pr: expected a divisor of P={P}, got {R}")
@@ -943,11 +1040,11 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
 
 
 @cli.command()
-@click.option("--out", "out", required=True, metavar="DIR",
+@click.option("--out", "out", required=True, callback=_writable_folder, metavar="DIR",
               help="Folder for the figures, tables and claims (created if missing).")
 @click.option("--format", "formats", type=click.Choice(["png", "svg", "pdf"]), multiple=True,
               help="Figure format; repeat for several.  [default: png]")
-@click.option("--doc", "doc", default=None, metavar="FILE",
+@click.option("--doc", "doc", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the reproduction document here, linking into DIR.")
 @click.option("--beyond/--no-beyond", default=True, show_default=True,
               help="Also run the VGG-16/ResNet-50 study on cori-knl and a100-ib.")
@@ -987,12 +1084,15 @@ def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
                 with open(path, "w", encoding="utf-8", newline="\n") as text:
                     text.write(content)
             click.echo(path)
-        if doc is not None:
-            with open(doc, "w", encoding="utf-8", newline="\n") as text:
-                text.write(files_doc)
-            click.echo(doc)
     except OSError as exc:
         raise UsageError(f"--out: cannot write into {out!r}: {exc.strerror}") from None
+    if doc is not None:
+        try:
+            with open(doc, "w", encoding="utf-8", newline="\n") as text:
+                text.write(files_doc)
+        except OSError as exc:
+            raise UsageError(f"--doc: cannot write {doc!r}: {exc.strerror}") from None
+        click.echo(doc)
 
 
 def _print_bundled(kind: str, name: str) -> None:
@@ -1130,13 +1230,13 @@ def calibrate_options(func: F) -> F:
                      help="Name of the written machine profile."),
         statistic_option("Summary of each size's repetitions (gridcost JSON input; "
                          "nccl-tests and OSU logs hold averages)."),
-        click.option("--profile", "profile_path", default=None, metavar="FILE",
+        click.option("--profile", "profile_path", default=None, callback=_writable_path, metavar="FILE",
                      help="Write the machine profile YAML here (loads with --machine FILE)."),
-        click.option("--plot", "plot_path", default=None, metavar="FILE",
+        click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
                      help="Write the fit and residual plot (.png, .svg or .pdf)."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                      default="table", show_default=True, help="Output format of the fit table."),
-        click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+        click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
                      help="Write the fit table here; '-' is stdout."),
         click.option("--accept-implausible", is_flag=True, default=False,
                      help="Write a physically implausible fit anyway (bandwidth > 10 TB/s, a "
@@ -1173,8 +1273,6 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
     )
     from costmodel.report import Table, render
 
-    if plot_path is not None:
-        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     _settings("none", collectives, "none")
     cal = fit(series, collectives)
     problems = implausibilities(cal, series)
@@ -1188,7 +1286,7 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
     record["warnings"] = problems
     if profile_path is not None:
         text = profile_yaml(cal, name, flop_rate, description, provenance, problems)
-        _emit(text, profile_path)
+        _emit(text, profile_path, "--profile")
         record["profile"] = profile_path
     notes = list(table.notes)
     notes += [f"WARNING: implausible fit, written because of --accept-implausible: {p}"
@@ -1204,7 +1302,7 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
         from costmodel.plot import calibration_fits
 
         axes = calibration_fits(record["points"])  # type: ignore[arg-type]
-        _save_figure(axes[0].figure, plot_path)
+        _save_figure(axes[0].figure, plot_path, "--plot")
 
 
 @calibrate.command("import")
@@ -1239,7 +1337,7 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
 
     _profile_name(name)
     p = _positive_int(procs, "--procs") if procs is not None else None
-    w = _positive_int(word_bytes, "--word-bytes")
+    w = _positive_int(word_bytes, "--word-bytes", WORD_BYTES)
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
     series, notes = [], []
     for path in files:
@@ -1269,9 +1367,23 @@ def _read_text(path: str, expected: str) -> str:
 
 
 def _parse_bytes(value: str, option: str) -> int:
+    """A message size ≥ 1 byte and ≤ the largest message (costmodel.limits)."""
+    from costmodel.limits import MAX_MESSAGE_BYTES
     from costmodel.units import parse_quantity
 
-    return int(parse_quantity(value, "bytes", "", option))
+    size = parse_quantity(value, "bytes", "", option)
+    if not 1 <= size <= MAX_MESSAGE_BYTES.largest:
+        raise UsageError(f"{option}: expected a size from 1 B to {MAX_MESSAGE_BYTES.largest:,} "
+                         f"B ({MAX_MESSAGE_BYTES.why}), got {value[:40]!r}")
+    return int(size)
+
+
+def _timeout(value: float) -> float:
+    from costmodel.limits import MAX_TIMEOUT_S
+
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout: expected seconds in (0, {MAX_TIMEOUT_S:,}], got {value!r}")
+    return value
 
 
 @calibrate.command("run")
@@ -1290,7 +1402,7 @@ def _parse_bytes(value: str, option: str) -> int:
               help="Untimed repetitions before them.")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
               help="Seconds before the local worker processes are ended.")
-@click.option("--raw", "raw_path", default=None, metavar="FILE",
+@click.option("--raw", "raw_path", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the measurements as JSON (re-fit with `calibrate import`).")
 @click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
               help="Host check: time a small all-reduce also when the ranks arrive this far "
@@ -1328,17 +1440,18 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.units import parse_quantity
 
     _profile_name(name)
+    _timeout(timeout)
     require_torch()
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
     ps = [int(p) for p in parse_processes(str(world) if torchrun and procs == "2..4" else procs,
-                                          "--procs")]
+                                          "--procs", MAX_LOCAL_PROCESSES, MAX_LOCAL_PROCESSES)]
     if ps[0] < 2:
         raise UsageError(f"--procs: expected process counts ≥ 2, got {procs!r}")
     if torchrun and ps[-1] > world:
         raise UsageError(f"--procs: at most the world size {world} under torchrun, got {procs!r}")
     low, high = _parse_bytes(min_size, "--min-size"), _parse_bytes(max_size, "--max-size")
-    grow = _positive_int(factor, "--factor")
+    grow = _positive_int(factor, "--factor", FACTOR)
     if grow < 2 or high < low:
         raise UsageError("--factor must be ≥ 2 and --max-size ≥ --min-size")
     sizes = []
@@ -1348,15 +1461,16 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
         size *= grow
     gap_s = 0.0 if idle_gap.strip() in ("0", "0 s", "0 ms") else \
         parse_quantity(idle_gap, "time", "", "--idle-gap")
-    args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
-            "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
+    args = {"procs": ps, "sizes_bytes": sizes,
+            "reps": _positive_int(reps, "--reps", MAX_REPETITIONS),
+            "warmup": _count(warmup, "--warmup", MAX_REPETITIONS),
             "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
             "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
     result = run("bench", args, ps[-1], timeout, keep_awake, terminal_progress())
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if raw_path is not None:
-        _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path)
+        _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path, "--raw")
     source = f"torch.distributed {result['backend']}"
     series = bench_series(result, source, summary)
     host = socket.gethostname()
@@ -1408,9 +1522,9 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
 @click.option("--sync/--no-sync", default=True, show_default=True,
               help="A barrier before each collective, timed apart, so the collective's time "
                    "excludes the ranks' skew (as in calibrate's microbenchmarks).")
-@click.option("--plot", "plot_path", default=None, metavar="FILE",
+@click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
               help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
-@click.option("--raw", "raw_path", default=None, metavar="FILE",
+@click.option("--raw", "raw_path", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the workers' raw measurements as JSON.")
 @click.option("--from-raw", "from_raw", default=None, metavar="FILE",
               help="Analyse the measurements an earlier --raw wrote instead of running new "
@@ -1424,7 +1538,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                    "backward (docs/schedule.md).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
@@ -1456,8 +1570,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
         tables,
     )
 
-    if plot_path is not None:
-        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
+    _timeout(timeout)
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
     network = load_validation_network()
@@ -1476,7 +1589,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
         if merged is None or (merged.get("ddp") is None and ddp):
             return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
-        _emit(json.dumps(merged) + "\n", raw_path)
+        _emit(json.dumps(merged) + "\n", raw_path, "--raw")
     analysis = analyse_per_P(merged, network, machines, collectives, summary)
     extra = []
     if ddp and merged.get("ddp"):
@@ -1499,7 +1612,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     if plot_path is not None:
         from costmodel.plot import predicted_vs_measured
 
-        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path)
+        _save_figure(predicted_vs_measured(analysis["runs"]).figure, plot_path, "--plot")
     outcome = analysis["summary"]
     if not (outcome["numerics_ok"] and outcome["volumes_ok"]):
         click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
@@ -1535,10 +1648,11 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
     from costmodel.measure.launch import run, under_torchrun
     from costmodel.validation import valid_grids
 
-    B = _positive_int(batch, "--batch")
+    B = _batch(batch)
     torchrun = under_torchrun()
     ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
-        [int(p) for p in parse_processes(processes)]
+        [int(p) for p in parse_processes(processes, "--P", MAX_LOCAL_PROCESSES,
+                                         MAX_LOCAL_PROCESSES)]
     if ps[0] < 2:
         raise UsageError(f"--P: expected process counts ≥ 2, got {processes!r}")
     jobs = []
@@ -1546,8 +1660,10 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
         grids, _skipped = valid_grids(P, B)
         jobs.append((P, grids))
     require_torch()
-    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
-            "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
+    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup",
+                                                                MAX_REPETITIONS),
+            "iterations": _positive_int(iterations, "--iterations", MAX_REPETITIONS),
+            "lr": 0.01, "seed": 0,
             "timeout_s": timeout, "sync": sync}
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
@@ -1569,11 +1685,13 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
     from costmodel.grids import parse_processes
     from costmodel.measure.launch import run, under_torchrun
 
-    B = _positive_int(batch, "--batch")
+    B = _batch(batch)
     ps = [int(os.environ["WORLD_SIZE"])] if under_torchrun() else \
-        [int(p) for p in parse_processes(processes)]
-    args = {"batch": B, "warmup": _positive_int(warmup, "--warmup"),
-            "iterations": _positive_int(iterations, "--iterations"), "seed": 0,
+        [int(p) for p in parse_processes(processes, "--P", MAX_LOCAL_PROCESSES,
+                                         MAX_LOCAL_PROCESSES)]
+    args = {"batch": B, "warmup": _positive_int(warmup, "--warmup", MAX_REPETITIONS),
+            "iterations": _positive_int(iterations, "--iterations", MAX_REPETITIONS),
+            "seed": 0,
             "timeout_s": timeout}
     out = []
     for P in ps:
@@ -1591,7 +1709,7 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
 @click.option("--runs", "runs_path", default=None, metavar="FILE",
               help="Runs file (default: the bundled runs, docs/published/runs.yaml); "
                    "machine profiles are read from machines/ beside it.")
-@click.option("--plot", "plot_path", default=None, metavar="FILE",
+@click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
               help="Write the predicted-vs-measured efficiency plot (.png, .svg or .pdf).")
 @output_options
 def published(runs_path: str | None, plot_path: str | None, fmt: str, output: str) -> None:
@@ -1607,9 +1725,6 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
     from costmodel.published import errors_table, evaluate_runs, load_runs, record, runs_table
     from costmodel.report import render
 
-    if plot_path is not None and not plot_path.lower().endswith(FIGURE_SUFFIXES):
-        raise UsageError(f"--plot: expected a file name ending in .png, .svg or .pdf, "
-                         f"got {plot_path!r}")
     runs = load_runs(runs_path)
     results = evaluate_runs(runs)
     tables = [runs_table(results), errors_table(results)]
@@ -1620,7 +1735,8 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
     if plot_path is not None:
         from costmodel.plot import figure_of, published_efficiency
 
-        _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])), plot_path)
+        _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])),
+                     plot_path, "--plot")
 
 
 # ------------------------------------------------------------------------ import (docs/import.md)
@@ -1628,7 +1744,7 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
 
 @cli.command("import")
 @click.argument("source")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
               help="Write the network YAML here; '-' is stdout.")
 @click.option("--input", "input_spec", default="3x224x224", show_default=True, metavar="CxHxW",
               help="One sample's input, channels × height × width.")

@@ -30,8 +30,8 @@ MAX_BATCH = Limit(
 """Largest global batch B, also B = b·P of a weak-scaling sweep."""
 
 MAX_SWEEP_VALUES = Limit(
-    2**18, "a sweep's engine time and output grow with the number of P values; 262,144 values "
-           "take seconds")
+    2**18, "a sweep's time and output grow with the number of P values: 262,144 values take "
+           "about a minute and print as many rows")
 """Largest number of distinct P values of a sweep (`sweep`, `report sweep`, `plot scaling`)."""
 
 MAX_DIVISOR_WORK = 2**31
@@ -49,9 +49,14 @@ GRIDS_PER_BLOCK = 1 << 19
 """Grids (Pr, Pc) of a sweep enumerated at once; with CELLS_PER_CHUNK this bounds a sweep's
 memory whatever its number of P values (costmodel.search.sweep)."""
 
-MEMORY_BUDGET_BYTES = 1 << 30
-"""The peak resident memory a sweep of MAX_SWEEP_VALUES values stays under (1 GiB, numpy and
-the interpreter included; measured by tests/test_limits.py)."""
+MEMORY_BUDGET_BYTES = 1 << 29
+"""The peak resident memory a sweep stays under whatever its number of P values (512 MiB, numpy
+and the interpreter included: 350 MB measured for AlexNet, 290 MB for ResNet-152 at
+P = 1 … 262,144; tests/test_limits.py checks a sweep against it)."""
+
+MAX_REDISTRIBUTION_CELLS = Limit(
+    2**22, "the per-layer search holds ~10 float64 arrays of that shape, ~300 MB at this size")
+"""Largest (L−1)·K² of `--plan per-layer`: L weighted layers, K = 2·d(P) − 1 layouts of P."""
 
 MAX_OPTIMIZER_BYTES = Limit(1024, "256 float32 words of state per parameter, beyond any optimizer")
 """Largest --optimizer number (bytes of state per parameter)."""

@@ -238,7 +238,40 @@ def _writable_folder(ctx: click.Context, param: click.Parameter, value: str) -> 
 def _load(net: str, machine: str) -> tuple[Any, Any]:
     from costmodel.loaders import load_machine
 
+    if "-" in (net, machine):
+        _replay_stdin()
     return _network(net), load_machine(machine)
+
+
+class _ReplayedStdin:
+    """Standard input read once and replayed to every reader: `report` reads `--net -` to
+    load the network and again to hash it for the provenance block."""
+
+    def __init__(self, data: bytes, encoding: str, errors: str) -> None:
+        self._data, self.encoding, self.errors = data, encoding, errors
+
+    @property
+    def buffer(self) -> Any:
+        import io
+
+        return io.BytesIO(self._data)
+
+    def read(self, size: int = -1) -> str:
+        return self._data.decode(self.encoding, self.errors)
+
+    def isatty(self) -> bool:
+        return False
+
+
+def _replay_stdin() -> None:
+    """Make every later read of standard input see the same bytes (idempotent)."""
+    if isinstance(sys.stdin, _ReplayedStdin) or sys.stdin is None:
+        return
+    stream: Any = sys.stdin
+    raw = getattr(stream, "buffer", None)
+    data = raw.read() if raw is not None else stream.read().encode("utf-8")
+    sys.stdin = _ReplayedStdin(data, getattr(stream, "encoding", None) or "utf-8",  # type: ignore[assignment]
+                               getattr(stream, "errors", None) or "strict")
 
 
 def _network(net: str) -> Any:
@@ -281,8 +314,12 @@ def _settings(overlap: str, collectives: str | None, compute: str, memory: Any =
         algorithms(collectives)  # validate the name before any work
     chosen = None
     if overlap == "backward":
-        from costmodel.buckets import bucketing
+        from costmodel.buckets import bucketing, parse_size
+        from costmodel.limits import MAX_BUCKET_BYTES
 
+        if bucket_size is not None and not parse_size(bucket_size) <= MAX_BUCKET_BYTES.largest:
+            raise UsageError(f"--bucket-size: expected a size ≤ {MAX_BUCKET_BYTES.largest:,} B "
+                             f"({MAX_BUCKET_BYTES.why}), got {bucket_size[:40]!r}")
         chosen = bucketing(bucket, bucket_size,
                            None if machine is None else machine.bucket)
     elif bucket is not None or bucket_size is not None:
@@ -829,13 +866,20 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
     from costmodel.plans import choose_plans
     from costmodel.search import optimize as run_optimize
 
+    from costmodel.limits import MAX_BATCH, MAX_PANELS
+
+    ps = parse_processes(processes, count=MAX_PANELS)
+    bs = parse_processes(batch, "--batch", MAX_BATCH, MAX_PANELS)
+    if ps.size * bs.size > MAX_PANELS.largest:
+        raise UsageError(f"--P, --batch: expected at most {MAX_PANELS.largest} (P, B) pairs "
+                         f"({MAX_PANELS.why}), got {ps.size} × {bs.size}")
     [chosen] = choose_plans(plan_name, _command(), all_allowed=False)
     network, mach = _load(net, machine)
     settings = _settings(overlap, collectives, compute, machine=mach, bucket=bucket,
                          bucket_size=bucket_size)
     return [run_optimize(network, mach, int(P), int(B), chosen, settings, with_limits=False,
                          allow_infeasible=True)
-            for B in parse_processes(batch, "--batch") for P in parse_processes(processes)]
+            for B in bs for P in ps]
 
 
 @plot.command("grid")
@@ -1781,6 +1825,18 @@ def import_command(source: str, output: str, input_spec: str, kwargs_json: str |
                + (f", {len(trace.skipped)} skipped" if trace.skipped else ""), err=True)
 
 
+def _short_usage(ctx: click.Context | None) -> str:
+    """A few lines for a group called without a command: usage, commands, where help is."""
+    path = ctx.command_path if ctx is not None else "gridcost"
+    group = ctx.command if ctx is not None else cli
+    names = ", ".join(group.list_commands(ctx)) if isinstance(group, click.Group) and ctx \
+        else ""
+    example = "   e.g. gridcost optimize --net vgg16 --P 512" if path == "gridcost" else ""
+    return (f"usage: {path} COMMAND [OPTIONS]{example}\n"
+            f"commands: {names}\n"
+            f"'{path} --help' describes each; '{path} COMMAND --help' its options")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
     try:
@@ -1788,6 +1844,9 @@ def main(argv: list[str] | None = None) -> int:
     except GridcostError as exc:
         click.echo(f"gridcost: {exc}", err=True)
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `gridcost` or `gridcost plot`
+        click.echo(_short_usage(exc.ctx), err=True)
+        return 2
     except click.ClickException as exc:
         click.echo(f"gridcost: {exc.format_message()}", err=True)
         return 2

@@ -64,6 +64,9 @@ MAX_OPTIMIZER_BYTES = Limit(1024, "256 float32 words of state per parameter, bey
 MAX_MESSAGE_BYTES = Limit(2**34, "16 GiB, the memory of one accelerator")
 """Largest message of `calibrate run` (--min-size, --max-size) and of a --bucket-size."""
 
+MAX_BUCKET_BYTES = Limit(2**50, "1 PiB, beyond the gradients of any model: one bucket")
+"""Largest --bucket-size."""
+
 MAX_REPETITIONS = Limit(10**6, "a million timed calls of one size is hours of measurement")
 """Largest --reps, --warmup, --iterations."""
 

@@ -1837,8 +1837,31 @@ def _short_usage(ctx: click.Context | None) -> str:
             f"'{path} --help' describes each; '{path} COMMAND --help' its options")
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that cleanup code runs; exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
+    """Entry point: run the CLI; one line on stderr and exit 2 for every user error, 130 after
+    Ctrl-C (SIGINT), 143 after SIGTERM."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="gridcost", standalone_mode=False)
     except GridcostError as exc:
@@ -1850,7 +1873,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         click.echo(f"gridcost: {exc.format_message()}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, _Terminated):
+            click.echo("gridcost: terminated (SIGTERM)", err=True)
+            return 143
         click.echo("gridcost: aborted", err=True)
         return 130
     except click.exceptions.Exit as exc:

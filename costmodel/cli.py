@@ -162,7 +162,8 @@ mapping_option = click.option(
 
 def output_options(func: F) -> F:
     """--format and --output."""
-    func = click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-",
+                        callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                         default="table", show_default=True, help="Output format.")(func)
@@ -270,7 +271,7 @@ def _replay_stdin() -> None:
     stream: Any = sys.stdin
     raw = getattr(stream, "buffer", None)
     data = raw.read() if raw is not None else stream.read().encode("utf-8")
-    sys.stdin = _ReplayedStdin(data, getattr(stream, "encoding", None) or "utf-8",  # type: ignore[assignment]
+    sys.stdin = _ReplayedStdin(data, getattr(stream, "encoding", None) or "utf-8",
                                getattr(stream, "errors", None) or "strict")
 
 
@@ -679,7 +680,8 @@ def layers(fmt: str, output: str, **options: Any) -> None:
                    "Compute, sums and total always cover the whole network.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
@@ -760,7 +762,8 @@ def report() -> None:
 
 def report_options(func: F) -> F:
     """--format (markdown, latex, csv, json) and --output for report tables."""
-    func = click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-",
+                        callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     return click.option("--format", "fmt",
                         type=click.Choice(["markdown", "latex", "csv", "json"]),
@@ -863,10 +866,9 @@ def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
             compute: str, plan_name: str, bucket: str | None = None,
             bucket_size: str | None = None) -> list[Any]:
     from costmodel.grids import parse_processes
+    from costmodel.limits import MAX_BATCH, MAX_PANELS
     from costmodel.plans import choose_plans
     from costmodel.search import optimize as run_optimize
-
-    from costmodel.limits import MAX_BATCH, MAX_PANELS
 
     ps = parse_processes(processes, count=MAX_PANELS)
     bs = parse_processes(batch, "--batch", MAX_BATCH, MAX_PANELS)
@@ -1274,13 +1276,15 @@ def calibrate_options(func: F) -> F:
                      help="Name of the written machine profile."),
         statistic_option("Summary of each size's repetitions (gridcost JSON input; "
                          "nccl-tests and OSU logs hold averages)."),
-        click.option("--profile", "profile_path", default=None, callback=_writable_path, metavar="FILE",
+        click.option("--profile", "profile_path", default=None,
+                     callback=_writable_path, metavar="FILE",
                      help="Write the machine profile YAML here (loads with --machine FILE)."),
         click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
                      help="Write the fit and residual plot (.png, .svg or .pdf)."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                      default="table", show_default=True, help="Output format of the fit table."),
-        click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+        click.option("-o", "--output", default="-",
+                     callback=_writable_path, show_default=True, metavar="FILE",
                      help="Write the fit table here; '-' is stdout."),
         click.option("--accept-implausible", is_flag=True, default=False,
                      help="Write a physically implausible fit anyway (bandwidth > 10 TB/s, a "
@@ -1582,7 +1586,8 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
                    "backward (docs/schedule.md).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
@@ -1788,7 +1793,8 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
 
 @cli.command("import")
 @click.argument("source")
-@click.option("-o", "--output", default="-", callback=_writable_path, show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write the network YAML here; '-' is stdout.")
 @click.option("--input", "input_spec", default="3x224x224", show_default=True, metavar="CxHxW",
               help="One sample's input, channels × height × width.")

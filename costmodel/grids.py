@@ -80,7 +80,7 @@ def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:
     p = np.asarray(p, dtype=np.int64)
     limit = np.broadcast_to(np.asarray(limit, dtype=np.int64), p.shape)
     if p.size == 0:
-        return p.copy()
+        return np.array(p, dtype=np.int64)
     pairs, inverse = np.unique(np.stack([p.ravel(), limit.ravel()]), axis=1, return_inverse=True)
     values, caps = pairs[0], pairs[1]
     root = math.isqrt(int(values.max()))

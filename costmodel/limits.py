@@ -38,7 +38,7 @@ MAX_DIVISOR_WORK = 2**31
 """Trial divisions allowed to enumerate the divisors of a sweep's P values (ranges are sieved,
 scattered values divided one by one): seconds at most."""
 
-MAX_PANELS = Limit(24, "one panel per P (or line per P and B) stays readable")
+MAX_PANELS = Limit(24, "one panel per P, or one line per (P, B): more is unreadable")
 """Largest number of P values in `plot grid` and of (P, B) lines in `plot curve`."""
 
 CELLS_PER_CHUNK = 1 << 21

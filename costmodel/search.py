@@ -28,7 +28,17 @@ from costmodel.grids import (
     sorted_distinct,
     sweep_factorizations,
 )
-from costmodel.limits import CELLS_PER_CHUNK, GRIDS_PER_BLOCK, MAX_DIVISOR_WORK
+from costmodel.limits import (
+    CELLS_PER_CHUNK,
+    GRIDS_PER_BLOCK,
+    MAX_DIVISOR_WORK,
+    MAX_PROCESSES,
+    MAX_SWEEP_VALUES,
+)
+
+MAX_FIT_SEARCH = MAX_SWEEP_VALUES.largest
+"""`optimize --memory-check` searches the smallest fitting P among every P up to this (or the
+plan's feasibility limit, when smaller); the output says how far it searched."""
 from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
 from costmodel.progress import Progress, report
@@ -347,13 +357,14 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
                    largest: int | None = None) -> ScalingLimits:
     """Feasibility and strong-scaling limits of ``plan`` at fixed global batch ``batch``.
 
-    The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``), plus that limit.
+    The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``, and at most
+    MAX_PROCESSES), plus that limit.
     Strong-scaling limit: the first P after which the best time no longer improves; efficiency
     limit: the first P with T(1)/(P·T(P)) below ``threshold`` — T(P₀)·P₀/(P·T(P)) from the first
     feasible P₀ when a memory check rules out P = 1 (:func:`efficiency`).
     """
     limit = feasibility_limit(network, plan, batch)
-    top = min(limit.processes, largest) if largest else limit.processes
+    top = min(limit.processes, largest or limit.processes, MAX_PROCESSES.largest)
     powers = 2 ** np.arange(int(np.log2(max(top, 1))) + 1, dtype=np.int64)
     swept = sorted_distinct(np.concatenate([powers, [top]]))
     result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
@@ -439,15 +450,17 @@ class FittingProcesses:
 
 def smallest_fitting_processes(network: Network, machine: Machine, batch: int, plan: Plan,
                                memory: MemoryCheck, upto: int | None = None) -> FittingProcesses:
-    """Smallest P ≤ ``upto`` (default: the plan's feasibility limit at B = ``batch``) for which
-    some Pr×Pc grid of ``plan`` is feasible and fits in ``memory`` (docs/memory.md).
+    """Smallest P ≤ ``upto`` (default: the plan's feasibility limit at B = ``batch``, at most
+    MAX_FIT_SEARCH) for which some Pr×Pc grid of ``plan`` is feasible and fits in ``memory``
+    (docs/memory.md).
 
     Every P is tried, in blocks [2^k, 2^(k+1)) of increasing P (all factorizations of a block at
     once, vectorized), stopping at the first block with a fitting grid; the grid reported is the
     one with the least Pr among the fitting grids of that P.
     """
     batch = check_batch(batch)
-    top = feasibility_limit(network, plan, batch).processes if upto is None else int(upto)
+    top = min(feasibility_limit(network, plan, batch).processes, MAX_FIT_SEARCH) \
+        if upto is None else int(upto)
     low = 1
     while low <= top:
         high = min(top, 2 * low - 1)

@@ -91,6 +91,13 @@ def test_largest_p_and_batch_give_finite_positive_times() -> None:
     assert numbers and all(math.isfinite(x) and x >= 0 for x in numbers)
 
 
+def test_the_largest_batch_keeps_the_scaling_limit_sweep_within_the_largest_p() -> None:
+    """The feasibility limit B × 96 is beyond the largest P: the sweep stops at the largest P."""
+    out = run("optimize", "--net", "alexnet", "--P", "4", "--batch", str(MAX_BATCH.largest))
+    assert "feasible up to P=105,553,116,266,496" in out
+    assert "at the largest P swept (1,099,511,627,776)" in out
+
+
 @pytest.mark.parametrize("args", [
     ("sweep", "--net", "alexnet", "--P", "1..1000000000"),
     ("sweep", "--net", "alexnet", "--P", "1..100000000"),
@@ -136,7 +143,7 @@ def test_sieve_of_a_block_far_from_one_matches_one_by_one() -> None:
 
 def test_plot_grid_panels_are_bounded(capsys: pytest.CaptureFixture[str]) -> None:
     line = fail(capsys, "plot", "grid", "--net", "alexnet", "--P", "1..2000", "-o", "g.png")
-    assert "--P: expected a number of values ≤ 24" in line
+    assert "--P: expected a number of values ≤ 24 (one panel per P" in line
     line = fail(capsys, "plot", "curve", "--net", "alexnet", "--P", "1..10", "--batch",
                 "8,16,32", "-o", "c.png")
     assert "at most 24 (P, B) pairs" in line

@@ -51,8 +51,10 @@ memory whatever its number of P values (costmodel.search.sweep)."""
 
 MEMORY_BUDGET_BYTES = 1 << 29
 """The peak resident memory a sweep stays under whatever its number of P values (512 MiB, numpy
-and the interpreter included: 350 MB measured for AlexNet, 290 MB for ResNet-152 at
-P = 1 … 262,144; tests/test_limits.py checks a sweep against it)."""
+and the interpreter included).  Measured at P = 1 … 262,144: the engine 185 MiB for AlexNet
+(405 MiB before the pure-batch reference was chunked); the whole `gridcost sweep` command, its
+262,144-row table included, 350 MB for AlexNet and 290 MB for ResNet-152.  tests/test_limits.py
+checks the engine's peak in a subprocess."""
 
 MAX_REDISTRIBUTION_CELLS = Limit(
     2**22, "the per-layer search holds ~10 float64 arrays of that shape, ~300 MB at this size")

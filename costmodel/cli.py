@@ -230,7 +230,8 @@ def _writable_folder(ctx: click.Context, param: click.Parameter, value: str) -> 
     while not os.path.exists(folder):
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
-        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(errno.ENOTDIR)}")
+        code = errno.EEXIST if folder == os.path.abspath(value) else errno.ENOTDIR
+        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(code)}")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(errno.EACCES)}")
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -57,7 +58,12 @@ def divisors(P: int) -> np.ndarray:
     Trial division by every d ≤ √P in one vector step: √P ≤ 2^20 under MAX_PROCESSES, a few
     milliseconds and 8 MiB at most.
     """
-    P = check_processes(P)
+    return _divisors(check_processes(P)).copy()
+
+
+@functools.lru_cache(maxsize=32)
+def _divisors(P: int) -> np.ndarray:
+    """:func:`divisors`, remembered: reports ask for the layout of one grid at a time."""
     small = np.arange(1, math.isqrt(P) + 1, dtype=np.int64)
     small = small[P % small == 0]
     return sorted_distinct(np.concatenate([small, P // small]))

@@ -108,7 +108,9 @@ def reason(table: CostTable, grid: int) -> str:
         return ""
     i = int(failing[0])
     layer = table.network.layers[i]
-    pr, pc = int(table.layout.pr[grid, i]), int(table.layout.pc[grid, i])
+    # the layout of this one grid: table.layout would lay out every grid (quadratic in reports)
+    layout = table.plan.layout(table.grids.take(slice(grid, grid + 1)), table.network)
+    pr, pc = int(layout.pr[0, i]), int(layout.pc[0, i])
     batch = int(table.grids.batch[grid])
     code = int(codes[i])
     if code == NO_SAMPLES:

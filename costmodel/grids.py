@@ -58,7 +58,7 @@ def divisors(P: int) -> np.ndarray:
     Trial division by every d ≤ √P in one vector step: √P ≤ 2^20 under MAX_PROCESSES, a few
     milliseconds and 8 MiB at most.
     """
-    return _divisors(check_processes(P)).copy()
+    return np.array(_divisors(check_processes(P)), dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=32)

@@ -35,10 +35,6 @@ from costmodel.limits import (
     MAX_PROCESSES,
     MAX_SWEEP_VALUES,
 )
-
-MAX_FIT_SEARCH = MAX_SWEEP_VALUES.largest
-"""`optimize --memory-check` searches the smallest fitting P among every P up to this (or the
-plan's feasibility limit, when smaller); the output says how far it searched."""
 from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
 from costmodel.progress import Progress, report
@@ -46,6 +42,10 @@ from costmodel.specs import Machine, Network
 
 CHUNK_ELEMENTS = CELLS_PER_CHUNK
 """Grid × layer cells evaluated at once (costmodel.limits.CELLS_PER_CHUNK)."""
+
+MAX_FIT_SEARCH = MAX_SWEEP_VALUES.largest
+"""`optimize --memory-check` searches the smallest fitting P among every P up to this (or the
+plan's feasibility limit, when smaller); the output says how far it searched."""
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Literal, TypeAlias, Union, cast
 
 from costmodel import __version__
 from costmodel.errors import UsageError
+from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
@@ -41,6 +42,7 @@ from costmodel.records import (
 from costmodel.specs import Machine, Network
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -92,19 +94,41 @@ DEFAULT_BATCH = 2048
 # --------------------------------------------------------------------------- inputs and settings
 
 
-def positive_int(value: Count, option: str) -> int:
-    """``value`` as a positive int, or a UsageError naming ``option`` (e.g. '--P')."""
+def positive_int(value: Count, option: str, largest: Limit | None = None) -> int:
+    """``value`` as an int ≥ 1 and ≤ ``largest`` (default: the largest P, costmodel.limits), or
+    a UsageError naming ``option`` (e.g. '--P')."""
+    from costmodel.limits import MAX_PROCESSES, check
+
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise UsageError(f"{option}: expected a positive integer, got {str(value)!r}")
-        return value
-    try:
-        number = int(str(value), 10)
-    except (TypeError, ValueError):
-        raise UsageError(f"{option}: expected a positive integer, got {value!r}") from None
+        number = value
+    else:
+        text = str(value).strip()
+        if not text.isascii() or not text.isdigit() or len(text) > 30:
+            raise UsageError(f"{option}: expected a positive integer, got {str(value)[:40]!r}")
+        number = int(text, 10)
     if number < 1:
-        raise UsageError(f"{option}: expected a positive integer, got {value!r}")
-    return number
+        raise UsageError(f"{option}: expected a positive integer, got {str(value)!r}")
+    return check(number, largest or MAX_PROCESSES, option, "a positive integer")
+
+
+def batch_of(value: Count, option: str = "--batch") -> int:
+    """The global batch B: a positive int within the largest batch (costmodel.limits)."""
+    from costmodel.limits import MAX_BATCH
+
+    return positive_int(value, option, MAX_BATCH)
+
+
+def per_process_batch_of(value: Count, processes: np.ndarray) -> int:
+    """--per-process-batch b, with B = b·P within the largest batch for every P swept."""
+    from costmodel.limits import MAX_BATCH
+
+    b = batch_of(value, "--per-process-batch")
+    top = int(max(processes))
+    if b * top > MAX_BATCH.largest:
+        raise UsageError(f"--per-process-batch: expected b with B = b·P ≤ "
+                         f"{MAX_BATCH.largest:,} ({MAX_BATCH.why}) for every P, got b={b:,} "
+                         f"and P up to {top:,}")
+    return b
 
 
 def check_efficiency(efficiency: float) -> None:
@@ -203,8 +227,12 @@ def settings_of(overlap: str, collectives: str | None, compute: str,
         algorithms(collectives)  # validate the name before any work
     chosen = None
     if overlap == "backward":
-        from costmodel.buckets import bucketing
+        from costmodel.buckets import bucketing, parse_size
+        from costmodel.limits import MAX_BUCKET_BYTES
 
+        if bucket_size is not None and not parse_size(bucket_size) <= MAX_BUCKET_BYTES.largest:
+            raise UsageError(f"--bucket-size: expected a size ≤ {MAX_BUCKET_BYTES.largest:,} B "
+                             f"({MAX_BUCKET_BYTES.why}), got {bucket_size[:40]!r}")
         chosen = bucketing(bucket, bucket_size, None if machine is None else machine.bucket)
     elif bucket is not None or bucket_size is not None:
         raise UsageError("--bucket/--bucket-size: gradient buckets are scheduled only under "
@@ -518,7 +546,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     from costmodel.search import optimize as run_optimize
 
     n_proc = positive_int(P, "--P")
-    B = positive_int(batch, "--batch")
+    B = batch_of(batch)
     check_efficiency(efficiency)
     plans = choose_plans(plan, command, all_allowed=True, per_layer_allowed=True)
     network, mach = load_network_like(net), load_machine_like(machine)
@@ -580,7 +608,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
 
     n_proc = positive_int(P, "--P")
     R = positive_int(pr, "--pr")
-    B = check_batch(positive_int(batch, "--batch"))
+    B = check_batch(batch_of(batch))
     if n_proc % R:
         raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
     [chosen] = choose_plans(plan, command, all_allowed=False)
@@ -672,11 +700,11 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
     ps = parse_processes(str(P))
     check_efficiency(efficiency)
     if per_process_batch is not None:
-        b = positive_int(per_process_batch, "--per-process-batch")
+        b = per_process_batch_of(per_process_batch, ps)
         batches = ps * b
         label = f"B = {b}·P"
     else:
-        B = positive_int(batch, "--batch")
+        B = batch_of(batch)
         batches = np.full(ps.shape, B)
         label = f"B={B}"
     plans = choose_plans(plan, command, all_allowed=True)
@@ -737,7 +765,7 @@ def explain(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
 
     n_proc = positive_int(P, "--P")
     R = positive_int(pr, "--pr")
-    B = check_batch(positive_int(batch, "--batch"))
+    B = check_batch(batch_of(batch))
     if n_proc % R:
         raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
     [chosen] = choose_plans(plan, command, all_allowed=False)
@@ -762,16 +790,22 @@ def optima(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
     infeasible ones kept, without scaling limits: what `gridcost plot grid/curve/layers`
     draw."""
     from costmodel.grids import parse_processes
+    from costmodel.limits import MAX_BATCH, MAX_PANELS
     from costmodel.plans import choose_plans
     from costmodel.search import optimize as run_optimize
 
+    ps = parse_processes(str(P), count=MAX_PANELS)
+    bs = parse_processes(str(batch), "--batch", MAX_BATCH, MAX_PANELS)
+    if ps.size * bs.size > MAX_PANELS.largest:
+        raise UsageError(f"--P, --batch: expected at most {MAX_PANELS.largest} (P, B) pairs "
+                         f"({MAX_PANELS.why}), got {ps.size} × {bs.size}")
     [chosen] = choose_plans(plan, command, all_allowed=False)
     network, mach = load_network_like(net), load_machine_like(machine)
     settings = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,
                            bucket_size=bucket_size)
     return [run_optimize(network, mach, int(p), int(b), chosen, settings, with_limits=False,
                          allow_infeasible=True)
-            for b in parse_processes(str(batch), "--batch") for p in parse_processes(str(P))]
+            for b in bs for p in ps]
 
 
 def _layers_text(names: tuple[str, ...]) -> str:
@@ -793,7 +827,7 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     from costmodel.search import check_batch
 
     n_proc = positive_int(P, "--P")
-    B = check_batch(positive_int(batch, "--batch"))
+    B = check_batch(batch_of(batch))
     R = None if pr is None or plan == PER_LAYER else positive_int(pr, "--pr")
     if R is not None and n_proc % R:
         raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
@@ -949,11 +983,12 @@ def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | No
     from pathlib import Path
 
     from costmodel.calibration import idle_note, idle_probe_of, parse_logs
+    from costmodel.limits import WORD_BYTES
     from costmodel.units import parse_quantity
 
     check_profile_name(name)
     p = positive_int(procs, "--procs") if procs is not None else None
-    w = positive_int(word_bytes, "--word-bytes")
+    w = positive_int(word_bytes, "--word-bytes", WORD_BYTES)
     rate = parse_quantity(flop_rate, "flop_rate", "", "--flop-rate") if flop_rate else None
     series: list[Series] = []
     notes = []

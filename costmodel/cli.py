@@ -14,22 +14,61 @@ import click
 
 from costmodel import __version__
 from costmodel.errors import GridcostError, UsageError
+from costmodel.limits import (
+    MAX_LOCAL_PROCESSES,
+    MAX_REPETITIONS,
+    Limit,
+)
 from costmodel.progress import terminal_progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MACHINE = "cori-knl"
+FACTOR = Limit(1024, "message sizes growing by more than 1024 leave the α–β fit too few points")
 DEFAULT_BATCH = 2048
 
 
-def _positive_int(value: str, option: str) -> int:
-    try:
-        number = int(value, 10)
-    except (TypeError, ValueError):
-        raise UsageError(f"{option}: expected a positive integer, got {value!r}") from None
+def _positive_int(value: str, option: str, largest: Limit | None = None) -> int:
+    """``value`` as an integer ≥ 1 and ≤ ``largest`` (default: the largest P,
+    costmodel.limits); UsageError otherwise."""
+    from costmodel.limits import MAX_PROCESSES, check
+
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 30:
+        raise UsageError(f"{option}: expected a positive integer, got {value[:40]!r}")
+    number = int(text, 10)
     if number < 1:
         raise UsageError(f"{option}: expected a positive integer, got {value!r}")
-    return number
+    return check(number, largest or MAX_PROCESSES, option, "a positive integer")
+
+
+def _count(value: str, option: str, largest: Limit, minimum: int = 0) -> int:
+    """A count ≥ ``minimum`` (e.g. --warmup 0) and ≤ ``largest``."""
+    from costmodel.limits import check
+
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 30 or int(text) < minimum:
+        raise UsageError(f"{option}: expected an integer ≥ {minimum}, got {value[:40]!r}")
+    return check(int(text), largest, option, f"an integer ≥ {minimum}")
+
+
+def _batch(value: str) -> int:
+    from costmodel.limits import MAX_BATCH
+
+    return _positive_int(value, "--batch", MAX_BATCH)
+
+
+def _per_process_batch(value: str, processes: Any) -> int:
+    """--per-process-batch b, with B = b·P within the largest batch for every P swept."""
+    from costmodel.limits import MAX_BATCH
+
+    b = _positive_int(value, "--per-process-batch", MAX_BATCH)
+    top = int(max(processes))
+    if b * top > MAX_BATCH.largest:
+        raise UsageError(f"--per-process-batch: expected b with B = b·P ≤ "
+                         f"{MAX_BATCH.largest:,} ({MAX_BATCH.why}) for every P, got b={b:,} "
+                         f"and P up to {top:,}")
+    return b
 
 
 def model_options(func: F) -> F:
@@ -101,14 +140,15 @@ mapping_option = click.option(
 
 def output_options(func: F) -> F:
     """--format and --output."""
-    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-",
+                        callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     func = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                         default="table", show_default=True, help="Output format.")(func)
     return func
 
 
-def _emit(text: str, output: str) -> None:
+def _emit(text: str, output: str, option: str = "--output") -> None:
     if output == "-":
         click.echo(text, nl=False)
         return
@@ -116,7 +156,63 @@ def _emit(text: str, output: str) -> None:
         with open(output, "w", encoding="utf-8") as handle:
             handle.write(text)
     except OSError as exc:
-        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+        raise UsageError(f"{option}: cannot write {output!r}: {exc.strerror}") from None
+
+
+def _option_name(param: click.Parameter | None) -> str:
+    """The long name of an option (``--output``) for messages."""
+    if param is None:
+        return "--output"
+    names = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+    return names[0] if names else f"--{param.name}"
+
+
+def _check_writable(path: str, option: str) -> None:
+    """UsageError unless ``path`` can be written as a file: checked before any work, so that a
+    bad output path is reported before other outputs are written."""
+    import errno
+    import os
+
+    def refuse(code: int) -> None:
+        raise UsageError(f"{option}: cannot write {path!r}: {os.strerror(code)}")
+
+    if not path:
+        refuse(errno.ENOENT)
+    if os.path.isdir(path):
+        refuse(errno.EISDIR)
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        refuse(errno.ENOENT if not os.path.exists(parent) else errno.ENOTDIR)
+    if os.path.exists(path):
+        if not os.access(path, os.W_OK):
+            refuse(errno.EACCES)
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        refuse(errno.EACCES)
+
+
+def _writable_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback of an output-file option: the path, checked writable ('-' is stdout)."""
+    if value is not None and value != "-":
+        _check_writable(value, _option_name(param))
+    return value
+
+
+def _writable_folder(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Callback of an output-folder option: an existing writable folder, or one that can be
+    created (its nearest existing parent is a writable folder)."""
+    import errno
+    import os
+
+    option = _option_name(param)
+    folder = os.path.abspath(value)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        code = errno.EEXIST if folder == os.path.abspath(value) else errno.ENOTDIR
+        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(code)}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write into {value!r}: {os.strerror(errno.EACCES)}")
+    return value
 
 
 def _settings(overlap: str, collectives: str | None, compute: str) -> Any:
@@ -131,6 +227,7 @@ def _api_options(options: dict[str, Any]) -> dict[str, Any]:
     plan, --per-process-batch → per_process_batch), with the command named in messages."""
     renames = {"processes": "P", "plan_name": "plan", "per_process": "per_process_batch"}
     return {**{renames.get(k, k): v for k, v in options.items()}, "command": _command()}
+
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -245,7 +342,8 @@ def layers(fmt: str, output: str, **options: Any) -> None:
                    "Compute, sums and total always cover the whole network.")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown", "json"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
@@ -312,7 +410,8 @@ def report() -> None:
 
 def report_options(func: F) -> F:
     """--format (markdown, latex, csv, json) and --output for report tables."""
-    func = click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+    func = click.option("-o", "--output", default="-",
+                        callback=_writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
     return click.option("--format", "fmt",
                         type=click.Choice(["markdown", "latex", "csv", "json"]),
@@ -394,11 +493,14 @@ def plot() -> None:
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
-def _figure_path(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _figure_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Callback of a figure option: a .png, .svg or .pdf path that can be written."""
+    if value is None:
+        return None
     if not value.lower().endswith(FIGURE_SUFFIXES):
-        raise UsageError(f"--output: expected a file name ending in .png, .svg or .pdf, "
-                         f"got {value!r}")
-    return value
+        raise UsageError(f"{_option_name(param)}: expected a file name ending in .png, .svg "
+                         f"or .pdf, got {value!r}")
+    return _writable_path(ctx, param, value)
 
 
 def figure_output(func: F) -> F:
@@ -407,13 +509,13 @@ def figure_output(func: F) -> F:
                         help="Figure file: .png, .svg or .pdf.")(func)
 
 
-def _save_figure(figure: Any, output: str) -> None:
+def _save_figure(figure: Any, output: str, option: str = "--output") -> None:
     from costmodel.plot import save
 
     try:
         save(figure, output)
     except OSError as exc:
-        raise UsageError(f"--output: cannot write {output!r}: {exc.strerror}") from None
+        raise UsageError(f"{option}: cannot write {output!r}: {exc.strerror}") from None
     click.echo(f"wrote {output}")
 
 
@@ -509,10 +611,10 @@ def plot_scaling(net: str, machine: str, processes: str, batch: str, overlap: st
     settings = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,
                            bucket_size=bucket_size)
     if per_process is not None:
-        batches = ps * _positive_int(per_process, "--per-process-batch")
+        batches = ps * _per_process_batch(per_process, ps)
         label = f"B = {per_process}·P"
     else:
-        B = _positive_int(batch, "--batch")
+        B = _batch(batch)
         batches = np.full(ps.shape, B)
         label = f"B={B}"
     sweeps = {p.name: sweep(network, mach, ps, batches, p, settings,
@@ -567,8 +669,7 @@ def _single(value: str, option: str) -> str:
                    "--overlap.  Ignored by --plan per-layer.")
 @plan_option(all_allowed=False, per_layer=True)
 @mapping_option
-@click.option("-o", "--output", default=None, metavar="FILE", callback=lambda c, p, v:
-              v if v is None else _figure_path(c, p, v),
+@click.option("-o", "--output", default=None, metavar="FILE", callback=_figure_path,
               help="Also draw the Gantt chart here: .png, .svg or .pdf.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
               default="table", show_default=True,
@@ -603,11 +704,11 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
 
 
 @cli.command()
-@click.option("--out", "out", required=True, metavar="DIR",
+@click.option("--out", "out", required=True, callback=_writable_folder, metavar="DIR",
               help="Folder for the figures, tables and claims (created if missing).")
 @click.option("--format", "formats", type=click.Choice(["png", "svg", "pdf"]), multiple=True,
               help="Figure format; repeat for several.  [default: png]")
-@click.option("--doc", "doc", default=None, metavar="FILE",
+@click.option("--doc", "doc", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the reproduction document here, linking into DIR.")
 @click.option("--beyond/--no-beyond", default=True, show_default=True,
               help="Also run the VGG-16/ResNet-50 study on cori-knl and a100-ib.")
@@ -647,12 +748,15 @@ def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
                 with open(path, "w", encoding="utf-8", newline="\n") as text:
                     text.write(content)
             click.echo(path)
-        if doc is not None:
-            with open(doc, "w", encoding="utf-8", newline="\n") as text:
-                text.write(files_doc)
-            click.echo(doc)
     except OSError as exc:
         raise UsageError(f"--out: cannot write into {out!r}: {exc.strerror}") from None
+    if doc is not None:
+        try:
+            with open(doc, "w", encoding="utf-8", newline="\n") as text:
+                text.write(files_doc)
+        except OSError as exc:
+            raise UsageError(f"--doc: cannot write {doc!r}: {exc.strerror}") from None
+        click.echo(doc)
 
 
 def _print_bundled(kind: str, name: str) -> None:
@@ -790,13 +894,15 @@ def calibrate_options(func: F) -> F:
                      help="Name of the written machine profile."),
         statistic_option("Summary of each size's repetitions (gridcost JSON input; "
                          "nccl-tests and OSU logs hold averages)."),
-        click.option("--profile", "profile_path", default=None, metavar="FILE",
+        click.option("--profile", "profile_path", default=None,
+                     callback=_writable_path, metavar="FILE",
                      help="Write the machine profile YAML here (loads with --machine FILE)."),
-        click.option("--plot", "plot_path", default=None, metavar="FILE",
+        click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
                      help="Write the fit and residual plot (.png, .svg or .pdf)."),
         click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
                      default="table", show_default=True, help="Output format of the fit table."),
-        click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+        click.option("-o", "--output", default="-",
+                     callback=_writable_path, show_default=True, metavar="FILE",
                      help="Write the fit table here; '-' is stdout."),
         click.option("--accept-implausible", is_flag=True, default=False,
                      help="Write a physically implausible fit anyway (bandwidth > 10 TB/s, a "
@@ -826,8 +932,6 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
     from costmodel.api import fit_series
     from costmodel.report import Table, render
 
-    if plot_path is not None:
-        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
     extra = dict(extra or {})
     notes = extra.pop("notes", [])
     result = fit_series(series, name=name, description=description, collectives=collectives,
@@ -835,13 +939,13 @@ def _finish_calibration(series: list[Any], collectives: str, name: str, descript
                         accept_implausible=accept_implausible)
     record, table = dict(result.record), result.table
     if profile_path is not None:
-        _emit(_loadable_profile(result.profile_yaml, profile_path), profile_path)
+        _emit(_loadable_profile(result.profile_yaml, profile_path), profile_path, "--profile")
         record["profile"] = profile_path
         table = Table(table.headers, table.rows, table.title, [
             *table.notes, f"wrote machine profile {profile_path} (use: --machine {profile_path})"])
     _emit(render(table, record, fmt), output)  # type: ignore[arg-type]
     if plot_path is not None:
-        _save_figure(result.plot(), plot_path)
+        _save_figure(result.plot(), plot_path, "--plot")
 
 
 @calibrate.command("import")
@@ -887,9 +991,23 @@ def _read_text(path: str, expected: str) -> str:
 
 
 def _parse_bytes(value: str, option: str) -> int:
+    """A message size ≥ 1 byte and ≤ the largest message (costmodel.limits)."""
+    from costmodel.limits import MAX_MESSAGE_BYTES
     from costmodel.units import parse_quantity
 
-    return int(parse_quantity(value, "bytes", "", option))
+    size = parse_quantity(value, "bytes", "", option)
+    if not 1 <= size <= MAX_MESSAGE_BYTES.largest:
+        raise UsageError(f"{option}: expected a size from 1 B to {MAX_MESSAGE_BYTES.largest:,} "
+                         f"B ({MAX_MESSAGE_BYTES.why}), got {value[:40]!r}")
+    return int(size)
+
+
+def _timeout(value: float) -> float:
+    from costmodel.limits import MAX_TIMEOUT_S
+
+    if not 0 < value <= MAX_TIMEOUT_S:
+        raise UsageError(f"--timeout: expected seconds in (0, {MAX_TIMEOUT_S:,}], got {value!r}")
+    return value
 
 
 @calibrate.command("run")
@@ -908,7 +1026,7 @@ def _parse_bytes(value: str, option: str) -> int:
               help="Untimed repetitions before them.")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
               help="Seconds before the local worker processes are ended.")
-@click.option("--raw", "raw_path", default=None, metavar="FILE",
+@click.option("--raw", "raw_path", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the measurements as JSON (re-fit with `calibrate import`).")
 @click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
               help="Host check: time a small all-reduce also when the ranks arrive this far "
@@ -951,6 +1069,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     from costmodel.units import parse_quantity
 
     _profile_name(name)
+    _timeout(timeout)
     if emulate is not None:
         from costmodel.measure.emulate import parse_emulation
 
@@ -959,13 +1078,13 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     torchrun = under_torchrun()
     world = int(os.environ["WORLD_SIZE"]) if torchrun else 0
     ps = [int(p) for p in parse_processes(str(world) if torchrun and procs == "2..4" else procs,
-                                          "--procs")]
+                                          "--procs", MAX_LOCAL_PROCESSES, MAX_LOCAL_PROCESSES)]
     if ps[0] < 2:
         raise UsageError(f"--procs: expected process counts ≥ 2, got {procs!r}")
     if torchrun and ps[-1] > world:
         raise UsageError(f"--procs: at most the world size {world} under torchrun, got {procs!r}")
     low, high = _parse_bytes(min_size, "--min-size"), _parse_bytes(max_size, "--max-size")
-    grow = _positive_int(factor, "--factor")
+    grow = _positive_int(factor, "--factor", FACTOR)
     if grow < 2 or high < low:
         raise UsageError("--factor must be ≥ 2 and --max-size ≥ --min-size")
     sizes = []
@@ -975,8 +1094,9 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
         size *= grow
     gap_s = 0.0 if idle_gap.strip() in ("0", "0 s", "0 ms") else \
         parse_quantity(idle_gap, "time", "", "--idle-gap")
-    args = {"procs": ps, "sizes_bytes": sizes, "reps": _positive_int(reps, "--reps"),
-            "warmup": _positive_int(warmup, "--warmup") if warmup != "0" else 0,
+    args = {"procs": ps, "sizes_bytes": sizes,
+            "reps": _positive_int(reps, "--reps", MAX_REPETITIONS),
+            "warmup": _count(warmup, "--warmup", MAX_REPETITIONS),
             "collectives": ["allgather", "allreduce", "p2p"], "timeout_s": timeout,
             "idle_gap_s": gap_s, "keep_awake": keep_awake, "concurrent": concurrent}
     if emulate is not None:
@@ -987,7 +1107,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
     if result is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if raw_path is not None:
-        _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path)
+        _emit(json.dumps(result, indent=2, sort_keys=True) + "\n", raw_path, "--raw")
     source = f"torch.distributed {result['backend']}"
     series = bench_series(result, source, summary)
     host = socket.gethostname()
@@ -1111,9 +1231,9 @@ EMULATE = click.option(
 @click.option("--sync/--no-sync", default=True, show_default=True,
               help="A barrier before each collective, timed apart, so the collective's time "
                    "excludes the ranks' skew (as in calibrate's microbenchmarks).")
-@click.option("--plot", "plot_path", default=None, metavar="FILE",
+@click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
               help="Write the predicted-vs-measured plot (.png, .svg or .pdf).")
-@click.option("--raw", "raw_path", default=None, metavar="FILE",
+@click.option("--raw", "raw_path", default=None, callback=_writable_path, metavar="FILE",
               help="Also write the workers' raw measurements as JSON.")
 @click.option("--from-raw", "from_raw", default=None, metavar="FILE",
               help="Analyse the measurements an earlier --raw wrote instead of running new "
@@ -1128,7 +1248,8 @@ EMULATE = click.option(
                    "backward (docs/schedule.md).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write here; '-' is stdout.")
 def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: str, iterations: str,
              warmup: str, collectives: str, timeout: float, sync: bool, plot_path: str | None,
@@ -1157,8 +1278,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
     from costmodel.report import render
     from costmodel.validation import PLANS, parse_validation_raw
 
-    if plot_path is not None:
-        _figure_path(click.get_current_context(), None, plot_path)  # type: ignore[arg-type]
+    _timeout(timeout)
     _settings("none", collectives, "none")
     machines = _machines_per_P(machine)
     plans = [p.name for p in choose_plans(plan_name, _command(), all_allowed=True,
@@ -1181,7 +1301,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
         if merged is None or (merged.get("ddp") is None and ddp):
             return  # a rank other than 0 under torchrun: rank 0 reports
     if raw_path is not None:
-        _emit(json.dumps(merged) + "\n", raw_path)
+        _emit(json.dumps(merged) + "\n", raw_path, "--raw")
     result = validation_of(merged, machines, collectives=collectives, statistic=summary,
                            ddp=ddp)
     analysis = result.record
@@ -1191,7 +1311,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
         _emit("\n".join(render(t, None, fmt) for t in result.tables),  # type: ignore[arg-type]
               output)
     if plot_path is not None:
-        _save_figure(result.plot(), plot_path)
+        _save_figure(result.plot(), plot_path, "--plot")
     if not result.ok:
         click.echo("gridcost: validation FAILED (numerics or volumes); see the tables above",
                    err=True)
@@ -1226,10 +1346,11 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
     from costmodel.measure.launch import run, under_torchrun
     from costmodel.validation import valid_grids
 
-    B = _positive_int(batch, "--batch")
+    B = _batch(batch)
     torchrun = under_torchrun()
     ps = [int(os.environ["WORLD_SIZE"])] if torchrun else \
-        [int(p) for p in parse_processes(processes)]
+        [int(p) for p in parse_processes(processes, "--P", MAX_LOCAL_PROCESSES,
+                                         MAX_LOCAL_PROCESSES)]
     if ps[0] < 2:
         raise UsageError(f"--P: expected process counts ≥ 2, got {processes!r}")
     jobs = []
@@ -1237,8 +1358,10 @@ def _measure_validation(processes: str, batch: str, plans: list[str], iterations
         grids, _skipped = valid_grids(P, B)
         jobs.append((P, grids))
     require_torch()
-    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup"),
-            "iterations": _positive_int(iterations, "--iterations"), "lr": 0.01, "seed": 0,
+    args = {"batch": B, "plans": plans, "warmup": _positive_int(warmup, "--warmup",
+                                                                MAX_REPETITIONS),
+            "iterations": _positive_int(iterations, "--iterations", MAX_REPETITIONS),
+            "lr": 0.01, "seed": 0,
             "timeout_s": timeout, "sync": sync}
     merged: dict[str, Any] = {"runs": []}
     for P, grids in jobs:
@@ -1286,11 +1409,13 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
     from costmodel.grids import parse_processes
     from costmodel.measure.launch import run, under_torchrun
 
-    B = _positive_int(batch, "--batch")
+    B = _batch(batch)
     ps = [int(os.environ["WORLD_SIZE"])] if under_torchrun() else \
-        [int(p) for p in parse_processes(processes)]
-    args = {"batch": B, "warmup": _positive_int(warmup, "--warmup"),
-            "iterations": _positive_int(iterations, "--iterations"), "seed": 0,
+        [int(p) for p in parse_processes(processes, "--P", MAX_LOCAL_PROCESSES,
+                                         MAX_LOCAL_PROCESSES)]
+    args = {"batch": B, "warmup": _positive_int(warmup, "--warmup", MAX_REPETITIONS),
+            "iterations": _positive_int(iterations, "--iterations", MAX_REPETITIONS),
+            "seed": 0,
             "timeout_s": timeout}
     out = []
     for P in ps:
@@ -1308,7 +1433,7 @@ def _measure_ddp(processes: str, batch: str, iterations: str, warmup: str, timeo
 @click.option("--runs", "runs_path", default=None, metavar="FILE",
               help="Runs file (default: the bundled runs, docs/published/runs.yaml); "
                    "machine profiles are read from machines/ beside it.")
-@click.option("--plot", "plot_path", default=None, metavar="FILE",
+@click.option("--plot", "plot_path", default=None, callback=_figure_path, metavar="FILE",
               help="Write the predicted-vs-measured efficiency plot (.png, .svg or .pdf).")
 @output_options
 def published(runs_path: str | None, plot_path: str | None, fmt: str, output: str) -> None:
@@ -1324,9 +1449,6 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
     from costmodel.published import errors_table, evaluate_runs, load_runs, record, runs_table
     from costmodel.report import render
 
-    if plot_path is not None and not plot_path.lower().endswith(FIGURE_SUFFIXES):
-        raise UsageError(f"--plot: expected a file name ending in .png, .svg or .pdf, "
-                         f"got {plot_path!r}")
     runs = load_runs(runs_path)
     results = evaluate_runs(runs)
     tables = [runs_table(results), errors_table(results)]
@@ -1337,7 +1459,8 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
     if plot_path is not None:
         from costmodel.plot import figure_of, published_efficiency
 
-        _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])), plot_path)
+        _save_figure(figure_of(published_efficiency(record(runs, results)["runs"])),
+                     plot_path, "--plot")
 
 
 # ------------------------------------------------------------------------ import (docs/import.md)
@@ -1345,7 +1468,8 @@ def published(runs_path: str | None, plot_path: str | None, fmt: str, output: st
 
 @cli.command("import")
 @click.argument("source")
-@click.option("-o", "--output", default="-", show_default=True, metavar="FILE",
+@click.option("-o", "--output", default="-",
+              callback=_writable_path, show_default=True, metavar="FILE",
               help="Write the network YAML here; '-' is stdout.")
 @click.option("--input", "input_spec", default="3x224x224", show_default=True, metavar="CxHxW",
               help="One sample's input, channels × height × width.")
@@ -1382,17 +1506,58 @@ def import_command(source: str, output: str, input_spec: str, kwargs_json: str |
                + (f", {len(trace.skipped)} skipped" if trace.skipped else ""), err=True)
 
 
+def _short_usage(ctx: click.Context | None) -> str:
+    """A few lines for a group called without a command: usage, commands, where help is."""
+    path = ctx.command_path if ctx is not None else "gridcost"
+    group = ctx.command if ctx is not None else cli
+    names = ", ".join(group.list_commands(ctx)) if isinstance(group, click.Group) and ctx \
+        else ""
+    example = "   e.g. gridcost optimize --net vgg16 --P 512" if path == "gridcost" else ""
+    return (f"usage: {path} COMMAND [OPTIONS]{example}\n"
+            f"commands: {names}\n"
+            f"'{path} --help' describes each; '{path} COMMAND --help' its options")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that cleanup code runs; exit code 143."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI; one line on stderr and exit 2 for every user error."""
+    """Entry point: run the CLI; one line on stderr and exit 2 for every user error, 130 after
+    Ctrl-C (SIGINT), 143 after SIGTERM."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _run(argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         cli.main(args=argv, prog_name="gridcost", standalone_mode=False)
     except GridcostError as exc:
         click.echo(f"gridcost: {exc}", err=True)
         return exc.exit_code
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `gridcost` or `gridcost plot`
+        click.echo(_short_usage(exc.ctx), err=True)
+        return 2
     except click.ClickException as exc:
         click.echo(f"gridcost: {exc.format_message()}", err=True)
         return 2
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, _Terminated):
+            click.echo("gridcost: terminated (SIGTERM)", err=True)
+            return 143
         click.echo("gridcost: aborted", err=True)
         return 130
     except click.exceptions.Exit as exc:

@@ -37,6 +37,7 @@ import numpy as np
 
 from costmodel.errors import UsageError
 from costmodel.grids import Grids
+from costmodel.limits import MAX_OPTIMIZER_BYTES
 from costmodel.plans import DOMAIN, LayerGroup, Plan
 from costmodel.specs import Layer, Network, distinct_layers
 
@@ -58,9 +59,10 @@ def optimizer_bytes(value: object, where: str = "--optimizer") -> float:
         number = float(value) if not isinstance(value, bool) else math.nan  # type: ignore[arg-type]
     except (TypeError, ValueError):
         number = math.nan
-    if not (math.isfinite(number) and number >= 0):
+    if not (math.isfinite(number) and 0 <= number <= MAX_OPTIMIZER_BYTES.largest):
         raise UsageError(f"{where}: expected sgd, momentum, adam or a number of bytes per "
-                         f"parameter ≥ 0, got {value!r}")
+                         f"parameter from 0 to {MAX_OPTIMIZER_BYTES.largest} "
+                         f"({MAX_OPTIMIZER_BYTES.why}), got {str(value)[:40]!r}")
     return number
 
 
@@ -202,9 +204,9 @@ class MemoryTable:
         if name == "optimizer":
             return self.optimizer_bytes_per_param * g.params_held
         if name == "activations":
-            return w * g.samples * g.act_per_sample
+            return np.asarray(w * g.samples * g.act_per_sample)
         if name == "buffer":
-            return w * np.maximum(g.buffer_fixed, g.samples * g.buffer_per_sample)
+            return np.asarray(w * np.maximum(g.buffer_fixed, g.samples * g.buffer_per_sample))
         raise ValueError(name)
 
     def layer(self, name: str) -> np.ndarray:

@@ -35,6 +35,7 @@ from costmodel.cost import (
 )
 from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import Grids, check_processes, divisors, factorizations
+from costmodel.limits import MAX_REDISTRIBUTION_CELLS
 from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
 from costmodel.search import Settings, check_batch
 from costmodel.specs import Machine, Network
@@ -106,7 +107,7 @@ class LayerCosts:
 
     @property
     def feasible(self) -> np.ndarray:
-        return self.code == 0
+        return np.asarray(self.code == 0)
 
 
 def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
@@ -422,8 +423,13 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
 
 
 def problem(network: Network, machine: Machine, P: int, batch: int,
-            settings: Settings = DEFAULT_SETTINGS) -> Problem:
-    """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B."""
+            settings: Settings = DEFAULT_SETTINGS, feasible_only: bool = False) -> Problem:
+    """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B.
+
+    Before the (L−1, K, K) redistribution is built: with ``feasible_only``, NoFeasibleGrid when
+    some layer has no feasible layout; and UsageError when it would exceed
+    MAX_REDISTRIBUTION_CELLS (costmodel.limits).
+    """
     P = check_processes(P)
     batch = check_batch(batch)
     if machine.hierarchical:
@@ -437,6 +443,17 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
     lay = layouts(P)
     layers = LayerArrays.of(network)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
+    costs = layer_costs(layers, lay, batch, algo, alpha, beta, machine.gamma_s_per_word)
+    stuck = np.flatnonzero(~costs.feasible.any(axis=0))
+    if feasible_only and stuck.size:
+        raise NoFeasibleGrid(_no_layout_text(network, lay, P, batch, int(stuck[0])))
+    cells = (len(network.layers) - 1) * len(lay) ** 2
+    if cells > MAX_REDISTRIBUTION_CELLS.largest:
+        raise UsageError(f"plan per-layer: {len(network.layers) - 1} layer boundaries × "
+                         f"{len(lay)}² layout pairs of P={P} = {cells:,} redistribution costs, "
+                         f"at most {MAX_REDISTRIBUTION_CELLS.largest:,} "
+                         f"({MAX_REDISTRIBUTION_CELLS.why}); use a fixed plan, or a P with "
+                         "fewer divisors")
     grid = Grids(np.array([1]), np.array([P]), np.array([batch]))
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grid,
                                                                 settings.compute)
@@ -450,9 +467,7 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
             settings = replace(settings, bucket=bucketing(settings.bucket, None,
                                                           machine.bucket))
         steps = layout_steps(network, machine, lay, batch, algo, float(compute_s[0]))
-    return Problem(network, machine, P, batch, settings, lay,
-                   layer_costs(layers, lay, batch, algo, alpha, beta,
-                               machine.gamma_s_per_word),
+    return Problem(network, machine, P, batch, settings, lay, costs,
                    redistribution(layers, lay, batch, algo, alpha, beta),
                    float(compute_s[0]), compute_model, bool(outside[0]), steps)
 
@@ -652,7 +667,7 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
     with the bound of :func:`_backward_bound`.  Raises NoFeasibleGrid when some layer has no
     feasible layout (or returns a result with ``choice`` None under ``allow_infeasible``).
     """
-    prob = problem(network, machine, P, batch, settings)
+    prob = problem(network, machine, P, batch, settings, feasible_only=not allow_infeasible)
     fixed = fixed_plans(prob)
     # pure batch: every layer in layout 0 (1×P), no layout change, so nothing to redistribute
     pure_engine = float(prob.totals(np.zeros((1, len(network.layers)), dtype=np.int64))[0])
@@ -688,12 +703,16 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
 
 def no_layout_message(prob: Problem, i: int) -> str:
     """Why layer ``i`` has no feasible layout at (P, B) (docs/model.md §6)."""
-    layer = prob.network.layers[i]
-    batch_ok = prob.layouts.pc <= prob.batch
-    need = int(prob.layouts.pr[np.flatnonzero(batch_ok)[0]]) if batch_ok.any() else None
+    return _no_layout_text(prob.network, prob.layouts, prob.P, prob.batch, i)
+
+
+def _no_layout_text(network: Network, lay: Layouts, P: int, batch: int, i: int) -> str:
+    layer = network.layers[i]
+    batch_ok = lay.pc <= batch
+    need = int(lay.pr[np.flatnonzero(batch_ok)[0]]) if batch_ok.any() else None
     what = "filters" if layer.kind == "conv" else "units"
-    parts = [f"Pc = P/Pr ≤ B={prob.batch} needs Pr ≥ {need}" if need else
-             f"no Pc ≤ B={prob.batch}"]
+    parts = [f"Pc = P/Pr ≤ B={batch} needs Pr ≥ {need}" if need else
+             f"no Pc ≤ B={batch}"]
     parts.append(f"a model split allows Pr ≤ {layer.split_size} {what}")
     if layer.kind == "conv":
         strip = max(1, layer.halo_rows[0])
@@ -701,5 +720,5 @@ def no_layout_message(prob: Problem, i: int) -> str:
                      f"({layer.in_shape[0]} rows in strips of ≥ {strip})")
     else:
         parts.append("a domain split is for conv layers only")
-    return (f"plan per-layer: no feasible layout for {layer.name} at P={prob.P}, "
-            f"B={prob.batch}: " + "; ".join(parts))
+    return (f"plan per-layer: no feasible layout for {layer.name} at P={P}, "
+            f"B={batch}: " + "; ".join(parts))

@@ -13,6 +13,7 @@ import numpy as np
 
 from costmodel.errors import UnknownName, UsageError
 from costmodel.grids import Grids
+from costmodel.grids import largest_divisor_at_most as largest_divisor_at_most  # re-exported
 from costmodel.specs import Network
 
 MODEL, DOMAIN = 0, 1
@@ -113,26 +114,6 @@ def describe_grid(plan: Plan, grids: Grids, network: Network) -> str:
     if len({text for _, text in parts}) == 1:
         return f"every layer {parts[0][1]}"
     return ", ".join(f"{kind} layers {text}" for kind, text in parts)
-
-
-def largest_divisor_at_most(p: np.ndarray, limit: np.ndarray) -> np.ndarray:
-    """For each P, its largest divisor d ≤ limit (P itself when P ≤ limit), shape of ``p``.
-
-    Used by `beyond-batch` to give the batch min(P, B) processes and the domain split the
-    remaining factor P/B.  Works on the distinct (P, limit) pairs, trying the divisor pairs
-    (d, P/d) for d ≤ √P: O(√max P) vector steps.
-    """
-    p = np.asarray(p, dtype=np.int64)
-    limit = np.broadcast_to(np.asarray(limit, dtype=np.int64), p.shape)
-    pairs, inverse = np.unique(np.stack([p.ravel(), limit.ravel()]), axis=1, return_inverse=True)
-    values, caps = pairs[0], pairs[1]
-    best = np.ones_like(values)
-    for d in range(1, int(np.sqrt(values.max())) + 1):
-        divides = values % d == 0
-        best = np.where(divides & (d <= caps), np.maximum(best, d), best)
-        other = values // d
-        best = np.where(divides & (other <= caps), np.maximum(best, other), best)
-    return np.asarray(best[inverse.ravel()].reshape(p.shape))
 
 
 PLANS: dict[str, Plan] = {

@@ -23,19 +23,29 @@ from costmodel.errors import NoFeasibleGrid, UsageError
 from costmodel.grids import (
     Grids,
     check_processes,
+    divisor_work,
     factorizations,
     sorted_distinct,
     sweep_factorizations,
+)
+from costmodel.limits import (
+    CELLS_PER_CHUNK,
+    GRIDS_PER_BLOCK,
+    MAX_DIVISOR_WORK,
+    MAX_PROCESSES,
+    MAX_SWEEP_VALUES,
 )
 from costmodel.memory import MemoryCheck, memory_reason, memory_table
 from costmodel.plans import PLANS, Plan
 from costmodel.progress import Progress, report
 from costmodel.specs import Machine, Network
 
-CHUNK_ELEMENTS = 1 << 21
-"""Grid × layer elements evaluated at once in a sweep: bounds the memory of the (G, L) arrays of
-one chunk, not of the whole sweep (the per-grid arrays grow with the number of grids; the peak of
-sweeps to P = 65,536 and 262,144 is measured by benchmarks/bench_engine.py, docs/performance.md)."""
+CHUNK_ELEMENTS = CELLS_PER_CHUNK
+"""Grid × layer cells evaluated at once (costmodel.limits.CELLS_PER_CHUNK)."""
+
+MAX_FIT_SEARCH = MAX_SWEEP_VALUES.largest
+"""`optimize --memory-check` searches the smallest fitting P among every P up to this (or the
+plan's feasibility limit, when smaller); the output says how far it searched."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,9 @@ def reason(table: CostTable, grid: int) -> str:
         return ""
     i = int(failing[0])
     layer = table.network.layers[i]
-    pr, pc = int(table.layout.pr[grid, i]), int(table.layout.pc[grid, i])
+    # the layout of this one grid: table.layout would lay out every grid (quadratic in reports)
+    layout = table.plan.layout(table.grids.take(slice(grid, grid + 1)), table.network)
+    pr, pc = int(layout.pr[0, i]), int(layout.pc[0, i])
     batch = int(table.grids.batch[grid])
     code = int(codes[i])
     if code == NO_SAMPLES:
@@ -169,7 +181,7 @@ class SweepResult:
 
     @property
     def feasible(self) -> np.ndarray:
-        return np.isfinite(self.total_s)
+        return np.asarray(np.isfinite(self.total_s))
 
 
 def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.ndarray,
@@ -177,63 +189,100 @@ def sweep(network: Network, machine: Machine, processes: np.ndarray, batch: np.n
           progress: Progress | None = None) -> SweepResult:
     """Best grid of ``plan`` for every P in ``processes`` (batch per P: fixed B or b·P).
 
-    All factorizations of all P are evaluated in chunks of at most CHUNK_ELEMENTS grid × layer
-    elements; only per-grid totals are kept.  ``progress`` (costmodel.progress) hears the grids
-    done after each chunk.
+    The P values are taken in blocks of about GRIDS_PER_BLOCK factorizations, each block's
+    grids evaluated in chunks of at most CELLS_PER_CHUNK grid × layer cells, the pure-batch
+    reference too; only per-P results are kept, so memory does not grow with the sweep
+    (costmodel.limits).  ``progress`` (costmodel.progress) hears the P values done after each
+    chunk.
     """
     processes = np.asarray(processes, dtype=np.int64)
     batch = np.broadcast_to(np.asarray(batch, dtype=np.int64), processes.shape)
     if processes.size == 0 or (processes < 1).any():
         raise UsageError("P: expected positive integers")
-    grids, owner = sweep_factorizations(processes, batch)
-    n = len(grids)
-    columns = {k: np.empty(n) for k in ("total", "compute", "model", "batch", "domain")}
-    feasible = np.empty(n, dtype=bool)
-    pr_inside = np.ones(n, dtype=bool)
-    step = max(1, CHUNK_ELEMENTS // len(network.layers))
-    for start in range(0, n, step):
-        part = slice(start, min(n, start + step))
-        totals = evaluate_totals(network, machine, grids.take(part), plan, settings.overlap,
-                                 settings.collectives, settings.compute, settings.memory,
-                                 settings.mapping, settings.bucket)
-        columns["total"][part] = totals.total_s
-        columns["compute"][part] = totals.compute_s
-        columns["model"][part] = totals.model_s
-        columns["batch"][part] = totals.batch_s
-        columns["domain"][part] = totals.domain_s
-        feasible[part] = totals.feasible
-        if totals.pr_inside is not None:
-            pr_inside[part] = totals.pr_inside
-        report(progress, part.stop, n, f"sweep {plan.name}: grids")
-    total = np.where(feasible, columns["total"], np.inf)
-    # best grid per P: sort by (owner, total) and take each owner's first row
-    order = np.lexsort((grids.pr, total, owner))
-    first = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]]
-    pure_total = _pure_batch_totals(network, machine, processes, batch, settings)
+    check_processes(int(processes.max()))
+    n_p = processes.size
+    block = max(1, GRIDS_PER_BLOCK // int(np.log(float(processes.max())) + 2))
+    starts = range(0, n_p, block)
+    work = sum(divisor_work(sorted_distinct(processes[s:s + block])) for s in starts)
+    if work > MAX_DIVISOR_WORK:
+        raise UsageError(f"P: the {n_p:,} values swept, up to {int(processes.max()):,}, are too "
+                         f"many and too scattered to factor: ~{work:.2g} trial divisions, at "
+                         f"most {MAX_DIVISOR_WORK:.2g} (seconds of work); sweep a range or "
+                         "fewer values")
+    names = ("total", "compute", "model", "batch", "domain")
+    out = {k: np.full(n_p, np.inf if k == "total" else np.nan) for k in names}
+    best_pr = np.zeros(n_p, dtype=np.int64)
+    best_pc = np.zeros(n_p, dtype=np.int64)
+    best_inside = np.ones(n_p, dtype=bool)
+    n_grids = np.zeros(n_p, dtype=np.int64)
+    pure_total = np.empty(n_p)
+    step = max(1, CELLS_PER_CHUNK // len(network.layers))
+    for first_p in starts:
+        here = slice(first_p, min(n_p, first_p + block))
+        grids, owner = sweep_factorizations(processes[here], batch[here])
+        n = len(grids)
+        columns = {k: np.empty(n) for k in names}
+        feasible = np.empty(n, dtype=bool)
+        pr_inside = np.ones(n, dtype=bool)
+        for start in range(0, n, step):
+            part = slice(start, min(n, start + step))
+            totals = evaluate_totals(network, machine, grids.take(part), plan,
+                                     settings.overlap, settings.collectives, settings.compute,
+                                     settings.memory, settings.mapping, settings.bucket)
+            columns["total"][part] = totals.total_s
+            columns["compute"][part] = totals.compute_s
+            columns["model"][part] = totals.model_s
+            columns["batch"][part] = totals.batch_s
+            columns["domain"][part] = totals.domain_s
+            feasible[part] = totals.feasible
+            if totals.pr_inside is not None:
+                pr_inside[part] = totals.pr_inside
+            report(progress, here.start + int(owner[part.stop - 1]) + 1, n_p,
+                   f"sweep {plan.name}: P values")
+        total = np.where(feasible, columns["total"], np.inf)
+        # best grid per P: sort by (owner, total) and take each owner's first row
+        order = np.lexsort((grids.pr, total, owner))
+        first = order[np.r_[0, np.flatnonzero(np.diff(owner[order])) + 1]]
+        out["total"][here] = total[first]
+        for k in names[1:]:
+            out[k][here] = columns[k][first]
+        best_pr[here], best_pc[here] = grids.pr[first], grids.pc[first]
+        best_inside[here] = pr_inside[first]
+        n_grids[here] = np.bincount(owner, minlength=here.stop - here.start)
+        pure_total[here] = _pure_batch_totals(network, machine, processes[here], batch[here],
+                                              settings)
     return SweepResult(
         plan=plan.name, processes=processes, batch=batch.copy(),
-        best_pr=grids.pr[first], best_pc=grids.pc[first], total_s=total[first],
-        compute_s=columns["compute"][first], model_comm_s=columns["model"][first],
-        batch_comm_s=columns["batch"][first], domain_comm_s=columns["domain"][first],
-        pure_batch_total_s=pure_total, n_grids=np.bincount(owner, minlength=processes.size),
+        best_pr=best_pr, best_pc=best_pc, total_s=out["total"],
+        compute_s=out["compute"], model_comm_s=out["model"],
+        batch_comm_s=out["batch"], domain_comm_s=out["domain"],
+        pure_batch_total_s=pure_total, n_grids=n_grids,
         iterations_per_epoch=network.dataset_samples / batch.astype(np.float64),
-        best_pr_inside=pr_inside[first] if machine.hierarchical else None,
+        best_pr_inside=best_inside if machine.hierarchical else None,
     )
 
 
 def _pure_batch_totals(network: Network, machine: Machine, processes: np.ndarray,
                        batch: np.ndarray, settings: Settings) -> np.ndarray:
-    """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,)."""
-    grids = Grids(np.ones_like(processes), processes.copy(), batch.copy())
-    if settings.overlap == "backward":  # the schedule needs no per-term arrays here
-        totals = evaluate_totals(network, machine, grids, PLANS["model-batch"],
-                                 settings.overlap, settings.collectives, settings.compute,
-                                 settings.memory, settings.mapping, settings.bucket)
-        return np.where(totals.feasible, totals.total_s, np.inf)
-    table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
-                     settings.collectives, settings.compute, settings.memory, settings.mapping,
-                     settings.bucket)
-    return np.where(table.feasible, table.total_s, np.inf)
+    """Time per iteration of pure data parallelism (1×P, every layer batch-split), (n_P,),
+    evaluated in chunks of at most CELLS_PER_CHUNK grid × layer cells."""
+    out = np.empty(processes.size)
+    step = max(1, CELLS_PER_CHUNK // len(network.layers))
+    for start in range(0, processes.size, step):
+        part = slice(start, min(processes.size, start + step))
+        grids = Grids(np.ones_like(processes[part]), processes[part].copy(),
+                      batch[part].copy())
+        if settings.overlap == "backward":  # the schedule needs no per-term arrays here
+            totals = evaluate_totals(network, machine, grids, PLANS["model-batch"],
+                                     settings.overlap, settings.collectives, settings.compute,
+                                     settings.memory, settings.mapping, settings.bucket)
+            out[part] = np.where(totals.feasible, totals.total_s, np.inf)
+            continue
+        table = evaluate(network, machine, grids, PLANS["model-batch"], settings.overlap,
+                         settings.collectives, settings.compute, settings.memory,
+                         settings.mapping, settings.bucket)
+        out[part] = np.where(table.feasible, table.total_s, np.inf)
+    return out
 
 
 def stops_improving(time: np.ndarray) -> np.ndarray:
@@ -310,13 +359,14 @@ def scaling_limits(network: Network, machine: Machine, batch: int, plan: Plan,
                    largest: int | None = None) -> ScalingLimits:
     """Feasibility and strong-scaling limits of ``plan`` at fixed global batch ``batch``.
 
-    The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``), plus that limit.
+    The sweep covers P = 1, 2, 4, … up to the feasibility limit (or ``largest``, and at most
+    MAX_PROCESSES), plus that limit.
     Strong-scaling limit: the first P after which the best time no longer improves; efficiency
     limit: the first P with T(1)/(P·T(P)) below ``threshold`` — T(P₀)·P₀/(P·T(P)) from the first
     feasible P₀ when a memory check rules out P = 1 (:func:`efficiency`).
     """
     limit = feasibility_limit(network, plan, batch)
-    top = min(limit.processes, largest) if largest else limit.processes
+    top = min(limit.processes, largest or limit.processes, MAX_PROCESSES.largest)
     powers = 2 ** np.arange(int(np.log2(max(top, 1))) + 1, dtype=np.int64)
     swept = sorted_distinct(np.concatenate([powers, [top]]))
     result = sweep(network, machine, swept, np.full(swept.shape, batch), plan, settings)
@@ -402,15 +452,17 @@ class FittingProcesses:
 
 def smallest_fitting_processes(network: Network, machine: Machine, batch: int, plan: Plan,
                                memory: MemoryCheck, upto: int | None = None) -> FittingProcesses:
-    """Smallest P ≤ ``upto`` (default: the plan's feasibility limit at B = ``batch``) for which
-    some Pr×Pc grid of ``plan`` is feasible and fits in ``memory`` (docs/memory.md).
+    """Smallest P ≤ ``upto`` (default: the plan's feasibility limit at B = ``batch``, at most
+    MAX_FIT_SEARCH) for which some Pr×Pc grid of ``plan`` is feasible and fits in ``memory``
+    (docs/memory.md).
 
     Every P is tried, in blocks [2^k, 2^(k+1)) of increasing P (all factorizations of a block at
     once, vectorized), stopping at the first block with a fitting grid; the grid reported is the
     one with the least Pr among the fitting grids of that P.
     """
     batch = check_batch(batch)
-    top = feasibility_limit(network, plan, batch).processes if upto is None else int(upto)
+    top = min(feasibility_limit(network, plan, batch).processes, MAX_FIT_SEARCH) \
+        if upto is None else int(upto)
     low = 1
     while low <= top:
         high = min(top, 2 * low - 1)

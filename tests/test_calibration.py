@@ -300,7 +300,7 @@ def test_calibrate_import_errors_are_one_line(capsys: pytest.CaptureFixture[str]
         ([str(LOGS / "osu_allreduce.txt")], "OSU logs do not state the number of processes"),
         ([str(tmp_path / "missing.log")], "missing.log: expected a readable text log"),
         ([str(LOGS / "osu_latency.txt"), "--procs", "0"], "--procs: expected a positive integer"),
-        ([str(LOGS / "osu_latency.txt"), "--plot", "x.gif"], "--output: expected a file name"),
+        ([str(LOGS / "osu_latency.txt"), "--plot", "x.gif"], "--plot: expected a file name"),
         ([str(LOGS / "osu_latency.txt"), "--flop-rate", "fast"], "--flop-rate: expected"),
     ]:
         assert main(["calibrate", "import", *args]) == 2

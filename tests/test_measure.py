@@ -154,7 +154,8 @@ def test_the_time_limit_ends_all_workers() -> None:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_or_sigterm_ends_every_worker(signum: int) -> None:
-    """gridcost is interrupted while its workers measure: it says so, exits 2, leaves none."""
+    """gridcost is interrupted while its workers measure: it says so, exits 130 (Ctrl-C) or
+    143 (SIGTERM), leaves none."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "costmodel.cli", "calibrate", "run", "--procs", "2",
          "--min-size", "64 MiB", "--max-size", "64 MiB", "--reps", "200"],
@@ -171,8 +172,9 @@ def test_ctrl_c_or_sigterm_ends_every_worker(signum: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 2, err
-    assert "gridcost: interrupted: all worker processes were ended" in err
+    assert proc.returncode == 128 + signum, err
+    what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+    assert f"gridcost: {what}: all worker processes were ended" in err
     assert workers_alive(proc.pid) == []
 
 

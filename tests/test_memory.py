@@ -387,7 +387,8 @@ def test_cli_layers_memory_columns() -> None:
 def test_cli_bad_optimizer(capsys: pytest.CaptureFixture[str], value: str) -> None:
     assert fail(capsys, "optimize", "--net", "alexnet", "--P", "8", "--optimizer", value) == (
         "gridcost: --optimizer: expected sgd, momentum, adam or a number of bytes per "
-        f"parameter ≥ 0, got {value!r}")
+        "parameter from 0 to 1024 (256 float32 words of state per parameter, beyond any "
+        f"optimizer), got {value!r}")
 
 
 def test_cli_check_needs_a_memory(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

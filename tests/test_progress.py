@@ -84,14 +84,14 @@ def test_report_without_a_callback_does_nothing() -> None:
     report(None, 1, 2, "x")
 
 
-def test_sweep_reports_every_grid_done() -> None:
+def test_sweep_reports_every_p_done() -> None:
     heard: list[tuple[int, int, str]] = []
     net, machine = load_network("alexnet"), load_machine("cori-knl")
     ps = np.arange(1, 65)
     result = sweep(net, machine, ps, np.full(ps.shape, 2048), PLANS["model-batch"],
                    progress=lambda d, t, w: heard.append((d, t, w)))
-    assert heard and heard[-1][0] == heard[-1][1] == int(result.n_grids.sum())
-    assert all(w == "sweep model-batch: grids" for _, _, w in heard)
+    assert heard and heard[-1][0] == heard[-1][1] == ps.size == result.processes.size
+    assert all(w == "sweep model-batch: P values" for _, _, w in heard)
     assert [d for d, _, _ in heard] == sorted(d for d, _, _ in heard)
 
 

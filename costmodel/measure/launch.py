@@ -72,11 +72,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+FOLDER_PREFIX = "gridcost-measure-"
+"""Prefix of the measurement's temporary folder, followed by the parent's pid and '-'."""
+
+
+class Interrupted(MeasureError):
+    """The measurement was interrupted and its workers ended: exit code 130 after Ctrl-C
+    (SIGINT), 143 after SIGTERM, as a shell reports a process ended by the signal."""
+
+    def __init__(self, signum: int) -> None:
+        self.exit_code = 128 + signum
+        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        super().__init__(f"{what}: all worker processes were ended")
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that cleanup code runs."""
+
+
 @contextmanager
 def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt for the duration, so cleanup code runs."""
+    """Turn SIGTERM into KeyboardInterrupt (_Terminated) for the duration, so cleanup runs."""
     def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
+        raise _Terminated
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -127,6 +145,39 @@ def _start_keepers(count: int) -> list[subprocess.Popen[bytes]]:
             for _ in range(count)]
 
 
+def reap_stale_folders(root: str | None = None) -> list[str]:
+    """Remove the temporary folders of measurements whose gridcost process is gone (killed
+    with SIGKILL, which no cleanup survives): ``gridcost-measure-<pid>-*`` with no process
+    <pid>.  Returns the folders removed."""
+    import re
+    import shutil
+
+    removed = []
+    base = Path(root or tempfile.gettempdir())
+    pattern = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-")
+    with suppress(OSError):
+        for entry in base.iterdir():
+            match = pattern.match(entry.name)
+            if match is None or not entry.is_dir() or _alive(int(match.group(1))):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(str(entry))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts as alive)."""
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
               keep_awake: bool = False, progress: Progress | None = None) -> Any:
     """Run ``task`` on ``nprocs`` local worker processes and return rank 0's result.
@@ -142,7 +193,8 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
     procs: list[subprocess.Popen[bytes]] = []
     keepers: list[subprocess.Popen[bytes]] = []
     logs: list[IO[str]] = []
-    with tempfile.TemporaryDirectory(prefix="gridcost-measure-") as tmp:
+    reap_stale_folders()
+    with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as tmp:
         folder = Path(tmp)
         args_path, result_path = folder / "args.json", folder / "result.json"
         args_path.write_text(json.dumps(args), encoding="utf-8")
@@ -167,8 +219,9 @@ def run_local(task: str, args: dict[str, Any], nprocs: int, timeout_s: float,
                         env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                         start_new_session=True))
                 _wait(procs, folder, timeout_s, progress)
-        except KeyboardInterrupt:
-            raise MeasureError("interrupted: all worker processes were ended") from None
+        except KeyboardInterrupt as exc:
+            raise Interrupted(signal.SIGTERM if isinstance(exc, _Terminated)
+                              else signal.SIGINT) from None
         finally:
             _terminate(procs + keepers)
             for log in logs:

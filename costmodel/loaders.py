@@ -181,7 +181,8 @@ def _stdin_bytes(limit: int) -> bytes:
         data = cached[0]
     else:
         binary = getattr(stream, "buffer", None)
-        raw = binary.read(limit + 1) if binary is not None else stream.read(limit + 1)
+        most = max(limit, MAX_LOG_BYTES) + 1  # kept for every reader, whatever its limit
+        raw = binary.read(most) if binary is not None else stream.read(most)
         data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape")
         _stdin_cache[:] = [(stream, data)]
     if len(data) > limit:

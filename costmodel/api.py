@@ -21,11 +21,11 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, TypeAlias, Union, cast
 
 from costmodel import __version__
-from costmodel.errors import UsageError
+from costmodel.errors import TooLarge, UsageError
 from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
@@ -577,14 +577,21 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
                          "--memory-check and --optimizer")
     # under a memory check or on a machine with levels the per-layer plan (which models
     # neither) is left out of 'all'
-    per_layer = None
+    per_layer, left_out = None, ""
     if not (memory is not None or (mach.hierarchical and plan == "all")):
-        per_layer = cast(PerLayerRecord, perlayer_record(
-            optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per))
+        try:
+            per_layer = cast(PerLayerRecord, perlayer_record(
+                optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per))
+        except TooLarge as exc:
+            if plan != "all":
+                raise
+            left_out = f"per-layer plan left out: {exc}"  # the fixed plans still compare
     if per_layer is not None and plan == PER_LAYER:
         return done(perlayer_table(per_layer), per_layer)  # type: ignore[arg-type]
-    return done(plans_table(records, per_layer),  # type: ignore[arg-type]
-                  {"plans": records, "per_layer": per_layer})
+    table = plans_table(records, per_layer)  # type: ignore[arg-type]
+    if left_out:
+        table = replace(table, notes=[*table.notes, left_out])
+    return done(table, {"plans": records, "per_layer": per_layer})
 
 
 def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count, pr: Count,

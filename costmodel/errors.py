@@ -125,5 +125,9 @@ class NoFeasibleGrid(GridcostError):
     """No Pr×Pc grid of P is feasible for the plan; the message says why and what would work."""
 
 
+class TooLarge(UsageError):
+    """A request beyond one of gridcost's limits (costmodel.limits); the message names it."""
+
+
 class MeasureError(GridcostError):
     """A measurement could not be made: a worker process failed, timed out or was interrupted."""

@@ -33,7 +33,7 @@ from costmodel.cost import (
     machine_algorithms,
     model_batch_volumes,
 )
-from costmodel.errors import NoFeasibleGrid, UsageError
+from costmodel.errors import NoFeasibleGrid, TooLarge, UsageError
 from costmodel.grids import Grids, check_processes, divisors, factorizations
 from costmodel.limits import MAX_REDISTRIBUTION_CELLS
 from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
@@ -449,7 +449,7 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
         raise NoFeasibleGrid(_no_layout_text(network, lay, P, batch, int(stuck[0])))
     cells = (len(network.layers) - 1) * len(lay) ** 2
     if cells > MAX_REDISTRIBUTION_CELLS.largest:
-        raise UsageError(f"plan per-layer: {len(network.layers) - 1} layer boundaries × "
+        raise TooLarge(f"plan per-layer: {len(network.layers) - 1} layer boundaries × "
                          f"{len(lay)}² layout pairs of P={P} = {cells:,} redistribution costs, "
                          f"at most {MAX_REDISTRIBUTION_CELLS.largest:,} "
                          f"({MAX_REDISTRIBUTION_CELLS.why}); use a fixed plan, or a P with "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import fail, run
+from cli_helpers import fail, run, run_json
 
 from costmodel.cli import main
 from costmodel.grids import divisors, largest_divisor_at_most, parse_processes, sweep_factorizations
@@ -291,6 +291,19 @@ def test_per_layer_messages(capsys: pytest.CaptureFixture[str]) -> None:
     line = fail(capsys, "optimize", "--net", "resnet152", "--P", "720720", "--batch", "1000000",
                 "--plan", "per-layer")
     assert "redistribution costs, at most 4,194,304" in line
+
+
+def test_plan_all_leaves_out_a_per_layer_plan_beyond_its_limit() -> None:
+    """--plan all compared nothing when the per-layer search was too large for P's divisors:
+    the fixed plans are compared and the table says why per-layer is missing."""
+    args = ("optimize", "--net", "resnet152", "--P", "720720", "--batch", "1048576",
+            "--plan", "all")
+    text = run(*args)
+    assert "per-layer plan left out: plan per-layer: 155 layer boundaries" in text
+    record = run_json(*args)
+    assert record["per_layer"] is None
+    assert [p["plan"] for p in record["plans"]] == ["model-batch", "fc-model", "domain-batch",
+                                                    "beyond-batch"]
 
 
 # --------------------------------------------------------------------------- signals

@@ -40,6 +40,7 @@ from costmodel.records import (
     SweepRecord,
 )
 from costmodel.specs import Machine, Network
+from costmodel.units import format_number as _n
 
 if TYPE_CHECKING:
     import numpy as np
@@ -298,7 +299,7 @@ class CommandResult:
 
 
 def _seconds(value: float | None, unit: str) -> str:
-    return "—" if value is None else f"{value:.4g} {unit}"
+    return "—" if value is None else f"{_n(value)} {unit}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -460,7 +461,7 @@ class ExplainResult(CommandResult):
         assert e is not None
         return (f"ExplainResult(\n  {e.network} on {e.machine}: {e.pr}×{e.pc} grid, P={e.P}, "
                 f"B={e.batch}, plan {e.plan}, overlap {e.overlap}\n  {len(e.layers)} layers "
-                f"explained; total {e.total.seconds:.4g} s/iteration\n)")
+                f"explained; total {_n(e.total.seconds)} s/iteration\n)")
 
 
 @dataclass(frozen=True, repr=False)
@@ -483,7 +484,7 @@ class TimelineResult(CommandResult):
         assert tl is not None
         return (f"TimelineResult(\n  {tl.network} on {tl.machine}: {tl.pr}×{tl.pc} grid, "
                 f"P={tl.P}, B={tl.batch}, plan {tl.plan}, overlap {tl.overlap}\n  iteration "
-                f"{tl.total_s * 1e3:.4g} ms, {len(tl.events)} events"
+                f"{_n(tl.total_s * 1e3)} ms, {len(tl.events)} events"
                 + ("" if tl.feasible else f" — INFEASIBLE: {tl.reason}") + "\n)")
 
     def plot(self, ax: Axes | None = None) -> Figure:
@@ -514,7 +515,7 @@ class ImportResult:
     def __repr__(self) -> str:
         n = self.network
         return (f"ImportResult({self.source}: {len(n.layers)} weighted layers, {n.params:,} "
-                f"parameters, {n.macs / 1e9:.4g} GMAC/sample"
+                f"parameters, {_n(n.macs / 1e9)} GMAC/sample"
                 + (f", {len(self.skipped)} skipped" if self.skipped else "") + ")")
 
 
@@ -659,7 +660,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         record["schedule"] = grid_schedule_record(table.schedule, 0, scale)
         table_out = replace(table_out, notes=[
             *table_out.notes, f"overlap backward (buckets {table.bucket.label}): iteration "
-                              f"{total:.4g} {unit}; "
+                              f"{_n(total)} {unit}; "
                               + describe(table.schedule, 0, scale, unit)
                               + " (gridcost timeline draws it)"])
     if table.mappings is not None:
@@ -852,12 +853,12 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     title = (f"{network.name} on {mach.name}: {tl.pr}×{tl.pc} grid, P={n_proc}, B={B}, plan "
              f"{tl.plan}, overlap {tl.overlap}"
              + (f", buckets {tl.bucket.label}" if tl.overlap == "backward" else ""))
-    notes = [f"iteration {record['total_s'] * 1e3:.4g} ms = compute "
-             f"{record['compute_s'] * 1e3:.4g} + exposed communication "
-             f"{record['exposed_comm_s'] * 1e3:.4g} (blocking "
-             f"{record['blocking_comm_s'] * 1e3:.4g}, waits {record['wait_s'] * 1e3:.4g}, tail "
-             f"{record['tail_s'] * 1e3:.4g}); {record['hidden_gradient_s'] * 1e3:.4g} of "
-             f"{record['gradient_comm_s'] * 1e3:.4g} ms gradient all-reduce hidden in "
+    notes = [f"iteration {_n(record['total_s'] * 1e3)} ms = compute "
+             f"{_n(record['compute_s'] * 1e3)} + exposed communication "
+             f"{_n(record['exposed_comm_s'] * 1e3)} (blocking "
+             f"{_n(record['blocking_comm_s'] * 1e3)}, waits {_n(record['wait_s'] * 1e3)}, tail "
+             f"{_n(record['tail_s'] * 1e3)}); {_n(record['hidden_gradient_s'] * 1e3)} of "
+             f"{_n(record['gradient_comm_s'] * 1e3)} ms gradient all-reduce hidden in "
              f"{record['buckets']} buckets",
              "lanes 'pr' and 'gradient' are one communication channel per process"]
     if not tl.feasible:
@@ -914,7 +915,7 @@ class CalibrationResult:
     def __repr__(self) -> str:
         alpha = float(cast(float, self.record["alpha_s"]))
         bandwidth = float(cast(float, self.record["bandwidth_Bps"]))
-        head = f"α {alpha:.4g} s, bandwidth {bandwidth:.4g} B/s"
+        head = f"α {_n(alpha)} s, bandwidth {_n(bandwidth)} B/s"
         fits = cast(list[JSONObject], self.record["fits"])
         return (f"CalibrationResult(\n  {head}\n  {len(fits)} series fitted"
                 + (f", {len(self.warnings)} warnings" if self.warnings else "") + "\n)")

@@ -20,6 +20,7 @@ from costmodel.limits import (
     Limit,
 )
 from costmodel.progress import terminal_progress
+from costmodel.units import format_number as _n
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -1502,7 +1503,7 @@ def import_command(source: str, output: str, input_spec: str, kwargs_json: str |
     for skipped in trace.skipped:
         click.echo(f"gridcost import: skipped (not costed): {skipped}", err=True)
     click.echo(f"gridcost import: {source}: {len(network.layers)} weighted layers, "
-               f"{network.params:,} parameters, {network.macs / 1e9:.4g} GMAC/sample"
+               f"{network.params:,} parameters, {_n(network.macs / 1e9)} GMAC/sample"
                + (f", {len(trace.skipped)} skipped" if trace.skipped else ""), err=True)
 
 

@@ -40,6 +40,7 @@ from costmodel.collectives import (
     Rate,
 )
 from costmodel.errors import UnknownName, UsageError
+from costmodel.units import format_number as _n
 
 PR_INSIDE, PC_INSIDE, BEST = "pr-inside", "pc-inside", "best"
 MAPPINGS = (PR_INSIDE, PC_INSIDE)
@@ -195,7 +196,7 @@ class MappingComparison:
             return np.asarray(self.seconds[mapping][term][grid] * scale)
 
         def where(levels: np.ndarray) -> str:
-            parts = [f"{name} {value:.4g}" for name, value in zip(self.level_names, levels)
+            parts = [f"{name} {_n(value)}" for name, value in zip(self.level_names, levels)
                      if value]
             return ", ".join(parts) if parts else "none"
 
@@ -203,11 +204,11 @@ class MappingComparison:
         total = (float(self.total_s[win][grid]) * scale, float(self.total_s[lose][grid]) * scale)
         prefix = f"forced {label[win]}" if self.forced else label[win]
         if max(saving.values()) <= 0 and total[0] == total[1]:
-            return (f"no difference: both mappings cost {total[0]:.4g} {unit} (no collective "
+            return (f"no difference: both mappings cost {_n(total[0])} {unit} (no collective "
                     f"crosses a level boundary differently); {win} kept")
         term = max(saving, key=lambda t: saving[t])
         what = TERM_WHAT[term] + (f"={pr}" if term == "model" else "")
-        return (f"{prefix}: {what} take {term_s(win, term).sum():.4g} {unit} "
-                f"({where(term_s(win, term))}) against {term_s(lose, term).sum():.4g} {unit} "
-                f"({where(term_s(lose, term))}) with {label[lose]}; total {total[0]:.4g} vs "
-                f"{total[1]:.4g} {unit}")
+        return (f"{prefix}: {what} take {_n(term_s(win, term).sum())} {unit} "
+                f"({where(term_s(win, term))}) against {_n(term_s(lose, term).sum())} {unit} "
+                f"({where(term_s(lose, term))}) with {label[lose]}; total {_n(total[0])} vs "
+                f"{_n(total[1])} {unit}")

@@ -40,6 +40,7 @@ from costmodel.grids import Grids
 from costmodel.limits import MAX_OPTIMIZER_BYTES
 from costmodel.plans import DOMAIN, LayerGroup, Plan
 from costmodel.specs import Layer, Network, distinct_layers
+from costmodel.units import format_number as _n
 
 OPTIMIZERS: dict[str, float] = {"sgd": 0.0, "momentum": 4.0, "adam": 8.0}
 """Optimizer state in bytes per parameter (fp32): plain SGD none, momentum one buffer, Adam two
@@ -286,7 +287,7 @@ def memory_table(network: Network, grids: Grids, plan: Plan, word_bytes: int,
 
 def format_gib(value: float) -> str:
     """Bytes as GiB with 4 significant digits: ``'3.25 GiB'``."""
-    return f"{value / GIB:.4g} GiB"
+    return f"{_n(value / GIB)} GiB"
 
 
 def memory_reason(total_bytes: float, capacity_bytes: float) -> str:

@@ -31,6 +31,7 @@ from costmodel.cost import TERMS, CostTable
 from costmodel.errors import UsageError
 from costmodel.search import Optimum, ScalingLimits, SweepResult
 from costmodel.units import format_number
+from costmodel.units import format_number as _n
 
 Per = Literal["iteration", "epoch"]
 What = Literal["communication", "total"]
@@ -394,7 +395,7 @@ def _batch_text(sweeps: Sequence[SweepResult]) -> str:
         return f"B={int(batches[0])}"
     ratios = np.concatenate([s.batch / s.processes for s in sweeps]) if sweeps else np.array([])
     if ratios.size and (ratios == ratios[0]).all():
-        return f"B={ratios[0]:.4g}·P"
+        return f"B={_n(ratios[0])}·P"
     return "B varies"
 
 
@@ -952,13 +953,13 @@ def timeline(tl: Any) -> Figure:
     title = (f"{tl.network} on {tl.machine}: {tl.pr}×{tl.pc} grid (P={tl.P}, B={tl.batch}), "
              f"plan {tl.plan}, overlap {tl.overlap}"
              + (f", buckets {tl.bucket.label}" if tl.overlap == "backward" else ""))
-    summary = (f"iteration {total:.4g} {unit} = compute {r['compute_s'] * scale:.4g} + exposed "
-               f"communication {r['exposed_comm_s'] * scale:.4g} {unit} (blocking "
-               f"{r['blocking_comm_s'] * scale:.4g}, waits for the channel "
-               f"{r['wait_s'] * scale:.4g}, tail after the last compute "
-               f"{r['tail_s'] * scale:.4g})\ngradient all-reduce "
-               f"{r['gradient_comm_s'] * scale:.4g} {unit} in {r['buckets']} buckets, "
-               f"{r['hidden_gradient_s'] * scale:.4g} {unit} of it hidden under the compute")
+    summary = (f"iteration {_n(total)} {unit} = compute {_n(r['compute_s'] * scale)} + exposed "
+               f"communication {_n(r['exposed_comm_s'] * scale)} {unit} (blocking "
+               f"{_n(r['blocking_comm_s'] * scale)}, waits for the channel "
+               f"{_n(r['wait_s'] * scale)}, tail after the last compute "
+               f"{_n(r['tail_s'] * scale)})\ngradient all-reduce "
+               f"{_n(r['gradient_comm_s'] * scale)} {unit} in {r['buckets']} buckets, "
+               f"{_n(r['hidden_gradient_s'] * scale)} {unit} of it hidden under the compute")
     ax.set_title(f"{title}\n{summary}", fontsize=9)
     handles = [Patch(facecolor=TIMELINE_COLOURS["forward"], label="forward compute"),
                Patch(facecolor=TIMELINE_COLOURS["backward"], label="backward compute (ΔX, ΔW)"),

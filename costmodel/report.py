@@ -494,17 +494,17 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     if best is None:
         lines.append(f"no feasible grid: {record['reason']}")
     else:
-        lines.append(f"best grid: {best['pr']}×{best['pc']}, {best['total_s']:.4g} {unit} "
-                     f"(communication {best['comm_s']:.4g} {unit})")
+        lines.append(f"best grid: {best['pr']}×{best['pc']}, {_n(best['total_s'])} {unit} "
+                     f"(communication {_n(best['comm_s'])} {unit})")
         if "mapping" in best:
             lines.append(f"  mapping {best['mapping']} — {best['mapping_why']}")
         if "schedule" in best:  # overlap 'backward' (docs/schedule.md)
             sched = best["schedule"]
             lines.append(f"  schedule (buckets {record['bucket']['name']}): exposed "
-                         f"communication {sched['exposed_comm_s']:.4g} {unit} = blocking "
-                         f"{sched['blocking_comm_s']:.4g} + waits {sched['wait_s']:.4g} + "
-                         f"tail {sched['tail_s']:.4g}; {sched['hidden_gradient_s']:.4g} of "
-                         f"{sched['gradient_comm_s']:.4g} {unit} gradient all-reduce hidden "
+                         f"communication {_n(sched['exposed_comm_s'])} {unit} = blocking "
+                         f"{_n(sched['blocking_comm_s'])} + waits {_n(sched['wait_s'])} + "
+                         f"tail {_n(sched['tail_s'])}; {_n(sched['hidden_gradient_s'])} of "
+                         f"{_n(sched['gradient_comm_s'])} {unit} gradient all-reduce hidden "
                          f"in {sched['buckets']} buckets")
         pure, model = record["pure_batch"], record["pure_model"]
         lines.append(f"  vs pure batch {_baseline_label(pure, 'batch')}: "
@@ -540,7 +540,7 @@ def memory_summary_lines(record: dict[str, Any]) -> list[str]:
     """The memory lines of `optimize` (docs/memory.md): bytes of the best grid and of pure
     batch, the largest per-process batch that fits on each, the smallest P that fits."""
     memory = record["memory"]
-    lines = [f"memory per process (limit {memory['capacity_bytes'] / GIB:.4g} GiB, optimizer "
+    lines = [f"memory per process (limit {_n(memory['capacity_bytes'] / GIB)} GiB, optimizer "
              f"{optimizer_label(memory['optimizer_bytes_per_param'])}, "
              f"{memory['word_bytes']}-byte words):"]
     for label, grid in (("best", memory["best"]), ("pure batch", memory["pure_batch"])):
@@ -550,7 +550,7 @@ def memory_summary_lines(record: dict[str, Any]) -> list[str]:
         b = grid["largest_per_process_batch"]
         fit = ("largest per-process batch that fits: "
                + (f"{b:,} (B={b * record['P']:,})" if b else "none (not even one sample)"))
-        lines.append(f"  {label} {grid['pr']}×{grid['pc']}: {grid['total_bytes'] / GIB:.4g} GiB"
+        lines.append(f"  {label} {grid['pr']}×{grid['pc']}: {_n(grid['total_bytes'] / GIB)} GiB"
                      f" [{parts} GiB]" + ("" if grid["fits"] else " — does not fit")
                      + f"; {fit}")
     P = memory["smallest_fitting_P"]
@@ -932,10 +932,10 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
     lines = [""]
     if best is None:
         return [*lines, f"no feasible layout sequence: {record['reason']}"]
-    lines.append(f"per-layer total: {best['total_s']:.4g} {unit} = compute "
-                 f"{best['compute_s']:.4g} + layer communication "
-                 f"{best['model_comm_s'] + best['batch_comm_s'] + best['domain_comm_s']:.4g} + "
-                 f"redistribution {best['redistribution_s']:.4g} "
+    lines.append(f"per-layer total: {_n(best['total_s'])} {unit} = compute "
+                 f"{_n(best['compute_s'])} + layer communication "
+                 f"{_n(best['model_comm_s'] + best['batch_comm_s'] + best['domain_comm_s'])} + "
+                 f"redistribution {_n(best['redistribution_s'])} "
                  f"({_changes(best['layout_changes'])})"
                  + (", overlap batch" if record["overlap"] == "batch" else "")
                  + (", overlap backward: the schedule overlaps part of it (docs/schedule.md)"
@@ -950,12 +950,12 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
     charged, uncharged = record["best_fixed_charged"], record["best_fixed_uncharged"]
     if charged["total_s"] is not None:
         lines.append(f"  vs best fixed plan with redistribution charged, {charged['plan']} "
-                     f"{charged['pr']}×{charged['pc']} ({charged['total_s']:.4g} {unit}): "
+                     f"{charged['pr']}×{charged['pc']} ({_n(charged['total_s'])} {unit}): "
                      f"{_ratio(best['speedup_vs_best_fixed_charged'])}")
     if uncharged["total_s"] is not None:
         lines.append(f"  vs best fixed plan as the paper charges it (no redistribution), "
                      f"{uncharged['plan']} {uncharged['pr']}×{uncharged['pc']} "
-                     f"({uncharged['total_s']:.4g} {unit}): "
+                     f"({_n(uncharged['total_s'])} {unit}): "
                      f"{_ratio(best['speedup_vs_best_fixed_uncharged'])}")
     lines.append("redistribution between layouts is charged (forward activations and backward "
                  "gradients; docs/perlayer.md)")

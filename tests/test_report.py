@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from cli_helpers import run
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -78,3 +80,17 @@ def test_text_markdown_and_latex_follow_the_rule_and_csv_keeps_full_precision() 
     assert "$<$0.000001" in render_latex(TABLE)
     csv = render_csv(TABLE)
     assert "17034.6" in csv and "2.263e-05" in csv and "3e-09" in csv and "4096" in csv
+
+
+@pytest.mark.parametrize("args", [
+    ("layers", "--net", "vgg16", "--P", "2", "--pr", "1", "--overlap", "backward"),
+    ("optimize", "--net", "vgg16", "--P", "2", "--plan", "per-layer"),
+    ("optimize", "--net", "vgg16", "--P", "2", "--plan", "all", "--overlap", "backward"),
+    ("timeline", "--net", "vgg16", "--P", "2", "--pr", "1", "--overlap", "backward"),
+])
+def test_notes_of_human_tables_never_use_scientific_notation(args: tuple[str, ...]) -> None:
+    """The summary lines under a table (iteration, per-layer total, best grid) followed a .4g
+    format: 23,903 s/epoch read "2.39e+04"."""
+    text = run(*args)
+    assert not re.search(r"\d(\.\d+)?e[+-]\d", text), text
+    assert re.search(r"\d{2},\d{3}", text), text  # the large figures are there, with separators

@@ -1543,15 +1543,29 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _bare_group(argv: list[str] | None) -> click.Context | None:
+    """The context of a group named without a command (a bare `gridcost` or `gridcost plot`),
+    else None; found before click runs, as click < 8.2 prints the whole help instead."""
+    group: click.Group = cli
+    path = "gridcost"
+    for token in sys.argv[1:] if argv is None else argv:
+        sub = group.commands.get(token)
+        if token.startswith("-") or not isinstance(sub, click.Group):
+            return None
+        group, path = sub, f"{path} {token}"
+    return click.Context(group, info_name=path)
+
+
 def _run(argv: list[str] | None) -> int:
+    bare = _bare_group(argv)
+    if bare is not None:
+        click.echo(_short_usage(bare), err=True)
+        return 2
     try:
         cli.main(args=argv, prog_name="gridcost", standalone_mode=False)
     except GridcostError as exc:
         click.echo(f"gridcost: {exc}", err=True)
         return exc.exit_code
-    except click.exceptions.NoArgsIsHelpError as exc:  # a bare `gridcost` or `gridcost plot`
-        click.echo(_short_usage(exc.ctx), err=True)
-        return 2
     except click.ClickException as exc:
         click.echo(f"gridcost: {exc.format_message()}", err=True)
         return 2

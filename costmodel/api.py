@@ -132,6 +132,19 @@ def per_process_batch_of(value: Count, processes: np.ndarray) -> int:
     return b
 
 
+def grid_options(P: Count, pr: Count, batch: Count) -> tuple[int, int, int]:
+    """P, Pr and B of a one-grid command (`layers`, `explain`): Pr a divisor of P, B within
+    the limits; UsageError naming the option otherwise."""
+    from costmodel.search import check_batch
+
+    n_proc = positive_int(P, "--P")
+    R = positive_int(pr, "--pr")
+    B = check_batch(batch_of(batch))
+    if n_proc % R:
+        raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
+    return n_proc, R, B
+
+
 def check_efficiency(efficiency: float) -> None:
     """The efficiency threshold of the scaling limit is in (0, 1], or UsageError."""
     if not 0 < efficiency <= 1:
@@ -612,13 +625,9 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
     from costmodel.memory import memory_table
     from costmodel.plans import choose_plans
     from costmodel.report import layer_records, layers_table, unit_of
-    from costmodel.search import check_batch, reason
+    from costmodel.search import reason
 
-    n_proc = positive_int(P, "--P")
-    R = positive_int(pr, "--pr")
-    B = check_batch(batch_of(batch))
-    if n_proc % R:
-        raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
+    n_proc, R, B = grid_options(P, pr, batch)
     [chosen] = choose_plans(plan, command, all_allowed=False)
     network, mach = load_network_like(net), load_machine_like(machine)
     memory = memory_check_of(mach, memory_check, optimizer)
@@ -769,13 +778,8 @@ def explain(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
     ``layer_names`` restricts the per-layer part (sums and total cover every layer)."""
     from costmodel.explanation import explain as run_explain
     from costmodel.plans import choose_plans
-    from costmodel.search import check_batch
 
-    n_proc = positive_int(P, "--P")
-    R = positive_int(pr, "--pr")
-    B = check_batch(batch_of(batch))
-    if n_proc % R:
-        raise UsageError(f"--pr: expected a divisor of P={n_proc}, got {R}")
+    n_proc, R, B = grid_options(P, pr, batch)
     [chosen] = choose_plans(plan, command, all_allowed=False)
     network, mach = load_network_like(net), load_machine_like(machine)
     s = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,

@@ -31,16 +31,10 @@ DEFAULT_BATCH = 2048
 
 def _positive_int(value: str, option: str, largest: Limit | None = None) -> int:
     """``value`` as an integer ≥ 1 and ≤ ``largest`` (default: the largest P,
-    costmodel.limits); UsageError otherwise."""
-    from costmodel.limits import MAX_PROCESSES, check
+    costmodel.limits); UsageError otherwise (costmodel.api.positive_int)."""
+    from costmodel.api import positive_int
 
-    text = str(value).strip()
-    if not text.isascii() or not text.isdigit() or len(text) > 30:
-        raise UsageError(f"{option}: expected a positive integer, got {value[:40]!r}")
-    number = int(text, 10)
-    if number < 1:
-        raise UsageError(f"{option}: expected a positive integer, got {value!r}")
-    return check(number, largest or MAX_PROCESSES, option, "a positive integer")
+    return positive_int(value, option, largest)
 
 
 def _count(value: str, option: str, largest: Limit, minimum: int = 0) -> int:
@@ -54,22 +48,15 @@ def _count(value: str, option: str, largest: Limit, minimum: int = 0) -> int:
 
 
 def _batch(value: str) -> int:
-    from costmodel.limits import MAX_BATCH
+    from costmodel.api import batch_of
 
-    return _positive_int(value, "--batch", MAX_BATCH)
+    return batch_of(value)
 
 
 def _per_process_batch(value: str, processes: Any) -> int:
-    """--per-process-batch b, with B = b·P within the largest batch for every P swept."""
-    from costmodel.limits import MAX_BATCH
+    from costmodel.api import per_process_batch_of
 
-    b = _positive_int(value, "--per-process-batch", MAX_BATCH)
-    top = int(max(processes))
-    if b * top > MAX_BATCH.largest:
-        raise UsageError(f"--per-process-batch: expected b with B = b·P ≤ "
-                         f"{MAX_BATCH.largest:,} ({MAX_BATCH.why}) for every P, got b={b:,} "
-                         f"and P up to {top:,}")
-    return b
+    return per_process_batch_of(value, processes)
 
 
 def model_options(func: F) -> F:

@@ -170,6 +170,8 @@ def _solve_relative(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
     scale = 1.0 / t
     design = x * scale[:, None]
+    if not np.isfinite(design).all():  # LAPACK is never handed infinities (numpy < 1.25 on
+        raise ValueError("non-finite sizes or times")  # Python 3.11 then raises SystemError)
     start, *_ = np.linalg.lstsq(design, np.ones_like(t), rcond=None)
     # columns differ by orders of magnitude (seconds vs seconds per word): solve in units of
     # each column's start so the solver's tolerances mean the same for both

@@ -25,6 +25,8 @@ and review `git diff`.  `python tests/doc_examples.py` (without --update) lists 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import shlex
@@ -33,8 +35,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python tests/doc_examples.py` from a source checkout
@@ -100,11 +100,11 @@ def produce(command: str) -> list[str]:
     """The lines `command` prints now (stdout, then stderr), run in WORKDIR."""
     argv = shlex.split(command)
     assert argv[0] == "gridcost", command
-    with _cwd(WORKDIR), CliRunner().isolation() as streams:
+    # stdout and stderr apart on every click version (CliRunner's streams differ before 8.2)
+    out, err = io.StringIO(), io.StringIO()
+    with _cwd(WORKDIR), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         main(argv[1:])
-        out, err = streams[0].getvalue(), streams[1].getvalue()
-    text = out.decode("utf-8") + err.decode("utf-8")
-    return text.splitlines()
+    return (out.getvalue() + err.getvalue()).splitlines()
 
 
 def _normal(line: str) -> str:

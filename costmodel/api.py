@@ -548,7 +548,6 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     unless the memory check is on or the machine has levels).  ``command`` names the command
     in error messages.
     """
-    from costmodel.perlayer import optimize_per_layer
     from costmodel.plans import choose_plans
     from costmodel.report import (
         grids_table,
@@ -593,6 +592,8 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     # neither) is left out of 'all'
     per_layer, left_out = None, ""
     if not (memory is not None or (mach.hierarchical and plan == "all")):
+        from costmodel.perlayer import optimize_per_layer
+
         try:
             per_layer = cast(PerLayerRecord, perlayer_record(
                 optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per))

@@ -286,6 +286,10 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
     Algorithm("recursive-doubling", ALLGATHER, recursive_doubling_allgather_rate,
               "lg p·α + (p−1)/p·nβ (p = 2^k; fold otherwise)", "TRG §4.1"),
     Algorithm("ring", ALLGATHER, ring_allgather_rate, "(p−1)α + (p−1)/p·nβ", "TRG §4.1; CHPG"),
+    Algorithm("flat-ring", ALLGATHER, ring_allgather_rate, "(p−1)α + (p−1)/p·nβ",
+              "a ring over the group's ranks in order (gloo's, NCCL's ring); on a machine "
+              "with levels every step waits for its slowest edge (docs/hierarchy.md)",
+              candidate=False),
     Algorithm("binomial", ALLGATHER, binomial_allgather_rate,
               "2⌈lg p⌉α + ((p−1)/p + ⌈lg p⌉)·nβ", "gather + broadcast; CHPG"),
     Algorithm("paper", ALLREDUCE, paper_allreduce_rate, "2(⌈lg p⌉α + (p−1)/p·nβ)",
@@ -296,6 +300,11 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
               "lg p·(α + nβ + nγ) (p = 2^k; fold otherwise)", "TRG §4.4"),
     Algorithm("ring", ALLREDUCE, ring_allreduce_rate,
               "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ", "CHPG §7"),
+    Algorithm("flat-ring", ALLREDUCE, ring_allreduce_rate,
+              "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ",
+              "a ring over the group's ranks in order (gloo's, NCCL's ring); on a machine "
+              "with levels every step waits for its slowest edge (docs/hierarchy.md)",
+              candidate=False),
     Algorithm("binomial", ALLREDUCE, binomial_allreduce_rate,
               "2⌈lg p⌉(α + nβ) + ⌈lg p⌉·nγ", "reduce + broadcast; TRG §4.4, CHPG"),
     Algorithm("paper", REDUCE_SCATTER, paper_reduce_scatter_rate, "⌈lg p⌉α + (p−1)/p·nβ",
@@ -312,7 +321,12 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
 AUTO = "auto"
 FALLBACK = {ALLGATHER: "bruck", ALLREDUCE: "paper"}
 """What a single name selects for a kind that has no algorithm of that name."""
-SET_NAMES = ("paper", "ring", "recursive-doubling", "rabenseifner", "binomial", "bruck", AUTO)
+FLAT_RING = "flat-ring"
+"""A ring over the group's ranks in order, blind to levels: on one level it is ``ring``; on a
+machine with levels docs/hierarchy.md charges each step its slowest edge (not candidate for
+``auto`` on one level, where it would only duplicate ``ring``)."""
+SET_NAMES = ("paper", "ring", FLAT_RING, "recursive-doubling", "rabenseifner", "binomial", "bruck",
+             AUTO)
 """The names --collectives and a profile's ``collectives: NAME`` accept."""
 
 
@@ -574,6 +588,8 @@ ALGORITHMS: dict[str, Algorithms] = {
                                  "(the paper)"),
     "ring": _named_set("ring", "ring all-gather and ring all-reduce: (p−1) and 2(p−1) latency "
                                "terms"),
+    FLAT_RING: _named_set(FLAT_RING, "ring all-gather and ring all-reduce over the ranks in "
+                                     "order, across levels without a hierarchy"),
     "recursive-doubling": _named_set("recursive-doubling",
                                      "recursive-doubling all-gather and all-reduce"),
     "rabenseifner": _named_set("rabenseifner", "Bruck all-gather; Rabenseifner all-reduce "

@@ -32,6 +32,8 @@ from costmodel.hierarchy import (
     check_algorithms,
     check_mapping,
     halo_level,
+    level_chosen,
+    level_costs,
     level_rates,
     strides,
 )
@@ -181,38 +183,53 @@ def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, alg
                   machine: Machine, pr_inside: np.ndarray) -> tuple[Volumes, ...]:
     """The three terms of one layer group at each level of a hierarchical machine, innermost
     first (docs/hierarchy.md): the same collectives as :func:`group_volumes`, each split over
-    the levels by :func:`costmodel.hierarchy.level_rates`; halos go on the innermost level that
-    holds the whole Pr group.  ``pr_inside`` (G, 1) bool: the mapping of each grid.
+    the levels by :func:`costmodel.hierarchy.level_rates` (or, for 'auto', the cheapest of
+    :data:`costmodel.hierarchy.LEVEL_CANDIDATES` per message); halos go on the innermost level
+    that holds the whole Pr group.  ``pr_inside`` (G, 1) bool: the mapping of each grid.
     """
-    domains = machine.domain_sizes
+    domains, links = machine.domain_sizes, machine.links
     pr, pc = group.pr, group.pc
     stride_r, stride_c = strides(pr, pc, pr_inside)
     total = pr * pc
+
+    def collective(kind: str, p: np.ndarray, stride: np.ndarray,
+                   n: np.ndarray) -> tuple[CollectiveCost, ...]:
+        return level_costs(kind, p, stride, n, domains, algo, links,
+                           machine.gamma_s_per_word, total)
+
     out = []
     if group.mode == DOMAIN:
         samples = local_batch(batch, pc)
         split = pr > 1
         at = halo_level(pr, stride_r, domains, total)
-        weights = level_rates(total, np.ones_like(stride_r), domains, algo, total).allreduce
-        for level, weight_rate in enumerate(weights):
+        shape = np.broadcast_shapes(np.shape(samples * layers.in_row_words), np.shape(pr))
+        weights = collective(ALLREDUCE, total, np.ones_like(stride_r),
+                             np.broadcast_to(layers.params, shape))
+        for level, weight_cost in enumerate(weights):
             here = split & (at == level)
             forward = halo_exchange(here & (layers.halo_h > 0),
                                     samples * layers.in_row_words * layers.halo_h)
             backward = halo_exchange(here & (layers.halo_w > 0),
                                      samples * layers.out_row_words * layers.halo_w)
             halo = forward + backward
-            out.append(Volumes(model=_zero(halo.words.shape),
-                               batch=weight_rate.of(np.broadcast_to(layers.params,
-                                                                    halo.words.shape)),
-                               domain=halo))
+            out.append(Volumes(model=_zero(halo.words.shape), batch=weight_cost, domain=halo))
         return tuple(out)
-    rows = level_rates(pr, stride_r, domains, algo, total)
-    cols = level_rates(pc, stride_c, domains, algo, total)
     shards = shard_words(pr, layers)
-    for gather, reduce, over_pc in zip(rows.allgather, rows.allreduce, cols.allreduce):
-        model = (gather + reduce).of_product(local_batch(batch, pc), layers.activations)
-        out.append(Volumes(model=model, batch=over_pc.of(shards),
-                           domain=_zero(model.words.shape)))
+    if algo.linear:
+        rows = level_rates(pr, stride_r, domains, algo, total, links)
+        cols = level_rates(pc, stride_c, domains, algo, total, links)
+        for gather, reduce, over_pc in zip(rows.allgather, rows.allreduce, cols.allreduce):
+            model = (gather + reduce).of_product(local_batch(batch, pc), layers.activations)
+            out.append(Volumes(model=model, batch=over_pc.of(shards),
+                               domain=_zero(model.words.shape)))
+        return tuple(out)
+    words = local_batch(batch, pc) * layers.activations
+    gathers = collective(ALLGATHER, pr, stride_r, words)
+    reduces = collective(ALLREDUCE, pr, stride_r, words)
+    weights = collective(ALLREDUCE, pc, stride_c, shards)
+    for gather_cost, reduce_cost, weight_cost in zip(gathers, reduces, weights):
+        out.append(Volumes(model=gather_cost + reduce_cost, batch=weight_cost,
+                           domain=_zero(np.shape(words))))
     return tuple(out)
 
 
@@ -850,6 +867,13 @@ def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Pla
     return replace(base, total_s=total, pr_inside=pr_inside)
 
 
+def _level_chosen(machine: Machine, algo: Algorithms, kind: str, p: np.ndarray,
+                  stride: np.ndarray, n: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Row 0 of :func:`costmodel.hierarchy.level_chosen` on ``machine``."""
+    return np.asarray(level_chosen(kind, p, stride, n, machine.domain_sizes, algo,
+                                   machine.links, machine.gamma_s_per_word, total)[0])
+
+
 def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]:
     """Which algorithm each collective of each layer uses on grid ``grid`` (for 'auto': the
     cheapest for that layer's size), in layer order.
@@ -869,9 +893,19 @@ def layer_algorithms(table: CostTable, grid: int) -> list[dict[str, str | None]]
             p_w, n_w = pr * pc, np.broadcast_to(layers.params, activations.shape)
         else:
             p_w, n_w = pc, shard_words(pr, layers)
-        gather = algo.chosen(ALLGATHER, pr, activations)[0]
-        reduce = algo.chosen(ALLREDUCE, pr, activations)[0]
-        weights = algo.chosen(ALLREDUCE, p_w, n_w)[0]
+        if table.mappings is None:
+            gather = algo.chosen(ALLGATHER, pr, activations)[0]
+            reduce = algo.chosen(ALLREDUCE, pr, activations)[0]
+            weights = algo.chosen(ALLREDUCE, p_w, n_w)[0]
+        else:
+            inside = np.array([[table.mappings.used(grid) == PR_INSIDE]])
+            stride_r, stride_c = strides(pr, pc, inside)
+            stride_w = np.ones_like(stride_r) if group.mode == DOMAIN else stride_c
+            gather, reduce, weights = (
+                _level_chosen(table.machine, algo, kind, p, stride, n, pr * pc)
+                for kind, p, stride, n in ((ALLGATHER, pr, stride_r, activations),
+                                           (ALLREDUCE, pr, stride_r, activations),
+                                           (ALLREDUCE, p_w, stride_w, n_w)))
         model_runs = group.mode == MODEL and int(pr[0, 0]) > 1
         weights_run = int(np.asarray(p_w).ravel()[0]) > 1
         for j, i in enumerate(group.index):

@@ -34,10 +34,14 @@ import numpy as np
 from costmodel.collectives import (
     ALLGATHER,
     ALLREDUCE,
+    AUTO,
+    FLAT_RING,
     REDUCE_SCATTER,
     REGISTRY,
     Algorithms,
+    CollectiveCost,
     Rate,
+    algorithms,
 )
 from costmodel.errors import UnknownName, UsageError
 from costmodel.units import format_number as _n
@@ -68,15 +72,14 @@ def check_mapping(name: str) -> str:
 
 
 def check_algorithms(algo: Algorithms) -> None:
-    """UsageError unless ``algo`` can run across levels: fixed algorithms (not 'auto') and an
-    all-reduce made of a reduce-scatter and an all-gather (paper, ring, rabenseifner)."""
-    if not algo.linear:
-        raise UsageError("collectives 'auto' is not modelled on a machine with levels; choose "
-                         "a fixed algorithm (e.g. --collectives paper)")
+    """UsageError unless ``algo`` can run across levels: an all-reduce made of a reduce-scatter
+    and an all-gather (paper, ring, rabenseifner), a flat ring, or 'auto' (which chooses among
+    those, docs/hierarchy.md)."""
     allreduce = algo.used(ALLREDUCE)
-    if allreduce not in HALVES:
+    if allreduce not in HALVES and allreduce not in (FLAT_RING, AUTO):
         raise UsageError(f"all-reduce {allreduce!r} has no reduce-scatter phase to run inside a "
-                         f"node; on a machine with levels use one of {', '.join(HALVES)}")
+                         f"node; on a machine with levels use one of "
+                         f"{', '.join([*HALVES, FLAT_RING, AUTO])}")
 
 
 def members(p: np.ndarray, stride: np.ndarray, domain: int,
@@ -118,33 +121,157 @@ class LevelRates:
 
 
 def level_rates(p: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
-                algo: Algorithms, total: np.ndarray | None = None) -> LevelRates:
+                algo: Algorithms, total: np.ndarray | None = None,
+                links: tuple[tuple[float, float], ...] | None = None) -> LevelRates:
     """Per-level rates of a group of p processes with rank stride ``stride`` (module docstring).
 
     ``domains``: processes per domain of every level but the outermost (cumulative); ``p`` and
     ``stride`` of shape (G, 1); ``total`` the processes P of each grid (see :func:`members`).
-    Level l works on f_l = q_l/q_(l−1) processes and n/q_(l−1) words.
+    Level l works on f_l = q_l/q_(l−1) processes and n/q_(l−1) words.  A kind whose algorithm
+    is ``flat-ring`` is a ring over all p ranks instead (:func:`flat_ring_rates`), which needs
+    the machine's ``links``.
     """
     p = np.asarray(p, dtype=np.int64)
     stride = np.asarray(stride, dtype=np.int64)
-    reduce_scatter, half_gather = (REGISTRY[REDUCE_SCATTER][HALVES[algo.used(ALLREDUCE)][0]],
-                                   REGISTRY[ALLGATHER][HALVES[algo.used(ALLREDUCE)][1]])
+    qs = _members_per_level(p, stride, domains, total)
+    flat = {kind: algo.used(kind) == FLAT_RING for kind in (ALLGATHER, ALLREDUCE)}
+    if flat[ALLGATHER] and flat[ALLREDUCE]:
+        return LevelRates(flat_ring_rates(p, qs, links, ALLGATHER),
+                          flat_ring_rates(p, qs, links, ALLREDUCE))
+    halves = HALVES["ring" if flat[ALLREDUCE] else algo.used(ALLREDUCE)]
+    reduce_scatter = REGISTRY[REDUCE_SCATTER][halves[0]]
+    half_gather = REGISTRY[ALLGATHER][halves[1]]
     gathers, reduces = [], []
     before = np.ones_like(p)
-    for domain in (*domains, None):
-        q = np.broadcast_to(p, np.broadcast_shapes(p.shape, stride.shape)) if domain is None \
-            else members(p, stride, domain, total)
+    for index, q in enumerate(qs):
         f = q // before
         share = 1.0 / before
         gathers.append(_scaled(algo.allgather_rate(f), share))
         whole = _scaled(algo.allreduce_rate(f), share)
-        if domain is None:
+        if index == len(qs) - 1:
             reduces.append(whole)
         else:
             split = _scaled(reduce_scatter.rate(f) + half_gather.rate(f), share)
             reduces.append(_where(q < p, split, whole))
         before = q
-    return LevelRates(tuple(gathers), tuple(reduces))
+    return LevelRates(flat_ring_rates(p, qs, links, ALLGATHER) if flat[ALLGATHER]
+                      else tuple(gathers),
+                      flat_ring_rates(p, qs, links, ALLREDUCE) if flat[ALLREDUCE]
+                      else tuple(reduces))
+
+
+def _members_per_level(p: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],
+                       total: np.ndarray | None) -> list[np.ndarray]:
+    """q_l for every level, innermost first (q_L = p at the outermost)."""
+    shape = np.broadcast_shapes(p.shape, stride.shape)
+    return [*(members(p, stride, domain, total) for domain in domains),
+            np.broadcast_to(p, shape)]
+
+
+def flat_ring_rates(p: np.ndarray, qs: list[np.ndarray],
+                    links: tuple[tuple[float, float], ...] | None, kind: str) -> tuple[Rate, ...]:
+    """A ring over the group's p ranks in order, on a machine with levels: per-level rates.
+
+    The ring has s steps (s = p−1 for an all-gather, 2(p−1) for an all-reduce: reduce-scatter
+    then all-gather), each moving n/p words over every edge at once, so each step lasts as long
+    as its slowest edge.  An edge between consecutive members is at level l when they share a
+    level-l domain but not a level-(l−1) one; level l has edges when q_l > q_(l−1) (q_(−1) = 1).
+    A level-(l−1) domain of K processes holds K/q_(l−1) groups' blocks, each with one edge
+    leaving it, so K/q_(l−1) processes share its link where a level's per-process bandwidth
+    assumes all K do: that edge moves at q_(l−1) times it.  Charged:
+
+        messages s at the level with the largest α among those with edges,
+        words s/p·n/q_(l−1) (γ: (p−1)/p·n) at the level with the largest β_l/q_(l−1).
+
+    (The sum of the two maxima: exact when one level has both, as on every profile where the
+    outer level is the slower.)  On one level this is the ring.  ``links`` are the (α, β) per
+    level (Machine.links).
+    """
+    if links is None or len(links) != len(qs):
+        raise ValueError("flat-ring across levels needs the machine's links, one per level")
+    ring = (REGISTRY[kind]["ring"].rate)(p)
+    alphas = np.array([a for a, _ in links])
+    betas = np.array([b for _, b in links])
+    before = [np.ones_like(qs[0]), *qs[:-1]]
+    has_edges = np.stack([q > b for q, b in zip(qs, before)])
+    has_edges[0] |= ~has_edges.any(axis=0)  # p = 1: nothing moves; charge level 0 (zeros)
+    shape = (len(qs),) + (1,) * qs[0].ndim
+    slowest_alpha = np.argmax(np.where(has_edges, alphas.reshape(shape), -np.inf), axis=0)
+    effective_beta = np.stack([betas[i] / b for i, b in enumerate(before)])
+    slowest_beta = np.argmax(np.where(has_edges, effective_beta, -np.inf), axis=0)
+    zero = np.zeros(np.shape(qs[0]))
+    rates = []
+    for level, b in enumerate(before):
+        words_here = slowest_beta == level
+        rates.append(Rate(np.where(slowest_alpha == level, ring.messages, zero),
+                          np.where(words_here, ring.per_word / b, zero),
+                          np.where(words_here, ring.reduce_per_word, zero)))
+    return tuple(rates)
+
+
+LEVEL_CANDIDATES = {ALLGATHER: ("bruck", "recursive-doubling", "ring", "binomial", FLAT_RING),
+                    ALLREDUCE: ("ring", "rabenseifner", FLAT_RING)}
+"""What 'auto' chooses among on a machine with levels: every all-gather run level by level or
+as a flat ring; the all-reduces that split into a reduce-scatter and an all-gather, or the flat
+ring (recursive doubling and binomial trees have no reduce-scatter phase to run in a node)."""
+
+
+def fixed_selection(kind: str, name: str) -> Algorithms:
+    other = "ring" if kind == ALLGATHER else "bruck"
+    pair = {kind: name, (ALLREDUCE if kind == ALLGATHER else ALLGATHER): other}
+    return algorithms(f"allgather={pair[ALLGATHER]},allreduce={pair[ALLREDUCE]}")
+
+
+def _level_options(kind: str, p: np.ndarray, stride: np.ndarray, n: np.ndarray,
+                   domains: tuple[int, ...], links: tuple[tuple[float, float], ...],
+                   gamma_s_per_word: float, total: np.ndarray | None
+                   ) -> tuple[list[list[CollectiveCost]], np.ndarray]:
+    """Per-level costs of every LEVEL_CANDIDATES[kind] and the index of the cheapest in total
+    seconds (ties: the earlier), of the broadcast shape of p and n."""
+    field = "allgather" if kind == ALLGATHER else "allreduce"
+    options = [[rate.of(n) for rate in getattr(
+        level_rates(p, stride, domains, fixed_selection(kind, c), total, links), field)]
+        for c in LEVEL_CANDIDATES[kind]]
+    seconds = [sum((c.seconds(a, b, gamma_s_per_word) for c, (a, b) in zip(costs, links)),
+                   np.zeros(())) for costs in options]
+    shape = np.broadcast_shapes(*(np.shape(x) for x in seconds))
+    return options, np.argmin(np.stack([np.broadcast_to(x, shape) for x in seconds]), axis=0)
+
+
+def level_costs(kind: str, p: np.ndarray, stride: np.ndarray, n: np.ndarray,
+                domains: tuple[int, ...], algo: Algorithms,
+                links: tuple[tuple[float, float], ...], gamma_s_per_word: float = 0.0,
+                total: np.ndarray | None = None) -> tuple[CollectiveCost, ...]:
+    """Per-level cost (innermost first) of one collective of n words over a group of p
+    processes with rank stride ``stride``: the fixed algorithm's :func:`level_rates`, or for
+    'auto' the LEVEL_CANDIDATES entry whose levels cost the least in total, chosen per element
+    (each p and n: the winner depends on the message size)."""
+    if kind not in algo.candidates:
+        field = "allgather" if kind == ALLGATHER else "allreduce"
+        return tuple(rate.of(n) for rate in getattr(
+            level_rates(p, stride, domains, algo, total, links), field))
+    options, index = _level_options(kind, p, stride, n, domains, links, gamma_s_per_word, total)
+    shape = index.shape
+
+    def pick(level: int, name: str) -> np.ndarray:
+        stacked = np.stack([np.broadcast_to(getattr(costs[level], name), shape)
+                            for costs in options])
+        return np.asarray(np.take_along_axis(stacked, index[None], axis=0)[0])
+
+    return tuple(CollectiveCost(pick(level, "messages"), pick(level, "words"),
+                                pick(level, "reduced")) for level in range(len(links)))
+
+
+def level_chosen(kind: str, p: np.ndarray, stride: np.ndarray, n: np.ndarray,
+                 domains: tuple[int, ...], algo: Algorithms,
+                 links: tuple[tuple[float, float], ...], gamma_s_per_word: float = 0.0,
+                 total: np.ndarray | None = None) -> np.ndarray:
+    """Name of the algorithm :func:`level_costs` charges for each element, dtype object."""
+    if kind not in algo.candidates:
+        shape = np.broadcast_shapes(np.shape(p), np.shape(stride), np.shape(n))
+        return np.full(shape, algo.used(kind), dtype=object)
+    index = _level_options(kind, p, stride, n, domains, links, gamma_s_per_word, total)[1]
+    return np.asarray(np.array(LEVEL_CANDIDATES[kind], dtype=object)[index], dtype=object)
 
 
 def halo_level(pr: np.ndarray, stride: np.ndarray, domains: tuple[int, ...],

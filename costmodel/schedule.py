@@ -45,10 +45,17 @@ from typing import Any
 import numpy as np
 
 from costmodel.buckets import FIT_UNDER_CAP, Bucketing
-from costmodel.collectives import ALLREDUCE, Algorithms, CollectiveCost, halo_exchange
+from costmodel.collectives import ALLGATHER, ALLREDUCE, Algorithms, CollectiveCost, halo_exchange
 from costmodel.cost import LayerArrays, local_batch
 from costmodel.grids import Grids
-from costmodel.hierarchy import halo_level, level_rates, strides
+from costmodel.hierarchy import (
+    LEVEL_CANDIDATES,
+    fixed_selection,
+    halo_level,
+    level_costs,
+    level_rates,
+    strides,
+)
 from costmodel.plans import DOMAIN, Plan
 from costmodel.specs import Machine, Network
 
@@ -383,11 +390,15 @@ class _Links:
         self.pr_inside = (np.ones((1, len(grids)), dtype=bool) if pr_inside is None
                           else np.asarray(pr_inside, dtype=bool).reshape(1, -1))
 
-    def _level_rates(self, p: np.ndarray, pr: np.ndarray, pc: np.ndarray, over_rows: bool
-                     ) -> Any:
+    def _stride(self, p: np.ndarray, pr: np.ndarray, pc: np.ndarray,
+                over_rows: bool) -> np.ndarray:
         stride_r, stride_c = strides(pr, pc, self.pr_inside)
-        stride = stride_r if over_rows else np.where(p == self.total, 1, stride_c)
-        return level_rates(p, stride, self.machine.domain_sizes, self.algo, self.total)
+        return stride_r if over_rows else np.where(p == self.total, 1, stride_c)
+
+    def _level_rates(self, p: np.ndarray, pr: np.ndarray, pc: np.ndarray, over_rows: bool,
+                     algo: Algorithms | None = None) -> Any:
+        return level_rates(p, self._stride(p, pr, pc, over_rows), self.machine.domain_sizes,
+                           algo or self.algo, self.total, self.machine.links)
 
     def pr_collectives(self, pr: np.ndarray, pc: np.ndarray, samples: np.ndarray,
                        size: np.ndarray, into: tuple[np.ndarray, np.ndarray] | None = None
@@ -414,6 +425,13 @@ class _Links:
             words = samples * size
             return (self.algo.allgather(pr, words).seconds(a, b, self.gamma),
                     self.algo.allreduce(pr, words).seconds(a, b, self.gamma))
+        if not self.algo.linear:
+            stride, words = self._stride(pr, pr, pc, True), samples * size
+            seconds = [sum((c.seconds(a, b, self.gamma) for c, (a, b) in zip(
+                level_costs(kind, pr, stride, words, self.machine.domain_sizes, self.algo,
+                            self.machine.links, self.gamma, self.total), self.machine.links)),
+                np.zeros(())) for kind in (ALLGATHER, ALLREDUCE)]
+            return seconds[0], seconds[1]
         rows = self._level_rates(pr, pr, pc, True)
         gather = reduce = np.zeros(1)
         for g, r, (a, b) in zip(rows.allgather, rows.allreduce, self.machine.links):
@@ -439,12 +457,17 @@ class _Links:
         """All-reduce over p as (latency s, s per word), each (A, 1, G): one row per candidate
         algorithm (A = 1 unless 'auto')."""
         if self.levels:
-            rates = self._level_rates(p, pr, pc, False).allreduce
-            lat = sum((a * r.messages for r, (a, _) in zip(rates, self.machine.links)),
-                      np.zeros(p.shape))
-            slope = sum((b * r.per_word + self.gamma * r.reduce_per_word
-                         for r, (_, b) in zip(rates, self.machine.links)), np.zeros(p.shape))
-            return lat[None], slope[None]
+            options = ([None] if self.algo.linear else
+                       [fixed_selection(ALLREDUCE, name) for name in LEVEL_CANDIDATES[ALLREDUCE]])
+            lats, slopes = [], []
+            for option in options:
+                rates = self._level_rates(p, pr, pc, False, option).allreduce
+                lats.append(sum((a * r.messages for r, (a, _) in zip(rates, self.machine.links)),
+                                np.zeros(p.shape)))
+                slopes.append(sum((b * r.per_word + self.gamma * r.reduce_per_word
+                                   for r, (_, b) in zip(rates, self.machine.links)),
+                                  np.zeros(p.shape)))
+            return np.stack(lats), np.stack(slopes)
         a, b = self.machine.alpha_s, self.machine.beta_s_per_word
         if self.algo.linear:
             rate = self.algo.allreduce_rate(p)

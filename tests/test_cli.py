@@ -530,9 +530,9 @@ def test_profile_selects_collectives_and_the_option_overrides(
 
 @pytest.mark.parametrize(("value", "message"), [
     ("rign", "gridcost: unknown collective algorithm 'rign'; did you mean 'ring'? (known: auto, "
-             "binomial, bruck, paper, rabenseifner, recursive-doubling, ring)"),
+             "binomial, bruck, flat-ring, paper, rabenseifner, recursive-doubling, ring)"),
     ("allreduce=bruck", "gridcost: unknown all-reduce algorithm 'bruck' (known: auto, binomial, "
-                        "paper, rabenseifner, recursive-doubling, ring)"),
+                        "flat-ring, paper, rabenseifner, recursive-doubling, ring)"),
 ])
 def test_bad_collectives_option(value: str, message: str,
                                 capsys: pytest.CaptureFixture[str]) -> None:

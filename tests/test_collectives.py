@@ -175,8 +175,8 @@ def test_rates_are_linear_in_n() -> None:
 
 
 def test_algorithm_registry() -> None:
-    assert set(ALGORITHMS) == {"paper", "ring", "recursive-doubling", "rabenseifner", "binomial",
-                               "bruck"}
+    assert set(ALGORITHMS) == {"paper", "ring", "flat-ring", "recursive-doubling", "rabenseifner",
+                               "binomial", "bruck"}
     p, n = np.array([1, 2, 5, 64]), np.array([10.0, 0.0, 7.0, 1e6])
     paper = algorithms("paper")
     assert _same(paper.allgather(p, n), allgather_bruck(p, n))
@@ -194,7 +194,7 @@ def test_unknown_algorithm() -> None:
     with pytest.raises(UnknownName) as info:
         algorithms("rign")
     assert str(info.value) == ("unknown collective algorithm 'rign'; did you mean 'ring'? "
-                               "(known: auto, binomial, bruck, paper, rabenseifner, "
+                               "(known: auto, binomial, bruck, flat-ring, paper, rabenseifner, "
                                "recursive-doubling, ring)")
     assert info.value.exit_code == 2
 
@@ -210,11 +210,13 @@ HAND = {
     (8, ALLGATHER, "bruck"): (3, 1050, 0),
     (8, ALLGATHER, "recursive-doubling"): (3, 1050, 0),
     (8, ALLGATHER, "ring"): (7, 1050, 0),
+    (8, ALLGATHER, "flat-ring"): (7, 1050, 0),
     (8, ALLGATHER, "binomial"): (6, 1050 + 3 * 1200, 0),
     (8, ALLREDUCE, "paper"): (6, 2100, 0),
     (8, ALLREDUCE, "rabenseifner"): (6, 2100, 1050),
     (8, ALLREDUCE, "recursive-doubling"): (3, 3 * 1200, 3 * 1200),
     (8, ALLREDUCE, "ring"): (14, 2100, 1050),
+    (8, ALLREDUCE, "flat-ring"): (14, 2100, 1050),
     (8, ALLREDUCE, "binomial"): (6, 6 * 1200, 3 * 1200),
     (8, REDUCE_SCATTER, "paper"): (3, 1050, 0),
     (8, REDUCE_SCATTER, "ring"): (7, 1050, 1050),
@@ -226,11 +228,13 @@ HAND = {
     (6, ALLGATHER, "bruck"): (3, 1000, 0),
     (6, ALLGATHER, "recursive-doubling"): (2 + 2, 200 + 900 + 1000, 0),
     (6, ALLGATHER, "ring"): (5, 1000, 0),
+    (6, ALLGATHER, "flat-ring"): (5, 1000, 0),
     (6, ALLGATHER, "binomial"): (6, 1000 + 3 * 1200, 0),
     (6, ALLREDUCE, "paper"): (6, 2000, 0),
     (6, ALLREDUCE, "rabenseifner"): (2 * 2 + 2, 2 * 900 + 2 * 1200, 900 + 1200),
     (6, ALLREDUCE, "recursive-doubling"): (2 + 2, 4 * 1200, 3 * 1200),
     (6, ALLREDUCE, "ring"): (10, 2000, 1000),
+    (6, ALLREDUCE, "flat-ring"): (10, 2000, 1000),
     (6, ALLREDUCE, "binomial"): (6, 6 * 1200, 3 * 1200),
     (6, REDUCE_SCATTER, "paper"): (3, 1000, 0),
     (6, REDUCE_SCATTER, "ring"): (5, 1000, 1000),
@@ -379,8 +383,8 @@ def test_selection_by_name() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("allgather=rign", "unknown all-gather algorithm 'rign'; did you mean 'ring'? (known: auto, "
-                       "binomial, bruck, paper, recursive-doubling, ring)"),
-    ("allreduce=bruck", "unknown all-reduce algorithm 'bruck' (known: auto, binomial, paper, "
+                       "binomial, bruck, flat-ring, paper, recursive-doubling, ring)"),
+    ("allreduce=bruck", "unknown all-reduce algorithm 'bruck' (known: auto, binomial, flat-ring, paper, "
                         "rabenseifner, recursive-doubling, ring)"),
     ("broadcast=binomial", "unknown collective kind 'broadcast' (known: allgather, allreduce)"),
 ])

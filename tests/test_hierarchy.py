@@ -324,10 +324,11 @@ def test_mapping_on_a_flat_machine_is_refused(capsys: pytest.CaptureFixture[str]
 
 
 @pytest.mark.parametrize(("selection", "expected"), [
-    ("auto", "collectives 'auto' is not modelled on a machine with levels; choose a fixed "
-             "algorithm (e.g. --collectives paper)"),
     ("binomial", "all-reduce 'binomial' has no reduce-scatter phase to run inside a node; on a "
-                 "machine with levels use one of paper, ring, rabenseifner"),
+                 "machine with levels use one of paper, ring, rabenseifner, flat-ring, auto"),
+    ("recursive-doubling", "all-reduce 'recursive-doubling' has no reduce-scatter phase to run "
+                           "inside a node; on a machine with levels use one of paper, ring, "
+                           "rabenseifner, flat-ring, auto"),
 ])
 def test_collectives_without_levels_support_are_refused(
         capsys: pytest.CaptureFixture[str], selection: str, expected: str) -> None:

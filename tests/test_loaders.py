@@ -725,14 +725,14 @@ _GAMMA = "'<number> <time unit>/word' (e.g. '0.1 ns/word'), 0 or 'flop_rate'"
         ("gamma: 1 parsec/word\n", f"gamma: expected {_GAMMA}, got '1 parsec/word'"),
         ("gamma: -1 ns/word\n", "gamma: expected a time per word ≥ 0, got '-1 ns/word'"),
         ("collectives: rign\n",
-         "collectives: expected one of paper, ring, recursive-doubling, rabenseifner, binomial, "
-         "bruck, auto or a mapping {allgather: NAME, allreduce: NAME}, got 'rign'"),
+         "collectives: expected one of paper, ring, flat-ring, recursive-doubling, rabenseifner, "
+         "binomial, bruck, auto or a mapping {allgather: NAME, allreduce: NAME}, got 'rign'"),
         ("collectives: [ring]\n",
          "collectives: expected an algorithm name or a mapping {allgather: NAME, allreduce: "
          "NAME}, got ['ring']"),
         ("collectives: {allreduce: bruck}\n",
          "collectives.allreduce: expected one of paper, rabenseifner, recursive-doubling, ring, "
-         "binomial, auto, got 'bruck'"),
+         "flat-ring, binomial, auto, got 'bruck'"),
         ("collectives: {broadcast: binomial}\n",
          "collectives.broadcast: expected one of the keys allgather, allreduce (unknown key)"),
     ],

@@ -798,17 +798,17 @@ def test_domain_split_halos_on_levels() -> None:
 
 
 def test_levels_refusals_that_still_apply() -> None:
-    with pytest.raises(UsageError, match="^explain: collectives 'auto' picks per message"):
+    with pytest.raises(UsageError, match=r"^explain: collectives 'auto' picks per message"):
         explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="auto")
-    with pytest.raises(UsageError, match="^all-reduce 'binomial' has no reduce-scatter phase"):
+    with pytest.raises(UsageError, match=r"^all-reduce 'binomial' has no reduce-scatter phase"):
         explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="binomial")
     gamma = dataclasses.replace(NODES, gamma_s_per_word=1e-10)
-    with pytest.raises(UsageError, match="^explain: machine 'a100-ib-nodes' charges γ"):
+    with pytest.raises(UsageError, match=r"^explain: machine 'a100-ib-nodes' charges γ"):
         explain(ALEXNET, gamma, 64, 8, 2048, plan("fc-model"), collectives="ring",
                 compute="flops")
     # the paper's forms reduce nothing on any level: explained, equal to the engine
     assert_matches_engine(ALEXNET, gamma, 64, 2048, "fc-model", "none", "paper", "flops")
-    with pytest.raises(UsageError, match="^mapping 'pc-inside': machine 'cori-knl' has no "
+    with pytest.raises(UsageError, match=r"^mapping 'pc-inside': machine 'cori-knl' has no "
                                          "levels"):
         explain(ALEXNET, CORI, 64, 8, 2048, plan("fc-model"), mapping="pc-inside")
 

@@ -548,16 +548,19 @@ def _level_pair(machine: Machine, index: int) -> Pair:
                 f"β_{level.name}", f"levels[{index}]", level.bandwidth_Bps)
 
 
-def _route(machine: Machine, group: Placement, gather: bool) -> str:
+def _route(machine: Machine, group: Placement, gather: bool, halo: str = "") -> str:
     """Where the collectives of ``group`` run, in order: its f per level, then the all-gather
     (outermost level first) and the all-reduce (reduce-scatter up the split levels, all-reduce
-    on the first level holding the whole group, all-gather back down)."""
+    on the first level holding the whole group, all-gather back down); or, for the Pr group
+    of a domain split, the level of its halo exchanges (``halo``)."""
     names = [level.name for level in machine.levels]
     active = [i for i in range(len(names)) if group.f(i) > 1]
     head = (f"{group.symbol} = {group.p}, stride {group.stride_text}: "
             + " × ".join(f"f_{names[i]} = {group.f(i)}" for i in range(len(names))))
     if not active:
         return head + " — one process: nothing to communicate"
+    if halo:
+        return head + f" — halo exchanges between neighbouring strips on {halo}"
     up = [f"reduce-scatter on {names[i]}" for i in active if group.split(i)]
     whole = [f"all-reduce on {names[i]}" for i in active if not group.split(i)]
     down = [f"all-gather on {names[i]}" for i in reversed(active) if group.split(i)]
@@ -734,7 +737,7 @@ def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algor
         f"{layer.name} batch", "batch", everyone, machine, algo, False,
         lambda f: f"{f}·|W_i|", lambda f: f"{f}·{layer.params}", float(layer.params),
         (("|W_i|", f"{layer.params} parameters"),), "every process keeps all of W_i")
-    return lines, (_route(machine, everyone, False),)
+    return lines, (_route(machine, rows, False, names[at]), _route(machine, everyone, False))
 
 
 def _compute_line(network: Network, machine: Machine, P: int, batch: int,

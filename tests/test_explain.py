@@ -480,7 +480,7 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
     blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]]
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for block in blocks:
         command, *shown = block.splitlines()
         assert command.startswith("$ gridcost explain ")
@@ -489,6 +489,21 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
         for line in shown:
             if line.strip() == "…":
                 continue
+            position = _shown_at(out, line, position) + 1
+
+
+def test_the_explain_example_in_docs_hierarchy_md_is_current() -> None:
+    """The ```text block of docs/hierarchy.md that runs `gridcost explain` on a machine with
+    levels: every shown line is in today's output, in order."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hierarchy.md").read_text("utf-8")
+    blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]
+              if b.startswith("$ gridcost explain ")]
+    assert len(blocks) == 1
+    command, *shown = blocks[0].splitlines()
+    out = run(*command.split()[2:]).splitlines()
+    position = 0
+    for line in shown:
+        if line.strip() != "…":
             position = _shown_at(out, line, position) + 1
 
 

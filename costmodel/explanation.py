@@ -17,6 +17,17 @@ A profile with ``per_collective`` fits (docs/formats.md) charges each collective
 (:func:`collective_pair`); latency counts and words are then the raw ones (the engine's tables
 hold flat-equivalent counts, which the tests compare on the profile without the fits).
 
+On a machine with ``levels`` (docs/hierarchy.md) every collective term is written once per
+level: the group's rank stride under the grid's mapping, its members per block
+q_l = gcd(p, K_l/s) (1 when s does not divide K_l; p on the outermost level) and
+f_l = q_l/q_(l−1), recomputed here with :func:`math.gcd`; at level l the all-gather runs on
+f_l processes and the all-reduce as reduce-scatter + all-gather (q_l < p below the outermost
+level) or as an all-reduce (the first level holding the whole group), on n/q_(l−1) words, at
+α_l, β_l.  Halos go on the innermost level holding the whole Pr group.  Which mapping the grid
+uses ('best': the cheaper total) is the engine's decision, like the layout, and so is the
+sentence saying why (:meth:`costmodel.hierarchy.MappingComparison.why`); the tests compare
+every layer × term × level with :meth:`costmodel.cost.CostTable.level_seconds`.
+
 Formula text comes from :data:`RATE_TEXTS`, keyed by the algorithm's rate function: each entry
 says how to write ``k·(α·L(p) + β·F(p)·n)``.  An entry is used only where it reproduces the rate
 function's numbers; a rate function without one (or with a wrong one) is written with the

@@ -651,15 +651,19 @@ def _level_lines(label: str, term: str, group: Placement, machine: Machine,
         if split:
             where = (f"the all-reduce reduce-scatters here first and all-gathers here last; "
                      f"the levels above carry n/q_{name} = n/{group.q[index]} of its words")
-        elif index:
+        elif index and q_before > 1:
             where = (f"the first level holding the whole {group.symbol} group: it all-reduces "
                      f"the n/q_{before} = n/{q_before} words each block holds")
+        elif index:
+            where = (f"the first level holding the whole {group.symbol} group, which has one "
+                     f"member per {before} (q_{before} = 1): it all-reduces all n words")
         else:
             where = (f"the whole {group.symbol} group lies in one {name} block: the "
                      "all-reduce runs here alone")
-        if gather:
+        if gather and sum(group.f(k) > 1 for k in range(len(names))) > 1:
             where += ("; the all-gather runs on the outermost level first"
-                      + (f", here on n/{q_before} words" if index else ", here last"))
+                      + (", here last" if not index else
+                         f", here on n/{q_before} words" if q_before > 1 else ""))
         lines.append(Line(f"{label}, {name} level: {what} over {group.symbol}", term,
                           formula, (*pair.bindings(machine.word_bytes), *placed, *bindings),
                           subst, charge.seconds(words_here), charge.messages,

@@ -626,12 +626,12 @@ def _level_lines(label: str, term: str, group: Placement, machine: Machine,
                 why = (f"the whole {group.symbol} group lies in one {before} block "
                        f"(q_{before} = {group.symbol} = {group.p}): nothing crosses the "
                        f"{name} level")
-            elif index:
-                why = (f"q_{name} = q_{before} = {q_before}: no two blocks of the group share "
-                       f"a {name} domain, so no phase runs on {name}")
-            else:
+            elif group.q[index] == 1:
                 why = (f"one member of the {group.symbol} group per {name} (q_{name} = 1): "
                        f"no phase runs on {name}")
+            else:
+                why = (f"q_{name} = q_{before} = {q_before}: a {name} holds no more of the group "
+                       f"than one {before} block, so no phase runs on {name}")
             lines.append(Line(f"{label}, {name} level: nothing over {group.symbol}", term,
                               f"0 when {f_sym} = 1", (*pair.bindings(machine.word_bytes),
                                                       *placed),

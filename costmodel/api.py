@@ -30,6 +30,7 @@ from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
+    ExplainRecord,
     JSONObject,
     LayersRecord,
     OptimizeRecord,
@@ -451,7 +452,7 @@ class ExplainResult(CommandResult):
     per: Per = "epoch"
 
     @property
-    def record(self) -> dict[str, object]:
+    def record(self) -> ExplainRecord:
         """The JSON record (docs/json.md, 'explain')."""
         from costmodel.explanation import explanation_record
 
@@ -774,22 +775,26 @@ def explain(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
             overlap: OverlapName = "none", collectives: str | None = None,
             compute: ComputeName = "auto", per: Per = "epoch",
             layer_names: Sequence[str] = (), bucket: BucketName | None = None,
-            bucket_size: str | None = None, command: str = "explain") -> ExplainResult:
+            bucket_size: str | None = None, mapping: MappingName = "best",
+            command: str = "explain") -> ExplainResult:
     """Every term of the cost of the grid ``pr`` × P/``pr`` (`gridcost explain`);
-    ``layer_names`` restricts the per-layer part (sums and total cover every layer)."""
+    ``layer_names`` restricts the per-layer part (sums and total cover every layer).  On a
+    machine with levels every collective is written per level under ``mapping``
+    (docs/hierarchy.md)."""
     from costmodel.explanation import explain as run_explain
     from costmodel.plans import choose_plans
 
     n_proc, R, B = grid_options(P, pr, batch)
     [chosen] = choose_plans(plan, command, all_allowed=False)
     network, mach = load_network_like(net), load_machine_like(machine)
-    s = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,
+    s = settings_of(overlap, collectives, compute, machine=mach, mapping=mapping, bucket=bucket,
                     bucket_size=bucket_size)
     result = run_explain(network, mach, n_proc, R, B, chosen, s.overlap, s.collectives,
-                         s.compute, layers=list(layer_names) or None, bucket=s.bucket)
+                         s.compute, layers=list(layer_names) or None, bucket=s.bucket,
+                         mapping=s.mapping)
     settings: JSONObject = {"P": n_proc, "pr": R, "batch": B, "plan": plan, "overlap": overlap,
                             "collectives": s.collectives, "compute": compute, "per": per,
-                            **_bucket_settings(s)}
+                            **_mapping_settings(mach, mapping), **_bucket_settings(s)}
     return ExplainResult(tables=(), settings=settings, network_input=net,
                          machine_input=machine, explanation=result, per=per)
 

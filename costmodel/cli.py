@@ -325,6 +325,7 @@ def layers(fmt: str, output: str, **options: Any) -> None:
 @model_options
 @pr_option
 @plan_option(all_allowed=False)
+@mapping_option
 @click.option("--layer", "layer_names", multiple=True, metavar="NAME",
               help="Explain only this weighted layer (repeatable); default: every layer.  "
                    "Compute, sums and total always cover the whole network.")
@@ -337,7 +338,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
             collectives: str | None,
             compute: str, per: str, pr: str, plan_name: str, layer_names: tuple[str, ...],
             fmt: str, output: str, bucket: str | None = None,
-            bucket_size: str | None = None) -> None:
+            bucket_size: str | None = None, mapping: str = "best") -> None:
     """Every term of one grid's cost: the formula, the numbers substituted, the result.
 
     For each weighted layer, its model, batch and domain (halo) terms; then the compute time
@@ -354,7 +355,8 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
     options: dict[str, Any] = dict(
         net=net, machine=machine, P=processes, pr=pr, batch=batch, plan=plan_name,
         overlap=overlap, collectives=collectives, compute=compute, per=per,
-        layer_names=layer_names, bucket=bucket, bucket_size=bucket_size, command=_command())
+        layer_names=layer_names, bucket=bucket, bucket_size=bucket_size, mapping=mapping,
+        command=_command())
     result = api.explain(**options)
     text = render_json(result.record) if fmt == "json" else result.text(fmt)  # type: ignore[arg-type]
     _emit(text, output)

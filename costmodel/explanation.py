@@ -17,6 +17,17 @@ A profile with ``per_collective`` fits (docs/formats.md) charges each collective
 (:func:`collective_pair`); latency counts and words are then the raw ones (the engine's tables
 hold flat-equivalent counts, which the tests compare on the profile without the fits).
 
+On a machine with ``levels`` (docs/hierarchy.md) every collective term is written once per
+level: the group's rank stride under the grid's mapping, its members per block
+q_l = gcd(p, K_l/s) (1 when s does not divide K_l; p on the outermost level) and
+f_l = q_l/q_(l−1), recomputed here with :func:`math.gcd`; at level l the all-gather runs on
+f_l processes and the all-reduce as reduce-scatter + all-gather (q_l < p below the outermost
+level) or as an all-reduce (the first level holding the whole group), on n/q_(l−1) words, at
+α_l, β_l.  Halos go on the innermost level holding the whole Pr group.  Which mapping the grid
+uses ('best': the cheaper total) is the engine's decision, like the layout, and so is the
+sentence saying why (:meth:`costmodel.hierarchy.MappingComparison.why`); the tests compare
+every layer × term × level with :meth:`costmodel.cost.CostTable.level_seconds`.
+
 Formula text comes from :data:`RATE_TEXTS`, keyed by the algorithm's rate function: each entry
 says how to write ``k·(α·L(p) + β·F(p)·n)``.  An entry is used only where it reproduces the rate
 function's numbers; a rate function without one (or with a wrong one) is written with the
@@ -37,19 +48,27 @@ from typing import Any, Literal
 import numpy as np
 
 from costmodel.collectives import (
+    ALLGATHER,
+    ALLREDUCE,
+    REDUCE_SCATTER,
+    REGISTRY,
     Algorithms,
     Rate,
     RateOf,
     algorithms,
     bruck_allgather_rate,
     paper_allreduce_rate,
+    paper_reduce_scatter_rate,
     ring_allgather_rate,
     ring_allreduce_rate,
+    ring_reduce_scatter_rate,
 )
 from costmodel.cost import ComputeModel, Overlap, compute_per_iteration_s, evaluate
 from costmodel.errors import UsageError
 from costmodel.grids import Grids, check_processes
+from costmodel.hierarchy import HALVES, PC_INSIDE, PR_INSIDE, check_algorithms
 from costmodel.plans import DOMAIN, MODE_NAMES, Plan
+from costmodel.records import ExplainLayerRecord, ExplainLineRecord, ExplainRecord
 from costmodel.specs import Layer, Machine, Network
 from costmodel.units import format_number
 
@@ -101,6 +120,8 @@ RATE_TEXTS: dict[RateOf, RateText] = {
     paper_allreduce_rate: RateText(2, **_LOG, **_FRACTION),  # type: ignore[arg-type]
     ring_allgather_rate: RateText(1, **_RING, **_FRACTION),  # type: ignore[arg-type]
     ring_allreduce_rate: RateText(2, **_RING, **_FRACTION),  # type: ignore[arg-type]
+    paper_reduce_scatter_rate: RateText(1, **_LOG, **_FRACTION),  # type: ignore[arg-type]
+    ring_reduce_scatter_rate: RateText(1, **_RING, **_FRACTION),  # type: ignore[arg-type]
 }
 """Formula text of each collective rate function (collectives.py).  A new algorithm adds its
 rate functions here; without an entry it is explained with the generic α·m + β·w·n."""
@@ -283,6 +304,9 @@ class Line:
     messages: float | None = None
     words: float | None = None
     note: str = ""
+    level: str = ""
+    """On a machine with levels: the level whose α, β this line charges ('' otherwise, and
+    for a term that costs nothing on any level)."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +319,9 @@ class LayerExplanation:
     pr: int
     pc: int
     lines: tuple[Line, ...]
+    routes: tuple[str, ...] = ()
+    """On a machine with levels: per group of the layer (Pr, Pc or P), its placement and the
+    level each phase of its collectives runs on, in the order they run."""
 
     def seconds(self, term: str) -> float:
         """Seconds per iteration of ``term`` (model, batch, domain) of this layer; 0 if absent."""
@@ -303,6 +330,33 @@ class LayerExplanation:
     def count(self, term: str, what: Literal["messages", "words"]) -> float:
         """Latency count or words per iteration of ``term`` of this layer."""
         return math.fsum(getattr(line, what) or 0.0 for line in self.lines if line.term == term)
+
+
+@dataclass(frozen=True)
+class MappingChoice:
+    """The mapping of the explained grid on a machine with levels (docs/hierarchy.md).
+
+    ``used`` is 'pr-inside' or 'pc-inside'; ``setting`` the --mapping asked for ('best' or the
+    forced one); ``why`` the engine's sentence (:meth:`MappingComparison.why`) per iteration and
+    per epoch; ``total_s`` each mapping's total per iteration; ``stride_pr``, ``stride_pc`` the
+    rank strides of the grid's Pr and Pc groups under ``used``."""
+
+    used: str
+    setting: str
+    why_per_iteration: str
+    why_per_epoch: str
+    total_s: tuple[tuple[str, float], ...]
+    stride_pr: int
+    stride_pc: int
+
+    def why(self, per: Per) -> str:
+        """The sentence in seconds per ``per``."""
+        return self.why_per_epoch if per == "epoch" else self.why_per_iteration
+
+    @property
+    def rank_rule(self) -> str:
+        """Where grid position (r, c) goes: 'rank = r + Pr·c' or 'rank = c + Pc·r'."""
+        return "rank = r + Pr·c" if self.used == PR_INSIDE else "rank = c + Pc·r"
 
 
 @dataclass(frozen=True)
@@ -335,6 +389,11 @@ class Explanation:
     schedule: tuple[Line, ...] = ()
     """Overlap 'backward' (docs/schedule.md): one line per gradient bucket and per wait of the
     iteration's schedule — what is exposed and where it comes from; () otherwise."""
+    levels: tuple[tuple[str, int | None, float, float], ...] = ()
+    """On a machine with levels: (name, processes per domain, α s, bandwidth B/s) of each
+    level, innermost first (docs/hierarchy.md); () on a flat machine."""
+    mapping: MappingChoice | None = None
+    """On a machine with levels: the mapping of the grid onto the ranks and why."""
 
     def layer(self, name: str) -> LayerExplanation:
         """The explained layer called ``name``."""
@@ -439,6 +498,263 @@ def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
     return lines
 
 
+# --------------------------------------------------------------------------- machines with levels
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A group of the grid on a machine with levels (docs/hierarchy.md): ``p`` processes
+    (symbol ``symbol``: Pr, Pc or P) at rank stride ``stride``, and ``q[l]``, its members in one
+    aligned block inside a level-l domain, recomputed here one scalar at a time:
+
+        q_l = gcd(p, K/s) if s divides K, else 1,   K = min(K_l, P);   q_L = p (outermost)
+
+    ``q_texts`` write each q_l with its numbers substituted."""
+
+    symbol: str
+    p: int
+    stride: int
+    stride_text: str
+    q: tuple[int, ...]
+    q_texts: tuple[str, ...]
+
+    def f(self, level: int) -> int:
+        """f_l = q_l/q_(l−1) (q_0 = 1): the group's processes per level-l block."""
+        return self.q[level] // (self.q[level - 1] if level else 1)
+
+    def split(self, level: int) -> bool:
+        """True where an all-reduce runs as reduce-scatter + all-gather: a level below the
+        outermost one whose blocks do not hold the whole group (q_l < p)."""
+        return level < len(self.q) - 1 and self.q[level] < self.p
+
+
+def _placement(machine: Machine, symbol: str, p: int, stride: int, stride_text: str,
+               P: int) -> Placement:
+    """The :class:`Placement` of a group of p processes at rank stride ``stride``."""
+    q: list[int] = []
+    texts: list[str] = []
+    last = len(machine.levels) - 1
+    for index, level in enumerate(machine.levels):
+        if index == last or level.processes is None:
+            q.append(p)
+            texts.append(f"{symbol} = {p} (the outermost level holds the whole group)")
+            continue
+        domain = min(int(level.processes), P)
+        k_symbol = f"K_{level.name}" if level.processes <= P else f"min(K_{level.name}, P)"
+        if domain % stride:
+            q.append(1)
+            texts.append(f"1 (the stride {stride} does not divide {k_symbol} = {domain})")
+            continue
+        value = math.gcd(p, domain // stride)
+        q.append(value)
+        texts.append(f"gcd({symbol}, {k_symbol}/stride) = gcd({p}, {domain}/{stride}) = "
+                     f"{value}")
+    return Placement(symbol, p, stride, stride_text, tuple(q), tuple(texts))
+
+
+def _level_pair(machine: Machine, index: int) -> Pair:
+    """α, β of level ``index``, written α_NAME, β_NAME, from the profile's levels[index]."""
+    level = machine.levels[index]
+    return Pair(level.alpha_s, machine.word_bytes / level.bandwidth_Bps, f"α_{level.name}",
+                f"β_{level.name}", f"levels[{index}]", level.bandwidth_Bps)
+
+
+def _route(machine: Machine, group: Placement, gather: bool, halo: str = "") -> str:
+    """Where the collectives of ``group`` run, in order: its f per level, then the all-gather
+    (outermost level first) and the all-reduce (reduce-scatter up the split levels, all-reduce
+    on the first level holding the whole group, all-gather back down); or, for the Pr group
+    of a domain split, the level of its halo exchanges (``halo``)."""
+    names = [level.name for level in machine.levels]
+    active = [i for i in range(len(names)) if group.f(i) > 1]
+    head = (f"{group.symbol} = {group.p}, stride {group.stride_text}: "
+            + " × ".join(f"f_{names[i]} = {group.f(i)}" for i in range(len(names))))
+    if not active:
+        return head + " — one process: nothing to communicate"
+    if halo:
+        return head + f" — halo exchanges between neighbouring strips on {halo}"
+    up = [f"reduce-scatter on {names[i]}" for i in active if group.split(i)]
+    whole = [f"all-reduce on {names[i]}" for i in active if not group.split(i)]
+    down = [f"all-gather on {names[i]}" for i in reversed(active) if group.split(i)]
+    phases = [f"all-reduce: {' → '.join(up + whole + down)}"]
+    if gather:
+        phases.insert(0, "all-gather: " + " → ".join(names[i] for i in reversed(active)))
+    return head + " — " + "; ".join(phases)
+
+
+def _divided(size: Callable[[str], str], tail: str) -> Callable[[str], str]:
+    """``size`` with ``tail`` (a division such as '/q_node') written after it."""
+    return lambda fraction: size(fraction) + tail
+
+
+def _level_lines(label: str, term: str, group: Placement, machine: Machine,
+                 algo: Algorithms, gather: bool, size: Callable[[str], str],
+                 size_num: Callable[[str], str], n_words: float,
+                 bindings: tuple[tuple[str, str], ...], note: str = "") -> list[Line]:
+    """One line per level of a term's collectives on ``group`` (docs/hierarchy.md): at level l
+    the phases run on f_l processes and n/q_(l−1) words — the all-gather's (``gather``) and the
+    all-reduce's: reduce-scatter + all-gather where q_l < p below the outermost level, else
+    the all-reduce itself (the first level holding the whole group; f_l = 1 above it).
+
+    ``label`` names the term ('fc6 model'); ``size(F)`` / ``size_num(F)`` write n times the
+    fraction F; ``n_words`` is n.  A group of one process gives one line of 0."""
+    names = [level.name for level in machine.levels]
+    prefix = "forward all-gather + backward " if gather else "weight-gradient "
+    if group.p == 1:
+        return [Line(f"{label}: {prefix}all-reduce over {group.symbol}", term,
+                     f"0 when {group.symbol} = 1", (), "0", 0.0, 0.0, 0.0, note)]
+    halves = HALVES[algo.used(ALLREDUCE)]
+    reduce_scatter = REGISTRY[REDUCE_SCATTER][halves[0]].rate
+    half_gather = REGISTRY[ALLGATHER][halves[1]].rate
+    lines = []
+    for index, name in enumerate(names):
+        pair = _level_pair(machine, index)
+        f, q_before = group.f(index), (group.q[index - 1] if index else 1)
+        before = names[index - 1] if index else ""
+        f_sym = f"f_{name}"
+        placed = [(group.symbol, str(group.p)), ("stride", group.stride_text),
+                  (f"q_{name}", group.q_texts[index])]
+        if index:
+            placed += [(f"q_{before}", str(q_before)),
+                       (f_sym, f"q_{name}/q_{before} = {group.q[index]}/{q_before} = {f}")]
+        else:
+            placed.append((f_sym, f"q_{name} = {f}"))
+        split = group.split(index)
+        what = prefix + ("all-reduce's reduce-scatter and all-gather" if split
+                         else "all-reduce")
+        if f == 1:
+            if index and q_before == group.p:
+                why = (f"the whole {group.symbol} group lies in one {before} block "
+                       f"(q_{before} = {group.symbol} = {group.p}): nothing crosses the "
+                       f"{name} level")
+            elif group.q[index] == 1:
+                why = (f"one member of the {group.symbol} group per {name} (q_{name} = 1): "
+                       f"no phase runs on {name}")
+            else:
+                why = (f"q_{name} = q_{before} = {q_before}: a {name} holds no more of the group "
+                       f"than one {before} block, so no phase runs on {name}")
+            lines.append(Line(f"{label}, {name} level: nothing over {group.symbol}", term,
+                              f"0 when {f_sym} = 1", (*pair.bindings(machine.word_bytes),
+                                                      *placed),
+                              "0", 0.0, 0.0, 0.0, why, name))
+            continue
+        parts = ([Collective("all-gather", algo.allgather_rate, f_sym, f, pair)]
+                 if gather else [])
+        if split:
+            parts += [Collective("reduce-scatter", reduce_scatter, f_sym, f, pair),
+                      Collective("all-gather", half_gather, f_sym, f, pair)]
+        else:
+            parts.append(Collective("all-reduce", algo.allreduce_rate, f_sym, f, pair))
+        formula, subst, charge = _collective_text(
+            parts, _divided(size, f"/q_{before}" if index else ""),
+            _divided(size_num, f"/{q_before}" if index else ""))
+        words_here = n_words / q_before
+        if split:
+            where = (f"the all-reduce reduce-scatters here first and all-gathers here last; "
+                     f"the levels above carry n/q_{name} = n/{group.q[index]} of its words")
+        elif index and q_before > 1:
+            where = (f"the first level holding the whole {group.symbol} group: it all-reduces "
+                     f"the n/q_{before} = n/{q_before} words each block holds")
+        elif index:
+            where = (f"the first level holding the whole {group.symbol} group, which has one "
+                     f"member per {before} (q_{before} = 1): it all-reduces all n words")
+        else:
+            where = (f"the whole {group.symbol} group lies in one {name} block: the "
+                     "all-reduce runs here alone")
+        if gather and sum(group.f(k) > 1 for k in range(len(names))) > 1:
+            where += ("; the all-gather runs on the outermost level first"
+                      + (", here last" if not index else
+                         f", here on n/{q_before} words" if q_before > 1 else ""))
+        lines.append(Line(f"{label}, {name} level: {what} over {group.symbol}", term,
+                          formula, (*pair.bindings(machine.word_bytes), *placed, *bindings),
+                          subst, charge.seconds(words_here), charge.messages,
+                          charge.per_word * words_here,
+                          "; ".join(part for part in (where, note) if part), name))
+    return lines
+
+
+def _levels_model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
+                        machine: Machine, rows: Placement,
+                        cols: Placement) -> tuple[list[Line], tuple[str, ...]]:
+    """:func:`_model_lines` on a machine with levels: the model term over the Pr group
+    ``rows`` and the weight all-reduce over the Pc group ``cols``, one line per level each."""
+    samples = -(-batch // pc)
+    d = layer.activations
+    model = _level_lines(
+        f"{layer.name} model", "model", rows, machine, algo, True,
+        lambda f: f"⌈B/Pc⌉·{f}·d_i", lambda f: f"{samples}·{f}·{d}", float(samples * d),
+        (("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), ("d_i", f"{d} activations/sample")),
+        "" if pr > 1 else "Pr = 1: the layer is not split by model, nothing to gather")
+    units = layer.split_size
+    what = "filters" if layer.kind == "conv" else "units"
+    pieces = -(-units // pr)
+    shard = pieces * (layer.params / units)
+    if units % pr == 0:
+        size, size_num = (lambda f: f"{f}·|W_i|/Pr"), (lambda f: f"{f}·{layer.params}/{pr}")
+        shard_binding = ("|W_i|/Pr", f"{layer.params}/{pr} = {_num(shard)} words")
+        note = "Pc = 1: no batch split, nothing to reduce" if pc == 1 else ""
+    else:
+        size, size_num = ((lambda f: f"{f}·|W_i|·⌈u_i/Pr⌉/u_i"),
+                          (lambda f: f"{f}·{layer.params}·{pieces}/{units}"))
+        shard_binding = ("|W_i|·⌈u_i/Pr⌉/u_i",
+                         f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words")
+        note = (f"uneven: Pr = {pr} does not divide u_i = {units} {what}; the largest shard "
+                "decides")
+    weights = _level_lines(
+        f"{layer.name} batch", "batch", cols, machine, algo, False,
+        size, size_num, shard,
+        (("|W_i|", f"{layer.params} parameters"), ("u_i", f"{units} {what}"), ("Pr", str(pr)),
+         shard_binding), note)
+    routes = (_route(machine, rows, True), _route(machine, cols, False))
+    return [*model, *weights], routes
+
+
+def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
+                         machine: Machine, rows: Placement,
+                         everyone: Placement) -> tuple[list[Line], tuple[str, ...]]:
+    """:func:`_domain_lines` on a machine with levels: each halo at the innermost level whose
+    domain holds the whole Pr group (else some neighbour pair crosses it; the slowest pair
+    decides), and the weight all-reduce over all P, one line per level."""
+    samples = -(-batch // pc)
+    names = [level.name for level in machine.levels]
+    at = next(i for i, q in enumerate(rows.q) if q == pr)
+    pair = _level_pair(machine, at)
+    if at == 0:
+        level_text = f"{names[0]}: the whole Pr group lies in one {names[0]} block"
+    else:
+        level_text = (f"{names[at]}: q_{names[at - 1]} = {rows.q[at - 1]} < Pr = {pr} "
+                      f"(stride {rows.stride_text}), so some neighbour pair crosses a "
+                      f"{names[at - 1]} boundary; the slowest pair decides")
+    lines = []
+    for direction, shape, halo_rows, sym, width, chan, k in (
+            ("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
+             layer.kernel[0]),
+            ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
+             layer.kernel[1])):
+        formula = (f"{pair.alpha_symbol} + {pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
+                   f"⌊{sym}/2⌋")
+        bindings = (*pair.bindings(machine.word_bytes), ("level", level_text),
+                    ("Pr", str(pr)), ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"),
+                    (width, str(shape[1])), (chan, str(shape[2])),
+                    (f"⌊{sym}/2⌋", f"⌊{k}/2⌋ = {halo_rows}"))
+        label = f"{layer.name} domain: {direction} halo exchange over Pr"
+        if pr == 1 or halo_rows == 0:
+            why = ("Pr = 1: the image is not split" if pr == 1
+                   else f"⌊{sym}/2⌋ = 0: a kernel of {k} needs no halo")
+            lines.append(Line(label, "domain", f"0 if Pr = 1 or ⌊{sym}/2⌋ = 0, else {formula}",
+                              bindings, "0", 0.0, 0.0, 0.0, why))
+            continue
+        halo = float(samples * (shape[1] * shape[2]) * halo_rows)
+        lines.append(Line(f"{label}, {names[at]} level", "domain", formula, bindings,
+                          f"{_num(pair.alpha)} + {_num(pair.beta)}·{samples}·{shape[1]}·"
+                          f"{shape[2]}·{halo_rows}",
+                          pair.alpha * 1.0 + pair.beta * halo, 1.0, halo, level=names[at]))
+    lines += _level_lines(
+        f"{layer.name} batch", "batch", everyone, machine, algo, False,
+        lambda f: f"{f}·|W_i|", lambda f: f"{f}·{layer.params}", float(layer.params),
+        (("|W_i|", f"{layer.params} parameters"),), "every process keeps all of W_i")
+    return lines, (_route(machine, rows, False, names[at]), _route(machine, everyone, False))
+
+
 def _compute_line(network: Network, machine: Machine, P: int, batch: int,
                   model: ComputeModel) -> tuple[Line, str]:
     """Compute seconds per iteration (docs/model.md §7) and the compute model's name."""
@@ -518,16 +834,18 @@ def _total_line(compute: float, model: float, batch: float, domain: float,
 
 def _check_explainable(algo: Algorithms, machine: Machine) -> None:
     """UsageError for what explain cannot write as one formula yet: 'auto' (the algorithm
-    depends on the size) and a γ term (reduction arithmetic, docs/collectives.md)."""
-    if machine.hierarchical:
-        raise UsageError(f"explain: machine {machine.name!r} has levels, which explain does not "
-                         "write out yet; `gridcost layers` shows each collective's seconds per "
-                         "level (docs/hierarchy.md)")
+    depends on the size) and a γ term (reduction arithmetic, docs/collectives.md); on a machine
+    with levels, also an all-reduce without a reduce-scatter phase (as the engine refuses it,
+    :func:`costmodel.hierarchy.check_algorithms`)."""
     if not algo.linear:
         raise UsageError("explain: collectives 'auto' picks per message; `gridcost layers "
                          "--collectives auto` shows the winners — explain one of them")
-    gamma_terms = any(np.any(rate_of(np.array([2, 3, 4])).reduce_per_word)
-                      for rate_of in (algo.allgather_rate, algo.allreduce_rate))
+    rates = [algo.allgather_rate, algo.allreduce_rate]
+    if machine.hierarchical:
+        check_algorithms(algo)
+        halves = HALVES[algo.used(ALLREDUCE)]
+        rates += [REGISTRY[REDUCE_SCATTER][halves[0]].rate, REGISTRY[ALLGATHER][halves[1]].rate]
+    gamma_terms = any(np.any(rate_of(np.array([2, 3, 4])).reduce_per_word) for rate_of in rates)
     if machine.gamma_s_per_word and gamma_terms:
         raise UsageError(f"explain: machine {machine.name!r} charges γ (reduction arithmetic), "
                          "which explain does not show yet; use --collectives paper or a "
@@ -537,10 +855,14 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
 def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algorithms,
                     bucket: Any) -> tuple[Line, tuple[Line, ...]]:
     """Overlap 'backward': the total as the schedule composes it, and one line per bucket and
-    per wait of grid 0 (docs/schedule.md)."""
+    per wait of grid 0 (docs/schedule.md); on a machine with levels under the grid's mapping,
+    each bucket's latency and slope summed over the levels."""
     from costmodel.schedule import plan_steps, run
 
-    steps = plan_steps(network, machine, table.grids, table.plan, algo, table.compute_s)
+    pr_inside = None if table.mappings is None else table.mappings.pr_inside
+    steps = plan_steps(network, machine, table.grids, table.plan, algo, table.compute_s,
+                       pr_inside)
+    levels = machine.hierarchical
     names = tuple(layer.name for layer in network.layers)
     totals, events = run(steps, bucket, machine.word_bytes, record=0, layer_names=names)
     c, b, w, t = (float(x[0]) for x in (totals.compute_s, totals.blocking_s, totals.wait_s,
@@ -560,10 +882,13 @@ def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algori
             i = index[e.layers[-1]]  # the layer that closes the bucket: its group's rate
             latency = float(steps.bucket_latency_s[0, i, 0])
             per_word = float(steps.bucket_slope_s[0, i, 0])
+            lat, slope = ("Σ_l α_l·L_l(p)", "Σ_l β_l·F_l(p)") if levels else ("α·L(p)",
+                                                                                 "β·F(p)")
             lines.append(Line(f"{e.what}: {', '.join(e.layers)} over {e.group}", "batch",
-                              "α·L(p) + β·F(p)·n, n = the bucket's words (one all-reduce)",
-                              (("α·L(p)", f"{_num(latency)} s"),
-                               ("β·F(p)", f"{_num(per_word)} s/word"),
+                              f"{lat} + {slope}·n, n = the bucket's words (one all-reduce"
+                              + (", over the levels)" if levels else ")"),
+                              ((lat, f"{_num(latency)} s"),
+                               (slope, f"{_num(per_word)} s/word"),
                                ("n", f"{_num(e.words)} words")),
                               f"{_num(latency)} + {_num(per_word)}·{_num(e.words)}",
                               e.end_s - e.start_s, words=e.words,
@@ -579,12 +904,17 @@ def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algori
 def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, plan: Plan,
             overlap: Overlap = "none", collectives: str | None = None,
             compute: ComputeModel = "auto", layers: Sequence[str] | None = None,
-            bucket: Any = None) -> Explanation:
+            bucket: Any = None, mapping: str = "best") -> Explanation:
     """Every term of the cost of the grid Pr × (P/Pr) under ``plan``, per iteration.
 
     ``layers`` restricts the per-layer lines to those names (UnknownName with suggestions for a
     name the network lacks); the sums and the total always cover the whole network.  Raises
     UsageError when ``pr`` does not divide ``P``.
+
+    On a machine with levels (docs/hierarchy.md) every collective term is written per level,
+    under ``mapping`` ('best': the one the engine picks for this grid, and why; or
+    'pr-inside' / 'pc-inside'); on a flat machine ``mapping`` must be 'best', as for
+    :func:`costmodel.cost.evaluate`.
     """
     P = check_processes(P)
     if isinstance(pr, bool) or not isinstance(pr, (int, np.integer)) or pr < 1 or P % pr:
@@ -595,20 +925,27 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     wanted = [network.layers[network.layer_index(name)].name for name in (layers or ())]
     algo = algorithms(collectives or machine.collectives)
     _check_explainable(algo, machine)
-    alpha, beta = machine.alpha_s, machine.beta_s_per_word
     grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
-    # the engine decides feasibility and the layout (which split and group sizes per layer)
-    table = evaluate(network, machine, grids, plan, overlap, collectives, compute, bucket=bucket)
+    # the engine decides feasibility, the layout (which split and group sizes per layer) and,
+    # on a machine with levels, the mapping
+    table = evaluate(network, machine, grids, plan, overlap, collectives, compute,
+                     mapping=mapping, bucket=bucket)
     layout = table.layout
+    choice = None if table.mappings is None else _mapping_choice(table, mapping)
     explained = []
     for i, layer in enumerate(network.layers):
         mode = int(layout.mode[0, i])
         lpr, lpc = int(layout.pr[0, i]), int(layout.pc[0, i])
-        build = _domain_lines if mode == DOMAIN else _model_lines
-        lines = build(layer, lpr, lpc, batch, algo, machine)
+        routes: tuple[str, ...] = ()
+        if choice is None:
+            build = _domain_lines if mode == DOMAIN else _model_lines
+            lines = build(layer, lpr, lpc, batch, algo, machine)
+        else:
+            lines, routes = _layer_level_lines(layer, mode, lpr, lpc, batch, algo, machine,
+                                               choice.used == PR_INSIDE)
         explained.append(LayerExplanation(layer.name, layer.kind,
                                           MODE_NAMES[mode] if lpr > 1 else "batch", lpr, lpc,
-                                          tuple(lines)))
+                                          tuple(lines), routes))
     compute_line, used = _compute_line(network, machine, P, batch, compute)
     sums = tuple(_sum_line(term, explained) for term in ("model", "batch", "domain"))
     total = _total_line(compute_line.seconds, sums[0].seconds, sums[1].seconds, sums[2].seconds,
@@ -617,21 +954,83 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     if overlap == "backward":
         total, schedule = _schedule_lines(network, machine, table, algo, table.bucket)
     N = network.dataset_samples
-    settings = (
-        Line("latency per message", "setting", "α", (), f"{_num(alpha)} s", alpha),
-        Line("seconds per word", "setting", "β = word_bytes / bandwidth", (),
-             f"{machine.word_bytes} / {_num(machine.bandwidth_Bps)} = {_num(beta)} s/word",
-             beta),
-        Line("iterations per epoch", "setting", "N/B", (),
-             f"{N}/{batch} = {_num(N / batch)}", N / batch),
-    )
+    settings = (*_link_settings(machine, P),
+                Line("iterations per epoch", "setting", "N/B", (),
+                     f"{N}/{batch} = {_num(N / batch)}", N / batch))
     from costmodel.search import reason  # search imports cost; keep explain's import light
 
     shown = tuple(e for e in explained if not wanted or e.name in wanted)
+    levels = tuple((lv.name, lv.processes, lv.alpha_s, lv.bandwidth_Bps)
+                   for lv in machine.levels) if choice is not None else ()
     return Explanation(
         network.name, machine.name, P, pr, P // pr, batch, plan.name, overlap, algo.name, used,
         bool(table.feasible[0]), reason(table, 0), bool(table.uneven[0]), settings, shown,
-        compute_line, sums, total, N / batch, schedule)
+        compute_line, sums, total, N / batch, schedule, levels, choice)
+
+
+def _link_settings(machine: Machine, P: int) -> tuple[Line, ...]:
+    """The α and β lines: the flat pair, or α_l, β_l and the processes per domain K_l of every
+    level of a machine with levels."""
+    if not machine.hierarchical:
+        alpha, beta = machine.alpha_s, machine.beta_s_per_word
+        return (Line("latency per message", "setting", "α", (), f"{_num(alpha)} s", alpha),
+                Line("seconds per word", "setting", "β = word_bytes / bandwidth", (),
+                     f"{machine.word_bytes} / {_num(machine.bandwidth_Bps)} = {_num(beta)} "
+                     "s/word", beta))
+    out = []
+    for index, level in enumerate(machine.levels):
+        pair = _level_pair(machine, index)
+        name = level.name
+        out += [Line(f"latency per message on level {name}", "setting", pair.alpha_symbol, (),
+                     f"{_num(pair.alpha)} s", pair.alpha),
+                Line(f"seconds per word on level {name}", "setting",
+                     f"{pair.beta_symbol} = word_bytes / bandwidth_{name}", (),
+                     f"{machine.word_bytes} / {_num(level.bandwidth_Bps)} = {_num(pair.beta)} "
+                     "s/word", pair.beta)]
+        if level.processes is not None:
+            out.append(Line(f"processes per {name}", "setting", f"K_{name}", (),
+                            f"{level.processes}" + (f" (P = {P} ≤ K_{name}: one {name} holds "
+                                                    "every process)"
+                                                    if level.processes >= P else ""),
+                            float(level.processes)))
+    return tuple(out)
+
+
+def _mapping_choice(table: Any, setting: str) -> MappingChoice:
+    """The mapping grid 0 of ``table`` uses, the engine's sentence why (per iteration and per
+    epoch, :meth:`MappingComparison.why`), both totals and the rank strides of Pr and Pc."""
+    comparison = table.mappings
+    pr, pc = int(table.grids.pr[0]), int(table.grids.pc[0])
+    epoch = float(table.iterations_per_epoch[0])
+    used = comparison.used(0)
+    return MappingChoice(
+        used, setting, comparison.why(0, pr, pc, 1.0, "s/iteration"),
+        comparison.why(0, pr, pc, epoch, "s/epoch"),
+        tuple((name, float(comparison.total_s[name][0])) for name in (PR_INSIDE, PC_INSIDE)),
+        1 if used == PR_INSIDE else pc, pr if used == PR_INSIDE else 1)
+
+
+def _layer_level_lines(layer: Layer, mode: int, pr: int, pc: int, batch: int,
+                       algo: Algorithms, machine: Machine,
+                       pr_inside: bool) -> tuple[list[Line], tuple[str, ...]]:
+    """The lines of one layer on a machine with levels, its groups placed as the mapping says
+    (docs/hierarchy.md: Pr groups at stride 1 and Pc groups at stride Pr with Pr inside, stride
+    Pc and 1 with Pc inside; the weight all-reduce over all P at stride 1)."""
+    P = pr * pc
+    if pr_inside:
+        stride_r, stride_c = 1, pr
+        texts = ("1 (pr-inside)", f"Pr = {pr} (pr-inside)")
+    else:
+        stride_r, stride_c = pc, 1
+        texts = (f"Pc = {pc} (pc-inside)", "1 (pc-inside)")
+    rows = _placement(machine, "Pr", pr, stride_r, texts[0], P)
+    if mode == DOMAIN:
+        everyone = _placement(machine, "P", P, 1, "1 (all P processes)", P)
+        return _levels_domain_lines(layer, pr, pc, batch, algo, machine, rows, everyone)
+    if pc == P:  # the group of all P processes: consecutive ranks under either mapping
+        stride_c, texts = 1, (texts[0], "1 (all P processes)")
+    cols = _placement(machine, "Pc", pc, stride_c, texts[1], P)
+    return _levels_model_lines(layer, pr, pc, batch, algo, machine, rows, cols)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -685,6 +1084,8 @@ def _title(e: Explanation) -> str:
     title = (f"{e.network} on {e.machine}: {e.pr}×{e.pc} grid (P={e.P}, B={e.batch}), plan "
              f"{e.plan}, overlap {e.overlap}, collectives {e.collectives}, compute "
              f"{e.compute_model}")
+    if e.mapping is not None:
+        title += f", mapping {e.mapping.used}"
     if not e.feasible:
         title += f" — INFEASIBLE: {e.reason}"
     return title
@@ -696,6 +1097,20 @@ def _layer_heading(layer: LayerExplanation) -> str:
     return f"{layer.name} ({layer.kind}; {how})"
 
 
+def _mapping_lines(e: Explanation, per: Per) -> list[str]:
+    """Machines with levels: the levels, the mapping used and why (empty on a flat machine)."""
+    m = e.mapping
+    if m is None:
+        return []
+    chosen = ("the cheaper of both" if m.setting == "best"
+              else f"forced by --mapping {m.setting}")
+    totals = ", ".join(f"{name} {readable(seconds)}" for name, seconds in m.total_s)
+    return [f"levels: {' ⊂ '.join(name for name, *_ in e.levels)} (innermost first)",
+            f"mapping: {m.used} ({chosen}): {m.rank_rule}, Pr groups at rank stride "
+            f"{m.stride_pr}, Pc groups at stride {m.stride_pc}; totals {totals} s/iteration",
+            f"  why: {m.why(per)}"]
+
+
 def _bindings(line: Line) -> str:
     return ", ".join(f"{s} = {readable_text(v)}" for s, v in line.bindings)
 
@@ -705,6 +1120,7 @@ def render_text(e: Explanation, per: Per = "epoch") -> str:
     epoch = e.iterations_per_epoch
     out = [_title(e), ""]
     out += [f"{s.label}: {s.formula} = {readable_text(s.substituted)}" for s in e.settings]
+    out += _mapping_lines(e, per)
 
     def block(line: Line, indent: str = "  ") -> list[str]:
         rows = [f"{indent}{line.label}", f"{indent}  formula:     {line.formula}"]
@@ -720,6 +1136,7 @@ def render_text(e: Explanation, per: Per = "epoch") -> str:
 
     for layer in e.layers:
         out += ["", _layer_heading(layer)]
+        out += [f"  placement: {route}" for route in layer.routes]
         for line in layer.lines:
             out += block(line)
     out += ["", "whole grid"]
@@ -746,6 +1163,7 @@ def render_markdown(e: Explanation, per: Per = "epoch") -> str:
     out = [f"### {_md(_title(e))}", ""]
     out += [f"- {s.label}: {s.formula} = {_md(readable_text(s.substituted))}"
             for s in e.settings]
+    out += [f"- {_md(line.strip())}" for line in _mapping_lines(e, per)]
     header = ["| term | formula | where | substituted | s/iteration | " + unit + " |",
               "|---|---|---|---|---:|---:|"]
 
@@ -757,7 +1175,9 @@ def render_markdown(e: Explanation, per: Per = "epoch") -> str:
                 f"{readable(line.seconds * scale)} |")
 
     for layer in e.layers:
-        out += ["", f"#### {_md(_layer_heading(layer))}", "", *header]
+        out += ["", f"#### {_md(_layer_heading(layer))}", ""]
+        out += [f"- placement: {_md(route)}" for route in layer.routes]
+        out += [""] * bool(layer.routes) + header
         out += [row(line) for line in layer.lines]
     out += ["", "#### whole grid", "", *header]
     out += [row(line) for line in (e.compute, *e.sums, e.total)]
@@ -769,30 +1189,54 @@ def render_markdown(e: Explanation, per: Per = "epoch") -> str:
     return "\n".join(out) + "\n"
 
 
-def _line_record(line: Line, epoch: float) -> dict[str, Any]:
-    return {"label": line.label, "term": line.term, "formula": line.formula,
-            "bindings": [{"symbol": s, "value": v} for s, v in line.bindings],
-            "substituted": line.substituted, "seconds_per_iteration": line.seconds,
-            "seconds_per_epoch": line.seconds * epoch, "messages_per_iteration": line.messages,
-            "words_per_iteration": line.words, "note": line.note or None}
+def _line_record(line: Line, epoch: float) -> ExplainLineRecord:
+    record: ExplainLineRecord = {
+        "label": line.label, "term": line.term, "formula": line.formula,
+        "bindings": [{"symbol": s, "value": v} for s, v in line.bindings],
+        "substituted": line.substituted, "seconds_per_iteration": line.seconds,
+        "seconds_per_epoch": line.seconds * epoch, "messages_per_iteration": line.messages,
+        "words_per_iteration": line.words, "note": line.note or None}
+    if line.level:
+        record["level"] = line.level
+    return record
 
 
-def explanation_record(e: Explanation) -> dict[str, Any]:
-    """The explanation as a JSON-ready dict (seconds both per iteration and per epoch)."""
+def _layer_record(layer: LayerExplanation, epoch: float) -> ExplainLayerRecord:
+    record: ExplainLayerRecord = {
+        "layer": layer.name, "kind": layer.kind, "split": layer.split, "pr": layer.pr,
+        "pc": layer.pc, "terms": [_line_record(line, epoch) for line in layer.lines]}
+    if layer.routes:
+        record["routes"] = list(layer.routes)
+    return record
+
+
+def explanation_record(e: Explanation) -> ExplainRecord:
+    """The explanation as a JSON-ready dict (seconds both per iteration and per epoch;
+    docs/json.md, "explain")."""
     epoch = e.iterations_per_epoch
-    return {
+    record: ExplainRecord = {
         "net": e.network, "machine": e.machine, "P": e.P, "pr": e.pr, "pc": e.pc,
         "batch": e.batch, "plan": e.plan, "overlap": e.overlap, "collectives": e.collectives,
         "compute_model": e.compute_model, "feasible": e.feasible, "reason": e.reason or None,
         "uneven": e.uneven, "iterations_per_epoch": epoch,
         "settings": [_line_record(s, epoch) for s in e.settings],
-        "layers": [{"layer": layer.name, "kind": layer.kind, "split": layer.split,
-                    "pr": layer.pr, "pc": layer.pc,
-                    "terms": [_line_record(line, epoch) for line in layer.lines]}
-                   for layer in e.layers],
+        "layers": [_layer_record(layer, epoch) for layer in e.layers],
         "compute": _line_record(e.compute, epoch),
         "sums": [_line_record(s, epoch) for s in e.sums],
         "total": _line_record(e.total, epoch),
-        **({"schedule": [_line_record(s, epoch) for s in e.schedule]} if e.schedule else {}),
         "redistribution_charged": False,
     }
+    if e.schedule:
+        record["schedule"] = [_line_record(s, epoch) for s in e.schedule]
+    m = e.mapping
+    if m is not None:
+        record["levels"] = [{"name": name, "processes": processes, "alpha_s": alpha,
+                             "bandwidth_Bps": bandwidth}
+                            for name, processes, alpha, bandwidth in e.levels]
+        record["mapping"] = m.used
+        record["mapping_setting"] = m.setting
+        record["mapping_why_per_iteration"] = m.why_per_iteration
+        record["mapping_why_per_epoch"] = m.why_per_epoch
+        record["mapping_total_s_per_iteration"] = dict(m.total_s)
+        record["mapping_strides"] = {"pr": m.stride_pr, "pc": m.stride_pc}
+    return record

@@ -206,3 +206,97 @@ class SweepsRecord(TypedDict):
 
 SweepRecord: TypeAlias = PlanSweepRecord | SweepsRecord
 """What `sweep` prints as JSON, by --plan: one plan or all."""
+
+
+class ExplainBinding(TypedDict):
+    """One symbol of an explained line and its value, as text (``bindings[]``)."""
+
+    symbol: str
+    value: str
+
+
+class _ExplainLineRecordKeys(TypedDict):
+    """The keys of :class:`ExplainLineRecord` that are always present."""
+
+    label: str
+    term: str
+    formula: str
+    bindings: list[ExplainBinding]
+    substituted: str
+    seconds_per_iteration: float
+    seconds_per_epoch: float
+    messages_per_iteration: float | None
+    words_per_iteration: float | None
+    note: str | None
+
+
+class ExplainLineRecord(_ExplainLineRecordKeys, total=False):
+    """One line of `gridcost explain --format json`: a term, a setting, a sum or the total."""
+
+    level: str
+    """Machines with levels: the level whose α, β the line charges."""
+
+
+class _ExplainLayerRecordKeys(TypedDict):
+    """The keys of :class:`ExplainLayerRecord` that are always present."""
+
+    layer: str
+    kind: str
+    split: str
+    pr: int
+    pc: int
+    terms: list[ExplainLineRecord]
+
+
+class ExplainLayerRecord(_ExplainLayerRecordKeys, total=False):
+    """One weighted layer of `gridcost explain --format json` (``layers[]``)."""
+
+    routes: list[str]
+    """Machines with levels: per group, its placement and where each phase runs."""
+
+
+class ExplainLevelRecord(TypedDict):
+    """One level of the machine (``levels[]``, innermost first)."""
+
+    name: str
+    processes: int | None
+    alpha_s: float
+    bandwidth_Bps: float
+
+
+class _ExplainRecordKeys(TypedDict):
+    """The keys of :class:`ExplainRecord` that are always present."""
+
+    net: str
+    machine: str
+    P: int
+    pr: int
+    pc: int
+    batch: int
+    plan: str
+    overlap: str
+    collectives: str
+    compute_model: str
+    feasible: bool
+    reason: str | None
+    uneven: bool
+    iterations_per_epoch: float
+    settings: list[ExplainLineRecord]
+    layers: list[ExplainLayerRecord]
+    compute: ExplainLineRecord
+    sums: list[ExplainLineRecord]
+    total: ExplainLineRecord
+    redistribution_charged: bool
+
+
+class ExplainRecord(_ExplainRecordKeys, total=False):
+    """`gridcost explain --format json` (docs/json.md, "explain")."""
+
+    schedule: list[ExplainLineRecord]
+    levels: list[ExplainLevelRecord]
+    mapping: str
+    mapping_setting: str
+    mapping_why_per_iteration: str
+    mapping_why_per_epoch: str
+    mapping_total_s_per_iteration: dict[str, float]
+    mapping_strides: dict[str, int]

@@ -20,6 +20,9 @@ from costmodel import api
 from costmodel.errors import GridcostError
 from costmodel.loaders import load_machine, load_network
 from costmodel.records import (
+    ExplainLayerRecord,
+    ExplainLineRecord,
+    ExplainRecord,
     LayersRecord,
     OptimumRecord,
     PerLayerRecord,
@@ -98,6 +101,10 @@ EXPLAIN = [
     ("alexnet", {"P": 512, "pr": 32, "plan": "fc-model", "layer_names": ("fc6",)}),
     ("vgg16", {"P": 64, "pr": 4, "overlap": "backward"}),
     ("resnet50", {"P": 128, "pr": 2, "plan": "domain-batch", "overlap": "batch"}),
+    ("vgg16", {"P": 64, "pr": 16, "plan": "fc-model", "machine": "a100-ib-nodes",
+               "mapping": "pc-inside", "layer_names": ("fc6", "conv1_1")}),
+    ("alexnet", {"P": 32, "pr": 4, "plan": "domain-batch", "machine": "a100-ib-nodes",
+                 "overlap": "backward", "layer_names": ("conv2",)}),
 ]
 
 
@@ -176,6 +183,16 @@ def test_records_match_their_typed_shapes() -> None:
             check(dict(record), PlanSweepRecord)
             for row in record["rows"]:
                 check(dict(row), SweepRow)
+    for net, options in EXPLAIN:
+        explained = costmodel.explain(net, **options).record
+        check(dict(explained), ExplainRecord)
+        lines = [*explained["settings"], explained["compute"], *explained["sums"],
+                 explained["total"], *explained.get("schedule", [])]
+        for layer in explained["layers"]:
+            check(dict(layer), ExplainLayerRecord)
+            lines += layer["terms"]
+        for line in lines:
+            check(dict(line), ExplainLineRecord)
 
 
 def test_reprs_are_short_and_name_the_best_grid() -> None:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from cli_helpers import run
 from golden import line_difference
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.cli import main
@@ -40,10 +40,10 @@ from costmodel.explanation import (
     render_markdown,
     render_text,
 )
-from costmodel.grids import factorizations
+from costmodel.grids import Grids, factorizations
 from costmodel.loaders import load_machine, load_network
 from costmodel.plans import PLANS, plan
-from costmodel.specs import ComputeTable, Layer, Machine, Network
+from costmodel.specs import ComputeTable, Layer, Level, Machine, Network
 
 ALEXNET = load_network("alexnet")
 CORI = load_machine("cori-knl")
@@ -55,7 +55,7 @@ def close(a: float, b: float) -> bool:
 
 
 def assert_matches_engine(network, machine, P: int, batch: int, plan_name: str, overlap: str,
-                          collectives: str, compute: str) -> int:
+                          collectives: str, compute: str, mapping: str = "best") -> int:
     """Every explained value equals the engine's for every grid of P; returns grids checked.
 
     With per-collective fits the engine's counts are flat-equivalent (scaled by α_kind/α,
@@ -63,32 +63,56 @@ def assert_matches_engine(network, machine, P: int, batch: int, plan_name: str, 
     the fits."""
     chosen = PLANS[plan_name]
     grids = factorizations(P, batch)
-    table = evaluate(network, machine, grids, chosen, overlap, collectives, compute)  # type: ignore[arg-type]
+    table = evaluate(network, machine, grids, chosen, overlap, collectives, compute,  # type: ignore[arg-type]
+                     mapping=mapping)
     raw = dataclasses.replace(machine, per_collective=(), per_collective_processes=())
-    flat = evaluate(network, raw, grids, chosen, overlap, collectives, compute)  # type: ignore[arg-type]
-    seconds = {t: table.seconds(t) for t in TERMS}
-    counts = {t: flat.term(t) for t in TERMS}
+    flat = table if raw == machine else evaluate(network, raw, grids, chosen, overlap,  # type: ignore[arg-type]
+                                                 collectives, compute)  # type: ignore[arg-type]
     for g in range(len(grids)):
         e = explain(network, machine, P, int(grids.pr[g]), batch, chosen, overlap,  # type: ignore[arg-type]
-                    collectives, compute)  # type: ignore[arg-type]
-        assert [layer.name for layer in e.layers] == [layer.name for layer in network.layers]
-        for i, layer in enumerate(e.layers):
-            assert (layer.pr, layer.pc) == (int(table.layout.pr[g, i]),
-                                            int(table.layout.pc[g, i]))
-            for t in TERMS:
-                where = (plan_name, compute, collectives, g, layer.name, t)
-                assert close(layer.seconds(t), float(seconds[t][g, i])), where
-                assert close(layer.count(t, "messages"),
-                             float(np.broadcast_to(counts[t].messages, flat.shape)[g, i])), where
-                assert close(layer.count(t, "words"), float(counts[t].words[g, i])), where
-        for line, t in zip(e.sums, TERMS):
-            assert close(line.seconds, float(table.comm_s(t)[g])), (plan_name, g, t)
-        assert close(e.compute.seconds, float(table.compute_s[g]))
-        assert close(e.total.seconds, float(table.total_s[g]))
-        assert e.feasible == bool(table.feasible[g])
-        assert e.uneven == bool(table.uneven[g])
-        assert close(e.iterations_per_epoch, float(table.iterations_per_epoch[g]))
+                    collectives, compute, mapping=mapping)  # type: ignore[arg-type]
+        assert_grid_agrees(e, network, table, flat, g, (plan_name, compute, collectives))
     return len(grids)
+
+
+def assert_grid_agrees(e, network, table, flat, g: int, where: tuple[object, ...]) -> None:  # type: ignore[no-untyped-def]
+    """Explanation ``e`` of grid ``g`` equals the engine's ``table`` at rtol 1e-12: every layer
+    × term (seconds; messages and words against ``flat``), every sum, the compute and the
+    total; on a machine with levels also every layer × term × level, the mapping and both
+    mappings' totals."""
+    seconds = {t: table.seconds(t) for t in TERMS}
+    counts = {t: flat.term(t) for t in TERMS}
+    levels = table.mappings is not None
+    by_level = {t: table.level_seconds(t) for t in TERMS} if levels else {}
+    names = [level.name for level in table.machine.levels]
+    assert [layer.name for layer in e.layers] == [layer.name for layer in network.layers]
+    for i, layer in enumerate(e.layers):
+        assert (layer.pr, layer.pc) == (int(table.layout.pr[g, i]), int(table.layout.pc[g, i]))
+        for t in TERMS:
+            at = (*where, g, layer.name, t)
+            assert close(layer.seconds(t), float(seconds[t][g, i])), at
+            assert close(layer.count(t, "messages"),
+                         float(np.broadcast_to(counts[t].messages, flat.shape)[g, i])), at
+            assert close(layer.count(t, "words"), float(counts[t].words[g, i])), at
+            if levels:
+                for k, name in enumerate(names):
+                    mine = math.fsum(line.seconds for line in layer.lines
+                                     if line.term == t and line.level == name)
+                    assert close(mine, float(by_level[t][k, g, i])), (*at, name)
+                assert {line.level for line in layer.lines} <= {"", *names}
+    for line, t in zip(e.sums, TERMS):
+        assert close(line.seconds, float(table.comm_s(t)[g])), (*where, g, t)
+    assert close(e.compute.seconds, float(table.compute_s[g]))
+    assert close(e.total.seconds, float(table.total_s[g])), (*where, g)
+    assert e.feasible == bool(table.feasible[g])
+    assert e.uneven == bool(table.uneven[g])
+    assert close(e.iterations_per_epoch, float(table.iterations_per_epoch[g]))
+    if levels:
+        assert e.mapping is not None and e.mapping.used == table.mappings.used(g)
+        for name, total in e.mapping.total_s:
+            assert close(total, float(table.mappings.total_s[name][g])), (*where, g, name)
+    else:
+        assert e.mapping is None and e.levels == ()
 
 
 # --------------------------------------------------------------------------- explain == engine
@@ -456,7 +480,7 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "explain.md").read_text("utf-8")
     blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]]
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for block in blocks:
         command, *shown = block.splitlines()
         assert command.startswith("$ gridcost explain ")
@@ -465,6 +489,21 @@ def test_the_examples_in_docs_explain_md_are_current() -> None:
         for line in shown:
             if line.strip() == "…":
                 continue
+            position = _shown_at(out, line, position) + 1
+
+
+def test_the_explain_example_in_docs_hierarchy_md_is_current() -> None:
+    """The ```text block of docs/hierarchy.md that runs `gridcost explain` on a machine with
+    levels: every shown line is in today's output, in order."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "hierarchy.md").read_text("utf-8")
+    blocks = [b.split("```")[0] for b in doc.split("```text\n")[1:]
+              if b.startswith("$ gridcost explain ")]
+    assert len(blocks) == 1
+    command, *shown = blocks[0].splitlines()
+    out = run(*command.split()[2:]).splitlines()
+    position = 0
+    for line in shown:
+        if line.strip() != "…":
             position = _shown_at(out, line, position) + 1
 
 
@@ -573,3 +612,260 @@ def test_text_and_markdown_are_rounded_and_json_is_in_full() -> None:
     assert record["layers"][0]["terms"][0]["substituted"] == (
         "3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)")
     assert record["layers"][0]["terms"][0]["seconds_per_iteration"] == 0.000976044921875
+
+
+# --------------------------------------------------------------------------- machines with levels
+
+
+NODES = load_machine("a100-ib-nodes")
+# three levels, a socket of 4 inside a node of 16, and cori-knl's network and compute table
+SOCKETS = dataclasses.replace(CORI, levels=(Level("socket", 4, 4e-7, 60e9),
+                                            Level("node", 16, 1.1e-6, 20e9),
+                                            Level("network", None, CORI.alpha_s,
+                                                  CORI.bandwidth_Bps)))
+MAPPING_CHOICES = ["best", "pr-inside", "pc-inside"]
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("collectives,overlap,mapping", [
+    ("paper", "none", "best"), ("paper", "none", "pr-inside"), ("ring", "batch", "pc-inside"),
+    ("rabenseifner", "none", "best")])
+def test_explain_equals_engine_on_two_levels(plan_name: str, mapping: str, collectives: str,
+                                             overlap: str) -> None:
+    # P = 64: 8 nodes of 8; P = 96: 12 nodes, Pr = 3, 6, 12 … straddle nodes; P = 4 < K: one
+    # node holds every process
+    assert assert_matches_engine(load_network("vgg16"), NODES, 64, 2048, plan_name, overlap,
+                                 collectives, "flops", mapping) == 7
+    assert_matches_engine(ALEXNET, NODES, 96, 1000, plan_name, overlap, collectives, "flops",
+                          mapping)
+    assert_matches_engine(TINY, NODES, 36, 30, plan_name, overlap, collectives, "none",
+                          mapping)
+    assert_matches_engine(TINY, NODES, 4, 7, plan_name, overlap, collectives, "flops", mapping)
+
+
+@pytest.mark.parametrize("plan_name", sorted(PLANS))
+@pytest.mark.parametrize("mapping", MAPPING_CHOICES)
+def test_explain_equals_engine_on_three_levels(plan_name: str, mapping: str) -> None:
+    assert_matches_engine(ALEXNET, SOCKETS, 128, 2048, plan_name, "none", "paper", "table",
+                          mapping)
+    assert_matches_engine(TINY, SOCKETS, 48, 30, plan_name, "batch", "ring", "flops", mapping)
+
+
+@pytest.mark.parametrize("mapping", MAPPING_CHOICES)
+def test_explain_equals_engine_on_levels_under_overlap_backward(mapping: str) -> None:
+    # the schedule of every grid runs under the mapping explain shows
+    assert_matches_engine(ALEXNET, NODES, 32, 512, "fc-model", "backward", "paper", "flops",
+                          mapping)
+    assert_matches_engine(TINY, SOCKETS, 48, 30, "domain-batch", "backward", "paper", "flops",
+                          mapping)
+
+
+@st.composite
+def small_networks(draw: st.DrawFn) -> Network:
+    """0–3 conv layers (kernels 1–5, odd or even, same height and width) then 1–2 fc layers."""
+    height, width = draw(st.integers(1, 12)), draw(st.integers(1, 6))
+    channels = draw(st.integers(1, 5))
+    layers = []
+    for index in range(draw(st.integers(0, 3))):
+        kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+        out = draw(st.integers(1, 9))
+        layers.append(Layer(f"c{index}", "conv", (height, width, channels), (height, width, out),
+                            kernel=(kh, kw), padding=(kh // 2, kw // 2),
+                            weight_params=kh * kw * channels * out + out))
+        channels = out
+    inputs = height * width * channels
+    for index in range(draw(st.integers(1, 2))):
+        units = draw(st.integers(1, 40))
+        layers.append(Layer(f"f{index}", "fc", (1, 1, inputs), (1, 1, units),
+                            weight_params=inputs * units + units))
+        inputs = units
+    return Network("random", tuple(layers), layers[0].in_shape,
+                   dataset_samples=draw(st.integers(1, 10**6)))
+
+
+@st.composite
+def level_machines(draw: st.DrawFn) -> Machine:
+    """2 or 3 levels, domains of any size (powers of two or not), random α and bandwidths."""
+    count = draw(st.integers(2, 3))
+    sizes = [draw(st.integers(2, 8))]
+    if count == 3:
+        sizes.append(sizes[0] * draw(st.integers(2, 4)))
+    alphas = [draw(st.floats(1e-7, 1e-4)) for _ in range(count)]
+    bandwidths = [draw(st.floats(1e8, 1e12)) for _ in range(count)]
+    levels = tuple(Level(f"l{k}", sizes[k] if k < count - 1 else None, alphas[k],
+                         bandwidths[k]) for k in range(count))
+    return Machine("m", alpha_s=alphas[-1], bandwidth_Bps=bandwidths[-1],
+                   word_bytes=draw(st.sampled_from([2, 4])), flop_rate=1e12, levels=levels)
+
+
+@settings(max_examples=120, deadline=None)
+@given(small_networks(), level_machines(), st.integers(1, 48), st.integers(0, 47),
+       st.integers(1, 64), st.sampled_from(sorted(PLANS)), st.sampled_from(MAPPING_CHOICES),
+       st.sampled_from(["paper", "ring", "rabenseifner"]), st.sampled_from(["none", "batch"]))
+def test_explain_equals_engine_on_random_levels(network: Network, machine: Machine, P: int,
+                                                pick: int, batch: int, plan_name: str,
+                                                mapping: str, collectives: str,
+                                                overlap: str) -> None:
+    divisors = [d for d in range(1, P + 1) if P % d == 0]
+    pr = divisors[pick % len(divisors)]
+    grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
+    table = evaluate(network, machine, grids, PLANS[plan_name], overlap, collectives,  # type: ignore[arg-type]
+                     "flops", mapping=mapping)
+    e = explain(network, machine, P, pr, batch, PLANS[plan_name], overlap, collectives,  # type: ignore[arg-type]
+                "flops", mapping=mapping)
+    assert_grid_agrees(e, network, table, table, 0, (plan_name, mapping, collectives))
+    # the per-level lines of a term add up to the flat words: (p−1)/p·n per phase under the
+    # paper's forms, whatever the levels (docs/hierarchy.md)
+    if collectives == "paper":
+        flat = evaluate(network, dataclasses.replace(machine, levels=()), grids,
+                        PLANS[plan_name], overlap, collectives, "flops")  # type: ignore[arg-type]
+        for i, layer in enumerate(e.layers):
+            for t in TERMS:
+                assert math.isclose(layer.count(t, "words"), float(flat.term(t).words[0, i]),
+                                    rel_tol=1e-12, abs_tol=1e-9)
+
+
+# one fc layer, 64 inputs → 32 units: |W| = 64·32 + 32 = 2080; d = 32
+ONE_FC = Network("one-fc", (Layer("fc", "fc", (1, 1, 64), (1, 1, 32), weight_params=2080),),
+                 (1, 1, 64), dataset_samples=1600)
+# nodes of 4: α 1 µs, 100 GB/s → β = 4e-11 s/word; network: α 10 µs, 10 GB/s → β = 4e-10
+TWO_LEVELS = Machine("two", alpha_s=1e-5, bandwidth_Bps=10e9, word_bytes=4,
+                     levels=(Level("node", 4, 1e-6, 100e9), Level("net", None, 1e-5, 10e9)))
+
+
+def test_two_levels_by_hand() -> None:
+    """P = 8 as 2×4, B = 16 (⌈B/Pc⌉ = 4), model-batch, the paper's forms, no compute.
+
+    pr-inside: a Pr pair is ranks {r, r+1}, inside a node (q_node = 2 = Pr): the model term is
+    3·(α_n·1 + β_n·4·1/2·32) on the node only.  A Pc group has stride 2: q_node = gcd(4, 4/2) = 2
+    of its 4 members per node, so its all-reduce of |W|/Pr = 1040 words is a reduce-scatter +
+    all-gather over 2 in the node, 2·(α_n·1 + β_n·1/2·1040), and an all-reduce of 1040/2 words
+    over the 2 nodes, 2·(α_net·1 + β_net·1/2·520).
+    pc-inside: a Pr pair has stride 4, one member per node (q_node = 1): 3·(α_net·1 +
+    β_net·4·1/2·32) across nodes; a Pc group is one node: 2·(α_n·2 + β_n·3/4·1040)."""
+    model_pr = 3 * (1e-6 + 4e-11 * 4 * 0.5 * 32)                    # 3.00768e-06
+    batch_node_pr = 2 * (1e-6 + 4e-11 * 0.5 * 1040)                  # 2.0416e-06
+    batch_net_pr = 2 * (1e-5 + 4e-10 * 0.5 * 520)                   # 2.0208e-05
+    model_pc = 3 * (1e-5 + 4e-10 * 4 * 0.5 * 32)                    # 3.00768e-05
+    batch_pc = 2 * (2e-6 + 4e-11 * 0.75 * 1040)                      # 4.0624e-06
+    assert math.isclose(model_pr + batch_node_pr + batch_net_pr, 2.525728e-05, rel_tol=1e-12)
+    assert math.isclose(model_pc + batch_pc, 3.41392e-05, rel_tol=1e-12)
+    best = explain(ONE_FC, TWO_LEVELS, 8, 2, 16, plan("model-batch"), compute="none")
+    assert best.mapping is not None and best.mapping.used == "pr-inside"  # the cheaper one
+    assert close(best.total.seconds, 2.525728e-05)
+    assert dict(best.mapping.total_s) == pytest.approx({"pr-inside": 2.525728e-05,
+                                                        "pc-inside": 3.41392e-05}, rel=1e-12)
+    fc = best.layer("fc")
+    model_node, model_net, batch_node, batch_net = fc.lines
+    assert (model_node.level, model_net.level, batch_node.level, batch_net.level) == (
+        "node", "net", "node", "net")
+    assert close(model_node.seconds, 3.00768e-06) and model_net.seconds == 0.0
+    assert model_node.formula == "3·(α_node·⌈log2 f_node⌉ + β_node·⌈B/Pc⌉·(f_node−1)/f_node·d_i)"
+    assert model_node.substituted == "3·(1e-06·1 + 4e-11·4·1/2·32)"
+    assert model_net.note.startswith("the whole Pr group lies in one node block")
+    assert close(batch_node.seconds, 2.0416e-06) and close(batch_net.seconds, 2.0208e-05)
+    assert batch_node.label == ("fc batch, node level: weight-gradient all-reduce's "
+                                "reduce-scatter and all-gather over Pc")
+    assert ("q_node", "gcd(Pc, K_node/stride) = gcd(4, 4/2) = 2") in batch_node.bindings
+    assert batch_net.formula == ("2·(α_net·⌈log2 f_net⌉ + β_net·(f_net−1)/f_net·|W_i|/Pr/"
+                                 "q_node)")
+    assert batch_net.substituted == "2·(1e-05·1 + 4e-10·1/2·2080/2/2)"
+    assert ("f_net", "q_net/q_node = 4/2 = 2") in batch_net.bindings
+    assert fc.routes[1] == ("Pc = 4, stride Pr = 2 (pr-inside): f_node = 2 × f_net = 2 — "
+                            "all-reduce: reduce-scatter on node → all-reduce on net → "
+                            "all-gather on node")
+    forced = explain(ONE_FC, TWO_LEVELS, 8, 2, 16, plan("model-batch"), compute="none",
+                     mapping="pc-inside")
+    assert forced.mapping is not None and forced.mapping.used == "pc-inside"
+    assert close(forced.total.seconds, 3.41392e-05)
+    model_node, model_net, batch_node, batch_net = forced.layer("fc").lines
+    assert close(model_net.seconds, 3.00768e-05) and model_node.seconds == 0.0
+    assert close(batch_node.seconds, 4.0624e-06) and batch_net.seconds == 0.0
+    assert model_node.note == "one member of the Pr group per node (q_node = 1): no phase runs on node"
+    assert forced.mapping.why("iteration").startswith("forced Pc inside the node")
+    text = render_text(forced, "iteration")
+    assert "mapping: pc-inside (forced by --mapping pc-inside): rank = c + Pc·r" in text
+    assert "  why: forced Pc inside the node: " in text
+
+
+def test_domain_split_halos_on_levels() -> None:
+    """TINY's c1 (3×3 kernel, 9×8×2 → 9×8×5, |W| = 95) on TWO_LEVELS (nodes of 4), Pr inside:
+    Pr = 2 lies in one node, so its halos go over the node; Pr = 3 has q_node = gcd(3, 4) = 1,
+    so its halos cross nodes.  The weights over all P = 12 (stride 1): 4 per node, 3 nodes."""
+    machine = TWO_LEVELS
+    inside = explain(TINY, machine, 8, 2, 8, plan("domain-batch"), compute="none",
+                     mapping="pr-inside").layer("c1")
+    forward = inside.lines[0]
+    assert forward.level == "node" and forward.formula == ("α_node + β_node·⌈B/Pc⌉·X_W·X_C·"
+                                                           "⌊k_h/2⌋")
+    # ⌈8/4⌉ = 2 samples · 8 · 2 · 1 row = 32 words
+    assert close(forward.seconds, 1e-6 + 4e-11 * 32)
+    across = explain(TINY, machine, 12, 3, 8, plan("domain-batch"), compute="none",
+                     mapping="pr-inside").layer("c1")
+    forward = across.lines[0]
+    # ⌈8/4⌉ = 2 samples · 8 · 2 · 1 row = 32 words, at the network's α, β
+    assert forward.level == "net" and close(forward.seconds, 1e-5 + 4e-10 * 32)
+    assert dict(forward.bindings)["level"].startswith("net: q_node = 1 < Pr = 3")
+    weights = [line for line in across.lines if line.term == "batch"]
+    assert [line.level for line in weights] == ["node", "net"]
+    assert close(weights[0].seconds, 2 * (2e-6 + 4e-11 * 0.75 * 95))
+    assert close(weights[1].seconds, 2 * (2e-5 + 4e-10 * 2 / 3 * 95 / 4))
+
+
+def test_levels_refusals_that_still_apply() -> None:
+    with pytest.raises(UsageError, match=r"^explain: collectives 'auto' picks per message"):
+        explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="auto")
+    with pytest.raises(UsageError, match=r"^all-reduce 'binomial' has no reduce-scatter phase"):
+        explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="binomial")
+    gamma = dataclasses.replace(NODES, gamma_s_per_word=1e-10)
+    with pytest.raises(UsageError, match=r"^explain: machine 'a100-ib-nodes' charges γ"):
+        explain(ALEXNET, gamma, 64, 8, 2048, plan("fc-model"), collectives="ring",
+                compute="flops")
+    # the paper's forms reduce nothing on any level: explained, equal to the engine
+    assert_matches_engine(ALEXNET, gamma, 64, 2048, "fc-model", "none", "paper", "flops")
+    with pytest.raises(UsageError, match=r"^mapping 'pc-inside': machine 'cori-knl' has no "
+                                         "levels"):
+        explain(ALEXNET, CORI, 64, 8, 2048, plan("fc-model"), mapping="pc-inside")
+
+
+LEVELS_ARGS = ("explain", "--net", "vgg16", "--machine", "a100-ib-nodes", "--P", "64", "--pr",
+               "16", "--plan", "fc-model", "--layer", "fc6")
+
+
+def test_cli_on_levels_text_json_and_markdown() -> None:
+    out = run(*LEVELS_ARGS)
+    assert out.splitlines()[0].endswith(", mapping pc-inside")
+    assert "mapping: pc-inside (the cheaper of both): rank = c + Pc·r" in out
+    # the engine's sentence, as `gridcost optimize` prints it under the best grid
+    assert ("  why: Pc inside the node: the weight-gradient all-reduces (over Pc, or P for "
+            "pure-batch and domain-split layers) take 0.6307 s/epoch (node 0.2513, network "
+            "0.3794) against 1.15 s/epoch (node 0.192, network 0.9581) with Pr inside the "
+            "node; total 14.96 vs 15.22 s/epoch") in out
+    assert "  fc6 model, network level: forward all-gather + backward all-reduce over Pr\n" in out
+    assert "= 14.96 s/epoch" in out
+    record = json.loads(run(*LEVELS_ARGS, "--format", "json"))
+    assert record["mapping"] == "pc-inside" and record["mapping_setting"] == "best"
+    assert record["mapping_strides"] == {"pr": 4, "pc": 1}
+    assert [level["name"] for level in record["levels"]] == ["node", "network"]
+    (fc6,) = record["layers"]
+    assert [term["level"] for term in fc6["terms"]] == ["node", "network", "node", "network"]
+    assert len(fc6["routes"]) == 2
+    assert record == explanation_record(explain(load_network("vgg16"), NODES, 64, 16, 2048,
+                                                plan("fc-model"), compute="auto",
+                                                layers=["fc6"]))
+    forced = json.loads(run(*LEVELS_ARGS, "--mapping", "pr-inside", "--format", "json"))
+    assert forced["mapping"] == "pr-inside" and forced["mapping_setting"] == "pr-inside"
+    assert forced["total"]["seconds_per_iteration"] == record["mapping_total_s_per_iteration"][
+        "pr-inside"]
+    md = run(*LEVELS_ARGS, "--format", "markdown")
+    assert "- placement: Pr = 16, stride Pc = 4 (pc-inside)" in md
+
+
+def test_cli_mapping_on_a_flat_machine_is_one_line_exit_2(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["explain", "--net", "alexnet", "--P", "64", "--pr", "8", "--mapping",
+                 "pr-inside"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == ""
+    assert err.startswith("gridcost: mapping 'pr-inside': machine 'cori-knl' has no levels")
+    assert err.count("\n") == 1

@@ -139,3 +139,23 @@ def test_explain(capsys: pytest.CaptureFixture[str], options: dict[str, str], pr
     options.pop("--optimizer", None)  # explain has no memory check
     check_outcome(capsys, ["explain", *flatten(options), "--P", processes, "--pr", pr,
                            "--plan", plan, *[p for name in layer for p in ("--layer", name)]])
+
+
+@settings(max_examples=50, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@example(options={"--net": "vgg16", "--batch": "2048", "--overlap": "backward"},
+         processes="64", pr="8", plan="fc-model", mapping="pc-inside")
+@example(options={"--net": "alexnet", "--batch": "100", "--collectives": "ring"},
+         processes="96", pr="3", plan="domain-batch", mapping="best")
+@example(options={"--net": "alexnet", "--batch": "2048", "--collectives": "auto"},
+         processes="64", pr="8", plan="fc-model", mapping="best")
+@given(options=common, processes=mostly_valid, pr=st.one_of(st.sampled_from(["1", "2", "8"]),
+                                                            integer_text),
+       plan=st.sampled_from(PLANS),
+       mapping=st.sampled_from(["best", "pr-inside", "pc-inside", "inside", ""]))
+def test_explain_on_levels(capsys: pytest.CaptureFixture[str], options: dict[str, str],
+                           processes: str, pr: str, plan: str, mapping: str) -> None:
+    options.pop("--optimizer", None)  # explain has no memory check
+    check_outcome(capsys, ["explain", *flatten(options), "--machine", "a100-ib-nodes",
+                           "--P", processes, "--pr", pr, "--plan", plan, "--mapping", mapping,
+                           "--layer", "fc6"])

@@ -759,7 +759,7 @@ def _perlayer_steps(prob: Any) -> Steps:
 
     algo = machine_algorithms(prob.machine, prob.settings.collectives)
     steps: Steps = layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
-                                prob.compute_s)
+                                prob.compute_s, prob.mapping)
     return steps
 
 

@@ -369,23 +369,35 @@ def redistribution(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorith
                                           zip(r.per_sample, links)])
         return np.asarray(latency + slope * n)
 
-    def cheaper(r1: Route, r2: Route) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
-        pick = seconds_of(r2) < seconds_of(r1)
-        return ([np.where(pick, m2, m1) for m1, m2 in zip(r1.messages, r2.messages)],
-                [np.where(pick, w2, w1) * n for w1, w2 in zip(r1.per_sample, r2.per_sample)],
-                pick)
-
-    fm, fw, fpick = cheaper(a, b)
-    bm, bw, bpick = cheaper(a.T, b.T)
-    level_messages = [f + k for f, k in zip(fm, bm)]
-    level_words = [f + k for f, k in zip(fw, bw)]
-    seconds = functools.reduce(np.add, [alpha * m + beta * w for m, w, (alpha, beta) in
-                                        zip(level_messages, level_words, links)])
-    forward = functools.reduce(np.add, [alpha * m + beta * w for m, w, (alpha, beta) in
-                                        zip(fm, fw, links)])
-    return Redistribution(functools.reduce(np.add, level_messages),
-                          functools.reduce(np.add, level_words), seconds,
-                          fpick.astype(np.int8), bpick.astype(np.int8), forward)
+    fpick = seconds_of(b) < seconds_of(a)
+    back_a, back_b = a.T, b.T
+    bpick = seconds_of(back_b) < seconds_of(back_a)
+    # level by level, accumulated in place: few (L−1, K, K) arrays alive at a time
+    totals: list[np.ndarray] = []
+    for level, (alpha, beta) in enumerate(links):
+        fm = np.where(fpick, b.messages[level], a.messages[level])
+        fw = np.where(fpick, b.per_sample[level], a.per_sample[level])
+        fw *= n
+        forward = alpha * fm
+        forward += beta * fw
+        messages = np.where(bpick, back_b.messages[level], back_a.messages[level])
+        messages += fm
+        del fm
+        words = np.where(bpick, back_b.per_sample[level], back_a.per_sample[level])
+        words *= n
+        words += fw
+        del fw
+        seconds = alpha * messages
+        seconds += beta * words
+        parts = [messages, words, seconds, forward]
+        if totals:
+            for total, part in zip(totals, parts):
+                total += part
+        else:
+            totals = parts
+        del parts, messages, words, seconds, forward
+    return Redistribution(totals[0], totals[1], totals[2], fpick.astype(np.int8),
+                          bpick.astype(np.int8), totals[3])
 
 
 def describe_move(lay: Layouts, k: int, target: int, route: int) -> str:
@@ -861,9 +873,16 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
         return _search(problem(network, machine, P, batch, settings,
                                feasible_only=not allow_infeasible), allow_infeasible)
     setting = check_mapping(settings.mapping)
-    runs = [_search(problem(network, machine, P, batch, settings,
-                            feasible_only=not allow_infeasible, mapping=name), allow_infeasible)
-            for name in MAPPINGS]
+
+    def solved(name: str) -> Problem:
+        return problem(network, machine, P, batch, settings, feasible_only=not allow_infeasible,
+                       mapping=name)
+
+    # one mapping's (L−1, K, K) arrays at a time: the first run keeps its answer only, and its
+    # problem is rebuilt if that mapping is the one used
+    first = _search(solved(MAPPINGS[0]), allow_infeasible)
+    first = replace(first, problem=_without_arrays(first.problem))
+    runs = [first, _search(solved(MAPPINGS[1]), allow_infeasible)]
     if setting == BEST:
         chosen = runs[1] if runs[1].total_s < runs[0].total_s else runs[0]
         bound = min(run.lower_bound_s for run in runs)
@@ -871,9 +890,21 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
     else:
         chosen = runs[MAPPINGS.index(setting)]
         bound, fixed = chosen.lower_bound_s, chosen.fixed
+    mapping_total_s = {name: run.total_s for name, run in zip(MAPPINGS, runs)}
+    if chosen is first:
+        del runs  # drop the other mapping's arrays before building these again
+        chosen = replace(first, problem=solved(MAPPINGS[0]))
     exact = chosen.choice is not None and chosen.total_s <= bound * (1.0 + 1e-12)
     return replace(chosen, lower_bound_s=min(bound, chosen.total_s), exact=exact, fixed=fixed,
-                   mapping_total_s={name: run.total_s for name, run in zip(MAPPINGS, runs)})
+                   mapping_total_s=mapping_total_s)
+
+
+def _without_arrays(prob: Problem) -> Problem:
+    """``prob`` without its (L−1, K, K) redistribution and its schedule steps: enough to keep
+    a result's totals and choice while another mapping is solved, not to cost sequences."""
+    empty = np.empty((0, 0, 0))
+    nothing = Redistribution(empty, empty, empty, empty.astype(np.int8), empty.astype(np.int8))
+    return replace(prob, redistribution=nothing, steps=None)
 
 
 def _search(prob: Problem, allow_infeasible: bool) -> PerLayerResult:

@@ -665,17 +665,39 @@ def fixed_plan_sequences(prob: Problem, plan_name: str) -> tuple[Grids, np.ndarr
     return grids, prob.layouts.index(layout.mode, layout.pr)
 
 
-def fixed_plans(prob: Problem) -> list[FixedPlan]:
+def engine_totals(network: Network, machine: Machine, P: int, batch: int,
+                  settings: Settings) -> dict[str, dict[str, np.ndarray]]:
+    """A machine with levels: each fixed plan's engine total on every grid of P under each
+    mapping, ``[mapping][plan]`` (G,), inf where infeasible — one `cost.evaluate` per plan,
+    which costs both mappings anyway."""
+    grids = factorizations(P, batch)
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in MAPPINGS}
+    for plan_name, plan in PLANS.items():
+        table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
+                         settings.compute, bucket=settings.bucket)
+        assert table.mappings is not None
+        for name in MAPPINGS:
+            out[name][plan_name] = np.where(table.feasible, table.mappings.total_s[name],
+                                            np.inf)
+    return out
+
+
+def fixed_plans(prob: Problem,
+                engine_s: dict[str, np.ndarray] | None = None) -> list[FixedPlan]:
     """The four fixed plans, uncharged (engine) and charged (re-costed here), at (P, B); on a
-    machine with levels both under the problem's mapping."""
+    machine with levels both under the problem's mapping.  ``engine_s``: each plan's engine
+    totals per grid when already known (:func:`engine_totals`), else `cost.evaluate` runs."""
     s = prob.settings
     out = []
     for name in PLANS:
         grids, seqs = fixed_plan_sequences(prob, name)
-        table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
-                         s.collectives, s.compute, bucket=s.bucket,
-                         mapping=prob.mapping or BEST)
-        engine = np.where(table.feasible, table.total_s, np.inf)
+        if engine_s is not None:
+            engine = engine_s[name]
+        else:
+            table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
+                             s.collectives, s.compute, bucket=s.bucket,
+                             mapping=prob.mapping or BEST)
+            engine = np.where(table.feasible, table.total_s, np.inf)
         charged = prob.totals(seqs)
         best, cbest = int(np.argmin(engine)), int(np.argmin(charged))
         redist = float(prob.sequence_terms(seqs[cbest])["redistribution"][0])
@@ -878,11 +900,17 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
         return problem(network, machine, P, batch, settings, feasible_only=not allow_infeasible,
                        mapping=name)
 
-    # one mapping's (L−1, K, K) arrays at a time: the first run keeps its answer only, and its
-    # problem is rebuilt if that mapping is the one used
-    first = _search(solved(MAPPINGS[0]), allow_infeasible)
-    first = replace(first, problem=_without_arrays(first.problem))
-    runs = [first, _search(solved(MAPPINGS[1]), allow_infeasible)]
+    # two mappings' (L−1, K, K) arrays within the memory MAX_REDISTRIBUTION_CELLS allows one:
+    # past half of it the first run keeps its answer only, and its problem is rebuilt if that
+    # mapping is the one used
+    first_problem = solved(MAPPINGS[0])
+    engine = engine_totals(network, machine, P, batch, first_problem.settings)
+    first = _search(first_problem, allow_infeasible, engine[MAPPINGS[0]])
+    del first_problem
+    cells = (len(network.layers) - 1) * len(first.problem.layouts) ** 2
+    if 2 * cells > MAX_REDISTRIBUTION_CELLS.largest:
+        first = replace(first, problem=_without_arrays(first.problem))
+    runs = [first, _search(solved(MAPPINGS[1]), allow_infeasible, engine[MAPPINGS[1]])]
     if setting == BEST:
         chosen = runs[1] if runs[1].total_s < runs[0].total_s else runs[0]
         bound = min(run.lower_bound_s for run in runs)
@@ -891,7 +919,7 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
         chosen = runs[MAPPINGS.index(setting)]
         bound, fixed = chosen.lower_bound_s, chosen.fixed
     mapping_total_s = {name: run.total_s for name, run in zip(MAPPINGS, runs)}
-    if chosen is first:
+    if chosen is first and first.problem.redistribution.seconds.size == 0 < cells:
         del runs  # drop the other mapping's arrays before building these again
         chosen = replace(first, problem=solved(MAPPINGS[0]))
     exact = chosen.choice is not None and chosen.total_s <= bound * (1.0 + 1e-12)
@@ -907,10 +935,12 @@ def _without_arrays(prob: Problem) -> Problem:
     return replace(prob, redistribution=nothing, steps=None)
 
 
-def _search(prob: Problem, allow_infeasible: bool) -> PerLayerResult:
-    """:func:`optimize_per_layer` on one problem (one mapping on a machine with levels)."""
+def _search(prob: Problem, allow_infeasible: bool,
+            engine_s: dict[str, np.ndarray] | None = None) -> PerLayerResult:
+    """:func:`optimize_per_layer` on one problem (one mapping on a machine with levels);
+    ``engine_s`` as :func:`fixed_plans`."""
     settings, network = prob.settings, prob.network
-    fixed = fixed_plans(prob)
+    fixed = fixed_plans(prob, engine_s)
     # pure batch: every layer in layout 0 (1×P), no layout change, so nothing to redistribute
     pure_engine = float(prob.totals(np.zeros((1, len(network.layers)), dtype=np.int64))[0])
     stuck = np.flatnonzero(~prob.costs.feasible.any(axis=0))

@@ -7,7 +7,10 @@ in different layouts pay a redistribution of the activations forward and of thei
 backward, built from collectives (docs/perlayer.md §2).  A dynamic programme over layers ×
 layouts finds the cheapest sequence exactly for overlap `none`; for overlap `batch` the
 objective max(compute, Σ batch) + Σ rest is not additive and a Lagrangian search gives a
-feasible sequence with a certified lower bound (docs/perlayer.md §3).
+feasible sequence with a certified lower bound (docs/perlayer.md §3).  On a machine with
+levels everything is costed under one mapping of the ranks onto the nodes for the whole run,
+each collective split over the levels its ranks span, and the search runs under each mapping
+(docs/perlayer.md §7).
 
 Shapes: K layouts, L weighted layers.  Layer costs are (K, L), redistribution (L−1, K, K) with
 entry [i, k, l] the cost between layer i in layout k and layer i+1 in layout l.  Everything is
@@ -316,7 +319,7 @@ def forward_routes(lay: Layouts, batch: int, algo: Algorithms,
                                for r in rate]))
 
     direct = to_target(src)
-    strip_stride = pc if placement is not None and not placement.pr_inside else np.ones_like(pr)
+    strip_stride = np.ones_like(pr) if placement is None else placement.group_stride(pr, pc)
     gather_strips, to_batch = rates(pr, strip_stride)
     route_a = leave(gather_strips, b) + direct
     route_b = leave(to_batch, b / pr) + to_target(np.ones_like(src))

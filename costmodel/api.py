@@ -353,7 +353,8 @@ class OptimizeResult(CommandResult):
             if best is None:
                 lines.append(f"{head}: no feasible grid")
             elif r["plan"] == PER_LAYER:
-                lines.append(f"{head}: {_seconds(cast(float, best['total_s']), r['unit'])}")
+                lines.append(f"{head}: {_seconds(cast(float, best['total_s']), r['unit'])}"
+                             + (f", mapping {best['mapping']}" if "mapping" in best else ""))
             else:
                 lines.append(f"{head}: best grid {best['pr']}×{best['pc']}, "
                              f"{_seconds(cast(float, best['total_s']), r['unit'])} (comm "
@@ -546,7 +547,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     """Cost every Pr×Pc factorization of P and pick the best grid (`gridcost optimize`).
 
     ``plan``: a plan name, 'per-layer' or 'all' (every fixed plan, and the per-layer plan
-    unless the memory check is on or the machine has levels).  ``command`` names the command
+    unless the memory check is on).  ``command`` names the command
     in error messages.
     """
     from costmodel.plans import choose_plans
@@ -589,10 +590,10 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     if memory is not None and plan == PER_LAYER:
         raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
                          "--memory-check and --optimizer")
-    # under a memory check or on a machine with levels the per-layer plan (which models
-    # neither) is left out of 'all'
+    # under a memory check the per-layer plan (which does not model memory) is left out of
+    # 'all'; on a machine with levels it joins, under its own best mapping (docs/perlayer.md)
     per_layer, left_out = None, ""
-    if not (memory is not None or (mach.hierarchical and plan == "all")):
+    if memory is None:
         from costmodel.perlayer import optimize_per_layer
 
         try:

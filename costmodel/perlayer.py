@@ -7,7 +7,10 @@ in different layouts pay a redistribution of the activations forward and of thei
 backward, built from collectives (docs/perlayer.md §2).  A dynamic programme over layers ×
 layouts finds the cheapest sequence exactly for overlap `none`; for overlap `batch` the
 objective max(compute, Σ batch) + Σ rest is not additive and a Lagrangian search gives a
-feasible sequence with a certified lower bound (docs/perlayer.md §3).
+feasible sequence with a certified lower bound (docs/perlayer.md §3).  On a machine with
+levels everything is costed under one mapping of the ranks onto the nodes for the whole run,
+each collective split over the levels its ranks span, and the search runs under each mapping
+(docs/perlayer.md §7).
 
 Shapes: K layouts, L weighted layers.  Layer costs are (K, L), redistribution (L−1, K, K) with
 entry [i, k, l] the cost between layer i in layout k and layer i+1 in layout l.  Everything is
@@ -16,6 +19,7 @@ seconds, words or messages per training iteration.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,12 +33,23 @@ from costmodel.cost import (
     domain_volumes,
     evaluate,
     group_feasibility,
+    level_volumes,
     local_batch,
     machine_algorithms,
     model_batch_volumes,
 )
 from costmodel.errors import NoFeasibleGrid, TooLarge, UsageError
 from costmodel.grids import Grids, check_processes, divisors, factorizations
+from costmodel.hierarchy import (
+    BEST,
+    MAPPINGS,
+    PC_INSIDE,
+    PR_INSIDE,
+    check_algorithms,
+    check_mapping,
+    level_rates,
+    members,
+)
 from costmodel.limits import MAX_REDISTRIBUTION_CELLS
 from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
 from costmodel.search import Settings, check_batch
@@ -91,6 +106,45 @@ def layouts(P: int) -> Layouts:
     return Layouts(mode, pr, P // pr)
 
 
+# --------------------------------------------------------------------------- placement
+
+
+@dataclass(frozen=True)
+class Placement:
+    """How the ranks of a hierarchical machine (docs/hierarchy.md) carry every layout: the
+    machine (its levels), the mapping — one for the whole run, so every layer's layout and
+    every redistribution use it — and the (α s, β s/word) of each level, innermost first
+    (the machine's own, or latency-free ones for a bound)."""
+
+    machine: Machine
+    pr_inside: bool
+    links: tuple[tuple[float, float], ...]
+
+    @classmethod
+    def of(cls, machine: Machine, mapping: str) -> Placement:
+        """``machine`` placed with ``mapping`` ('pr-inside' or 'pc-inside')."""
+        return cls(machine, mapping == PR_INSIDE, machine.links)
+
+    @property
+    def mapping(self) -> str:
+        return PR_INSIDE if self.pr_inside else PC_INSIDE
+
+    @property
+    def domains(self) -> tuple[int, ...]:
+        """Processes per domain of every level but the outermost (cumulative)."""
+        return self.machine.domain_sizes
+
+    def latency_free(self) -> Placement:
+        """The same placement with α = 0 on every level."""
+        return replace(self, links=tuple((0.0, beta) for _, beta in self.links))
+
+    def group_stride(self, pr: np.ndarray, pc: np.ndarray) -> np.ndarray:
+        """Rank stride of the Pr group of a layout (pr, pc): 1 with Pr inside, Pc with Pc
+        inside (docs/hierarchy.md, "Placing the grid on the ranks")."""
+        pc = np.asarray(pc, dtype=np.int64)
+        return np.ones_like(pc) if self.pr_inside else pc
+
+
 # --------------------------------------------------------------------------- layer costs
 
 
@@ -112,12 +166,16 @@ class LayerCosts:
 
 def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
                 alpha_s: float, beta_s_per_word: float,
-                gamma_s_per_word: float = 0.0) -> LayerCosts:
+                gamma_s_per_word: float = 0.0,
+                placement: Placement | None = None) -> LayerCosts:
     """Every layer in every layout, from the engine's group functions in two calls (model/batch
     layouts and domain layouts), each on (K_mode, 1) group sizes × (1, L) layers.
 
     The numbers are those of `cost.evaluate` for a plan putting the layer in that layout, so a
-    fixed plan re-costed here agrees with the engine (tests/test_perlayer.py).
+    fixed plan re-costed here agrees with the engine (tests/test_perlayer.py).  With a
+    ``placement`` (a machine with levels) they come from `cost.level_volumes` under its
+    mapping, each term summed over the levels at their own α, β as the engine sums them
+    (``alpha_s`` and ``beta_s_per_word`` are then unused).
     """
     K, L = len(lay), layers.params.shape[1]
     out = {name: np.zeros((K, L)) for name in ("model", "batch", "domain")}
@@ -128,14 +186,23 @@ def layer_costs(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
     for mode in (MODEL, DOMAIN):
         rows = np.flatnonzero(lay.mode == mode)
         pr, pc = lay.pr[rows][:, None], lay.pc[rows][:, None]
-        if mode == MODEL:
+        group = LayerGroup(index, mode, pr, pc)
+        if placement is not None:
+            inside = np.full((rows.size, 1), placement.pr_inside)
+            per_level = level_volumes(group, layers, b, algo, placement.machine, inside)
+            for term in ("model", "batch", "domain"):
+                parts = [getattr(v, term).seconds(alpha, beta, gamma_s_per_word)
+                         for v, (alpha, beta) in zip(per_level, placement.links)]
+                out[term][rows] = functools.reduce(np.add, parts[1:], parts[0])
+        elif mode == MODEL:
             model, weights = model_batch_volumes(pr, pc, layers, b, algo)
             out["model"][rows] = model.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
+            out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
         else:
             halo, weights = domain_volumes(pr, pc, layers, b, algo)
             out["domain"][rows] = halo.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
-        out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
-        group_code, group_uneven = group_feasibility(LayerGroup(index, mode, pr, pc), layers, b)
+            out["batch"][rows] = weights.seconds(alpha_s, beta_s_per_word, gamma_s_per_word)
+        group_code, group_uneven = group_feasibility(group, layers, b)
         if mode == DOMAIN:
             group_code = np.where(layers.is_conv, group_code, np.int8(NOT_CONV))
         code[rows] = group_code
@@ -153,10 +220,36 @@ def alltoall_rate(p: np.ndarray) -> Rate:
     return Rate(p - 1.0, (p - 1.0) / p)
 
 
+def level_alltoall_rates(p: np.ndarray, stride: np.ndarray, placement: Placement,
+                         total: int) -> list[Rate]:
+    """The pairwise all-to-all of a group of p processes with rank stride ``stride`` on each
+    level of ``placement``'s machine, innermost first, m words held per process.
+
+    Every member sends m/p words to each of the p − 1 others, and a message goes over the level
+    where its two ends first share a domain: with q_l members per aligned level-l block
+    (:func:`costmodel.hierarchy.members`; q_0 = 1, q_L = p) a member has q_l − q_(l−1) partners
+    at level l, so level l carries (q_l − q_(l−1))·α_l + β_l·(q_l − q_(l−1))/p·m.  Ordering the
+    p − 1 rounds level by level (a mixed-radix shift: first the partners in the node, then the
+    rest) makes every round use one level for every member, so this is also the lock-step time.
+    Summed over the levels: (p − 1)·α + β·(p − 1)/p·m, :func:`alltoall_rate`.
+    """
+    p = np.asarray(p, dtype=np.int64)
+    before = np.ones_like(p)
+    out = []
+    for domain in (*placement.domains, None):
+        q = (np.broadcast_to(p, np.broadcast_shapes(p.shape, np.shape(stride)))
+             if domain is None else members(p, stride, domain, np.int64(total)))
+        partners = (q - before).astype(np.float64)
+        out.append(Rate(partners, partners / p))
+        before = q
+    return out
+
+
 @dataclass(frozen=True)
 class Route:
-    """One way of moving a layer boundary's data from layout k to layout l: latency count and
-    words per word of activations per sample n, each (K, K); words = per_sample · n."""
+    """One way of moving a layer boundary's data from layout k to layout l, per level
+    (innermost first; one level on a flat machine): latency count and words per word of
+    activations per sample n, each (levels, K, K); words = per_sample · n."""
 
     messages: np.ndarray
     per_sample: np.ndarray
@@ -164,8 +257,14 @@ class Route:
     def __add__(self, other: Route) -> Route:
         return Route(self.messages + other.messages, self.per_sample + other.per_sample)
 
+    @property
+    def T(self) -> Route:
+        """The route with source and target swapped (the last two axes)."""
+        return Route(np.swapaxes(self.messages, -1, -2), np.swapaxes(self.per_sample, -1, -2))
 
-def forward_routes(lay: Layouts, batch: int, algo: Algorithms) -> tuple[Route, Route]:
+
+def forward_routes(lay: Layouts, batch: int, algo: Algorithms,
+                   placement: Placement | None = None) -> tuple[Route, Route]:
     """The two candidate routes of the forward redistribution k → l (docs/perlayer.md §2).
 
     With g = gcd(Pr_k, Pr_l), b_k = ⌈B/Pc_k⌉, b_l = ⌈B/Pc_l⌉ and n words per sample:
@@ -177,33 +276,53 @@ def forward_routes(lay: Layouts, batch: int, algo: Algorithms) -> tuple[Route, R
       batch (b_k·n/Pr_k words per process) and continues as from batch.
       Domain → the same domain layout costs 0.
 
-    Returns (A, B), each (K, K); on rows of replicated sources B equals A.
+    With a ``placement`` (docs/perlayer.md §7) each collective runs over the ranks that hold
+    the data under its mapping — the Pr_l/g members of layout l's Pr group that hold distinct
+    sample blocks: rank stride g with Pr inside, Pc_l with Pc inside; the strips of layout k:
+    its Pr group — and is split over the levels: the all-gather as
+    `costmodel.hierarchy.level_rates`, the all-to-all by :func:`level_alltoall_rates`.
+
+    Returns (A, B), each (levels, K, K); on rows of replicated sources B equals A.
     """
     pr, pc = lay.pr.astype(np.int64), lay.pc.astype(np.int64)
+    P = int(pr[0] * pc[0])
     b = local_batch(np.int64(batch), pc).astype(np.float64)  # (K,)
     domain = lay.mode == DOMAIN
     src, dst = pr[:, None], pr[None, :]
 
+    def rates(p: np.ndarray, stride: np.ndarray) -> tuple[list[Rate], list[Rate]]:
+        """(all-gather, all-to-all) of groups of p processes with ``stride``, per level."""
+        if placement is None:
+            return [algo.allgather_rate(p)], [alltoall_rate(p)]
+        gathers = level_rates(p, stride, placement.domains, algo, np.int64(P)).allgather
+        return list(gathers), level_alltoall_rates(p, stride, placement, P)
+
     def to_target(source_pr: np.ndarray) -> Route:
         # replicated source with Pr = source_pr (K, K) or (K, 1) → each target layout l
-        group = dst // np.gcd(source_pr, dst)
-        gather = algo.allgather_rate(group)
-        scatter = alltoall_rate(group)
-        messages = np.where(domain[None, :], scatter.messages, gather.messages)
-        per_sample = np.where(domain[None, :], scatter.per_word * (b / pr)[None, :],
-                              gather.per_word * b[None, :])
-        shape = np.broadcast_shapes(messages.shape, (len(lay), len(lay)))
-        return Route(np.broadcast_to(messages, shape), np.broadcast_to(per_sample, shape))
+        common = np.gcd(source_pr, dst)
+        group = dst // common
+        stride = (common if placement is None or placement.pr_inside
+                  else np.broadcast_to(pc[None, :], common.shape))
+        messages, per_sample = [], []
+        for gather, scatter in zip(*rates(group, stride)):
+            messages.append(np.where(domain[None, :], scatter.messages, gather.messages))
+            per_sample.append(np.where(domain[None, :], scatter.per_word * (b / pr)[None, :],
+                                       gather.per_word * b[None, :]))
+        shape = (len(messages), len(lay), len(lay))
+        return Route(np.broadcast_to(np.array(messages), shape),
+                     np.broadcast_to(np.array(per_sample), shape))
+
+    def leave(rate: list[Rate], words: np.ndarray) -> Route:
+        # a domain source's first step over its own Pr group; nothing for replicated sources
+        return Route(np.array([np.where(domain, r.messages, 0.0)[:, None] for r in rate]),
+                     np.array([np.where(domain, r.per_word * words, 0.0)[:, None]
+                               for r in rate]))
 
     direct = to_target(src)
-    gather_strips = algo.allgather_rate(pr)
-    leave_a = Route(np.where(domain, gather_strips.messages, 0.0)[:, None],
-                    np.where(domain, gather_strips.per_word * b, 0.0)[:, None])
-    to_batch = alltoall_rate(pr)
-    leave_b = Route(np.where(domain, to_batch.messages, 0.0)[:, None],
-                    np.where(domain, to_batch.per_word * b / pr, 0.0)[:, None])
-    route_a = leave_a + direct
-    route_b = leave_b + to_target(np.ones_like(src))
+    strip_stride = np.ones_like(pr) if placement is None else placement.group_stride(pr, pc)
+    gather_strips, to_batch = rates(pr, strip_stride)
+    route_a = leave(gather_strips, b) + direct
+    route_b = leave(to_batch, b / pr) + to_target(np.ones_like(src))
     same = np.eye(len(lay), dtype=bool)
     # a domain source: the strips' own layout is free; replicated sources have one route
     a = Route(np.where(same, 0.0, route_a.messages), np.where(same, 0.0, route_a.per_sample))
@@ -217,8 +336,8 @@ def forward_routes(lay: Layouts, batch: int, algo: Algorithms) -> tuple[Route, R
 class Redistribution:
     """Redistribution between consecutive layers, forward and backward together, per iteration:
     ``messages``, ``words``, ``seconds`` of shape (L−1, K, K) — entry [i, k, l] for layer i in
-    layout k and layer i+1 in layout l — and the chosen forward and backward routes (0 = A,
-    1 = B) of the same shape."""
+    layout k and layer i+1 in layout l, summed over the levels of a hierarchical machine — and
+    the chosen forward and backward routes (0 = A, 1 = B) of the same shape."""
 
     messages: np.ndarray
     words: np.ndarray
@@ -232,31 +351,56 @@ class Redistribution:
 
 
 def redistribution(layers: LayerArrays, lay: Layouts, batch: int, algo: Algorithms,
-                   alpha_s: float, beta_s_per_word: float) -> Redistribution:
+                   alpha_s: float, beta_s_per_word: float,
+                   placement: Placement | None = None) -> Redistribution:
     """The redistribution cost tensor (docs/perlayer.md §2), shape (L−1, K, K).
 
     n_i = X_H·X_W·X_C of layer i+1 (its input, after any pooling: what actually moves).  The
     forward pass moves activations k → l, the backward pass their gradients l → k (the same
-    size); each direction takes the cheaper of its two routes, per layer boundary.
+    size); each direction takes the cheaper of its two routes, per layer boundary.  With a
+    ``placement`` every level's messages and words are charged at that level's α, β
+    (docs/perlayer.md §7); ``alpha_s`` and ``beta_s_per_word`` are then unused.
     """
     n = (layers.in_height * layers.in_row_words)[0, 1:][:, None, None]  # (L−1, 1, 1)
-    a, b = forward_routes(lay, batch, algo)
+    a, b = forward_routes(lay, batch, algo, placement)
+    links = ((alpha_s, beta_s_per_word),) if placement is None else placement.links
 
-    def cheaper(r1: Route, r2: Route) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        s1 = alpha_s * r1.messages + beta_s_per_word * r1.per_sample * n
-        s2 = alpha_s * r2.messages + beta_s_per_word * r2.per_sample * n
-        pick = s2 < s1
-        return (np.where(pick, r2.messages, r1.messages),
-                np.where(pick, r2.per_sample, r1.per_sample) * n, pick)
+    def seconds_of(r: Route) -> np.ndarray:
+        latency = functools.reduce(np.add, [alpha * m for m, (alpha, _) in
+                                            zip(r.messages, links)])
+        slope = functools.reduce(np.add, [beta * w for w, (_, beta) in
+                                          zip(r.per_sample, links)])
+        return np.asarray(latency + slope * n)
 
-    fm, fw, fpick = cheaper(a, b)
-    bm, bw, bpick = cheaper(Route(a.messages.T, a.per_sample.T),
-                            Route(b.messages.T, b.per_sample.T))
-    messages = fm + bm
-    words = fw + bw
-    seconds = alpha_s * messages + beta_s_per_word * words
-    return Redistribution(messages, words, seconds, fpick.astype(np.int8),
-                          bpick.astype(np.int8), alpha_s * fm + beta_s_per_word * fw)
+    fpick = seconds_of(b) < seconds_of(a)
+    back_a, back_b = a.T, b.T
+    bpick = seconds_of(back_b) < seconds_of(back_a)
+    # level by level, accumulated in place: few (L−1, K, K) arrays alive at a time
+    totals: list[np.ndarray] = []
+    for level, (alpha, beta) in enumerate(links):
+        fm = np.where(fpick, b.messages[level], a.messages[level])
+        fw = np.where(fpick, b.per_sample[level], a.per_sample[level])
+        fw *= n
+        forward = alpha * fm
+        forward += beta * fw
+        messages = np.where(bpick, back_b.messages[level], back_a.messages[level])
+        messages += fm
+        del fm
+        words = np.where(bpick, back_b.per_sample[level], back_a.per_sample[level])
+        words *= n
+        words += fw
+        del fw
+        seconds = alpha * messages
+        seconds += beta * words
+        parts = [messages, words, seconds, forward]
+        if totals:
+            for total, part in zip(totals, parts):
+                total += part
+        else:
+            totals = parts
+        del parts, messages, words, seconds, forward
+    return Redistribution(totals[0], totals[1], totals[2], fpick.astype(np.int8),
+                          bpick.astype(np.int8), totals[3])
 
 
 def describe_move(lay: Layouts, k: int, target: int, route: int) -> str:
@@ -324,6 +468,14 @@ class Problem:
     steps: Any = None
     """Overlap 'backward': the schedule's steps of every layout × layer
     (costmodel.schedule.Steps with K rows); None otherwise."""
+    placement: Placement | None = None
+    """A machine with levels: the mapping every layout and redistribution is costed with
+    (docs/perlayer.md §7); None on a flat machine."""
+
+    @property
+    def mapping(self) -> str | None:
+        """'pr-inside' or 'pc-inside' on a machine with levels, None when flat."""
+        return None if self.placement is None else self.placement.mapping
 
     def sequence_steps(self, choice: np.ndarray) -> Any:
         """Overlap 'backward': the schedule's steps of layout sequences (S, L)."""
@@ -394,9 +546,10 @@ def _sequence_steps(prob: Problem, choice: np.ndarray) -> Any:
 
 
 def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
-                 algo: Algorithms, compute_s: float) -> Any:
+                 algo: Algorithms, compute_s: float, mapping: str | None = None) -> Any:
     """The schedule's steps of every layout × layer (K rows, docs/schedule.md): model layouts as
-    the plan model-batch, domain layouts as domain-batch on the same (Pr, Pc)."""
+    the plan model-batch, domain layouts as domain-batch on the same (Pr, Pc); ``mapping``
+    (machines with levels): the one placement of every layout (None: flat, or Pr inside)."""
     from costmodel.schedule import Steps, plan_steps
 
     K = len(lay)
@@ -405,8 +558,9 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
         rows = np.flatnonzero(lay.mode == mode)
         g = Grids(lay.pr[rows].astype(np.int64), lay.pc[rows].astype(np.int64),
                   np.full(rows.size, batch, dtype=np.int64))
+        inside = None if mapping is None else np.full(rows.size, mapping == PR_INSIDE)
         parts[mode] = (rows, plan_steps(network, machine, g, PLANS[plan_name], algo,
-                                        np.full(rows.size, compute_s), labels=True))
+                                        np.full(rows.size, compute_s), inside, labels=True))
     first = parts[MODEL][1]
     out: dict[str, Any] = {}
     for name in ("fwd_compute_s", "bwd_compute_s", "fwd_pre_s", "fwd_post_s", "bwd_pre_s",
@@ -423,27 +577,40 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
 
 
 def problem(network: Network, machine: Machine, P: int, batch: int,
-            settings: Settings = DEFAULT_SETTINGS, feasible_only: bool = False) -> Problem:
+            settings: Settings = DEFAULT_SETTINGS, feasible_only: bool = False,
+            mapping: str | None = None) -> Problem:
     """Layouts, layer costs and redistribution of ``network`` at P processes, global batch B.
 
+    On a machine with levels everything is costed under one ``mapping``, 'pr-inside' or
+    'pc-inside' (None: the settings' mapping, Pr inside when that is 'best'; docs/perlayer.md
+    §7); on a flat machine ``mapping`` must be None and the settings' 'best'.
+
     Before the (L−1, K, K) redistribution is built: with ``feasible_only``, NoFeasibleGrid when
-    some layer has no feasible layout; and UsageError when it would exceed
+    some layer has no feasible layout; and TooLarge when it would exceed
     MAX_REDISTRIBUTION_CELLS (costmodel.limits).
     """
     P = check_processes(P)
     batch = check_batch(batch)
-    if machine.hierarchical:
-        raise UsageError(f"plan per-layer: machine {machine.name!r} has levels, which the "
-                         "per-layer plan does not model yet (docs/hierarchy.md); use a fixed "
-                         "plan, or a profile without levels")
+    setting = check_mapping(settings.mapping)
+    if not machine.hierarchical and (setting != BEST or mapping is not None):
+        raise UsageError(f"mapping {mapping or setting!r}: machine {machine.name!r} has no "
+                         "levels (one α and β for every message), so the mapping changes "
+                         "nothing; add 'levels' to its profile (docs/hierarchy.md) or drop "
+                         "--mapping")
     algo = machine_algorithms(machine, settings.collectives)
     if not algo.linear:
         raise UsageError("plan per-layer: collectives 'auto' is not supported yet (its "
                          "redistribution is costed with one all-gather rate); pick an algorithm")
+    placement = None
+    if machine.hierarchical:
+        check_algorithms(algo)
+        chosen = mapping or (PR_INSIDE if setting == BEST else setting)
+        placement = Placement.of(machine, check_mapping(chosen))
     lay = layouts(P)
     layers = LayerArrays.of(network)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
-    costs = layer_costs(layers, lay, batch, algo, alpha, beta, machine.gamma_s_per_word)
+    costs = layer_costs(layers, lay, batch, algo, alpha, beta, machine.gamma_s_per_word,
+                        placement)
     stuck = np.flatnonzero(~costs.feasible.any(axis=0))
     if feasible_only and stuck.size:
         raise NoFeasibleGrid(_no_layout_text(network, lay, P, batch, int(stuck[0])))
@@ -459,17 +626,16 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
                                                                 settings.compute)
     steps = None
     if settings.overlap == "backward":
-        from dataclasses import replace
-
         from costmodel.buckets import Bucketing, bucketing
 
         if not isinstance(settings.bucket, Bucketing):
             settings = replace(settings, bucket=bucketing(settings.bucket, None,
                                                           machine.bucket))
-        steps = layout_steps(network, machine, lay, batch, algo, float(compute_s[0]))
+        steps = layout_steps(network, machine, lay, batch, algo, float(compute_s[0]),
+                             None if placement is None else placement.mapping)
     return Problem(network, machine, P, batch, settings, lay, costs,
-                   redistribution(layers, lay, batch, algo, alpha, beta),
-                   float(compute_s[0]), compute_model, bool(outside[0]), steps)
+                   redistribution(layers, lay, batch, algo, alpha, beta, placement),
+                   float(compute_s[0]), compute_model, bool(outside[0]), steps, placement)
 
 
 # --------------------------------------------------------------------------- fixed plans
@@ -489,6 +655,10 @@ class FixedPlan:
     charged_pc: int | None
     charged_total_s: float
     charged_redistribution_s: float
+    mapping: str | None = None
+    """Machines with levels: the mapping of the uncharged best grid (None when flat)."""
+    charged_mapping: str | None = None
+    """Machines with levels: the mapping of the charged best grid (None when flat)."""
 
 
 def fixed_plan_sequences(prob: Problem, plan_name: str) -> tuple[Grids, np.ndarray]:
@@ -498,15 +668,39 @@ def fixed_plan_sequences(prob: Problem, plan_name: str) -> tuple[Grids, np.ndarr
     return grids, prob.layouts.index(layout.mode, layout.pr)
 
 
-def fixed_plans(prob: Problem) -> list[FixedPlan]:
-    """The four fixed plans, uncharged (engine) and charged (re-costed here), at (P, B)."""
+def engine_totals(network: Network, machine: Machine, P: int, batch: int,
+                  settings: Settings) -> dict[str, dict[str, np.ndarray]]:
+    """A machine with levels: each fixed plan's engine total on every grid of P under each
+    mapping, ``[mapping][plan]`` (G,), inf where infeasible — one `cost.evaluate` per plan,
+    which costs both mappings anyway."""
+    grids = factorizations(P, batch)
+    out: dict[str, dict[str, np.ndarray]] = {name: {} for name in MAPPINGS}
+    for plan_name, plan in PLANS.items():
+        table = evaluate(network, machine, grids, plan, settings.overlap, settings.collectives,
+                         settings.compute, bucket=settings.bucket)
+        assert table.mappings is not None
+        for name in MAPPINGS:
+            out[name][plan_name] = np.where(table.feasible, table.mappings.total_s[name],
+                                            np.inf)
+    return out
+
+
+def fixed_plans(prob: Problem,
+                engine_s: dict[str, np.ndarray] | None = None) -> list[FixedPlan]:
+    """The four fixed plans, uncharged (engine) and charged (re-costed here), at (P, B); on a
+    machine with levels both under the problem's mapping.  ``engine_s``: each plan's engine
+    totals per grid when already known (:func:`engine_totals`), else `cost.evaluate` runs."""
     s = prob.settings
     out = []
     for name in PLANS:
         grids, seqs = fixed_plan_sequences(prob, name)
-        table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
-                         s.collectives, s.compute, bucket=s.bucket)
-        engine = np.where(table.feasible, table.total_s, np.inf)
+        if engine_s is not None:
+            engine = engine_s[name]
+        else:
+            table = evaluate(prob.network, prob.machine, grids, PLANS[name], s.overlap,
+                             s.collectives, s.compute, bucket=s.bucket,
+                             mapping=prob.mapping or BEST)
+            engine = np.where(table.feasible, table.total_s, np.inf)
         charged = prob.totals(seqs)
         best, cbest = int(np.argmin(engine)), int(np.argmin(charged))
         redist = float(prob.sequence_terms(seqs[cbest])["redistribution"][0])
@@ -515,7 +709,24 @@ def fixed_plans(prob: Problem) -> list[FixedPlan]:
                              int(grids.pc[best]) if ok else None, float(engine[best]),
                              int(grids.pr[cbest]) if cok else None,
                              int(grids.pc[cbest]) if cok else None, float(charged[cbest]),
-                             redist if cok else 0.0))
+                             redist if cok else 0.0, prob.mapping, prob.mapping))
+    return out
+
+
+def best_fixed_plans(per_mapping: list[list[FixedPlan]]) -> list[FixedPlan]:
+    """Per plan, the cheaper of its uncharged bests and of its charged bests over the mappings
+    solved (``per_mapping``: :func:`fixed_plans` of each, Pr inside first; ties keep the
+    first): the fixed plans as `optimize --plan NAME` costs them with each grid's better
+    mapping, and charged the same way."""
+    out = []
+    for plans in zip(*per_mapping):
+        uncharged = min(plans, key=lambda f: f.total_s)
+        charged = min(plans, key=lambda f: f.charged_total_s)
+        out.append(replace(uncharged, charged_pr=charged.charged_pr,
+                           charged_pc=charged.charged_pc,
+                           charged_total_s=charged.charged_total_s,
+                           charged_redistribution_s=charged.charged_redistribution_s,
+                           charged_mapping=charged.charged_mapping))
     return out
 
 
@@ -541,6 +752,14 @@ class PerLayerResult:
     pure_batch_total_s: float
     fixed: list[FixedPlan]
     reason: str | None
+    mapping_total_s: dict[str, float] | None = None
+    """Machines with levels: the per-layer optimum found under each mapping ('pr-inside',
+    'pc-inside'), seconds per iteration; the one used is ``problem.mapping``.  None when flat."""
+
+    @property
+    def mapping(self) -> str | None:
+        """The mapping of the whole run on a machine with levels, None when flat."""
+        return self.problem.mapping
 
     @property
     def P(self) -> int:
@@ -641,7 +860,9 @@ def _backward_bound(prob: Problem, candidates: list[np.ndarray]) -> tuple[float,
         batch_s = layer_costs(LayerArrays.of(prob.network), prob.layouts, prob.batch,
                               machine_algorithms(prob.machine, prob.settings.collectives),
                               0.0, prob.machine.beta_s_per_word,
-                              prob.machine.gamma_s_per_word).batch_s
+                              prob.machine.gamma_s_per_word,
+                              None if prob.placement is None
+                              else prob.placement.latency_free()).batch_s
     relaxed = replace(prob, costs=replace(prob.costs, batch_s=batch_s),
                       settings=replace(prob.settings, overlap="batch"), steps=None)
     bound, _ = _lagrangian(relaxed, candidates)
@@ -666,9 +887,63 @@ def optimize_per_layer(network: Network, machine: Machine, P: int, batch: int,
     certified lower bound.  Overlap `backward`: the same candidates costed by the schedule,
     with the bound of :func:`_backward_bound`.  Raises NoFeasibleGrid when some layer has no
     feasible layout (or returns a result with ``choice`` None under ``allow_infeasible``).
+
+    On a machine with levels the mapping is one placement for the whole run: the search runs
+    under each mapping and keeps the cheaper total (ties: Pr inside), or the one
+    ``settings.mapping`` forces; the result carries both totals (docs/perlayer.md §7).  The
+    lower bound is then the smaller of the two (the optimum is the smaller optimum), and the
+    fixed plans are compared with each grid's better mapping (or the forced one).
     """
-    prob = problem(network, machine, P, batch, settings, feasible_only=not allow_infeasible)
-    fixed = fixed_plans(prob)
+    if not machine.hierarchical:
+        return _search(problem(network, machine, P, batch, settings,
+                               feasible_only=not allow_infeasible), allow_infeasible)
+    setting = check_mapping(settings.mapping)
+
+    def solved(name: str) -> Problem:
+        return problem(network, machine, P, batch, settings, feasible_only=not allow_infeasible,
+                       mapping=name)
+
+    # two mappings' (L−1, K, K) arrays within the memory MAX_REDISTRIBUTION_CELLS allows one:
+    # past half of it the first run keeps its answer only, and its problem is rebuilt if that
+    # mapping is the one used
+    first_problem = solved(MAPPINGS[0])
+    engine = engine_totals(network, machine, P, batch, first_problem.settings)
+    first = _search(first_problem, allow_infeasible, engine[MAPPINGS[0]])
+    del first_problem
+    cells = (len(network.layers) - 1) * len(first.problem.layouts) ** 2
+    if 2 * cells > MAX_REDISTRIBUTION_CELLS.largest:
+        first = replace(first, problem=_without_arrays(first.problem))
+    runs = [first, _search(solved(MAPPINGS[1]), allow_infeasible, engine[MAPPINGS[1]])]
+    if setting == BEST:
+        chosen = runs[1] if runs[1].total_s < runs[0].total_s else runs[0]
+        bound = min(run.lower_bound_s for run in runs)
+        fixed = best_fixed_plans([run.fixed for run in runs])
+    else:
+        chosen = runs[MAPPINGS.index(setting)]
+        bound, fixed = chosen.lower_bound_s, chosen.fixed
+    mapping_total_s = {name: run.total_s for name, run in zip(MAPPINGS, runs)}
+    if chosen is first and first.problem.redistribution.seconds.size == 0 < cells:
+        del runs  # drop the other mapping's arrays before building these again
+        chosen = replace(first, problem=solved(MAPPINGS[0]))
+    exact = chosen.choice is not None and chosen.total_s <= bound * (1.0 + 1e-12)
+    return replace(chosen, lower_bound_s=min(bound, chosen.total_s), exact=exact, fixed=fixed,
+                   mapping_total_s=mapping_total_s)
+
+
+def _without_arrays(prob: Problem) -> Problem:
+    """``prob`` without its (L−1, K, K) redistribution and its schedule steps: enough to keep
+    a result's totals and choice while another mapping is solved, not to cost sequences."""
+    empty = np.empty((0, 0, 0))
+    nothing = Redistribution(empty, empty, empty, empty.astype(np.int8), empty.astype(np.int8))
+    return replace(prob, redistribution=nothing, steps=None)
+
+
+def _search(prob: Problem, allow_infeasible: bool,
+            engine_s: dict[str, np.ndarray] | None = None) -> PerLayerResult:
+    """:func:`optimize_per_layer` on one problem (one mapping on a machine with levels);
+    ``engine_s`` as :func:`fixed_plans`."""
+    settings, network = prob.settings, prob.network
+    fixed = fixed_plans(prob, engine_s)
     # pure batch: every layer in layout 0 (1×P), no layout change, so nothing to redistribute
     pure_engine = float(prob.totals(np.zeros((1, len(network.layers)), dtype=np.int64))[0])
     stuck = np.flatnonzero(~prob.costs.feasible.any(axis=0))

@@ -101,11 +101,13 @@ class PerLayerRecord(_PerLayerRecordKeys, total=False):
 
     error: str
     reason: str
+    levels: JSON
+    mapping: JSON
 
 
 class PlansRecord(TypedDict):
     """`gridcost optimize --plan all --format json`: every fixed plan, and the per-layer plan
-    where it joins (None where it is left out: memory check, machine with levels)."""
+    where it joins (None where it is left out: memory check, too many layouts)."""
 
     plans: list[OptimumRecord]
     per_layer: PerLayerRecord | None

@@ -826,10 +826,13 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
     def seconds(value: float) -> float | None:
         return _num(value * scale)
 
+    levels = prob.placement is not None
     fixed = [{"plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
               "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
               "charged_total_s": seconds(f.charged_total_s),
-              "charged_redistribution_s": seconds(f.charged_redistribution_s)}
+              "charged_redistribution_s": seconds(f.charged_redistribution_s),
+              **({"mapping": f.mapping, "charged_mapping": f.charged_mapping} if levels
+                 else {})}
              for f in result.fixed]
     uncharged = min(result.fixed, key=lambda f: f.total_s)
     charged = min(result.fixed, key=lambda f: f.charged_total_s)
@@ -863,6 +866,14 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
                                "pc": charged.charged_pc,
                                "total_s": seconds(charged.charged_total_s)},
     }
+    if levels:
+        # a machine with levels (docs/perlayer.md §7): the levels and the mapping setting here,
+        # the mapping of the whole run and the optimum under each in "best"
+        record["levels"] = [{"name": lv.name, "processes": lv.processes, "alpha_s": lv.alpha_s,
+                             "bandwidth_Bps": lv.bandwidth_Bps} for lv in prob.machine.levels]
+        record["mapping"] = prob.settings.mapping
+        record["best_fixed_uncharged"]["mapping"] = uncharged.mapping
+        record["best_fixed_charged"]["mapping"] = charged.charged_mapping
     if result.choice is None:
         record["error"] = "no feasible layout"
         record["reason"] = result.reason
@@ -904,6 +915,10 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
         "speedup_vs_best_fixed_uncharged": (_num(uncharged.total_s / total)
                                             if np.isfinite(uncharged.total_s) else None),
     }
+    if levels:
+        record["best"]["mapping"] = result.mapping
+        record["best"]["mapping_total_s"] = {name: seconds(value) for name, value in
+                                             (result.mapping_total_s or {}).items()}
     return record
 
 
@@ -921,7 +936,9 @@ def perlayer_table(record: dict[str, Any]) -> Table:
     title = (f"{record['net']} on {record['machine']}: P={record['P']}, B={record['batch']}, "
              f"plan per-layer ({record['layouts']} layouts per layer), overlap "
              f"{record['overlap']}, collectives {record['collectives']}, compute "
-             f"{record['compute_model']}")
+             f"{record['compute_model']}"
+             + (f", mapping {record['best']['mapping']}" if "levels" in record
+                and record["best"] is not None else ""))
     return Table(headers, rows, title, perlayer_summary_lines(record))
 
 
@@ -943,18 +960,25 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
     if not record["exact"]:
         lines.append(f"  not proven optimal ({record['method']}): the optimum lies in "
                      f"[{record['lower_bound_s']:.6g}, {best['total_s']:.6g}] {unit}")
+    if "levels" in record:
+        lines.append(mapping_line(record))
     pure = record["pure_batch"]
     lines.append(f"  vs pure batch 1×{record['P']}: "
                  + (f"{_ratio(best['speedup_vs_pure_batch'])}" if pure["feasible"]
                     else "infeasible"))
     charged, uncharged = record["best_fixed_charged"], record["best_fixed_uncharged"]
+
+    def placed(fixed: dict[str, Any]) -> str:
+        return f" {fixed['mapping']}" if fixed.get("mapping") else ""
+
     if charged["total_s"] is not None:
         lines.append(f"  vs best fixed plan with redistribution charged, {charged['plan']} "
-                     f"{charged['pr']}×{charged['pc']} ({_n(charged['total_s'])} {unit}): "
+                     f"{charged['pr']}×{charged['pc']}{placed(charged)} "
+                     f"({_n(charged['total_s'])} {unit}): "
                      f"{_ratio(best['speedup_vs_best_fixed_charged'])}")
     if uncharged["total_s"] is not None:
         lines.append(f"  vs best fixed plan as the paper charges it (no redistribution), "
-                     f"{uncharged['plan']} {uncharged['pr']}×{uncharged['pc']} "
+                     f"{uncharged['plan']} {uncharged['pr']}×{uncharged['pc']}{placed(uncharged)} "
                      f"({_n(uncharged['total_s'])} {unit}): "
                      f"{_ratio(best['speedup_vs_best_fixed_uncharged'])}")
     lines.append("redistribution between layouts is charged (forward activations and backward "
@@ -962,12 +986,25 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+def mapping_line(record: dict[str, Any]) -> str:
+    """The mapping of a per-layer record on a machine with levels: the one used for every
+    layer, and the optimum under the other (docs/perlayer.md §7)."""
+    best, unit = record["best"], record["unit"]
+    used, totals = best["mapping"], best["mapping_total_s"]
+    other = next(name for name in totals if name != used)
+    how = ("forced by --mapping" if record["mapping"] != "best" else
+           "the cheaper" if totals[used] != totals[other] else "a tie, Pr inside kept")
+    return (f"  mapping {used} for every layer ({how}): {_n(totals[used])} {unit}; with "
+            f"{other}: {_n(totals[other])} {unit}")
+
+
 def perlayer_plans_row(record: dict[str, Any]) -> list[Any]:
     """The per-layer plan as a row of :func:`plans_table`."""
     b = record["best"]
     if b is None:
         return ["per-layer", record.get("error", "infeasible"), *[None] * 7]
-    return ["per-layer", f"per layer ({_changes(b['layout_changes'])})",
+    placed = f", {b['mapping']}" if "mapping" in b else ""
+    return ["per-layer", f"per layer ({_changes(b['layout_changes'])}{placed})",
             b["compute_s"], b["model_comm_s"] + b["redistribution_s"], b["batch_comm_s"],
             b["domain_comm_s"], b["total_s"], b["speedup_vs_pure_batch"], None]
 

@@ -741,7 +741,8 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
         lay = prob.layouts
         pr_used = int(lay.pr[result.choice].max())
         note = ("per-layer plan: each layer its own layout (Pr of the most split layer "
-                "shown); redistribution as blocking collectives")
+                "shown); redistribution as blocking collectives"
+                + (f"; mapping {prob.mapping} for every layer" if prob.mapping else ""))
         feasible, why, plan_name = True, "", "per-layer"
         compute_model = prob.compute_model
     else:
@@ -782,7 +783,7 @@ def _perlayer_steps(prob: Any) -> Steps:
 
     algo = machine_algorithms(prob.machine, prob.settings.collectives)
     steps: Steps = layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
-                                prob.compute_s)
+                                prob.compute_s, prob.mapping)
     return steps
 
 

@@ -42,7 +42,8 @@ if str(ROOT) not in sys.path:  # `python tests/doc_examples.py` from a source ch
 
 from costmodel.cli import main  # noqa: E402
 
-EXAMPLE_FILES = ("README.md", "docs/cli.md", "docs/model.md", "docs/memory.md", "docs/collectives.md")
+EXAMPLE_FILES = ("README.md", "docs/cli.md", "docs/model.md", "docs/memory.md", "docs/collectives.md",
+                 "docs/perlayer.md")
 """The Markdown files whose ```text examples are kept current."""
 WORKDIR = ROOT / "tests" / "data" / "docs"
 NUMBER_RTOL = 2e-3

@@ -54,6 +54,7 @@ OPTIMIZE = [
     {"P": 256, "plan": "model-batch", "overlap": "backward", "bucket": "horovod"},
     {"P": 64, "plan": "per-layer"},
     {"P": 128, "plan": "all", "machine": "a100-ib-nodes"},
+    {"P": 64, "plan": "per-layer", "machine": "a100-ib-nodes", "mapping": "pc-inside"},
     {"P": 64, "plan": "all", "memory_check": True, "optimizer": "adam", "per": "iteration"},
 ]
 NETS = ["alexnet", "vgg16", "resnet50"]
@@ -119,6 +120,7 @@ def test_explain_to_dict_is_the_json_output(net: str, options: dict[str, Any]) -
 TIMELINE = [
     ("resnet50", {"P": 64, "pr": 1, "overlap": "backward"}),
     ("alexnet", {"P": 64, "plan": "per-layer", "overlap": "backward"}),
+    ("alexnet", {"P": 64, "plan": "per-layer", "machine": "a100-ib-nodes"}),
     ("vgg16", {"P": 64}),
     ("alexnet", {"P": 32, "pr": 4, "plan": "fc-model", "overlap": "batch"}),
 ]
@@ -193,6 +195,15 @@ def test_records_match_their_typed_shapes() -> None:
             lines += layer["terms"]
         for line in lines:
             check(dict(line), ExplainLineRecord)
+
+
+def test_plan_all_includes_the_per_layer_plan_on_levels() -> None:
+    """A machine with levels no longer leaves the per-layer plan out of `plan="all"`."""
+    result = costmodel.optimize("alexnet", "a100-ib-nodes", P=64, plan="all")
+    per_layer = result.plans()[-1]
+    assert per_layer["plan"] == "per-layer" and per_layer["best"] is not None
+    assert per_layer["best"]["mapping"] in ("pr-inside", "pc-inside")
+    assert "plan per-layer: " in repr(result) and ", mapping pc-inside" in repr(result)
 
 
 def test_reprs_are_short_and_name_the_best_grid() -> None:

@@ -125,3 +125,59 @@ def test_plan_all_with_a_memory_check_leaves_per_layer_out() -> None:
     args = ("optimize", "--net", "alexnet", "--P", "512", "--plan", "all", "--memory-check")
     assert run_json(*args)["per_layer"] is None
     assert not any(line.startswith("per-layer") for line in run(*args).splitlines())
+
+
+# --------------------------------------------------------------------------- machines with levels
+
+LEVELS = ("optimize", "--net", "alexnet", "--machine", "a100-ib-nodes", "--P", "64",
+          "--plan", "per-layer")
+
+
+def test_levels_text_shows_each_layers_split_and_the_mapping() -> None:
+    lines = run(*LEVELS).splitlines()
+    # AlexNet at P = 64 on 8-GPU nodes: conv batch, fc model 4×16 with the Pc groups of 16 in
+    # the nodes — pc-inside — for every layer, against pr-inside's own optimum
+    assert lines[0].endswith(", mapping pc-inside")
+    rows = {line.split()[0]: line.split() for line in lines[3:11]}
+    assert [rows[name][1:3] for name in ("conv5", "fc6")] == [["batch", "1×64"],
+                                                              ["model", "4×16"]]
+    mapping = next(line for line in lines if line.startswith("  mapping "))
+    assert mapping.startswith("  mapping pc-inside for every layer (the cheaper): ")
+    assert "; with pr-inside: " in mapping
+    record = run_json(*LEVELS)
+    best = record["best"]
+    assert record["mapping"] == "best" and best["mapping"] == "pc-inside"
+    totals = best["mapping_total_s"]
+    assert totals["pc-inside"] == best["total_s"] < totals["pr-inside"]
+    assert f"{totals['pr-inside']:.4g}" in mapping
+    assert [lv["name"] for lv in record["levels"]] == ["node", "network"]
+    assert best["total_s"] <= record["best_fixed_charged"]["total_s"]
+    assert record["best_fixed_charged"]["mapping"] in ("pr-inside", "pc-inside")
+    assert all({"mapping", "charged_mapping"} <= set(f) for f in record["fixed_plans"])
+
+
+def test_levels_forced_mapping() -> None:
+    record = run_json(*LEVELS, "--mapping", "pr-inside")
+    best = record["best"]
+    assert record["mapping"] == "pr-inside" and best["mapping"] == "pr-inside"
+    assert best["total_s"] == best["mapping_total_s"]["pr-inside"]
+    free = run_json(*LEVELS)["best"]["mapping_total_s"]
+    assert best["mapping_total_s"] == free  # both mappings are solved either way
+    assert all(f["charged_mapping"] == "pr-inside" for f in record["fixed_plans"])
+    assert "(forced by --mapping)" in run(*LEVELS, "--mapping", "pr-inside")
+
+
+def test_levels_plan_all_row_names_the_mapping() -> None:
+    out = run("optimize", "--net", "alexnet", "--machine", "a100-ib-nodes", "--P", "64",
+              "--plan", "all")
+    row = next(line for line in out.splitlines() if line.startswith("per-layer"))
+    assert "per layer (1 layout change, pc-inside)" in row
+
+
+def test_levels_overlap_batch_keeps_its_bound() -> None:
+    record = run_json(*LEVELS, "--overlap", "batch")
+    best = record["best"]
+    assert record["lower_bound_s"] <= best["total_s"] <= record["best_fixed_charged"]["total_s"]
+    assert best["total_s"] == pytest.approx(
+        max(best["compute_s"], best["batch_comm_s"]) + best["model_comm_s"]
+        + best["domain_comm_s"] + best["redistribution_s"], rel=1e-12)

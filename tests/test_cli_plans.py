@@ -4,7 +4,7 @@ command does not take a plan (costmodel.plans.choose_plans)."""
 from __future__ import annotations
 
 import pytest
-from cli_helpers import fail
+from cli_helpers import fail, run, run_json
 
 from costmodel.errors import UnknownName, UsageError
 from costmodel.plans import PLANS, choose_plans
@@ -71,3 +71,19 @@ def test_choose_plans() -> None:
     with pytest.raises(UnknownName) as info:
         choose_plans("x", "validate", True, fixed=fixed)
     assert info.value.known == ["all", "domain-batch", "fc-model", "model-batch"]
+
+
+def test_per_layer_is_offered_on_a_machine_with_levels() -> None:
+    """`optimize` and `timeline` take --plan per-layer on a profile with levels (it used to be
+    refused there), each naming the one mapping of the run (docs/perlayer.md §7)."""
+    args = ("--net", "alexnet", "--machine", "a100-ib-nodes", "--P", "64", "--plan", "per-layer")
+    assert run("optimize", *args).splitlines()[0].endswith(", mapping pc-inside")
+    note = run_json("timeline", *args)["note"]
+    assert note.endswith("; mapping pc-inside for every layer")
+
+
+def test_mapping_with_per_layer_on_a_flat_machine_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    line = fail(capsys, "optimize", "--net", "alexnet", "--P", "64", "--plan", "per-layer",
+                "--mapping", "pc-inside")
+    assert line.startswith("gridcost: mapping 'pc-inside': machine 'cori-knl' has no levels")

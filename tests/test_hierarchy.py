@@ -298,21 +298,19 @@ def test_explain_writes_levels_out(capsys: pytest.CaptureFixture[str]) -> None:
     assert "  fc6 model, node level: forward all-gather + backward all-reduce over Pr\n" in out
 
 
-def test_per_layer_refuses_levels(capsys: pytest.CaptureFixture[str]) -> None:
-    assert message(capsys, "optimize", "--net", "alexnet", "--machine", "a100-ib-nodes",
-                   "--P", "64", "--plan", "per-layer") == (
-        "gridcost: plan per-layer: machine 'a100-ib-nodes' has levels, which the "
-        "per-layer plan does not model yet (docs/hierarchy.md); use a fixed plan, or a profile "
-        "without levels")
-
-
-def test_plan_all_leaves_per_layer_out_on_levels() -> None:
+def test_plan_all_includes_per_layer_on_levels() -> None:
+    # docs/perlayer.md §7: the per-layer plan runs under one mapping for the whole run
     out = json.loads(CliRunner().invoke(cli, [
         "optimize", "--net", "alexnet", "--machine", "a100-ib-nodes", "--P", "64", "--plan",
         "all", "--format", "json"]).stdout)
-    assert out["per_layer"] is None
+    per_layer = out["per_layer"]
+    assert per_layer is not None and per_layer["mapping"] == "best"
+    assert per_layer["best"]["mapping"] in (PR_INSIDE, PC_INSIDE)
+    assert set(per_layer["best"]["mapping_total_s"]) == {PR_INSIDE, PC_INSIDE}
     assert {p["mapping"] for p in out["plans"]} == {"best"}
     assert all(p["best"]["mapping"] in (PR_INSIDE, PC_INSIDE) for p in out["plans"])
+    # never worse than the fixed plans as they are charged there, with redistribution
+    assert per_layer["best"]["total_s"] <= per_layer["best_fixed_charged"]["total_s"]
 
 
 def test_mapping_on_a_flat_machine_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,6 +50,7 @@ import numpy as np
 from costmodel.collectives import (
     ALLGATHER,
     ALLREDUCE,
+    FLAT_RING,
     REDUCE_SCATTER,
     REGISTRY,
     Algorithms,
@@ -559,7 +560,8 @@ def _level_pair(machine: Machine, index: int) -> Pair:
                 f"β_{level.name}", f"levels[{index}]", level.bandwidth_Bps)
 
 
-def _route(machine: Machine, group: Placement, gather: bool, halo: str = "") -> str:
+def _route(machine: Machine, group: Placement, gather: bool, halo: str = "",
+           flat: bool = False) -> str:
     """Where the collectives of ``group`` run, in order: its f per level, then the all-gather
     (outermost level first) and the all-reduce (reduce-scatter up the split levels, all-reduce
     on the first level holding the whole group, all-gather back down); or, for the Pr group
@@ -572,6 +574,8 @@ def _route(machine: Machine, group: Placement, gather: bool, halo: str = "") -> 
         return head + " — one process: nothing to communicate"
     if halo:
         return head + f" — halo exchanges between neighbouring strips on {halo}"
+    if flat:
+        return head + " — flat rings over the ranks in order: each step waits for its slowest edge"
     up = [f"reduce-scatter on {names[i]}" for i in active if group.split(i)]
     whole = [f"all-reduce on {names[i]}" for i in active if not group.split(i)]
     down = [f"all-gather on {names[i]}" for i in reversed(active) if group.split(i)]
@@ -602,6 +606,9 @@ def _level_lines(label: str, term: str, group: Placement, machine: Machine,
     if group.p == 1:
         return [Line(f"{label}: {prefix}all-reduce over {group.symbol}", term,
                      f"0 when {group.symbol} = 1", (), "0", 0.0, 0.0, 0.0, note)]
+    if algo.used(ALLREDUCE) == FLAT_RING:
+        return _flat_ring_lines(label, term, group, machine, gather, size, size_num, n_words,
+                                bindings, note)
     halves = HALVES[algo.used(ALLREDUCE)]
     reduce_scatter = REGISTRY[REDUCE_SCATTER][halves[0]].rate
     half_gather = REGISTRY[ALLGATHER][halves[1]].rate
@@ -672,6 +679,73 @@ def _level_lines(label: str, term: str, group: Placement, machine: Machine,
     return lines
 
 
+def _flat_ring_lines(label: str, term: str, group: Placement, machine: Machine, gather: bool,
+                     size: Callable[[str], str], size_num: Callable[[str], str], n_words: float,
+                     bindings: tuple[tuple[str, str], ...], note: str = "") -> list[Line]:
+    """The flat ring over ``group`` on a machine with levels (docs/hierarchy.md, "The flat
+    ring"), one line per level: s steps (p−1 for the all-gather, 2(p−1) for the all-reduce),
+    each as slow as its slowest edge —
+
+        s·α_l at the level with the largest α among those with edges (q_l > q_(l−1)),
+        s/p·n·β_l/q_(l−1) at the level with the largest β_l/q_(l−1)
+
+    (ties: the innermost), as :func:`costmodel.hierarchy.flat_ring_rates` charges it."""
+    names = [level.name for level in machine.levels]
+    prefix = "forward all-gather + backward " if gather else "weight-gradient "
+    p, symbol = group.p, group.symbol
+    if p == 1:
+        return [Line(f"{label}: {prefix}all-reduce over {symbol}", term,
+                     f"0 when {symbol} = 1", (), "0", 0.0, 0.0, 0.0, note)]
+    factor = 3 if gather else 2
+    steps, steps_text = factor * (p - 1), f"{factor}({symbol}−1)"
+    before = [1, *group.q[:-1]]
+    edges = [i for i in range(len(names)) if group.q[i] > before[i]]
+    pairs = [_level_pair(machine, i) for i in range(len(names))]
+    latency_at = max(edges, key=lambda i: (pairs[i].alpha, -i))
+    words_at = max(edges, key=lambda i: (pairs[i].beta / before[i], -i))
+    what = prefix + "all-reduce" + (", flat rings" if gather else ", a flat ring")
+    lines = []
+    for index, name in enumerate(names):
+        pair = _level_pair(machine, index)
+        placed = ((symbol, str(p)), ("stride", group.stride_text),
+                  (f"q_{name}", group.q_texts[index]),
+                  *(((f"q_{names[index - 1]}", str(before[index])),) if index else ()),
+                  ("steps", f"{steps_text} = {steps}"))
+        share = f"/q_{names[index - 1]}" if index and before[index] > 1 else ""
+        share_num = f"/{before[index]}" if index and before[index] > 1 else ""
+        formulas, substituted, why = [], [], []
+        messages = words = 0.0
+        if index == latency_at:
+            formulas.append(f"{steps_text}·{pair.alpha_symbol}")
+            substituted.append(f"{steps}·{_num(pair.alpha)}")
+            messages = float(steps)
+            why.append("the largest α among the levels the ring crosses: every step waits "
+                       "for it")
+        if index == words_at:
+            formulas.append(f"{size(f'{steps_text}/{symbol}')}·{pair.beta_symbol}{share}")
+            substituted.append(f"{size_num(f'{steps}/{p}')}·{_num(pair.beta)}{share_num}")
+            words = steps / p * n_words / before[index]
+            why.append(f"the slowest edge per word: β_{name}{share} = "
+                       f"{_num(pair.beta / before[index])} s/word"
+                       + (f" (one edge leaves each block of q_{names[index - 1]} = "
+                          f"{before[index]} members, so they share its link with fewer)"
+                          if share else ""))
+        if not formulas:
+            why.append(f"no ring edge at the {name} level" if index not in edges else
+                       "its edges are never a step's slowest")
+            lines.append(Line(f"{label}, {name} level: nothing over {symbol}", term, "0",
+                              (*pair.bindings(machine.word_bytes), *placed), "0", 0.0, 0.0,
+                              0.0, "; ".join(why), name))
+            continue
+        seconds = messages * pair.alpha + words * pair.beta
+        lines.append(Line(f"{label}, {name} level: {what} over {symbol}", term,
+                          " + ".join(formulas),
+                          (*pair.bindings(machine.word_bytes), *placed, *bindings),
+                          " + ".join(substituted), seconds, messages, words,
+                          "; ".join(part for part in ("; ".join(why), note) if part), name))
+    return lines
+
+
 def _levels_model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                         machine: Machine, rows: Placement,
                         cols: Placement) -> tuple[list[Line], tuple[str, ...]]:
@@ -704,7 +778,8 @@ def _levels_model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algori
         size, size_num, shard,
         (("|W_i|", f"{layer.params} parameters"), ("u_i", f"{units} {what}"), ("Pr", str(pr)),
          shard_binding), note)
-    routes = (_route(machine, rows, True), _route(machine, cols, False))
+    flat = algo.used(ALLREDUCE) == FLAT_RING
+    routes = (_route(machine, rows, True, flat=flat), _route(machine, cols, False, flat=flat))
     return [*model, *weights], routes
 
 
@@ -752,7 +827,8 @@ def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algor
         f"{layer.name} batch", "batch", everyone, machine, algo, False,
         lambda f: f"{f}·|W_i|", lambda f: f"{f}·{layer.params}", float(layer.params),
         (("|W_i|", f"{layer.params} parameters"),), "every process keeps all of W_i")
-    return lines, (_route(machine, rows, False, names[at]), _route(machine, everyone, False))
+    return lines, (_route(machine, rows, False, names[at]),
+                   _route(machine, everyone, False, flat=algo.used(ALLREDUCE) == FLAT_RING))
 
 
 def _compute_line(network: Network, machine: Machine, P: int, batch: int,
@@ -843,8 +919,15 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
     rates = [algo.allgather_rate, algo.allreduce_rate]
     if machine.hierarchical:
         check_algorithms(algo)
-        halves = HALVES[algo.used(ALLREDUCE)]
-        rates += [REGISTRY[REDUCE_SCATTER][halves[0]].rate, REGISTRY[ALLGATHER][halves[1]].rate]
+        flat = [algo.used(kind) == FLAT_RING for kind in (ALLGATHER, ALLREDUCE)]
+        if flat[0] != flat[1]:
+            raise UsageError("explain: on a machine with levels it writes the flat ring for both "
+                             "collectives or for neither (--collectives flat-ring); `gridcost "
+                             "layers` shows this selection's cost per level")
+        if not flat[1]:
+            halves = HALVES[algo.used(ALLREDUCE)]
+            rates += [REGISTRY[REDUCE_SCATTER][halves[0]].rate,
+                      REGISTRY[ALLGATHER][halves[1]].rate]
     gamma_terms = any(np.any(rate_of(np.array([2, 3, 4])).reduce_per_word) for rate_of in rates)
     if machine.gamma_s_per_word and gamma_terms:
         raise UsageError(f"explain: machine {machine.name!r} charges γ (reduction arithmetic), "

@@ -294,7 +294,8 @@ def forward_routes(lay: Layouts, batch: int, algo: Algorithms,
         """(all-gather, all-to-all) of groups of p processes with ``stride``, per level."""
         if placement is None:
             return [algo.allgather_rate(p)], [alltoall_rate(p)]
-        gathers = level_rates(p, stride, placement.domains, algo, np.int64(P)).allgather
+        gathers = level_rates(p, stride, placement.domains, algo, np.int64(P),
+                              placement.machine.links).allgather
         return list(gathers), level_alltoall_rates(p, stride, placement, P)
 
     def to_target(source_pr: np.ndarray) -> Route:

@@ -629,7 +629,8 @@ MAPPING_CHOICES = ["best", "pr-inside", "pc-inside"]
 @pytest.mark.parametrize("plan_name", sorted(PLANS))
 @pytest.mark.parametrize("collectives,overlap,mapping", [
     ("paper", "none", "best"), ("paper", "none", "pr-inside"), ("ring", "batch", "pc-inside"),
-    ("rabenseifner", "none", "best")])
+    ("rabenseifner", "none", "best"), ("flat-ring", "none", "best"),
+    ("flat-ring", "batch", "pr-inside")])
 def test_explain_equals_engine_on_two_levels(plan_name: str, mapping: str, collectives: str,
                                              overlap: str) -> None:
     # P = 64: 8 nodes of 8; P = 96: 12 nodes, Pr = 3, 6, 12 … straddle nodes; P = 4 < K: one
@@ -649,6 +650,8 @@ def test_explain_equals_engine_on_three_levels(plan_name: str, mapping: str) -> 
     assert_matches_engine(ALEXNET, SOCKETS, 128, 2048, plan_name, "none", "paper", "table",
                           mapping)
     assert_matches_engine(TINY, SOCKETS, 48, 30, plan_name, "batch", "ring", "flops", mapping)
+    assert_matches_engine(TINY, SOCKETS, 48, 30, plan_name, "none", "flat-ring", "flops",
+                          mapping)
 
 
 @pytest.mark.parametrize("mapping", MAPPING_CHOICES)
@@ -701,7 +704,8 @@ def level_machines(draw: st.DrawFn) -> Machine:
 @settings(max_examples=120, deadline=None)
 @given(small_networks(), level_machines(), st.integers(1, 48), st.integers(0, 47),
        st.integers(1, 64), st.sampled_from(sorted(PLANS)), st.sampled_from(MAPPING_CHOICES),
-       st.sampled_from(["paper", "ring", "rabenseifner"]), st.sampled_from(["none", "batch"]))
+       st.sampled_from(["paper", "ring", "rabenseifner", "flat-ring"]),
+       st.sampled_from(["none", "batch"]))
 def test_explain_equals_engine_on_random_levels(network: Network, machine: Machine, P: int,
                                                 pick: int, batch: int, plan_name: str,
                                                 mapping: str, collectives: str,
@@ -812,11 +816,35 @@ def test_domain_split_halos_on_levels() -> None:
     assert close(weights[1].seconds, 2 * (2e-5 + 4e-10 * 2 / 3 * 95 / 4))
 
 
+def test_flat_ring_on_levels_by_hand() -> None:
+    # TINY-like check on a100-ib-nodes: fc6 of alexnet at 8×8 pc-inside.  The Pc ring (stride
+    # 1, the 8 of one node) stays in the node: 14 steps of α_node and 14/8·|W|/8 words at
+    # β_node.  The Pr ring (stride 8: one member per node) crosses the network on every edge:
+    # 21 steps of α_network and ⌈2048/8⌉·21/8·4096 words at β_network.
+    e = explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="flat-ring",
+                compute="flops", mapping="pc-inside")
+    fc6 = e.layer("fc6")
+    by_level = {(line.term, line.level): line.seconds for line in fc6.lines}
+    a_node, b_node = 2e-6, 2 / 300e9
+    a_net, b_net = 5e-6, 2 / 25e9
+    params = 9216 * 4096 + 4096
+    assert by_level[("batch", "node")] == pytest.approx(14 * a_node + 14 / 8 * params / 8 * b_node,
+                                                        rel=1e-12)
+    assert by_level[("batch", "network")] == 0.0
+    assert by_level[("model", "network")] == pytest.approx(21 * a_net + 256 * 21 / 8 * 4096 * b_net,
+                                                           rel=1e-12)
+    assert by_level[("model", "node")] == 0.0
+
+
 def test_levels_refusals_that_still_apply() -> None:
     with pytest.raises(UsageError, match=r"^explain: collectives 'auto' picks per message"):
         explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="auto")
     with pytest.raises(UsageError, match=r"^all-reduce 'binomial' has no reduce-scatter phase"):
         explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"), collectives="binomial")
+    with pytest.raises(UsageError, match=r"^explain: on a machine with levels it writes the "
+                                         "flat ring for both collectives or for neither"):
+        explain(ALEXNET, NODES, 64, 8, 2048, plan("fc-model"),
+                collectives="allgather=flat-ring,allreduce=ring")
     gamma = dataclasses.replace(NODES, gamma_s_per_word=1e-10)
     with pytest.raises(UsageError, match=r"^explain: machine 'a100-ib-nodes' charges γ"):
         explain(ALEXNET, gamma, 64, 8, 2048, plan("fc-model"), collectives="ring",

@@ -8,6 +8,10 @@ closed to other users on the way to this Python, its packages and the repository
 entries on that way: the user can run gridcost, and sees nothing else of the closed directory.
 Nothing is changed on the host.  As any other user, ``argv`` runs unchanged.
 
+:func:`start` with ``refuse_user_namespaces`` runs it, in addition, inside a user namespace of
+its own (uids and gids 0–65535 mapped to themselves) whose ``user.max_user_namespaces`` is 0: a
+kernel that refuses the user any user namespace, as gridcost sees it.
+
 ``python tests/unprivileged.py CMD ARGS…`` runs one command that way (docs/validation.md).
 """
 
@@ -20,7 +24,9 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 UID = 65534
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +54,20 @@ def closed_directories(paths: list[Path]) -> dict[Path, set[str]]:
     return closed
 
 
-def command(argv: list[str], stash_root: Path) -> list[str]:
+REFUSING = ("exec unshare --user -- sh -c 'read _ && exec \"$@\" </dev/null' sh sh -c "
+            "'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$@\"' sh ")
+"""Shell words that run the rest in a new user namespace, once :func:`start` has written its
+maps and a line on stdin (the maps must be there before the exec that gives root its
+capabilities in it), with user.max_user_namespaces = 0."""
+
+
+def command(argv: list[str], stash_root: Path, refuse_user_namespaces: bool = False
+            ) -> list[str]:
     """``argv`` as run by :data:`UID` (module docstring); ``stash_root``: an empty directory
     for the tmpfs mount points (only mounted on inside the private mount namespace)."""
     if os.geteuid() != 0:
+        if refuse_user_namespaces:
+            raise ValueError("refusing user namespaces needs root")
         return list(argv)
     steps = []
     for number, (directory, children) in enumerate(sorted(closed_directories(
@@ -65,7 +81,8 @@ def command(argv: list[str], stash_root: Path) -> list[str]:
             steps += [f"{make} {shlex.quote(str(target))}",
                       f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"]
         steps.append(f"mount --rbind {shlex.quote(str(stash))} {shlex.quote(str(directory))}")
-    steps.append(f'exec setpriv --reuid={UID} --regid={UID} --clear-groups -- "$@"')
+    steps.append((REFUSING if refuse_user_namespaces else "exec ")
+                 + f'setpriv --reuid={UID} --regid={UID} --clear-groups -- "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
             "; ".join(steps), "sh", *argv]
 
@@ -73,6 +90,30 @@ def command(argv: list[str], stash_root: Path) -> list[str]:
 def environment(home: Path) -> dict[str, str]:
     """The environment of the unprivileged command: this one, HOME at ``home``."""
     return dict(os.environ, HOME=str(home), PYTHONDONTWRITEBYTECODE="1")
+
+
+def start(argv: list[str], stash_root: Path, home: Path,
+          refuse_user_namespaces: bool = False, **popen: Any) -> subprocess.Popen[str]:
+    """Start ``argv`` as :data:`UID` (:func:`command`), text mode; its pid is the command's
+    own (every wrapper execs).  With ``refuse_user_namespaces`` (root only), write the user
+    namespace's maps, then let it go on."""
+    proc = subprocess.Popen(command(argv, stash_root, refuse_user_namespaces),
+                            env=environment(home), text=True,
+                            stdin=subprocess.PIPE if refuse_user_namespaces else None, **popen)
+    if refuse_user_namespaces:
+        assert proc.stdin is not None
+        ours = os.readlink("/proc/self/ns/user")
+        deadline = time.monotonic() + 30
+        while os.readlink(f"/proc/{proc.pid}/ns/user") == ours:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no user namespace was made: {proc.communicate()}")
+            time.sleep(0.01)
+        for name in ("uid_map", "gid_map"):
+            Path(f"/proc/{proc.pid}/{name}").write_text("0 0 65536\n", encoding="ascii")
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+        proc.stdin = None  # communicate() must not flush it
+    return proc
 
 
 def writable_directory() -> Path:

@@ -299,14 +299,17 @@ def reap() -> list[str]:
 
 
 def namespace_members(kind: str, link: str) -> list[int]:
-    """Pids of the processes whose ``/proc/PID/ns/KIND`` is ``link`` (e.g. 'user:[4026532177]'),
-    among those this process may inspect (its own user's, or all for root); zombies have left
-    their namespaces and are not counted."""
+    """Pids of the live processes whose ``/proc/PID/ns/KIND`` is ``link`` (e.g.
+    'user:[4026532177]'), among those this process may inspect (its own user's, or all for
+    root).  Zombies are not counted: they have left their network and mount namespaces (a
+    zombie's credentials still name its user namespace until its parent reaps it)."""
     members = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            with suppress(OSError):
-                if os.readlink(entry / "ns" / kind) == link:
+            with suppress(OSError, IndexError):
+                if (os.readlink(entry / "ns" / kind) == link and (entry / "stat").read_text(
+                        encoding="ascii", errors="replace").rsplit(")", 1)[1].split()[0]
+                        not in ("Z", "X")):
                     members.append(int(entry.name))
     return members
 

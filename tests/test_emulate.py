@@ -27,6 +27,7 @@ from cli_helpers import fail
 from costmodel.errors import UsageError
 from costmodel.measure import emulate
 from costmodel.measure.emulate import Emulation, EmulationSpec, parse_emulation
+from costmodel.measure.launch import FOLDER_PREFIX, reap_stale_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -569,6 +570,11 @@ def test_unprivileged_emulation_dies_with_a_killed_gridcost(user: User) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=60)
     _nothing_of(link, pids, wait_s=10.0)
+    # only its temporary folder is left, for the next measurement to remove
+    folders = list(Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{proc.pid}-*"))
+    assert len(folders) == 1
+    reap_stale_folders()
+    assert not folders[0].exists()
 
 
 # --------------------------------------------------------------------------- a short run

@@ -520,7 +520,13 @@ class Emulation:
         """Run ``task`` (costmodel.measure.worker) on ``processes`` ranks placed on the nodes
         by ``placement``; rank 0's result.  ``processes`` must fill whole nodes, at most all
         of them.  Every worker is ended whatever happens (costmodel.measure.launch)."""
-        from costmodel.measure.launch import _tail, _terminate, _wait
+        from costmodel.measure.launch import (
+            FOLDER_PREFIX,
+            _tail,
+            _terminate,
+            _wait,
+            reap_stale_folders,
+        )
 
         spec = self.spec
         if processes % spec.ppn or processes > spec.processes or processes < 2:
@@ -528,7 +534,8 @@ class Emulation:
                              f"{spec.ppn} (at most {spec.processes})")
         procs: list[subprocess.Popen[bytes]] = []
         logs: list[IO[str]] = []
-        with tempfile.TemporaryDirectory(prefix="gridcost-emulate-") as tmp:
+        reap_stale_folders()  # those of a gridcost killed with SIGKILL
+        with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as tmp:
             folder = Path(tmp)
             args_path, result_path = folder / "args.json", folder / "result.json"
             args_path.write_text(json.dumps(args), encoding="utf-8")

@@ -10,7 +10,8 @@ there after the teardown — and exits 0; a UsageError is printed as ``{"error":
 - ``without-bridge``, ``without-veth``, ``without-tbf``: that piece's commands fail (so the
   up-front probe does, before anything is built);
 - ``broken-tbf``: only the build's tbf commands fail, after the holder and the namespaces
-  were made.
+  were made;
+- ``broken-holder``: the holder fails to mount its tmpfs.
 """
 
 from __future__ import annotations
@@ -118,9 +119,34 @@ def without(piece: str, only_in_build: bool = False) -> Any:
                 "left_in_user_namespace": left}
 
 
+def broken_holder() -> Any:
+    """A holder that exits as the real one does when its mount is refused."""
+    emulate.HOLDER = ("import sys; sys.exit('mount tmpfs on /run/netns: Operation not "
+                      "permitted')")
+    cluster = Emulation(SPEC)
+    holders: list[subprocess.Popen[bytes] | None] = []
+    start = cluster._start_holder
+
+    def recorded() -> None:
+        try:
+            start()
+        finally:
+            holders.append(cluster.holder)
+
+    cluster._start_holder = recorded  # type: ignore[method-assign]
+    try:
+        with cluster:
+            return {"built": True}
+    except UsageError as exc:
+        holder = holders[0]
+        return {"error": str(exc), "holder_code": holder.returncode if holder else None,
+                "user_namespace": cluster.user_namespace}
+
+
 def main(name: str) -> int:
     scenarios = {"build": build, "error": error, "two": two,
                  "broken-tbf": lambda: without("tbf", only_in_build=True),
+                 "broken-holder": broken_holder,
                  **{f"without-{p}": (lambda p=p: without(p)) for p in ("bridge", "veth", "tbf")}}
     try:
         result = scenarios[name]()

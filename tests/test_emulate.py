@@ -361,16 +361,16 @@ class User:
         self.stash = Path(tempfile.mkdtemp(prefix="gridcost-stash-"))
         self.serial = 0
 
-    def start(self, argv: list[str], refuse_user_namespaces: bool = False
-              ) -> subprocess.Popen[str]:
+    def start(self, argv: list[str], refuse_user_namespaces: bool = False,
+              empty_run: bool = False) -> subprocess.Popen[str]:
         self.serial += 1
         stash = self.stash / str(self.serial)
         stash.mkdir()
-        return unprivileged.start(argv, stash, self.home, refuse_user_namespaces, cwd=ROOT,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        return unprivileged.start(argv, stash, self.home, refuse_user_namespaces, empty_run,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
-    def scenario(self, name: str) -> Any:
-        proc = self.start([sys.executable, str(SCENARIOS), name])
+    def scenario(self, name: str, empty_run: bool = False) -> Any:
+        proc = self.start([sys.executable, str(SCENARIOS), name], empty_run=empty_run)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
         return json.loads(out)
@@ -442,6 +442,25 @@ def test_unprivileged_setup_builds_the_cluster_and_teardown_leaves_nothing(user:
     assert os.readlink("/proc/self/ns/net") not in seen["sleeper_net"]
     _gone(seen)
     assert _links() == links_before
+
+
+def test_unprivileged_emulation_without_a_host_run_netns(user: User) -> None:
+    """Where root never ran ``ip netns`` (no /run/netns, which only root may create), the
+    holder mounts its tmpfs on /run instead, in its own mount namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("hiding /run/netns needs root")
+    seen = user.scenario("build", empty_run=True)
+    tag = seen["tag"]
+    assert seen["namespaces"] == [f"{tag}-br", f"{tag}-n0", f"{tag}-n1"]
+    assert "inet 198.18.0.2/24" in seen["node1_eth0"]
+    _gone(seen)
+
+
+def test_a_holder_that_fails_is_one_line_and_leaves_nothing(user: User) -> None:
+    seen = user.scenario("broken-holder")
+    assert seen["error"] == ("--emulate: the user namespace could not be set up: mount tmpfs "
+                             "on /run/netns: Operation not permitted")
+    assert seen["holder_code"] == 1 and seen["user_namespace"] is None
 
 
 def test_unprivileged_teardown_on_an_error(user: User) -> None:

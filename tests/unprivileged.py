@@ -61,13 +61,15 @@ maps and a line on stdin (the maps must be there before the exec that gives root
 capabilities in it), with user.max_user_namespaces = 0."""
 
 
-def command(argv: list[str], stash_root: Path, refuse_user_namespaces: bool = False
-            ) -> list[str]:
+def command(argv: list[str], stash_root: Path, refuse_user_namespaces: bool = False,
+            empty_run: bool = False) -> list[str]:
     """``argv`` as run by :data:`UID` (module docstring); ``stash_root``: an empty directory
-    for the tmpfs mount points (only mounted on inside the private mount namespace)."""
+    for the tmpfs mount points (only mounted on inside the private mount namespace).
+    ``empty_run``: an empty /run, as on a host where ``ip netns`` never ran as root (no
+    /run/netns)."""
     if os.geteuid() != 0:
-        if refuse_user_namespaces:
-            raise ValueError("refusing user namespaces needs root")
+        if refuse_user_namespaces or empty_run:
+            raise ValueError("refusing user namespaces or emptying /run needs root")
         return list(argv)
     steps = []
     for number, (directory, children) in enumerate(sorted(closed_directories(
@@ -81,6 +83,8 @@ def command(argv: list[str], stash_root: Path, refuse_user_namespaces: bool = Fa
             steps += [f"{make} {shlex.quote(str(target))}",
                       f"mount --bind {shlex.quote(str(source))} {shlex.quote(str(target))}"]
         steps.append(f"mount --rbind {shlex.quote(str(stash))} {shlex.quote(str(directory))}")
+    if empty_run:
+        steps.append("mount -t tmpfs -o mode=0755 gridcost-test /run")
     steps.append((REFUSING if refuse_user_namespaces else "exec ")
                  + f'setpriv --reuid={UID} --regid={UID} --clear-groups -- "$@"')
     return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-ec",
@@ -93,11 +97,12 @@ def environment(home: Path) -> dict[str, str]:
 
 
 def start(argv: list[str], stash_root: Path, home: Path,
-          refuse_user_namespaces: bool = False, **popen: Any) -> subprocess.Popen[str]:
+          refuse_user_namespaces: bool = False, empty_run: bool = False,
+          **popen: Any) -> subprocess.Popen[str]:
     """Start ``argv`` as :data:`UID` (:func:`command`), text mode; its pid is the command's
     own (every wrapper execs).  With ``refuse_user_namespaces`` (root only), write the user
     namespace's maps, then let it go on."""
-    proc = subprocess.Popen(command(argv, stash_root, refuse_user_namespaces),
+    proc = subprocess.Popen(command(argv, stash_root, refuse_user_namespaces, empty_run),
                             env=environment(home), text=True,
                             stdin=subprocess.PIPE if refuse_user_namespaces else None, **popen)
     if refuse_user_namespaces:

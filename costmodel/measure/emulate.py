@@ -28,10 +28,10 @@ Two modes, chosen by :func:`check_prerequisites`:
   over whatever is created in that user namespace and nothing else.  Every ``ip``, ``tc`` and
   worker is run inside it through ``nsenter --target HOLDER --user --mount --net``; the
   cluster is built exactly as in root mode.  Teardown SIGKILLs every process of that user
-  namespace (the holder last among them), and the kernel frees the namespaces, their links and
+  namespace (the holder among them), and the kernel frees the namespaces, their links and
   qdiscs with their last process.  The holder and the workers die with gridcost
-  (``PR_SET_PDEATHSIG``), so even a gridcost killed with SIGKILL leaves nothing behind, and
-  the host's ``ip netns list`` never shows an unprivileged emulation.
+  (``PR_SET_PDEATHSIG``), so even a gridcost killed with SIGKILL leaves no process or
+  namespace behind, and the host's ``ip netns list`` never shows an unprivileged emulation.
 
 Needs ``ip`` and ``tc`` (iproute2), ``unshare`` (and ``nsenter`` in userns mode, util-linux),
 and the kernel's veth, bridge and tbf support, each probed up front in a throwaway network

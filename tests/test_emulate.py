@@ -189,7 +189,7 @@ def _netns_reason() -> str | None:
     if shutil.which("ip") is None or shutil.which("tc") is None:
         return "the 'ip' and 'tc' commands (iproute2) are not installed"
     if os.geteuid() != 0:
-        return "creating network namespaces needs root here"
+        return "root mode's namespaces need root (the unprivileged mode has tests of its own)"
     name = f"gridcost-probe-{os.getpid()}"
     done = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
                           check=False)

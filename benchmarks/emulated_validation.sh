@@ -1,5 +1,6 @@
 #!/bin/sh
-# The emulated-cluster validation of docs/validation.md ("An emulated cluster"): needs root.
+# The emulated-cluster validation of docs/validation.md ("An emulated cluster"): as root, or as
+# any user where the kernel allows unprivileged user namespaces.
 # Calibrates one hierarchical profile per P (nodes = P/2, 2 processes per node, links shaped to
 # RATE), then runs every grid of mini-alexnet (plan fc-model) under both mappings at P = 4, 8, 16,
 # and the rate sweep at P = 8.  Writes docs/validation/emu-*.  About 15 minutes on 2 cores.

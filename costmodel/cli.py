@@ -1030,7 +1030,7 @@ def _timeout(value: float) -> float:
 @click.option("--emulate", "emulate", default=None, metavar="SPEC",
               help="Measure an emulated cluster on this host, 'nodes=N, ppn=K, link=RATE', "
                    "and write a profile with levels (node, network); --procs is ignored; "
-                   "needs root (docs/validation.md).")
+                   "needs root or user namespaces (docs/validation.md).")
 def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: str,
                   warmup: str, timeout: float, raw_path: str | None, idle_gap: str,
                   concurrent: bool, keep_awake: bool, collectives: str,
@@ -1196,7 +1196,8 @@ EMULATE = click.option(
     "--emulate", "emulate", default=None, metavar="SPEC",
     help="Run on an emulated cluster on this host: 'nodes=N, ppn=K, link=RATE' (e.g. "
          "'nodes=4, ppn=2, link=200 Mbit/s'): a network namespace per node, links shaped to "
-         "RATE; needs root (docs/validation.md, \"An emulated cluster\").")
+         "RATE; needs root or user namespaces (docs/validation.md, \"An emulated "
+         "cluster\").")
 
 
 @cli.command()

@@ -7,20 +7,27 @@ validation (2 nodes × 2 processes, both mappings).  Mechanics and exit codes on
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import pytest
+import unprivileged
 from cli_helpers import fail
 
 from costmodel.errors import UsageError
 from costmodel.measure import emulate
 from costmodel.measure.emulate import Emulation, EmulationSpec, parse_emulation
+from costmodel.measure.launch import FOLDER_PREFIX, reap_stale_folders
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,14 +76,100 @@ def test_cli_refuses_a_bad_spec_before_starting(capsys: pytest.CaptureFixture[st
                            "holds ppn=2 processes")
 
 
-def test_missing_prerequisites_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(emulate.shutil, "which", lambda tool: None if tool == "tc" else "/x")
-    with pytest.raises(UsageError, match=r"^--emulate: needs the 'tc' command \(iproute2\)"):
+@pytest.mark.parametrize("tool, euid, message", [
+    ("tc", 0, "--emulate: needs the 'tc' command (iproute2), not found on PATH"),
+    ("ip", 1000, "--emulate: needs the 'ip' command (iproute2), not found on PATH"),
+    ("unshare", 0, "--emulate: needs the 'unshare' command (util-linux), not found on PATH"),
+    ("nsenter", 1000, "--emulate: needs the 'nsenter' command (util-linux), not found on PATH"),
+])
+def test_missing_commands_are_named(monkeypatch: pytest.MonkeyPatch, tool: str, euid: int,
+                                    message: str) -> None:
+    monkeypatch.setattr(emulate.shutil, "which", lambda name: None if name == tool else "/x")
+    monkeypatch.setattr(emulate.os, "geteuid", lambda: euid)
+    monkeypatch.setattr(emulate, "userns_refusal", lambda: None)
+    monkeypatch.setattr(emulate, "check_pieces", lambda mode: None)
+    with pytest.raises(UsageError) as err:
         emulate.check_prerequisites()
-    monkeypatch.setattr(emulate.shutil, "which", lambda tool: "/x")
+    assert str(err.value) == message
+
+
+def test_root_builds_as_root_and_any_other_user_in_a_user_namespace(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Root never asks about user namespaces; another user gets userns mode where the kernel
+    allows it; the kernel pieces are probed in the mode's throwaway namespace either way."""
+    probed: list[str] = []
+
+    def refusal() -> str | None:
+        raise AssertionError("root must not probe user namespaces")
+
+    monkeypatch.setattr(emulate.shutil, "which", lambda name: "/x")
+    monkeypatch.setattr(emulate, "check_pieces", probed.append)
+    monkeypatch.setattr(emulate.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(emulate, "userns_refusal", refusal)
+    assert emulate.check_prerequisites() == "root"
     monkeypatch.setattr(emulate.os, "geteuid", lambda: 1000)
-    with pytest.raises(UsageError, match=r"^--emulate: needs root \(CAP_NET_ADMIN"):
+    monkeypatch.setattr(emulate, "userns_refusal", lambda: None)
+    assert emulate.check_prerequisites() == "userns"
+    assert probed == ["root", "userns"]
+    monkeypatch.setattr(emulate, "userns_refusal", lambda: "user.max_user_namespaces = 0")
+    with pytest.raises(UsageError) as err:
         emulate.check_prerequisites()
+    assert str(err.value) == ("--emulate: needs root or unprivileged user namespaces "
+                              "(user.max_user_namespaces = 0)")
+    assert probed == ["root", "userns"]  # refused before any probe
+
+
+DENIED = "echo 'unshare: unshare failed: Operation not permitted' >&2; exit 1"
+
+
+@pytest.mark.parametrize("sysctls, probe_fails, refusal", [
+    ({"unprivileged_userns_clone": "0", "max_user_namespaces": "100"}, False,
+     "kernel.unprivileged_userns_clone = 0"),
+    ({"unprivileged_userns_clone": "1", "max_user_namespaces": "0"}, False,
+     "user.max_user_namespaces = 0"),
+    ({"max_user_namespaces": "0"}, False, "user.max_user_namespaces = 0"),
+    ({"max_user_namespaces": "100"}, True, "unshare --user --map-root-user --net --mount "
+     "failed: unshare: unshare failed: Operation not permitted"),
+    ({"max_user_namespaces": "100", "apparmor_restrict_unprivileged_userns": "1"}, True,
+     "kernel.apparmor_restrict_unprivileged_userns = 1"),
+    ({"max_user_namespaces": "100", "apparmor_restrict_unprivileged_userns": "1"}, False, None),
+    ({"unprivileged_userns_clone": "1", "max_user_namespaces": "100"}, False, None),
+])
+def test_user_namespace_refusals_are_named(monkeypatch: pytest.MonkeyPatch,
+                                           sysctls: dict[str, str], probe_fails: bool,
+                                           refusal: str | None) -> None:
+    """The switch that forbids user namespaces is named; where none does, the probe decides,
+    and its own words (or AppArmor's switch) name the refusal."""
+    probes: list[list[str]] = []
+    real = emulate._command
+
+    def command(argv: list[str], what: str = "") -> str:
+        probes.append(argv)
+        return real(["sh", "-c", DENIED if probe_fails else "true"], what)
+
+    monkeypatch.setattr(emulate, "_read_sysctl", lambda path: sysctls.get(Path(path).name))
+    monkeypatch.setattr(emulate, "_command", command)
+    assert emulate.userns_refusal() == refusal
+    switched_off = "0" in (sysctls.get("unprivileged_userns_clone"),
+                           sysctls["max_user_namespaces"])
+    assert probes == ([] if switched_off else [emulate.USERNS_PROBE])
+
+
+@pytest.mark.parametrize("mode, scratch", [
+    ("root", ["unshare", "--net", "--"]),
+    ("userns", ["unshare", "--user", "--map-root-user", "--net", "--"]),
+])
+def test_kernel_pieces_are_probed_in_a_throwaway_namespace(
+        monkeypatch: pytest.MonkeyPatch, mode: str, scratch: list[str]) -> None:
+    run: list[tuple[list[str], str]] = []
+    monkeypatch.setattr(emulate, "_command", lambda argv, what="": run.append((argv, what)))
+    emulate.check_pieces(mode)
+    assert [argv[:len(scratch)] for argv, _ in run] == [scratch] * 3
+    assert [(argv[len(scratch):][:2], argv[-1]) for argv, _ in run] == [
+        (["ip", "link"], "bridge"), (["ip", "link"], "gridcost-v1"), (["tc", "qdisc"], "200ms")]
+    assert [what for _, what in run] == ["ip link add type bridge (the kernel's bridge module)",
+                                         "ip link add type veth (the kernel's veth module)",
+                                         "tc qdisc add … tbf (the kernel's sch_tbf)"]
 
 
 def test_placement_blocks_and_deals() -> None:
@@ -96,7 +189,7 @@ def _netns_reason() -> str | None:
     if shutil.which("ip") is None or shutil.which("tc") is None:
         return "the 'ip' and 'tc' commands (iproute2) are not installed"
     if os.geteuid() != 0:
-        return "creating network namespaces needs root here"
+        return "root mode's namespaces need root (the unprivileged mode has tests of its own)"
     name = f"gridcost-probe-{os.getpid()}"
     done = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True,
                           check=False)
@@ -253,6 +346,254 @@ def test_teardown_when_a_worker_is_killed() -> None:
     assert err.startswith("gridcost: worker rank ") and "failed (exit code" in err, err
     assert len(err.splitlines()) == 1
     _nothing_left(f"gridcost-{proc.pid}-", pids)
+
+
+# --------------------------------------------------------------------------- unprivileged
+
+SCENARIOS = ROOT / "tests" / "emulate_scenarios.py"
+
+
+class User:
+    """Runs commands as an unprivileged user (tests/unprivileged.py) from the repository."""
+
+    def __init__(self) -> None:
+        self.home = unprivileged.writable_directory()
+        self.stash = Path(tempfile.mkdtemp(prefix="gridcost-stash-"))
+        self.serial = 0
+
+    def start(self, argv: list[str], refuse_user_namespaces: bool = False,
+              empty_run: bool = False) -> subprocess.Popen[str]:
+        self.serial += 1
+        stash = self.stash / str(self.serial)
+        stash.mkdir()
+        return unprivileged.start(argv, stash, self.home, refuse_user_namespaces, empty_run,
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def scenario(self, name: str, empty_run: bool = False) -> Any:
+        proc = self.start([sys.executable, str(SCENARIOS), name], empty_run=empty_run)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        return json.loads(out)
+
+    def gridcost(self, *args: str, refuse_user_namespaces: bool = False
+                 ) -> subprocess.Popen[str]:
+        return self.start([sys.executable, "-m", "costmodel.cli", *args],
+                          refuse_user_namespaces)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.stash, ignore_errors=True)
+
+
+def _userns_reason() -> str | None:
+    """Why unprivileged emulations cannot be tested here, or None."""
+    if not sys.platform.startswith("linux"):
+        return "network namespaces need Linux"
+    for tool in ("ip", "tc", "unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            return f"the '{tool}' command is not installed"
+    why = unprivileged.reason()
+    if why is not None:
+        return why
+    user = User()
+    try:
+        proc = user.start([sys.executable, "-c", "from costmodel.measure.emulate import "
+                           "check_prerequisites; print(check_prerequisites())"])
+        out, err = proc.communicate(timeout=60)
+    finally:
+        user.remove()
+    if out.strip() != "userns":
+        return f"an unprivileged user cannot emulate here: {err.strip() or out.strip()}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def user() -> Iterator[User]:
+    """The unprivileged user; skips, with the reason, where unprivileged emulation is not
+    possible (decided once, when the first test that needs it runs)."""
+    reason = _userns_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    runner = User()
+    yield runner
+    runner.remove()
+
+
+def _gone(seen: dict[str, Any]) -> None:
+    """Nothing of one emulation is left, seen from here (root sees every process)."""
+    assert seen["left_in_user_namespace"] == [] and seen["left_in_node_namespaces"] == []
+    assert emulate.namespace_members("user", seen["user_namespace"]) == []
+    for link in seen["sleeper_net"]:
+        assert emulate.namespace_members("net", link) == []
+    assert seen["sleeper_codes"] == [-signal.SIGKILL] * 2
+    assert emulate.leftovers(seen["tag"]) == {"namespaces": [], "links": []}
+
+
+def test_unprivileged_setup_builds_the_cluster_and_teardown_leaves_nothing(user: User) -> None:
+    links_before = _links()
+    seen = user.scenario("build")
+    tag = seen["tag"]
+    assert seen["mode"] == "userns"
+    assert seen["user_namespace"] != os.readlink("/proc/self/ns/user")
+    assert seen["namespaces"] == [f"{tag}-br", f"{tag}-n0", f"{tag}-n1"]
+    assert "inet 198.18.0.2/24" in seen["node1_eth0"]
+    assert seen["bridge_qdiscs"].count("tbf") == 2 and "rate 1Gbit" in seen["bridge_qdiscs"]
+    assert len(set(seen["sleeper_net"])) == 2  # one per node, neither the host's
+    assert os.readlink("/proc/self/ns/net") not in seen["sleeper_net"]
+    _gone(seen)
+    assert _links() == links_before
+
+
+def test_unprivileged_emulation_without_a_host_run_netns(user: User) -> None:
+    """Where root never ran ``ip netns`` (no /run/netns, which only root may create), the
+    holder mounts its tmpfs on /run instead, in its own mount namespace."""
+    if os.geteuid() != 0:
+        pytest.skip("hiding /run/netns needs root")
+    seen = user.scenario("build", empty_run=True)
+    tag = seen["tag"]
+    assert seen["namespaces"] == [f"{tag}-br", f"{tag}-n0", f"{tag}-n1"]
+    assert "inet 198.18.0.2/24" in seen["node1_eth0"]
+    _gone(seen)
+
+
+def test_a_holder_that_fails_is_one_line_and_leaves_nothing(user: User) -> None:
+    seen = user.scenario("broken-holder")
+    assert seen["error"] == ("--emulate: the user namespace could not be set up: mount tmpfs "
+                             "on /run/netns: Operation not permitted")
+    assert seen["holder_code"] == 1 and seen["user_namespace"] is None
+
+
+def test_unprivileged_teardown_on_an_error(user: User) -> None:
+    seen = user.scenario("error")
+    assert seen["raised"] == "boom" and seen["mode"] == "userns"
+    _gone(seen)
+
+
+def test_two_unprivileged_emulations_at_once_do_not_collide(user: User) -> None:
+    first, second = user.scenario("two")
+    assert first["tag"] != second["tag"]
+    assert first["user_namespace"] != second["user_namespace"]
+    assert not set(first["sleeper_net"]) & set(second["sleeper_net"])
+    for seen in (first, second):  # the same address on each, each in its own namespaces
+        assert "inet 198.18.0.2/24" in seen["node1_eth0"]
+        _gone(seen)
+
+
+@pytest.mark.parametrize("piece, named", [
+    ("bridge", "ip link add type bridge (the kernel's bridge module)"),
+    ("veth", "ip link add type veth (the kernel's veth module)"),
+    ("tbf", "tc qdisc add … tbf (the kernel's sch_tbf)"),
+])
+def test_unprivileged_missing_kernel_piece_is_named_before_anything_is_made(
+        user: User, piece: str, named: str) -> None:
+    seen = user.scenario(f"without-{piece}")
+    assert seen == {"error": f"--emulate: {named} failed: exit code 1",
+                    "user_namespace": None, "left_in_user_namespace": []}
+
+
+def test_unprivileged_failed_build_leaves_nothing(user: User) -> None:
+    seen = user.scenario("broken-tbf")
+    assert seen["error"] == "--emulate: tc qdisc add … tbf (the kernel's sch_tbf) failed: " \
+                            "exit code 1"
+    assert seen["user_namespace"] and seen["left_in_user_namespace"] == []
+    assert emulate.namespace_members("user", seen["user_namespace"]) == []
+
+
+def test_refused_user_namespaces_are_one_line(user: User) -> None:
+    """A user whose kernel refuses user namespaces (user.max_user_namespaces = 0 in a user
+    namespace of the test's): one line naming it, exit 2."""
+    if os.geteuid() != 0:
+        pytest.skip("making a kernel that refuses user namespaces needs root")
+    proc = user.gridcost("calibrate", "run", "--emulate", "nodes=2, ppn=2, link=1 Gbit/s",
+                         refuse_user_namespaces=True)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert err == ("gridcost: --emulate: needs root or unprivileged user namespaces "
+                   "(user.max_user_namespaces = 0)\n")
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _user_workers(proc: subprocess.Popen[str], count: int) -> tuple[list[int], str]:
+    """Pids of the workers of the unprivileged gridcost ``proc`` once ``count`` run, and
+    their user namespace; checks that they run as the user, outside the host's namespaces,
+    and that the host's ``ip netns`` shows nothing of them."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and _ppid(int(entry.name)) == proc.pid:
+                with suppress(OSError):
+                    if b"costmodel.measure.worker" in (entry / "cmdline").read_bytes():
+                        pids.append(int(entry.name))
+        if len(pids) >= count:
+            link = os.readlink(f"/proc/{pids[0]}/ns/user")
+            assert link != os.readlink("/proc/self/ns/user")
+            status = Path(f"/proc/{pids[0]}/status").read_text()
+            assert f"\nUid:\t{unprivileged.UID}\t" in status or os.geteuid() != 0, status
+            assert emulate.leftovers(f"gridcost-{proc.pid}-")["namespaces"] == []
+            return pids, link
+        time.sleep(0.1)
+    raise AssertionError("the workers did not start")
+
+
+def _nothing_of(link: str, pids: list[int], wait_s: float = 0.0) -> None:
+    """No process is left in the user namespace ``link`` (within ``wait_s``), the workers
+    ``pids`` are gone (or zombies)."""
+    deadline = time.monotonic() + wait_s
+    while emulate.namespace_members("user", link) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert emulate.namespace_members("user", link) == []
+    _nothing_left("gridcost-no-such-tag", pids)
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_unprivileged_teardown_on_a_signal(user: User, signum: int, code: int) -> None:
+    pytest.importorskip("torch", reason="the workers need torch")
+    proc = user.gridcost(*CALIBRATE)
+    pids, link = _user_workers(proc, 4)
+    os.kill(proc.pid, signum)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err == (f"gridcost: interrupted ({signal.Signals(signum).name}): the emulated "
+                   "cluster and its processes were removed\n")
+    _nothing_of(link, pids)
+
+
+def test_unprivileged_teardown_when_a_worker_is_killed(user: User) -> None:
+    pytest.importorskip("torch", reason="the workers need torch")
+    proc = user.gridcost(*CALIBRATE)
+    pids, link = _user_workers(proc, 4)
+    os.kill(pids[-1], signal.SIGKILL)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert err.startswith("gridcost: worker rank ") and "failed (exit code" in err, err
+    assert len(err.splitlines()) == 1
+    _nothing_of(link, pids)
+
+
+def test_unprivileged_emulation_dies_with_a_killed_gridcost(user: User) -> None:
+    """SIGKILL leaves gridcost no teardown: the holder and the workers die with it
+    (PR_SET_PDEATHSIG), and the namespaces with them."""
+    pytest.importorskip("torch", reason="the workers need torch")
+    proc = user.gridcost(*CALIBRATE)
+    pids, link = _user_workers(proc, 4)
+    members = emulate.namespace_members("user", link)
+    assert len(members) >= 5  # the holder and the workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    _nothing_of(link, pids, wait_s=10.0)
+    # only its temporary folder is left, for the next measurement to remove
+    folders = list(Path(tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}{proc.pid}-*"))
+    assert len(folders) == 1
+    reap_stale_folders()
+    assert not folders[0].exists()
 
 
 # --------------------------------------------------------------------------- a short run

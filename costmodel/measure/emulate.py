@@ -17,9 +17,26 @@ namespaces is killed, then the namespaces are deleted, which destroys their veth
 qdiscs with them.  A gridcost killed with SIGKILL cannot clean up; the next emulation removes
 the namespaces of gridcost processes that no longer run (:func:`reap`).
 
-Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN for ``ip netns``), ``ip`` and ``tc``, and the
-kernel's veth, bridge and tbf support; each missing piece is reported in one line.  No
-propagation delay is emulated (``netem`` is not assumed), only rate.  Standard library only.
+Two modes, chosen by :func:`check_prerequisites`:
+
+- **root** (``os.geteuid() == 0``): the namespaces are made in the host's ``/run/netns`` as
+  above (CAP_NET_ADMIN and CAP_SYS_ADMIN for ``ip netns``).
+- **userns** (any other user, where the kernel lets it create user namespaces): a *holder*
+  process is started in a new user namespace (the user mapped to root in it), with a mount
+  namespace of its own (a private tmpfs on ``/run/netns``, so ``ip netns`` names live in it
+  alone) and an empty network namespace of its own; it holds CAP_NET_ADMIN and CAP_SYS_ADMIN
+  over whatever is created in that user namespace and nothing else.  Every ``ip``, ``tc`` and
+  worker is run inside it through ``nsenter --target HOLDER --user --mount --net``; the
+  cluster is built exactly as in root mode.  Teardown SIGKILLs every process of that user
+  namespace (the holder among them), and the kernel frees the namespaces, their links and
+  qdiscs with their last process.  The holder and the workers die with gridcost
+  (``PR_SET_PDEATHSIG``), so even a gridcost killed with SIGKILL leaves no process or
+  namespace behind, and the host's ``ip netns list`` never shows an unprivileged emulation.
+
+Needs ``ip`` and ``tc`` (iproute2), ``unshare`` (and ``nsenter`` in userns mode, util-linux),
+and the kernel's veth, bridge and tbf support, each probed up front in a throwaway network
+namespace (``unshare --net``); each missing piece is reported in one line.  No propagation
+delay is emulated (``netem`` is not assumed), only rate.  Standard library only.
 """
 
 from __future__ import annotations
@@ -147,19 +164,88 @@ def _command(argv: list[str], what: str = "") -> str:
     return done.stdout
 
 
-def check_prerequisites() -> None:
-    """UsageError naming the first missing piece: Linux, root, ``ip``, ``tc``."""
+ROOT_MODE = "root"
+USERNS_MODE = "userns"
+UNPRIVILEGED_USERNS_CLONE = "/proc/sys/kernel/unprivileged_userns_clone"
+"""Debian's and older Ubuntu's switch: 0 forbids user namespaces to unprivileged users."""
+MAX_USER_NAMESPACES = "/proc/sys/user/max_user_namespaces"
+"""The number of user namespaces a user may hold: 0 forbids them."""
+APPARMOR_RESTRICT_USERNS = "/proc/sys/kernel/apparmor_restrict_unprivileged_userns"
+"""Ubuntu 23.10+: 1 lets an unconfined process create a user namespace without capabilities."""
+USERNS_PROBE = ["unshare", "--user", "--map-root-user", "--net", "--mount", "true"]
+SCRATCH = {ROOT_MODE: ["unshare", "--net", "--"],
+           USERNS_MODE: ["unshare", "--user", "--map-root-user", "--net", "--"]}
+"""Prefix that runs a command in a throwaway network namespace, gone when the command ends."""
+PIECES = (
+    (["ip", "link", "add", "gridcost-br", "type", "bridge"],
+     "ip link add type bridge (the kernel's bridge module)"),
+    (["ip", "link", "add", "gridcost-v0", "type", "veth", "peer", "name", "gridcost-v1"],
+     "ip link add type veth (the kernel's veth module)"),
+    (["tc", "qdisc", "add", "dev", "lo", "root", "tbf", "rate", "1mbit", "burst", "16384",
+      "latency", "200ms"], "tc qdisc add … tbf (the kernel's sch_tbf)"),
+)
+"""The kernel pieces an emulation needs, each with the words that name it when it fails (the
+same words as the build's own steps)."""
+
+
+def _read_sysctl(path: str) -> str | None:
+    """The stripped content of ``path`` (a /proc/sys file), None where it does not exist."""
+    try:
+        return Path(path).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
+def userns_refusal() -> str | None:
+    """Why this kernel refuses an unprivileged user namespace with network and mount
+    namespaces of its own, or None when it allows one: the switches that forbid it
+    (``kernel.unprivileged_userns_clone = 0``, ``user.max_user_namespaces = 0``), else what
+    ``unshare --user --map-root-user --net --mount true`` says when it fails (naming
+    ``kernel.apparmor_restrict_unprivileged_userns = 1`` where that is set)."""
+    if _read_sysctl(UNPRIVILEGED_USERNS_CLONE) == "0":
+        return "kernel.unprivileged_userns_clone = 0"
+    if _read_sysctl(MAX_USER_NAMESPACES) == "0":
+        return "user.max_user_namespaces = 0"
+    try:
+        _command(USERNS_PROBE, " ".join(USERNS_PROBE[:-1]))
+    except UsageError as exc:
+        if _read_sysctl(APPARMOR_RESTRICT_USERNS) == "1":
+            return "kernel.apparmor_restrict_unprivileged_userns = 1"
+        return str(exc).removeprefix("--emulate: ")
+    return None
+
+
+def check_pieces(mode: str) -> None:
+    """UsageError naming the first kernel piece (bridge, veth, tbf) that a throwaway network
+    namespace of ``mode`` cannot create; nothing is left either way."""
+    for argv, what in PIECES:
+        _command([*SCRATCH[mode], *argv], what)
+
+
+def check_prerequisites() -> str:
+    """The mode an emulation runs in, 'root' or 'userns' (module docstring), after checking
+    every piece it needs; a UsageError naming the first missing one: Linux, ``ip``, ``tc``,
+    ``unshare``, root or unprivileged user namespaces, ``nsenter`` (userns), the kernel's
+    bridge, veth and tbf."""
     if not sys.platform.startswith("linux"):
         raise UsageError("--emulate: needs Linux network namespaces (this is "
                          f"{sys.platform})")
-    for tool, package in (("ip", "iproute2"), ("tc", "iproute2")):
+    for tool, package in (("ip", "iproute2"), ("tc", "iproute2"), ("unshare", "util-linux")):
         if shutil.which(tool) is None:
             raise UsageError(f"--emulate: needs the '{tool}' command ({package}), not found "
                              "on PATH")
+    mode = ROOT_MODE
     if os.geteuid() != 0:
-        raise UsageError("--emulate: needs root (CAP_NET_ADMIN to create network namespaces, "
-                         "veth pairs and tbf qdiscs); run it as root or in a container that "
-                         "grants it")
+        refusal = userns_refusal()
+        if refusal is not None:
+            raise UsageError(f"--emulate: needs root or unprivileged user namespaces "
+                             f"({refusal})")
+        if shutil.which("nsenter") is None:
+            raise UsageError("--emulate: needs the 'nsenter' command (util-linux), not found "
+                             "on PATH")
+        mode = USERNS_MODE
+    check_pieces(mode)
+    return mode
 
 
 def namespaces() -> list[str]:
@@ -212,6 +298,63 @@ def reap() -> list[str]:
     return removed
 
 
+def namespace_members(kind: str, link: str) -> list[int]:
+    """Pids of the live processes whose ``/proc/PID/ns/KIND`` is ``link`` (e.g.
+    'user:[4026532177]'), among those this process may inspect (its own user's, or all for
+    root).  Zombies are not counted: they have left their network and mount namespaces (a
+    zombie's credentials still name its user namespace until its parent reaps it)."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError):
+                if (os.readlink(entry / "ns" / kind) == link and (entry / "stat").read_text(
+                        encoding="ascii", errors="replace").rsplit(")", 1)[1].split()[0]
+                        not in ("Z", "X")):
+                    members.append(int(entry.name))
+    return members
+
+
+HOLDER = """
+import ctypes, os, signal, sys
+libc = ctypes.CDLL("libc.so.6", use_errno=True)
+libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with gridcost
+if os.getppid() != int(sys.argv[1]):
+    os._exit(1)
+target = "/run/netns" if os.path.isdir("/run/netns") else "/run"
+if libc.mount(b"gridcost", target.encode(), b"tmpfs", 0, b"mode=0755") != 0:
+    sys.exit("mount tmpfs on " + target + ": " + os.strerror(ctypes.get_errno()))
+os.makedirs("/run/netns", exist_ok=True)
+print("ready", flush=True)
+sys.stdin.buffer.read()
+"""
+"""The holder of an unprivileged emulation, run by ``unshare --user --map-root-user --net
+--mount --propagation private``: it dies with gridcost (``PR_SET_PDEATHSIG``, or its stdin
+closing), mounts a tmpfs of its mount namespace's own on /run/netns (on /run where the host has
+no /run/netns: a user without root cannot create it), says 'ready' and waits."""
+HOLDER_START_S = 30.0
+
+
+def _end_all(link: str | None, holder: subprocess.Popen[bytes]) -> None:
+    """SIGKILL every process of the user namespace ``link`` and the holder, until none is left
+    (≤ 5 s), and reap the holder: the kernel then frees the namespaces."""
+    deadline = time.monotonic() + 5.0
+    while True:
+        members = namespace_members("user", link) if link else []
+        for pid in members:
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if holder.poll() is None:
+            with suppress(ProcessLookupError):
+                holder.kill()
+        if not members or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    holder.wait()
+    for stream in (holder.stdin, holder.stdout, holder.stderr):
+        if stream is not None:
+            stream.close()
+
+
 # --------------------------------------------------------------------------- the cluster
 
 
@@ -242,6 +385,11 @@ class Emulation:
         self.created: list[str] = []
         self._signals: Any = None
         self._runs = 0
+        self.mode = ROOT_MODE
+        self.holder: subprocess.Popen[bytes] | None = None
+        """userns mode: the process that holds the user, mount and network namespaces."""
+        self.user_namespace: str | None = None
+        """userns mode: the holder's user namespace, as ``/proc/PID/ns/user`` names it."""
 
     @property
     def bridge_namespace(self) -> str:
@@ -255,11 +403,14 @@ class Emulation:
         return f"{SUBNET}.{node + 1}"
 
     def __enter__(self) -> Emulation:
-        check_prerequisites()
+        self.mode = check_prerequisites()
         self._signals = _signals_raise()
         self._signals.__enter__()
         try:
-            reap()
+            if self.mode == USERNS_MODE:
+                self._start_holder()
+            else:
+                reap()
             self._build()
         except BaseException:
             self.teardown()
@@ -274,17 +425,51 @@ class Emulation:
         finally:
             self._signals.__exit__(None, None, None)
 
+    def _start_holder(self) -> None:
+        """Start the holder of userns mode (:data:`HOLDER`) and wait until it is ready."""
+        import select
+
+        argv = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--propagation",
+                "private", "--", sys.executable, "-c", HOLDER, str(os.getpid())]
+        self.holder = holder = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            start_new_session=True)
+        assert holder.stdout is not None and holder.stderr is not None
+        ready, _, _ = select.select([holder.stdout], [], [], HOLDER_START_S)
+        line = holder.stdout.readline() if ready else b""
+        if line != b"ready\n":
+            with suppress(ProcessLookupError):
+                holder.kill()
+            holder.wait()
+            said = holder.stderr.read().decode(errors="replace").strip().splitlines()
+            raise UsageError("--emulate: the user namespace could not be set up: "
+                             f"{said[-1] if said else f'exit code {holder.returncode}'}")
+        self.user_namespace = os.readlink(f"/proc/{holder.pid}/ns/user")
+
+    def inside(self, argv: list[str]) -> list[str]:
+        """``argv`` as run with the emulation's privileges: unchanged in root mode, through
+        ``nsenter`` into the holder's user, mount and network namespaces in userns mode
+        (nsenter execs, so the command stays a child of the caller; entering a mount
+        namespace moves to its root, so ``--wd`` keeps the caller's working directory)."""
+        if self.holder is None:
+            return argv
+        return ["nsenter", f"--target={self.holder.pid}", "--user", "--mount", "--net",
+                "--preserve-credentials", f"--wd={os.getcwd()}", "--", *argv]
+
+    def _ip(self, *args: str, what: str = "") -> str:
+        return _command(self.inside(["ip", *args]), what or " ".join(["ip", *args]))
+
     def _add_namespace(self, name: str) -> None:
-        _ip("netns", "add", name, what="ip netns add (network namespaces)")
+        self._ip("netns", "add", name, what="ip netns add (network namespaces)")
         self.created.append(name)
-        _ip("-n", name, "link", "set", "lo", "up")
+        self._ip("-n", name, "link", "set", "lo", "up")
 
     def _build(self) -> None:
         spec, bridge = self.spec, self.bridge_namespace
         self._add_namespace(bridge)
-        _ip("-n", bridge, "link", "add", "br0", "type", "bridge",
-            what="ip link add type bridge (the kernel's bridge module)")
-        _ip("-n", bridge, "link", "set", "br0", "up")
+        self._ip("-n", bridge, "link", "add", "br0", "type", "bridge",
+                 what="ip link add type bridge (the kernel's bridge module)")
+        self._ip("-n", bridge, "link", "set", "br0", "up")
         burst = max(16 * 1024, int(spec.rate_Bps * BURST_S))
         shaping = ["root", "tbf", "rate", f"{int(spec.rate_Bps * 8)}bit", "burst",
                    str(burst), "latency", f"{int(QUEUE_S * 1000)}ms"]
@@ -292,19 +477,26 @@ class Emulation:
             inside = self.node_namespace(node)
             self._add_namespace(inside)
             port = f"p{node}"
-            _ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name", INTERFACE,
-                "netns", inside, what="ip link add type veth (the kernel's veth module)")
-            _ip("-n", bridge, "link", "set", port, "master", "br0")
-            _ip("-n", bridge, "link", "set", port, "up")
-            _ip("-n", inside, "addr", "add", f"{self.address(node)}/24", "dev", INTERFACE)
-            _ip("-n", inside, "link", "set", INTERFACE, "up")
+            self._ip("-n", bridge, "link", "add", port, "type", "veth", "peer", "name",
+                     INTERFACE, "netns", inside,
+                     what="ip link add type veth (the kernel's veth module)")
+            self._ip("-n", bridge, "link", "set", port, "master", "br0")
+            self._ip("-n", bridge, "link", "set", port, "up")
+            self._ip("-n", inside, "addr", "add", f"{self.address(node)}/24", "dev", INTERFACE)
+            self._ip("-n", inside, "link", "set", INTERFACE, "up")
             for namespace, device in ((inside, INTERFACE), (bridge, port)):
-                _command(["ip", "netns", "exec", namespace, "tc", "qdisc", "add", "dev",
-                          device, *shaping], "tc qdisc add … tbf (the kernel's sch_tbf)")
+                _command(self.inside(["ip", "netns", "exec", namespace, "tc", "qdisc", "add",
+                                      "dev", device, *shaping]),
+                         "tc qdisc add … tbf (the kernel's sch_tbf)")
 
     def teardown(self) -> None:
         """Kill every process inside the namespaces, then delete them (links, bridge and
-        qdiscs go with them).  Safe to call twice."""
+        qdiscs go with them); in userns mode kill every process of the user namespace, the
+        holder with them, and the kernel frees the rest.  Safe to call twice."""
+        if self.holder is not None:
+            _end_all(self.user_namespace, self.holder)
+            self.holder = None
+            self.created.clear()
         while self.created:
             _delete(self.created.pop())
 
@@ -321,14 +513,20 @@ class Emulation:
                 placement: str = "block") -> list[str]:
         """``argv`` run inside the namespace of ``rank``'s node."""
         node = self.node_of(rank, processes, placement)
-        return ["ip", "netns", "exec", self.node_namespace(node), *argv]
+        return self.inside(["ip", "netns", "exec", self.node_namespace(node), *argv])
 
     def run(self, task: str, args: dict[str, Any], processes: int, timeout_s: float,
             placement: str = "block", progress: Progress | None = None) -> Any:
         """Run ``task`` (costmodel.measure.worker) on ``processes`` ranks placed on the nodes
         by ``placement``; rank 0's result.  ``processes`` must fill whole nodes, at most all
         of them.  Every worker is ended whatever happens (costmodel.measure.launch)."""
-        from costmodel.measure.launch import _tail, _terminate, _wait
+        from costmodel.measure.launch import (
+            FOLDER_PREFIX,
+            _tail,
+            _terminate,
+            _wait,
+            reap_stale_folders,
+        )
 
         spec = self.spec
         if processes % spec.ppn or processes > spec.processes or processes < 2:
@@ -336,7 +534,8 @@ class Emulation:
                              f"{spec.ppn} (at most {spec.processes})")
         procs: list[subprocess.Popen[bytes]] = []
         logs: list[IO[str]] = []
-        with tempfile.TemporaryDirectory(prefix="gridcost-emulate-") as tmp:
+        reap_stale_folders()  # those of a gridcost killed with SIGKILL
+        with tempfile.TemporaryDirectory(prefix=f"{FOLDER_PREFIX}{os.getpid()}-") as tmp:
             folder = Path(tmp)
             args_path, result_path = folder / "args.json", folder / "result.json"
             args_path.write_text(json.dumps(args), encoding="utf-8")

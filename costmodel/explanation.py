@@ -404,6 +404,29 @@ class Explanation:
         raise KeyError(name)
 
 
+def _unit_word(layer: Layer) -> str:
+    return "filters" if layer.kind == "conv" else "units"
+
+
+def _shard(layer: Layer, pr: int, pc: int) -> tuple[float, Callable[[str], str],
+                                                    Callable[[str], str], tuple[str, str], str]:
+    """The weight shard a model split leaves on the slowest process, |W_i|·⌈u_i/Pr⌉/u_i words
+    (|W_i|/Pr when Pr divides u_i, §6): (words, size text of F·shard, the same with numbers,
+    its binding, the note on an uneven split or Pc = 1)."""
+    units = layer.split_size
+    pieces = -(-units // pr)
+    shard = pieces * (layer.params / units)
+    if units % pr == 0:
+        return (shard, lambda f: f"{f}·|W_i|/Pr", lambda f: f"{f}·{layer.params}/{pr}",
+                ("|W_i|/Pr", f"{layer.params}/{pr} = {_num(shard)} words"),
+                "Pc = 1: no batch split, nothing to reduce" if pc == 1 else "")
+    return (shard, lambda f: f"{f}·|W_i|·⌈u_i/Pr⌉/u_i",
+            lambda f: f"{f}·{layer.params}·{pieces}/{units}",
+            ("|W_i|·⌈u_i/Pr⌉/u_i", f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words"),
+            f"uneven: Pr = {pr} does not divide u_i = {units} {_unit_word(layer)}; the largest "
+            "shard decides")
+
+
 def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                  machine: Machine) -> list[Line]:
     """Model and batch terms of a model × batch layer (Eq. 8; Eq. 3 at Pc = 1, Eq. 4 at Pr = 1)."""
@@ -425,21 +448,8 @@ def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
         subst, charge.seconds(samples * d), charge.messages, words,
         note="" if pr > 1 else "Pr = 1: the layer is not split by model, nothing to gather")
 
-    units = layer.split_size
-    what = "filters" if layer.kind == "conv" else "units"
-    pieces = -(-units // pr)
-    shard = pieces * (layer.params / units)
-    if units % pr == 0:
-        size, size_num = (lambda f: f"{f}·|W_i|/Pr"), (lambda f: f"{f}·{layer.params}/{pr}")
-        shard_binding = ("|W_i|/Pr", f"{layer.params}/{pr} = {_num(shard)} words")
-        note = "Pc = 1: no batch split, nothing to reduce" if pc == 1 else ""
-    else:
-        size, size_num = ((lambda f: f"{f}·|W_i|·⌈u_i/Pr⌉/u_i"),
-                          (lambda f: f"{f}·{layer.params}·{pieces}/{units}"))
-        shard_binding = ("|W_i|·⌈u_i/Pr⌉/u_i",
-                         f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words")
-        note = (f"uneven: Pr = {pr} does not divide u_i = {units} {what}; the largest shard "
-                "decides")
+    shard, size, size_num, shard_binding, note = _shard(layer, pr, pc)
+    units, what = layer.split_size, _unit_word(layer)
     reduce = Collective("all-reduce", algo.allreduce_rate, "Pc", pc,
                         collective_pair(machine, "allreduce", "Pc", pc))
     formula, subst, charge = _collective_text([reduce], size, size_num)
@@ -758,21 +768,8 @@ def _levels_model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algori
         lambda f: f"⌈B/Pc⌉·{f}·d_i", lambda f: f"{samples}·{f}·{d}", float(samples * d),
         (("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), ("d_i", f"{d} activations/sample")),
         "" if pr > 1 else "Pr = 1: the layer is not split by model, nothing to gather")
-    units = layer.split_size
-    what = "filters" if layer.kind == "conv" else "units"
-    pieces = -(-units // pr)
-    shard = pieces * (layer.params / units)
-    if units % pr == 0:
-        size, size_num = (lambda f: f"{f}·|W_i|/Pr"), (lambda f: f"{f}·{layer.params}/{pr}")
-        shard_binding = ("|W_i|/Pr", f"{layer.params}/{pr} = {_num(shard)} words")
-        note = "Pc = 1: no batch split, nothing to reduce" if pc == 1 else ""
-    else:
-        size, size_num = ((lambda f: f"{f}·|W_i|·⌈u_i/Pr⌉/u_i"),
-                          (lambda f: f"{f}·{layer.params}·{pieces}/{units}"))
-        shard_binding = ("|W_i|·⌈u_i/Pr⌉/u_i",
-                         f"{layer.params}·⌈{units}/{pr}⌉/{units} = {_num(shard)} words")
-        note = (f"uneven: Pr = {pr} does not divide u_i = {units} {what}; the largest shard "
-                "decides")
+    shard, size, size_num, shard_binding, note = _shard(layer, pr, pc)
+    units, what = layer.split_size, _unit_word(layer)
     weights = _level_lines(
         f"{layer.name} batch", "batch", cols, machine, algo, False,
         size, size_num, shard,

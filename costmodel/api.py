@@ -30,6 +30,7 @@ from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
+    InputRecord,
     JSONObject,
     LayersRecord,
     OptimizeRecord,
@@ -37,7 +38,9 @@ from costmodel.records import (
     PerLayerRecord,
     PlansRecord,
     PlanSweepRecord,
+    ProvenanceRecord,
     SweepRecord,
+    TimelineRecord,
 )
 from costmodel.specs import Machine, Network
 from costmodel.units import format_number as _n
@@ -175,7 +178,7 @@ def load_machine_like(machine: MachineLike) -> Machine:
     return load_machine(os.fspath(machine))
 
 
-def network_digest(net: NetworkLike) -> dict[str, str]:
+def network_digest(net: NetworkLike) -> InputRecord:
     """Provenance of the network: its file and SHA-256; for an import SOURCE the source and the
     SHA-256 of the imported YAML; for a spec object its name and fingerprint."""
     if isinstance(net, Network):
@@ -193,7 +196,7 @@ def network_digest(net: NetworkLike) -> dict[str, str]:
     return input_digest(name, "networks")
 
 
-def machine_digest(machine: MachineLike) -> dict[str, str]:
+def machine_digest(machine: MachineLike) -> InputRecord:
     """Provenance of the machine: its file and SHA-256, or a spec object's name."""
     if isinstance(machine, Machine):
         return {"name": machine.name}
@@ -302,17 +305,24 @@ class CommandResult:
     def _record(self) -> object:
         raise NotImplementedError
 
-    def provenance(self, command: str) -> JSONObject:
+    def provenance(self, command: str) -> ProvenanceRecord:
         """The provenance block of `gridcost report` (``command`` e.g. 'gridcost report
         grids'): version, command, inputs with SHA-256, settings."""
         return {"gridcost_version": __version__, "command": command,
-                "inputs": {"network": dict(network_digest(self.network_input)),
-                           "machine": dict(machine_digest(self.machine_input))},
+                "inputs": {"network": network_digest(self.network_input),
+                           "machine": machine_digest(self.machine_input)},
                 "settings": self.settings}
 
 
 def _seconds(value: float | None, unit: str) -> str:
     return "—" if value is None else f"{_n(value)} {unit}"
+
+
+def _best_total_s(record: OptimumRecord | PerLayerRecord) -> float:
+    """The total of a record's best grid or layouts (infinite when there is none)."""
+    best = record["best"]
+    total = None if best is None else best["total_s"]
+    return float("inf") if total is None else total
 
 
 @dataclass(frozen=True, repr=False)
@@ -341,22 +351,21 @@ class OptimizeResult(CommandResult):
         feasible = [r for r in self.plans() if r["best"] is not None]
         if not feasible:
             return None
-        return min(feasible, key=lambda r: float(cast(float, cast(JSONObject, r["best"])
-                                                      ["total_s"])))
+        return min(feasible, key=_best_total_s)
 
     def __repr__(self) -> str:
         lines = []
         for r in self.plans():
-            best = r["best"]
             head = f"{r['net']} on {r['machine']}: P={r['P']}, B={r['batch']}, plan {r['plan']}"
-            if best is None:
+            if r["best"] is None:
                 lines.append(f"{head}: no feasible grid")
-            elif r["plan"] == PER_LAYER:
-                lines.append(f"{head}: {_seconds(cast(float, best['total_s']), r['unit'])}")
+            elif "fixed_plans" in r:  # the per-layer plan: no one grid
+                lines.append(f"{head}: {_seconds(r['best']['total_s'], r['unit'])}")
             else:
+                best = r["best"]
                 lines.append(f"{head}: best grid {best['pr']}×{best['pc']}, "
-                             f"{_seconds(cast(float, best['total_s']), r['unit'])} (comm "
-                             f"{_seconds(cast(float, best['comm_s']), r['unit'])})")
+                             f"{_seconds(best['total_s'], r['unit'])} (comm "
+                             f"{_seconds(best['comm_s'], r['unit'])})")
         return "OptimizeResult(\n  " + "\n  ".join(lines) + "\n)"
 
     def plot(self, ax: Axes | None = None) -> Figure:
@@ -380,14 +389,14 @@ class LayersResult(CommandResult):
 
     def __repr__(self) -> str:
         r = self.record
-        comm = sum(float(cast(float, layer["comm_s"])) for layer in r["layers"])
-        heaviest = max(r["layers"], key=lambda layer: float(cast(float, layer["comm_s"])))
+        comm = sum(layer["comm_s"] for layer in r["layers"])
+        heaviest = max(r["layers"], key=lambda layer: layer["comm_s"])
         return (f"LayersResult(\n  {r['net']} on {r['machine']}: {r['pr']}×{r['pc']} grid, "
                 f"P={r['P']}, B={r['batch']}, plan {r['plan']}"
                 + ("" if r["feasible"] else f" — INFEASIBLE: {r['reason']}")
                 + f"\n  {len(r['layers'])} layers, communication {_seconds(comm, r['unit'])}; "
                 f"most in {heaviest['layer']} "
-                f"({_seconds(cast(float, heaviest['comm_s']), r['unit'])})\n)")
+                f"({_seconds(heaviest['comm_s'], r['unit'])})\n)")
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Stacked bars of each layer's model, batch and domain communication."""
@@ -484,7 +493,7 @@ class TimelineResult(CommandResult):
     schedule: Timeline | None = None
 
     @property
-    def record(self) -> dict[str, object]:
+    def record(self) -> TimelineRecord:
         """The JSON record (docs/json.md, 'timeline')."""
         assert self.schedule is not None
         return self.schedule.record()
@@ -571,7 +580,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
         result = run_optimize(network, mach, n_proc, B, chosen, settings, threshold=efficiency,
                               allow_infeasible=len(plans) > 1)
         optima.append(result)
-        records.append(cast(OptimumRecord, optimum_record(result, per)))
+        records.append(optimum_record(result, per))
     provenance: JSONObject = {
         "P": n_proc, "batch": B, "plan": plan, "overlap": overlap,
         "collectives": settings.collectives, "compute": compute, "per": per,
@@ -584,7 +593,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
                               per=per)
 
     if len(plans) == 1:
-        return done(grids_table(records[0]), records[0])  # type: ignore[arg-type]
+        return done(grids_table(records[0]), records[0])
     if memory is not None and plan == PER_LAYER:
         raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
                          "--memory-check and --optimizer")
@@ -595,15 +604,15 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
         from costmodel.perlayer import optimize_per_layer
 
         try:
-            per_layer = cast(PerLayerRecord, perlayer_record(
-                optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per))
+            per_layer = perlayer_record(
+                optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per)
         except TooLarge as exc:
             if plan != "all":
                 raise
             left_out = f"per-layer plan left out: {exc}"  # the fixed plans still compare
     if per_layer is not None and plan == PER_LAYER:
-        return done(perlayer_table(per_layer), per_layer)  # type: ignore[arg-type]
-    table = plans_table(records, per_layer)  # type: ignore[arg-type]
+        return done(perlayer_table(per_layer), per_layer)
+    table = plans_table(records, per_layer)
     if left_out:
         table = replace(table, notes=[*table.notes, left_out])
     return done(table, {"plans": records, "per_layer": per_layer})
@@ -647,7 +656,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
              + ("" if algo.name == "paper" else f", collectives {algo.label}")
              + ("" if table.mappings is None else f", mapping {table.mappings.used(0)}")
              + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
-    record: dict[str, object] = {
+    record: LayersRecord = {
         "net": network.name, "machine": mach.name, "P": n_proc, "batch": B, "pr": R,
         "pc": n_proc // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
         "reason": reason(table, 0) or None, "layers": records, "collectives": algo.name}
@@ -655,7 +664,11 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         from costmodel.report import mapping_record
 
         scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
-        record.update(mapping_record(table, 0, scale, unit))
+        mapped = mapping_record(table, 0, scale, unit)
+        record["mapping"] = mapped["mapping"]
+        record["mapping_why"] = mapped["mapping_why"]
+        record["mapping_total_s"] = mapped["mapping_total_s"]
+        record["comm_s_by_level"] = mapped["comm_s_by_level"]
         record["levels"] = [lv.name for lv in mach.levels]
     table_out = layers_table(records, unit, title)
     if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
@@ -673,7 +686,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
                               f"{_n(total)} {unit}; "
                               + describe(table.schedule, 0, scale, unit)
                               + " (gridcost timeline draws it)"])
-    if table.mappings is not None:
+    if "mapping_why" in record:
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
     if mach.per_collective or mach.per_collective_processes:
@@ -688,7 +701,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         "collectives": algo.name, "compute": compute, "per": per,
         **_memory_settings(memory), **_mapping_settings(mach, mapping), **_bucket_settings(s)}
     return LayersResult(tables=(table_out,), settings=settings, network_input=net,
-                        machine_input=machine, record=cast(LayersRecord, record))
+                        machine_input=machine, record=record)
 
 
 def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
@@ -712,6 +725,7 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
     from costmodel.grids import parse_processes
     from costmodel.plans import choose_plans
     from costmodel.report import sweep_record, sweep_table
+    from costmodel.schedule import bucket_record
     from costmodel.search import feasibility_limit, scaling_limits
     from costmodel.search import sweep as run_sweep
 
@@ -738,13 +752,13 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
         results.append((chosen.name, result))
         limit = feasibility_limit(network, chosen, int(batches[0])) \
             if per_process_batch is None else None
-        record = sweep_record(result, per, efficiency, limit)
-        record.update(net=network.name, machine=mach.name)
-        record.update(_bucket_settings(settings))
+        record = sweep_record(result, per, efficiency, limit, network.name, mach.name)
+        if bucketing is not None:
+            record["bucket"] = bucket_record(bucketing)
         algo = algorithms(settings.collectives or "paper")
         if algo.name != "paper":
             record["collectives"] = algo.name
-        records.append(cast(PlanSweepRecord, record))
+        records.append(record)
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
                                           f"{chosen.name}, overlap {overlap}"
                                   + ("" if bucketing is None

@@ -50,6 +50,7 @@ from costmodel.cost import LayerArrays, local_batch
 from costmodel.grids import Grids
 from costmodel.hierarchy import halo_level, level_rates, strides
 from costmodel.plans import DOMAIN, Plan
+from costmodel.records import BucketRecord, EventRecord, ScheduleRecord, TimelineRecord
 from costmodel.specs import Machine, Network
 
 
@@ -187,7 +188,7 @@ class Event:
     group: str
     exposed_s: float
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> EventRecord:
         return {"lane": self.lane, "start_s": self.start_s, "end_s": self.end_s,
                 "duration_s": self.end_s - self.start_s, "what": self.what,
                 "layers": list(self.layers), "words": self.words, "group": self.group,
@@ -578,14 +579,14 @@ def schedule_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
 # --------------------------------------------------------------------------- records
 
 
-def bucket_record(bucket: Bucketing) -> dict[str, Any]:
+def bucket_record(bucket: Bucketing) -> BucketRecord:
     """The bucketing in JSON (docs/json.md): name, caps in bytes, filling rule, source."""
     return {"name": bucket.name, "cap_bytes": bucket.cap_bytes,
             "first_cap_bytes": bucket.first_cap_bytes, "rule": bucket.rule,
             "source": bucket.source}
 
 
-def grid_schedule_record(totals: ScheduleTotals, grid: int, scale: float) -> dict[str, Any]:
+def grid_schedule_record(totals: ScheduleTotals, grid: int, scale: float) -> ScheduleRecord:
     """One grid's schedule in JSON (docs/json.md), seconds × ``scale`` (1 per iteration, N/B
     per epoch): what is exposed and where it comes from."""
     def num(x: np.ndarray) -> float:
@@ -636,7 +637,7 @@ class Timeline:
     def total_s(self) -> float:
         return float(self.totals.total_s[0])
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> TimelineRecord:
         """JSON-ready (docs/json.md, 'timeline')."""
         return {"net": self.network, "machine": self.machine, "P": self.P, "pr": self.pr,
                 "pc": self.pc, "batch": self.batch, "plan": self.plan,

@@ -926,11 +926,12 @@ def perlayer_record(result: PerLayerResult, per: Per) -> PerLayerRecord:
     def seconds(value: float) -> float | None:
         return _num(value * scale)
 
-    fixed: list[FixedPlanRecord] = [{"plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
-              "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
-              "charged_total_s": seconds(f.charged_total_s),
-              "charged_redistribution_s": seconds(f.charged_redistribution_s)}
-             for f in result.fixed]
+    fixed: list[FixedPlanRecord] = [
+        {"plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
+         "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
+         "charged_total_s": seconds(f.charged_total_s),
+         "charged_redistribution_s": seconds(f.charged_redistribution_s)}
+        for f in result.fixed]
     uncharged = min(result.fixed, key=lambda f: f.total_s)
     charged = min(result.fixed, key=lambda f: f.charged_total_s)
     pure = result.pure_batch_total_s

@@ -39,8 +39,10 @@ from costmodel.records import (
     PlansRecord,
     PlanSweepRecord,
     ProvenanceRecord,
+    RawValidationRecord,
     SweepRecord,
     TimelineRecord,
+    ValidationRecord,
 )
 from costmodel.specs import Machine, Network
 from costmodel.units import format_number as _n
@@ -1067,21 +1069,21 @@ def read_text(path: str, expected: str) -> str:
 class ValidationResult:
     """`gridcost validate`: measured training steps against the model's prediction."""
 
-    record: JSONObject
+    record: ValidationRecord
     tables: tuple[Table, ...]
 
     @property
     def ok(self) -> bool:
         """The numerics and the volume check passed (the time targets are reported only)."""
-        summary = cast(JSONObject, self.record["summary"])
-        return bool(summary["numerics_ok"]) and bool(summary["volumes_ok"])
+        summary = self.record["summary"]
+        return summary["numerics_ok"] and summary["volumes_ok"]
 
     def to_dict(self) -> JSONObject:
         """What `validate --format json` prints, parsed."""
         return cast(JSONObject, _json(self.record))
 
     def __repr__(self) -> str:
-        runs = cast(list[JSONObject], self.record["runs"])
+        runs = self.record["runs"]
         return (f"ValidationResult(\n  {len(runs)} runs; numerics and volumes "
                 f"{'ok' if self.ok else 'FAILED'}\n)")
 
@@ -1089,8 +1091,7 @@ class ValidationResult:
         """Predicted against measured communication per run."""
         from costmodel.plot import figure_of, predicted_vs_measured
 
-        runs = cast(list[dict[str, object]], self.record["runs"])
-        return figure_of(predicted_vs_measured(runs, ax))
+        return figure_of(predicted_vs_measured(self.record["runs"], ax))
 
 
 def validation_of(measured: dict[str, object], machines: dict[int | None, Machine], *,
@@ -1101,24 +1102,25 @@ def validation_of(measured: dict[str, object], machines: dict[int | None, Machin
     from costmodel.validation import analyse_per_P, load_validation_network, tables
 
     network = load_validation_network()
+    # the measurements, as parse_validation_raw or the measuring workers give them
+    raw = cast(RawValidationRecord, measured)
     # an in-step fit is flat: on an emulated cluster it would mix the node and the network
-    analysis = analyse_per_P(measured, network, machines, collectives, statistic,
-                             in_step="emulate" not in measured)
+    analysis = analyse_per_P(raw, network, machines, collectives, statistic,
+                             in_step="emulate" not in raw)
     extra = []
-    if ddp and measured.get("ddp"):
+    if ddp and raw.get("ddp"):
         from costmodel.validation import ddp_analysis, ddp_table
 
         records = []
-        for result in cast(list[dict[str, object]], measured["ddp"]):
-            P = int(cast(int, result["world"]))
+        for result in raw.get("ddp", []):
+            P = int(result["world"])
             profile = machines.get(P, machines.get(None))
             if profile is None:
                 raise UsageError(f"--machine: no profile for P = {P}")
             records.append(ddp_analysis(result, network, profile, collectives, statistic))
         analysis["ddp"] = records
         extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
-    return ValidationResult(record=cast(JSONObject, analysis),
-                            tables=(*tables(analysis), *extra))
+    return ValidationResult(record=analysis, tables=(*tables(analysis), *extra))
 
 
 def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLike[str], *,

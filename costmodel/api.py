@@ -30,6 +30,7 @@ from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
+    CalibrationRecord,
     InputRecord,
     JSONObject,
     LayersRecord,
@@ -924,7 +925,7 @@ class CalibrationResult:
     """`gridcost calibrate import|run`: α and β fitted to measured collectives, the fit table,
     and the machine profile YAML (``profile_yaml``; the CLI writes it with --profile)."""
 
-    record: JSONObject
+    record: CalibrationRecord
     table: Table
     profile_yaml: str
     warnings: tuple[str, ...]
@@ -934,10 +935,10 @@ class CalibrationResult:
         return cast(JSONObject, _json(self.record))
 
     def __repr__(self) -> str:
-        alpha = float(cast(float, self.record["alpha_s"]))
-        bandwidth = float(cast(float, self.record["bandwidth_Bps"]))
+        alpha = self.record["alpha_s"]
+        bandwidth = self.record["bandwidth_Bps"]
         head = f"α {_n(alpha)} s, bandwidth {_n(bandwidth)} B/s"
-        fits = cast(list[JSONObject], self.record["fits"])
+        fits = self.record["fits"]
         return (f"CalibrationResult(\n  {head}\n  {len(fits)} series fitted"
                 + (f", {len(self.warnings)} warnings" if self.warnings else "") + "\n)")
 
@@ -948,8 +949,7 @@ class CalibrationResult:
 
         if ax is not None:
             raise UsageError("plot: the calibration draws two panels; call plot() without ax")
-        points = cast(list[dict[str, object]], self.record["points"])
-        return figure_of(calibration_fits(points)[0])
+        return figure_of(calibration_fits(self.record["points"])[0])
 
 
 def fit_series(series: Sequence[Series], *, name: str, description: str,
@@ -979,9 +979,10 @@ def fit_series(series: Sequence[Series], *, name: str, description: str,
                          "larger messages or more repetitions, or pass --accept-implausible "
                          "to write it with warnings")
     table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
-    record = cast(JSONObject, calibration_record(cal))
-    record["warnings"] = list(problems)
-    record.update(extra or {})
+    fitted = calibration_record(cal)
+    fitted["warnings"] = list(problems)
+    # ``extra``: what the caller measured besides (calibrate run: notes, idle, oversubscribed)
+    record = cast(CalibrationRecord, {**fitted, **(extra or {})})
     all_notes = [*table.notes,
                  *(f"WARNING: implausible fit, written because of --accept-implausible: {p}"
                    for p in problems), *notes]

@@ -931,6 +931,44 @@ class PointRecord(TypedDict):
     joint_fit_s: float
 
 
+class _IdleRecordKeys(TypedDict):
+    """The keys of :class:`IdleRecord` the probe writes."""
+
+    gap_s: float
+    words: int
+    p: int
+    back_to_back: list[float]
+    after_idle: list[float]
+
+
+class IdleRecord(_IdleRecordKeys, total=False):
+    """The host check of `calibrate run` (costmodel.measure.bench.idle_probe): a small
+    all-reduce's seconds per repetition back to back and with the ranks arriving ``gap_s``
+    apart; ``median_ratio`` (after idle ÷ back to back) added to the calibration record."""
+
+    median_ratio: float
+
+
+class OversubscribedRecord(TypedDict):
+    """``oversubscribed`` of `calibrate run`: more processes than cores."""
+
+    processes: int
+    cores: int
+    counted_by: str
+
+
+class RawBenchSeriesRecord(TypedDict, total=False):
+    """One series of `calibrate run --raw` (costmodel.measure.bench): a collective on p
+    processes, its sizes in words and, per size, the slowest rank's seconds per repetition
+    (``samples``; older results: only their medians, ``seconds``)."""
+
+    collective: str
+    p: int
+    words: list[float]
+    samples: list[list[float]]
+    seconds: list[float]
+
+
 class _CalibrationRecordKeys(TypedDict):
     """The keys of :class:`CalibrationRecord` that are always present."""
 
@@ -952,6 +990,6 @@ class CalibrationRecord(_CalibrationRecordKeys, total=False):
 
     warnings: list[str]
     notes: list[str]
-    idle: JSONObject
-    oversubscribed: JSONObject
+    idle: IdleRecord
+    oversubscribed: OversubscribedRecord
     profile: str

@@ -853,8 +853,8 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     takes the plan's best grid; ``plan`` 'per-layer' the per-layer optimum (``pr`` ignored).
     Always per iteration."""
     from costmodel.report import Table
-    from costmodel.schedule import iteration_schedule
     from costmodel.search import check_batch
+    from costmodel.timeline import iteration_schedule
 
     n_proc = positive_int(P, "--P")
     B = check_batch(batch_of(batch))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from costmodel.buckets import Bucketing, bucketing
 from costmodel.collectives import (
     ALLGATHER,
     ALLREDUCE,
@@ -35,9 +36,13 @@ from costmodel.hierarchy import (
     level_rates,
     strides,
 )
+from costmodel.layerarrays import LayerArrays as LayerArrays
+from costmodel.layerarrays import local_batch as local_batch
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
-from costmodel.specs import Layer, Machine, Network, distinct_layers
+from costmodel.schedule import schedule_totals
+from costmodel.specs import Machine, Network
+from costmodel.units import format_rate
 
 Overlap = Literal["none", "batch", "backward"]
 OVERLAPS = ("none", "batch", "backward")
@@ -52,69 +57,12 @@ OUT_OF_MEMORY = 4
 
 
 @dataclass(frozen=True)
-class LayerArrays:
-    """The network's per-layer numbers as float arrays of shape (1, L), ready to broadcast."""
-
-    params: np.ndarray
-    activations: np.ndarray
-    split_size: np.ndarray
-    in_height: np.ndarray
-    in_row_words: np.ndarray
-    out_row_words: np.ndarray
-    halo_h: np.ndarray
-    halo_w: np.ndarray
-    is_conv: np.ndarray
-
-    def take(self, index: np.ndarray) -> LayerArrays:
-        """The layers at ``index`` (columns), shapes (1, len(index))."""
-        return LayerArrays(**{name: getattr(self, name)[:, index]
-                              for name in self.__dataclass_fields__})
-
-    @classmethod
-    def of(cls, network: Network) -> LayerArrays:
-        """Arrays of every weighted layer of ``network``, in order."""
-        return cls._of(network.layers)
-
-    @classmethod
-    def unique_of(cls, network: Network) -> tuple[LayerArrays, np.ndarray]:
-        """Arrays of the distinct layers of ``network`` and how often each occurs, (1, U).
-
-        Identical layers (same kind, shapes, kernel, stride and parameters: the repeated blocks
-        of a ResNet) cost the same on every grid, so totals need each only once, weighted.
-        """
-        kept, counts = distinct_layers(network.layers)
-        return cls._of(kept), counts[None, :]
-
-    @classmethod
-    def _of(cls, layers: tuple[Layer, ...]) -> LayerArrays:
-        def row(values: list[float]) -> np.ndarray:
-            return np.asarray(values, dtype=np.float64)[None, :]
-
-        return cls(
-            params=row([layer.params for layer in layers]),
-            activations=row([layer.activations for layer in layers]),
-            split_size=row([layer.split_size for layer in layers]),
-            in_height=row([layer.in_shape[0] for layer in layers]),
-            in_row_words=row([layer.in_shape[1] * layer.in_shape[2] for layer in layers]),
-            out_row_words=row([layer.out_shape[1] * layer.out_shape[2] for layer in layers]),
-            halo_h=row([layer.halo_rows[0] for layer in layers]),
-            halo_w=row([layer.halo_rows[1] for layer in layers]),
-            is_conv=np.array([[layer.kind == "conv" for layer in layers]]),
-        )
-
-
-@dataclass(frozen=True)
 class Volumes:
     """Latency counts and words of each term, arrays of shape (G, L)."""
 
     model: CollectiveCost
     batch: CollectiveCost
     domain: CollectiveCost
-
-
-def local_batch(batch: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """⌈B/Pc⌉: samples on the slowest process of a Pc group (docs/model.md §6)."""
-    return np.asarray(-(-batch // pc))
 
 
 def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
@@ -294,8 +242,6 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
     # say so when the table carries this network's name: a changed copy of the measured network
     why = f", as {not_applying}" if not_applying and table and table.network == network.name \
         else ""
-    from costmodel.units import format_rate
-
     return seconds, f"flops ({format_rate(machine.flop_rate, 'FLOP/s')}){why}", outside
 
 
@@ -695,8 +641,6 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     comparison = None
     schedule = None
     if overlap == "backward":
-        from costmodel.buckets import Bucketing, bucketing
-
         bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
             bucket, machine_default=machine.bucket)
     if machine.hierarchical:
@@ -712,8 +656,6 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
         _flat_mapping(machine, mapping)
         groups = group_costs(layers, grids, plan, algo)
         if overlap == "backward":
-            from costmodel.schedule import schedule_totals
-
             schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, bucket)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
                      compute_model, outside, memory_check=memory, mappings=comparison,
@@ -728,8 +670,6 @@ def _schedule_mappings(network: Network, machine: Machine, grids: Grids, plan: P
     mappings; 'best' keeps the shorter (ties: Pr inside).  Returns the comparison with the
     schedules' totals and the chosen schedule of every grid."""
     from dataclasses import replace as _replace
-
-    from costmodel.schedule import schedule_totals
 
     runs = {name: schedule_totals(network, machine, grids, plan, algo, compute_s, bucket,
                                   np.full(len(grids), name == PR_INSIDE)) for name in MAPPINGS}
@@ -815,9 +755,6 @@ def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Pla
     """:func:`evaluate_totals` under overlap 'backward': the sums and feasibility of overlap
     'none' (distinct layers), then the schedule (docs/schedule.md) of the feasible grids only
     — an infeasible grid's total is never used (its total is NaN)."""
-    from costmodel.buckets import Bucketing, bucketing
-    from costmodel.schedule import schedule_totals
-
     bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
         bucket, machine_default=machine.bucket)
     base = evaluate_totals(network, machine, grids, plan, "none", collectives, compute, memory,

@@ -9,8 +9,8 @@ import pytest
 from cli_helpers import fail, run, run_json
 
 from costmodel.loaders import load_machine, load_network
-from costmodel.schedule import iteration_schedule
 from costmodel.search import Settings
+from costmodel.timeline import iteration_schedule
 
 
 def test_optimize_backward_reports_buckets_and_exposed_communication() -> None:

@@ -352,7 +352,7 @@ def test_timeline_figure_marks_exposed_communication() -> None:
     from matplotlib.patches import Rectangle
 
     from costmodel.plot import TIMELINE_COLOURS, timeline
-    from costmodel.schedule import iteration_schedule
+    from costmodel.timeline import iteration_schedule
 
     tl = iteration_schedule(load_network("alexnet"), load_machine("cori-knl"), 64, 1, 2048,
                             "model-batch", Settings(overlap="backward"))

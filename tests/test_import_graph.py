@@ -152,7 +152,7 @@ def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
 def cycle_closing_lazy_imports() -> list[tuple[str, str]]:
     """Every function-level import A → B (B not imported by A at module level) through which
     B leads back to A: the lazy imports that exist only to dodge a cycle."""
-    top, every = _graphs()
+    _, every = _graphs()
     return sorted((module, target) for module in MODULES
                   for target in edges(module)[1] if reaches(every, target, module))
 

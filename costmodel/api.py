@@ -852,9 +852,9 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     """One training iteration of one grid as a schedule (`gridcost timeline`); ``pr`` None
     takes the plan's best grid; ``plan`` 'per-layer' the per-layer optimum (``pr`` ignored).
     Always per iteration."""
+    from costmodel.iteration import iteration_schedule
     from costmodel.report import Table
     from costmodel.search import check_batch
-    from costmodel.timeline import iteration_schedule
 
     n_proc = positive_int(P, "--P")
     B = check_batch(batch_of(batch))

@@ -563,14 +563,21 @@ class RawNumericsRecord(TypedDict):
     allclose: bool
 
 
-class RawCallRecord(TypedDict):
-    """One collective call a rank logged: where it is, its group size and its words."""
+class _RawCallRecordKeys(TypedDict):
+    """The keys of :class:`RawCallRecord` that are always present."""
 
     layer: str
     term: str
     op: str
     p: int
     words: int
+
+
+class RawCallRecord(_RawCallRecordKeys, total=False):
+    """One collective call a rank logged: where it is, its group size and its words (and the
+    seconds of its last iteration)."""
+
+    seconds: float
 
 
 class _RawIterationRecordKeys(TypedDict):
@@ -611,14 +618,20 @@ class RawRunRecord(_RawRunRecordKeys, total=False):
     mapping: str
 
 
-class RawDdpRankRecord(TypedDict):
-    """One rank of a measured DDP step (costmodel.measure.ddp): seconds per timed iteration;
-    ``allreduce_s`` per iteration one time per bucket."""
+class _RawDdpRankRecordKeys(TypedDict):
+    """The keys of :class:`RawDdpRankRecord` that are always present."""
 
     compute_s: list[float]
     ddp_s: list[float]
     allreduce_s: list[list[float]]
     bucket_bytes: list[int]
+
+
+class RawDdpRankRecord(_RawDdpRankRecordKeys, total=False):
+    """One rank of a measured DDP step (costmodel.measure.ddp): seconds per timed iteration;
+    ``allreduce_s`` per iteration one time per bucket."""
+
+    gradient_bytes: int
 
 
 class _RawDdpRecordKeys(TypedDict):
@@ -633,6 +646,8 @@ class RawDdpRecord(_RawDdpRecordKeys, total=False):
     """One measured DDP world (`validate --ddp --raw`, ``ddp[]``)."""
 
     backend: str
+    torch: str
+    threads: int
 
 
 class _RawValidationRecordKeys(TypedDict):
@@ -648,6 +663,7 @@ class RawValidationRecord(_RawValidationRecordKeys, total=False):
 
     backend: str
     world: int
+    torch: str
     ddp: list[RawDdpRecord]
     emulate: JSON
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import fail, run, run_json
 
+from costmodel.iteration import iteration_schedule
 from costmodel.loaders import load_machine, load_network
 from costmodel.search import Settings
-from costmodel.timeline import iteration_schedule
 
 
 def test_optimize_backward_reports_buckets_and_exposed_communication() -> None:

@@ -9,7 +9,7 @@ imports resolved).  Two graphs are checked:
   no exception — a function-level import may delay loading a module (start-up time), never hide
   a cycle.  (The cost table, the schedule and the search once needed three such imports; the
   shared layer arrays moved below both, costmodel.layerarrays, and the choice of a timeline's
-  grid above both, costmodel.timeline.)
+  grid above both, costmodel.iteration.)
 
 Imports under ``if TYPE_CHECKING:`` are skipped: they never run.  An import of one of the
 module's own parent packages (``from costmodel import __version__``) is no edge: Python has run
@@ -200,6 +200,13 @@ def test_a_function_level_import_that_closes_a_cycle_is_found() -> None:
     graph = {"costmodel.schedule": a_top | a_lazy, "costmodel.cost": b_top | b_lazy}
     assert find_cycle(graph) == ["costmodel.cost", "costmodel.schedule", "costmodel.cost"]
     assert reaches(graph, "costmodel.cost", "costmodel.schedule")
+
+
+def test_no_module_shadows_an_api_function() -> None:
+    # costmodel.timeline etc. are loaded on first use (costmodel.__getattr__): a submodule of
+    # the same name would replace the function by the module once imported
+    submodules = {name.split(".")[1] for name in MODULES if name.count(".") >= 1}
+    assert not submodules & set(costmodel.__all__)
 
 
 def test_the_checker_finds_a_cycle() -> None:

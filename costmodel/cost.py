@@ -40,7 +40,7 @@ from costmodel.layerarrays import LayerArrays as LayerArrays
 from costmodel.layerarrays import local_batch as local_batch
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
-from costmodel.schedule import schedule_totals
+from costmodel.schedule import ScheduleTotals, schedule_totals
 from costmodel.specs import Machine, Network
 from costmodel.units import format_rate
 
@@ -470,11 +470,11 @@ class CostTable:
     mappings: MappingComparison | None = None
     """On a hierarchical machine: both mappings of every grid and the one used (docs/
     hierarchy.md); None on a flat machine."""
-    schedule: Any = None
-    """Overlap 'backward': the iteration schedule of every grid
-    (costmodel.schedule.ScheduleTotals); None for 'none' and 'batch'."""
-    bucket: Any = None
-    """Overlap 'backward': the gradient bucketing used (costmodel.buckets.Bucketing)."""
+    schedule: ScheduleTotals | None = None
+    """Overlap 'backward': the iteration schedule of every grid; None for 'none' and
+    'batch'."""
+    bucket: Bucketing | None = None
+    """Overlap 'backward': the gradient bucketing used."""
 
     @property
     def links(self) -> tuple[tuple[float, float], ...]:
@@ -622,7 +622,7 @@ def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algo
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str | None = None,
              compute: ComputeModel = "auto", memory: MemoryCheck | None = None,
-             mapping: str = "best", bucket: Any = None) -> CostTable:
+             mapping: str = "best", bucket: Bucketing | str | None = None) -> CostTable:
     """Cost every grid × layer of ``network`` under ``plan`` (docs/model.md §4–§7); with
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
 
@@ -640,32 +640,33 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     comparison = None
     schedule = None
+    chosen: Bucketing | None = None
     if overlap == "backward":
-        bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
+        chosen = bucket if isinstance(bucket, Bucketing) else bucketing(
             bucket, machine_default=machine.bucket)
     if machine.hierarchical:
         comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
                                               overlap, mapping)
-        if overlap == "backward":
+        if chosen is not None:
             comparison, schedule = _schedule_mappings(network, machine, grids, plan, algo,
-                                                      compute_s, bucket, comparison, mapping)
+                                                      compute_s, chosen, comparison, mapping)
         if comparison.pr_inside.any():  # the last one costed was Pc inside for every grid
             groups = level_group_costs(layers, grids, plan, algo, machine,
                                        comparison.pr_inside)
     else:
         _flat_mapping(machine, mapping)
         groups = group_costs(layers, grids, plan, algo)
-        if overlap == "backward":
-            schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, bucket)
+        if chosen is not None:
+            schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, chosen)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
                      compute_model, outside, memory_check=memory, mappings=comparison,
-                     schedule=schedule, bucket=bucket if overlap == "backward" else None)
+                     schedule=schedule, bucket=chosen)
 
 
 def _schedule_mappings(network: Network, machine: Machine, grids: Grids, plan: Plan,
-                       algo: Algorithms, compute_s: np.ndarray, bucket: Any,
+                       algo: Algorithms, compute_s: np.ndarray, bucket: Bucketing,
                        comparison: MappingComparison,
-                       mapping: str) -> tuple[MappingComparison, Any]:
+                       mapping: str) -> tuple[MappingComparison, ScheduleTotals]:
     """Overlap 'backward' on a machine with levels: the schedule of each grid under both
     mappings; 'best' keeps the shorter (ties: Pr inside).  Returns the comparison with the
     schedules' totals and the chosen schedule of every grid."""
@@ -700,7 +701,7 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
                     overlap: Overlap = "none", collectives: str | None = None,
                     compute: ComputeModel = "auto",
                     memory: MemoryCheck | None = None, mapping: str = "best",
-                    bucket: Any = None) -> GridTotals:
+                    bucket: Bucketing | str | None = None) -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
 
     Costs each distinct layer once and weights it by its multiplicity: the same sums, several
@@ -751,7 +752,8 @@ SCHEDULE_CHUNK = 1 << 20
 
 def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                      collectives: str | None, compute: ComputeModel,
-                     memory: MemoryCheck | None, mapping: str, bucket: Any) -> GridTotals:
+                     memory: MemoryCheck | None, mapping: str,
+                     bucket: Bucketing | str | None) -> GridTotals:
     """:func:`evaluate_totals` under overlap 'backward': the sums and feasibility of overlap
     'none' (distinct layers), then the schedule (docs/schedule.md) of the feasible grids only
     — an infeasible grid's total is never used (its total is NaN)."""

@@ -30,7 +30,9 @@ from costmodel.limits import Limit
 from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
+    CalibrationRecord,
     ExplainRecord,
+    InputRecord,
     JSONObject,
     LayersRecord,
     OptimizeRecord,
@@ -38,7 +40,11 @@ from costmodel.records import (
     PerLayerRecord,
     PlansRecord,
     PlanSweepRecord,
+    ProvenanceRecord,
+    RawValidationRecord,
     SweepRecord,
+    TimelineRecord,
+    ValidationRecord,
 )
 from costmodel.specs import Machine, Network
 from costmodel.units import format_number as _n
@@ -176,7 +182,7 @@ def load_machine_like(machine: MachineLike) -> Machine:
     return load_machine(os.fspath(machine))
 
 
-def network_digest(net: NetworkLike) -> dict[str, str]:
+def network_digest(net: NetworkLike) -> InputRecord:
     """Provenance of the network: its file and SHA-256; for an import SOURCE the source and the
     SHA-256 of the imported YAML; for a spec object its name and fingerprint."""
     if isinstance(net, Network):
@@ -194,7 +200,7 @@ def network_digest(net: NetworkLike) -> dict[str, str]:
     return input_digest(name, "networks")
 
 
-def machine_digest(machine: MachineLike) -> dict[str, str]:
+def machine_digest(machine: MachineLike) -> InputRecord:
     """Provenance of the machine: its file and SHA-256, or a spec object's name."""
     if isinstance(machine, Machine):
         return {"name": machine.name}
@@ -303,17 +309,24 @@ class CommandResult:
     def _record(self) -> object:
         raise NotImplementedError
 
-    def provenance(self, command: str) -> JSONObject:
+    def provenance(self, command: str) -> ProvenanceRecord:
         """The provenance block of `gridcost report` (``command`` e.g. 'gridcost report
         grids'): version, command, inputs with SHA-256, settings."""
         return {"gridcost_version": __version__, "command": command,
-                "inputs": {"network": dict(network_digest(self.network_input)),
-                           "machine": dict(machine_digest(self.machine_input))},
+                "inputs": {"network": network_digest(self.network_input),
+                           "machine": machine_digest(self.machine_input)},
                 "settings": self.settings}
 
 
 def _seconds(value: float | None, unit: str) -> str:
     return "—" if value is None else f"{_n(value)} {unit}"
+
+
+def _best_total_s(record: OptimumRecord | PerLayerRecord) -> float:
+    """The total of a record's best grid or layouts (infinite when there is none)."""
+    best = record["best"]
+    total = None if best is None else best["total_s"]
+    return float("inf") if total is None else total
 
 
 @dataclass(frozen=True, repr=False)
@@ -342,23 +355,24 @@ class OptimizeResult(CommandResult):
         feasible = [r for r in self.plans() if r["best"] is not None]
         if not feasible:
             return None
-        return min(feasible, key=lambda r: float(cast(float, cast(JSONObject, r["best"])
-                                                      ["total_s"])))
+        return min(feasible, key=_best_total_s)
 
     def __repr__(self) -> str:
         lines = []
         for r in self.plans():
-            best = r["best"]
             head = f"{r['net']} on {r['machine']}: P={r['P']}, B={r['batch']}, plan {r['plan']}"
-            if best is None:
+            if r["best"] is None:
                 lines.append(f"{head}: no feasible grid")
-            elif r["plan"] == PER_LAYER:
-                lines.append(f"{head}: {_seconds(cast(float, best['total_s']), r['unit'])}"
-                             + (f", mapping {best['mapping']}" if "mapping" in best else ""))
+            elif "fixed_plans" in r:  # the per-layer plan: no one grid
+                best_per_layer = r["best"]
+                lines.append(f"{head}: {_seconds(best_per_layer['total_s'], r['unit'])}"
+                             + (f", mapping {best_per_layer['mapping']}"
+                                if "mapping" in best_per_layer else ""))
             else:
+                best = r["best"]
                 lines.append(f"{head}: best grid {best['pr']}×{best['pc']}, "
-                             f"{_seconds(cast(float, best['total_s']), r['unit'])} (comm "
-                             f"{_seconds(cast(float, best['comm_s']), r['unit'])})")
+                             f"{_seconds(best['total_s'], r['unit'])} (comm "
+                             f"{_seconds(best['comm_s'], r['unit'])})")
         return "OptimizeResult(\n  " + "\n  ".join(lines) + "\n)"
 
     def plot(self, ax: Axes | None = None) -> Figure:
@@ -382,14 +396,14 @@ class LayersResult(CommandResult):
 
     def __repr__(self) -> str:
         r = self.record
-        comm = sum(float(cast(float, layer["comm_s"])) for layer in r["layers"])
-        heaviest = max(r["layers"], key=lambda layer: float(cast(float, layer["comm_s"])))
+        comm = sum(layer["comm_s"] for layer in r["layers"])
+        heaviest = max(r["layers"], key=lambda layer: layer["comm_s"])
         return (f"LayersResult(\n  {r['net']} on {r['machine']}: {r['pr']}×{r['pc']} grid, "
                 f"P={r['P']}, B={r['batch']}, plan {r['plan']}"
                 + ("" if r["feasible"] else f" — INFEASIBLE: {r['reason']}")
                 + f"\n  {len(r['layers'])} layers, communication {_seconds(comm, r['unit'])}; "
                 f"most in {heaviest['layer']} "
-                f"({_seconds(cast(float, heaviest['comm_s']), r['unit'])})\n)")
+                f"({_seconds(heaviest['comm_s'], r['unit'])})\n)")
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Stacked bars of each layer's model, batch and domain communication."""
@@ -486,7 +500,7 @@ class TimelineResult(CommandResult):
     schedule: Timeline | None = None
 
     @property
-    def record(self) -> dict[str, object]:
+    def record(self) -> TimelineRecord:
         """The JSON record (docs/json.md, 'timeline')."""
         assert self.schedule is not None
         return self.schedule.record()
@@ -573,7 +587,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
         result = run_optimize(network, mach, n_proc, B, chosen, settings, threshold=efficiency,
                               allow_infeasible=len(plans) > 1)
         optima.append(result)
-        records.append(cast(OptimumRecord, optimum_record(result, per)))
+        records.append(optimum_record(result, per))
     provenance: JSONObject = {
         "P": n_proc, "batch": B, "plan": plan, "overlap": overlap,
         "collectives": settings.collectives, "compute": compute, "per": per,
@@ -586,7 +600,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
                               per=per)
 
     if len(plans) == 1:
-        return done(grids_table(records[0]), records[0])  # type: ignore[arg-type]
+        return done(grids_table(records[0]), records[0])
     if memory is not None and plan == PER_LAYER:
         raise UsageError("--plan per-layer: the per-layer plan does not model memory; drop "
                          "--memory-check and --optimizer")
@@ -597,15 +611,15 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
         from costmodel.perlayer import optimize_per_layer
 
         try:
-            per_layer = cast(PerLayerRecord, perlayer_record(
-                optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per))
+            per_layer = perlayer_record(
+                optimize_per_layer(network, mach, n_proc, B, settings, plan == "all"), per)
         except TooLarge as exc:
             if plan != "all":
                 raise
             left_out = f"per-layer plan left out: {exc}"  # the fixed plans still compare
     if per_layer is not None and plan == PER_LAYER:
-        return done(perlayer_table(per_layer), per_layer)  # type: ignore[arg-type]
-    table = plans_table(records, per_layer)  # type: ignore[arg-type]
+        return done(perlayer_table(per_layer), per_layer)
+    table = plans_table(records, per_layer)
     if left_out:
         table = replace(table, notes=[*table.notes, left_out])
     return done(table, {"plans": records, "per_layer": per_layer})
@@ -649,7 +663,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
              + ("" if algo.name == "paper" else f", collectives {algo.label}")
              + ("" if table.mappings is None else f", mapping {table.mappings.used(0)}")
              + ("" if feasible else f" — INFEASIBLE: {reason(table, 0)}"))
-    record: dict[str, object] = {
+    record: LayersRecord = {
         "net": network.name, "machine": mach.name, "P": n_proc, "batch": B, "pr": R,
         "pc": n_proc // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
         "reason": reason(table, 0) or None, "layers": records, "collectives": algo.name}
@@ -657,7 +671,11 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         from costmodel.report import mapping_record
 
         scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
-        record.update(mapping_record(table, 0, scale, unit))
+        mapped = mapping_record(table, 0, scale, unit)
+        record["mapping"] = mapped["mapping"]
+        record["mapping_why"] = mapped["mapping_why"]
+        record["mapping_total_s"] = mapped["mapping_total_s"]
+        record["comm_s_by_level"] = mapped["comm_s_by_level"]
         record["levels"] = [lv.name for lv in mach.levels]
     table_out = layers_table(records, unit, title)
     if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
@@ -675,7 +693,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
                               f"{_n(total)} {unit}; "
                               + describe(table.schedule, 0, scale, unit)
                               + " (gridcost timeline draws it)"])
-    if table.mappings is not None:
+    if "mapping_why" in record:
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
     if mach.per_collective or mach.per_collective_processes:
@@ -690,7 +708,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         "collectives": algo.name, "compute": compute, "per": per,
         **_memory_settings(memory), **_mapping_settings(mach, mapping), **_bucket_settings(s)}
     return LayersResult(tables=(table_out,), settings=settings, network_input=net,
-                        machine_input=machine, record=cast(LayersRecord, record))
+                        machine_input=machine, record=record)
 
 
 def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
@@ -714,6 +732,7 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
     from costmodel.grids import parse_processes
     from costmodel.plans import choose_plans
     from costmodel.report import sweep_record, sweep_table
+    from costmodel.schedule import bucket_record
     from costmodel.search import feasibility_limit, scaling_limits
     from costmodel.search import sweep as run_sweep
 
@@ -740,13 +759,13 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
         results.append((chosen.name, result))
         limit = feasibility_limit(network, chosen, int(batches[0])) \
             if per_process_batch is None else None
-        record = sweep_record(result, per, efficiency, limit)
-        record.update(net=network.name, machine=mach.name)
-        record.update(_bucket_settings(settings))
+        record = sweep_record(result, per, efficiency, limit, network.name, mach.name)
+        if bucketing is not None:
+            record["bucket"] = bucket_record(bucketing)
         algo = algorithms(settings.collectives or "paper")
         if algo.name != "paper":
             record["collectives"] = algo.name
-        records.append(cast(PlanSweepRecord, record))
+        records.append(record)
         tables.append(sweep_table(record, f"{network.name} on {mach.name}, {label}, plan "
                                           f"{chosen.name}, overlap {overlap}"
                                   + ("" if bucketing is None
@@ -841,8 +860,8 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     """One training iteration of one grid as a schedule (`gridcost timeline`); ``pr`` None
     takes the plan's best grid; ``plan`` 'per-layer' the per-layer optimum (``pr`` ignored).
     Always per iteration."""
+    from costmodel.iteration import iteration_schedule
     from costmodel.report import Table
-    from costmodel.schedule import iteration_schedule
     from costmodel.search import check_batch
 
     n_proc = positive_int(P, "--P")
@@ -914,7 +933,7 @@ class CalibrationResult:
     """`gridcost calibrate import|run`: α and β fitted to measured collectives, the fit table,
     and the machine profile YAML (``profile_yaml``; the CLI writes it with --profile)."""
 
-    record: JSONObject
+    record: CalibrationRecord
     table: Table
     profile_yaml: str
     warnings: tuple[str, ...]
@@ -924,10 +943,10 @@ class CalibrationResult:
         return cast(JSONObject, _json(self.record))
 
     def __repr__(self) -> str:
-        alpha = float(cast(float, self.record["alpha_s"]))
-        bandwidth = float(cast(float, self.record["bandwidth_Bps"]))
+        alpha = self.record["alpha_s"]
+        bandwidth = self.record["bandwidth_Bps"]
         head = f"α {_n(alpha)} s, bandwidth {_n(bandwidth)} B/s"
-        fits = cast(list[JSONObject], self.record["fits"])
+        fits = self.record["fits"]
         return (f"CalibrationResult(\n  {head}\n  {len(fits)} series fitted"
                 + (f", {len(self.warnings)} warnings" if self.warnings else "") + "\n)")
 
@@ -938,8 +957,7 @@ class CalibrationResult:
 
         if ax is not None:
             raise UsageError("plot: the calibration draws two panels; call plot() without ax")
-        points = cast(list[dict[str, object]], self.record["points"])
-        return figure_of(calibration_fits(points)[0])
+        return figure_of(calibration_fits(self.record["points"])[0])
 
 
 def fit_series(series: Sequence[Series], *, name: str, description: str,
@@ -969,9 +987,10 @@ def fit_series(series: Sequence[Series], *, name: str, description: str,
                          "larger messages or more repetitions, or pass --accept-implausible "
                          "to write it with warnings")
     table = fits_table(cal, f"calibration of {name} ({len(series)} series)")
-    record = cast(JSONObject, calibration_record(cal))
-    record["warnings"] = list(problems)
-    record.update(extra or {})
+    fitted = calibration_record(cal)
+    fitted["warnings"] = list(problems)
+    # ``extra``: what the caller measured besides (calibrate run: notes, idle, oversubscribed)
+    record = cast(CalibrationRecord, {**fitted, **(extra or {})})
     all_notes = [*table.notes,
                  *(f"WARNING: implausible fit, written because of --accept-implausible: {p}"
                    for p in problems), *notes]
@@ -1059,21 +1078,21 @@ def read_text(path: str, expected: str) -> str:
 class ValidationResult:
     """`gridcost validate`: measured training steps against the model's prediction."""
 
-    record: JSONObject
+    record: ValidationRecord
     tables: tuple[Table, ...]
 
     @property
     def ok(self) -> bool:
         """The numerics and the volume check passed (the time targets are reported only)."""
-        summary = cast(JSONObject, self.record["summary"])
-        return bool(summary["numerics_ok"]) and bool(summary["volumes_ok"])
+        summary = self.record["summary"]
+        return summary["numerics_ok"] and summary["volumes_ok"]
 
     def to_dict(self) -> JSONObject:
         """What `validate --format json` prints, parsed."""
         return cast(JSONObject, _json(self.record))
 
     def __repr__(self) -> str:
-        runs = cast(list[JSONObject], self.record["runs"])
+        runs = self.record["runs"]
         return (f"ValidationResult(\n  {len(runs)} runs; numerics and volumes "
                 f"{'ok' if self.ok else 'FAILED'}\n)")
 
@@ -1081,8 +1100,7 @@ class ValidationResult:
         """Predicted against measured communication per run."""
         from costmodel.plot import figure_of, predicted_vs_measured
 
-        runs = cast(list[dict[str, object]], self.record["runs"])
-        return figure_of(predicted_vs_measured(runs, ax))
+        return figure_of(predicted_vs_measured(self.record["runs"], ax))
 
 
 def validation_of(measured: dict[str, object], machines: dict[int | None, Machine], *,
@@ -1093,24 +1111,25 @@ def validation_of(measured: dict[str, object], machines: dict[int | None, Machin
     from costmodel.validation import analyse_per_P, load_validation_network, tables
 
     network = load_validation_network()
+    # the measurements, as parse_validation_raw or the measuring workers give them
+    raw = cast(RawValidationRecord, measured)
     # an in-step fit is flat: on an emulated cluster it would mix the node and the network
-    analysis = analyse_per_P(measured, network, machines, collectives, statistic,
-                             in_step="emulate" not in measured)
+    analysis = analyse_per_P(raw, network, machines, collectives, statistic,
+                             in_step="emulate" not in raw)
     extra = []
-    if ddp and measured.get("ddp"):
+    if ddp and raw.get("ddp"):
         from costmodel.validation import ddp_analysis, ddp_table
 
         records = []
-        for result in cast(list[dict[str, object]], measured["ddp"]):
-            P = int(cast(int, result["world"]))
+        for result in raw.get("ddp", []):
+            P = int(result["world"])
             profile = machines.get(P, machines.get(None))
             if profile is None:
                 raise UsageError(f"--machine: no profile for P = {P}")
             records.append(ddp_analysis(result, network, profile, collectives, statistic))
         analysis["ddp"] = records
         extra.append(ddp_table(records, ", ".join(sorted({m.name for m in machines.values()}))))
-    return ValidationResult(record=cast(JSONObject, analysis),
-                            tables=(*tables(analysis), *extra))
+    return ValidationResult(record=analysis, tables=(*tables(analysis), *extra))
 
 
 def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLike[str], *,

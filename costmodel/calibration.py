@@ -34,12 +34,19 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import numpy as np
 
 from costmodel.collectives import Rate, algorithms
 from costmodel.errors import SpecError, UsageError
+from costmodel.records import (
+    CalibrationRecord,
+    IdleRecord,
+    PointRecord,
+    RawBenchSeriesRecord,
+    SeriesFitRecord,
+)
 from costmodel.report import Table
 from costmodel.series import COLLECTIVE_LABELS as COLLECTIVE_LABELS
 from costmodel.series import COLLECTIVES as COLLECTIVES
@@ -618,7 +625,8 @@ def bench_series(data: dict[str, object], source: str,
         raise SpecError(source, "word_bytes", "bytes per word, an integer from 1 to 64",
                         word_bytes)
     out = []
-    entries: Any = data["series"]
+    # the measurement's JSON: each entry's fields are checked below as they are read
+    entries = cast(list[RawBenchSeriesRecord], data["series"])
     for i, s in enumerate(entries):
         samples = s.get("samples")
         seconds = ([summarise(x) for x in samples] if samples is not None else s["seconds"])
@@ -681,9 +689,9 @@ def parse_log(text: str, source: str, collective: str | None = None, procs: int 
 # --------------------------------------------------------------------------- records
 
 
-def fit_records(cal: Calibration) -> list[dict[str, object]]:
+def fit_records(cal: Calibration) -> list[SeriesFitRecord]:
     """One JSON-ready dict per series fit (SI units in the keys)."""
-    out: list[dict[str, object]] = []
+    out: list[SeriesFitRecord] = []
     for f in cal.fits:
         joint = cal.predict(f.series)
         out.append({
@@ -699,9 +707,9 @@ def fit_records(cal: Calibration) -> list[dict[str, object]]:
     return out
 
 
-def points_records(cal: Calibration) -> list[dict[str, object]]:
+def points_records(cal: Calibration) -> list[PointRecord]:
     """Every measured point with its per-series and joint prediction."""
-    out: list[dict[str, object]] = []
+    out: list[PointRecord] = []
     for f in cal.fits:
         s = f.series
         joint = cal.predict(s)
@@ -715,17 +723,17 @@ def points_records(cal: Calibration) -> list[dict[str, object]]:
 def fits_table(cal: Calibration, title: str) -> Table:
     """The fits as a report Table (units in the headers) with the joint α, β in the notes; a
     series without a bandwidth term (β = 0) shows no bandwidth."""
-    rows = []
+    rows: list[list[object]] = []
     for r in fit_records(cal):
-        beta = float(r["beta_s_per_word"])  # type: ignore[arg-type]
-        rows.append([COLLECTIVE_LABELS[str(r["collective"])], r["p"], r["points"],
-                     float(r["a_s"]) * 1e6, float(r["b_s_per_word"]) * 1e9,  # type: ignore[arg-type]
-                     float(r["alpha_s"]) * 1e6, beta * 1e9,  # type: ignore[arg-type]
+        beta = float(r["beta_s_per_word"])
+        rows.append([COLLECTIVE_LABELS[r["collective"]], r["p"], r["points"],
+                     float(r["a_s"]) * 1e6, float(r["b_s_per_word"]) * 1e9,
+                     float(r["alpha_s"]) * 1e6, beta * 1e9,
                      # a flat series fits b = 0 (the fit is bounded at 0): no bandwidth term
                      cal.word_bytes / beta / 1e6 if beta > 0 else None,
-                     float(r["median_abs_residual"]) * 100,  # type: ignore[arg-type]
-                     float(r["max_abs_residual"]) * 100,  # type: ignore[arg-type]
-                     float(r["joint_max_abs_residual"]) * 100])  # type: ignore[arg-type]
+                     float(r["median_abs_residual"]) * 100,
+                     float(r["max_abs_residual"]) * 100,
+                     float(r["joint_max_abs_residual"]) * 100])
     headers = ["collective", "p", "points", "a [µs]", "b [ns/word]", "α [µs]", "β [ns/word]",
                "bandwidth [MB/s]", "median abs residual [%]", "max abs residual [%]",
                "joint fit max abs residual [%]"]
@@ -743,7 +751,7 @@ def fits_table(cal: Calibration, title: str) -> Table:
     return Table(headers, rows, title, notes)
 
 
-def idle_probe_of(text: str) -> dict[str, object] | None:
+def idle_probe_of(text: str) -> IdleRecord | None:
     """The idle-arrival probe of a ``calibrate run --raw`` JSON text, or None (another format,
     or a measurement without the probe)."""
     from costmodel.loaders import load_json
@@ -754,17 +762,19 @@ def idle_probe_of(text: str) -> dict[str, object] | None:
         idle = load_json(text, "").get("idle")
     except (ValueError, AttributeError, SpecError):
         return None
-    return idle if isinstance(idle, dict) and "back_to_back" in idle else None
+    if not (isinstance(idle, dict) and "back_to_back" in idle):
+        return None
+    return cast(IdleRecord, idle)  # the probe's JSON; idle_note reads it with float()
 
 
-def idle_note(idle: dict[str, object]) -> tuple[str, float]:
+def idle_note(idle: IdleRecord) -> tuple[str, float]:
     """A one-line reading of the idle-arrival probe (costmodel.measure.bench.idle_probe) and
     the ratio of the medians, after idle ÷ back to back.  Medians judge (a tail of slow
     repetitions of both kinds would swamp means); the means are printed too."""
-    back = [float(t) for t in idle["back_to_back"]]  # type: ignore[attr-defined]
-    after = [float(t) for t in idle["after_idle"]]  # type: ignore[attr-defined]
+    back = [float(t) for t in idle["back_to_back"]]
+    after = [float(t) for t in idle["after_idle"]]
     ratio = statistics.median(after) / statistics.median(back)
-    gap_ms = float(idle["gap_s"]) * 1e3  # type: ignore[arg-type]
+    gap_ms = float(idle["gap_s"]) * 1e3
     verdict = ("idle CPUs wake slowly here: a training step, whose ranks reach each "
                "collective at different times, pays more than the microbenchmarks measure"
                if ratio > 1.5 else "no slow wake-up from idle")
@@ -775,7 +785,7 @@ def idle_note(idle: dict[str, object]) -> tuple[str, float]:
             f"{statistics.fmean(after) * 1e3:.3g} ms; ×{ratio:.2f}): {verdict}", ratio)
 
 
-def calibration_record(cal: Calibration) -> dict[str, object]:
+def calibration_record(cal: Calibration) -> CalibrationRecord:
     """JSON-ready: joint α, β, bandwidth, the per-series fits and every point."""
     return {"alpha_s": cal.alpha_s, "beta_s_per_word": cal.beta_s_per_word,
             "bandwidth_Bps": cal.bandwidth_Bps, "word_bytes": cal.word_bytes,

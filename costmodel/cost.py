@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from costmodel.buckets import Bucketing, bucketing
 from costmodel.collectives import (
     ALLGATHER,
     ALLREDUCE,
@@ -37,9 +38,13 @@ from costmodel.hierarchy import (
     level_rates,
     strides,
 )
+from costmodel.layerarrays import LayerArrays as LayerArrays
+from costmodel.layerarrays import local_batch as local_batch
 from costmodel.memory import MemoryCheck, MemoryTable, memory_table
 from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
-from costmodel.specs import Layer, Machine, Network, distinct_layers
+from costmodel.schedule import ScheduleTotals, schedule_totals
+from costmodel.specs import Machine, Network
+from costmodel.units import format_rate
 
 Overlap = Literal["none", "batch", "backward"]
 OVERLAPS = ("none", "batch", "backward")
@@ -54,69 +59,12 @@ OUT_OF_MEMORY = 4
 
 
 @dataclass(frozen=True)
-class LayerArrays:
-    """The network's per-layer numbers as float arrays of shape (1, L), ready to broadcast."""
-
-    params: np.ndarray
-    activations: np.ndarray
-    split_size: np.ndarray
-    in_height: np.ndarray
-    in_row_words: np.ndarray
-    out_row_words: np.ndarray
-    halo_h: np.ndarray
-    halo_w: np.ndarray
-    is_conv: np.ndarray
-
-    def take(self, index: np.ndarray) -> LayerArrays:
-        """The layers at ``index`` (columns), shapes (1, len(index))."""
-        return LayerArrays(**{name: getattr(self, name)[:, index]
-                              for name in self.__dataclass_fields__})
-
-    @classmethod
-    def of(cls, network: Network) -> LayerArrays:
-        """Arrays of every weighted layer of ``network``, in order."""
-        return cls._of(network.layers)
-
-    @classmethod
-    def unique_of(cls, network: Network) -> tuple[LayerArrays, np.ndarray]:
-        """Arrays of the distinct layers of ``network`` and how often each occurs, (1, U).
-
-        Identical layers (same kind, shapes, kernel, stride and parameters: the repeated blocks
-        of a ResNet) cost the same on every grid, so totals need each only once, weighted.
-        """
-        kept, counts = distinct_layers(network.layers)
-        return cls._of(kept), counts[None, :]
-
-    @classmethod
-    def _of(cls, layers: tuple[Layer, ...]) -> LayerArrays:
-        def row(values: list[float]) -> np.ndarray:
-            return np.asarray(values, dtype=np.float64)[None, :]
-
-        return cls(
-            params=row([layer.params for layer in layers]),
-            activations=row([layer.activations for layer in layers]),
-            split_size=row([layer.split_size for layer in layers]),
-            in_height=row([layer.in_shape[0] for layer in layers]),
-            in_row_words=row([layer.in_shape[1] * layer.in_shape[2] for layer in layers]),
-            out_row_words=row([layer.out_shape[1] * layer.out_shape[2] for layer in layers]),
-            halo_h=row([layer.halo_rows[0] for layer in layers]),
-            halo_w=row([layer.halo_rows[1] for layer in layers]),
-            is_conv=np.array([[layer.kind == "conv" for layer in layers]]),
-        )
-
-
-@dataclass(frozen=True)
 class Volumes:
     """Latency counts and words of each term, arrays of shape (G, L)."""
 
     model: CollectiveCost
     batch: CollectiveCost
     domain: CollectiveCost
-
-
-def local_batch(batch: np.ndarray, pc: np.ndarray) -> np.ndarray:
-    """⌈B/Pc⌉: samples on the slowest process of a Pc group (docs/model.md §6)."""
-    return np.asarray(-(-batch // pc))
 
 
 def model_batch_volumes(pr: np.ndarray, pc: np.ndarray, layers: LayerArrays,
@@ -311,8 +259,6 @@ def compute_per_iteration_s(network: Network, machine: Machine, grids: Grids,
     # say so when the table carries this network's name: a changed copy of the measured network
     why = f", as {not_applying}" if not_applying and table and table.network == network.name \
         else ""
-    from costmodel.units import format_rate
-
     return seconds, f"flops ({format_rate(machine.flop_rate, 'FLOP/s')}){why}", outside
 
 
@@ -541,11 +487,11 @@ class CostTable:
     mappings: MappingComparison | None = None
     """On a hierarchical machine: both mappings of every grid and the one used (docs/
     hierarchy.md); None on a flat machine."""
-    schedule: Any = None
-    """Overlap 'backward': the iteration schedule of every grid
-    (costmodel.schedule.ScheduleTotals); None for 'none' and 'batch'."""
-    bucket: Any = None
-    """Overlap 'backward': the gradient bucketing used (costmodel.buckets.Bucketing)."""
+    schedule: ScheduleTotals | None = None
+    """Overlap 'backward': the iteration schedule of every grid; None for 'none' and
+    'batch'."""
+    bucket: Bucketing | None = None
+    """Overlap 'backward': the gradient bucketing used."""
 
     @property
     def links(self) -> tuple[tuple[float, float], ...]:
@@ -693,7 +639,7 @@ def machine_algorithms(machine: Machine, collectives: str | None = None) -> Algo
 def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
              overlap: Overlap = "none", collectives: str | None = None,
              compute: ComputeModel = "auto", memory: MemoryCheck | None = None,
-             mapping: str = "best", bucket: Any = None) -> CostTable:
+             mapping: str = "best", bucket: Bucketing | str | None = None) -> CostTable:
     """Cost every grid × layer of ``network`` under ``plan`` (docs/model.md §4–§7); with
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
 
@@ -711,42 +657,37 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     compute_s, compute_model, outside = compute_per_iteration_s(network, machine, grids, compute)
     comparison = None
     schedule = None
+    chosen: Bucketing | None = None
     if overlap == "backward":
-        from costmodel.buckets import Bucketing, bucketing
-
-        bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
+        chosen = bucket if isinstance(bucket, Bucketing) else bucketing(
             bucket, machine_default=machine.bucket)
     if machine.hierarchical:
         comparison, groups = compare_mappings(layers, grids, plan, algo, machine, compute_s,
                                               overlap, mapping)
-        if overlap == "backward":
+        if chosen is not None:
             comparison, schedule = _schedule_mappings(network, machine, grids, plan, algo,
-                                                      compute_s, bucket, comparison, mapping)
+                                                      compute_s, chosen, comparison, mapping)
         if comparison.pr_inside.any():  # the last one costed was Pc inside for every grid
             groups = level_group_costs(layers, grids, plan, algo, machine,
                                        comparison.pr_inside)
     else:
         _flat_mapping(machine, mapping)
         groups = group_costs(layers, grids, plan, algo)
-        if overlap == "backward":
-            from costmodel.schedule import schedule_totals
-
-            schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, bucket)
+        if chosen is not None:
+            schedule = schedule_totals(network, machine, grids, plan, algo, compute_s, chosen)
     return CostTable(network, machine, grids, plan, overlap, algo, tuple(groups), compute_s,
                      compute_model, outside, memory_check=memory, mappings=comparison,
-                     schedule=schedule, bucket=bucket if overlap == "backward" else None)
+                     schedule=schedule, bucket=chosen)
 
 
 def _schedule_mappings(network: Network, machine: Machine, grids: Grids, plan: Plan,
-                       algo: Algorithms, compute_s: np.ndarray, bucket: Any,
+                       algo: Algorithms, compute_s: np.ndarray, bucket: Bucketing,
                        comparison: MappingComparison,
-                       mapping: str) -> tuple[MappingComparison, Any]:
+                       mapping: str) -> tuple[MappingComparison, ScheduleTotals]:
     """Overlap 'backward' on a machine with levels: the schedule of each grid under both
     mappings; 'best' keeps the shorter (ties: Pr inside).  Returns the comparison with the
     schedules' totals and the chosen schedule of every grid."""
     from dataclasses import replace as _replace
-
-    from costmodel.schedule import schedule_totals
 
     runs = {name: schedule_totals(network, machine, grids, plan, algo, compute_s, bucket,
                                   np.full(len(grids), name == PR_INSIDE)) for name in MAPPINGS}
@@ -777,7 +718,7 @@ def evaluate_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
                     overlap: Overlap = "none", collectives: str | None = None,
                     compute: ComputeModel = "auto",
                     memory: MemoryCheck | None = None, mapping: str = "best",
-                    bucket: Any = None) -> GridTotals:
+                    bucket: Bucketing | str | None = None) -> GridTotals:
     """The per-grid totals of :func:`evaluate` without the per-layer arrays.
 
     Costs each distinct layer once and weights it by its multiplicity: the same sums, several
@@ -828,13 +769,11 @@ SCHEDULE_CHUNK = 1 << 20
 
 def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,
                      collectives: str | None, compute: ComputeModel,
-                     memory: MemoryCheck | None, mapping: str, bucket: Any) -> GridTotals:
+                     memory: MemoryCheck | None, mapping: str,
+                     bucket: Bucketing | str | None) -> GridTotals:
     """:func:`evaluate_totals` under overlap 'backward': the sums and feasibility of overlap
     'none' (distinct layers), then the schedule (docs/schedule.md) of the feasible grids only
     — an infeasible grid's total is never used (its total is NaN)."""
-    from costmodel.buckets import Bucketing, bucketing
-    from costmodel.schedule import schedule_totals
-
     bucket = bucket if isinstance(bucket, Bucketing) else bucketing(
         bucket, machine_default=machine.bucket)
     base = evaluate_totals(network, machine, grids, plan, "none", collectives, compute, memory,

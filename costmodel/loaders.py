@@ -29,6 +29,7 @@ from costmodel.errors import (
     one_line,
 )
 from costmodel.memory import OPTIMIZERS
+from costmodel.records import InputRecord
 from costmodel.specs import (
     ALPHA_RANGE,
     BANDWIDTH_RANGE,
@@ -242,7 +243,7 @@ def read_document(name_or_path: str, kind: str) -> Document:
     return _parse(resource.read_text(encoding="utf-8"), f"{kind}/{stem}.yaml")
 
 
-def input_digest(name_or_path: str, kind: str) -> dict[str, str]:
+def input_digest(name_or_path: str, kind: str) -> InputRecord:
     """Where an input came from and the SHA-256 of its text, for provenance blocks."""
     doc = read_document(name_or_path, kind)
     return {"file": doc.source, "sha256": doc.sha256}

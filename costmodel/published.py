@@ -25,13 +25,14 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from costmodel.errors import SpecError
 from costmodel.loaders import Fields, _check_version, bundled_folder, is_file, read_document
+from costmodel.records import PublishedRecord
 from costmodel.report import Table
+from costmodel.specs import Machine, Network
 
 MODES = ("none", "batch", "backward")
 """The overlap modes compared, the paper's two bounds and the schedule."""
@@ -200,7 +201,7 @@ class PointResult:
         return 100.0 * (self.predicted[mode] - self.run.measured_efficiency)
 
 
-def predict(run: PublishedRun, network: Any, machine: Any) -> PointResult:
+def predict(run: PublishedRun, network: Network, machine: Machine) -> PointResult:
     """Predicted scaling efficiency of ``run`` under every mode of :data:`MODES`.
 
     The machine's flop rate becomes X₁ · 6 · MACs (module docstring), so one GPU computes an
@@ -229,8 +230,8 @@ def evaluate_runs(runs: PublishedRuns) -> list[PointResult]:
     """:func:`predict` for every run, loading each network and machine once."""
     from costmodel.loaders import load_machine, load_network
 
-    networks: dict[str, Any] = {}
-    machines: dict[str, Any] = {}
+    networks: dict[str, Network] = {}
+    machines: dict[str, Machine] = {}
     out = []
     for run in runs.runs:
         if run.network not in networks:
@@ -306,7 +307,7 @@ def errors_table(results: list[PointResult]) -> Table:
                  f"published runs: error per mode over {len(results)} runs")
 
 
-def record(runs: PublishedRuns, results: list[PointResult]) -> dict[str, Any]:
+def record(runs: PublishedRuns, results: list[PointResult]) -> PublishedRecord:
     """Everything at full precision, for JSON."""
     return {
         "runs_file": runs.source,

@@ -13,7 +13,7 @@ import math
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -22,6 +22,29 @@ from costmodel.collectives import KIND_NAMES, SELECTABLE
 from costmodel.cost import TERMS, CostTable, layer_algorithms
 from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
 from costmodel.plans import MODE_NAMES, describe_grid
+from costmodel.records import (
+    AlgorithmsRecord,
+    BaselineRecord,
+    BestFixedRecord,
+    BestGridRecord,
+    FixedPlanRecord,
+    GridMemoryRecord,
+    GridRecord,
+    LayerChoiceRecord,
+    LayerRecord,
+    LevelRecord,
+    LimitsRecord,
+    MappingRecord,
+    MemoryRecord,
+    OptimumRecord,
+    PerCollectiveRecord,
+    PerLayerBestRecord,
+    PerLayerRecord,
+    PlanSweepRecord,
+    ProvenanceRecord,
+    SweepRow,
+)
+from costmodel.schedule import bucket_record, grid_schedule_record
 from costmodel.search import (
     Efficiency,
     FeasibilityLimit,
@@ -47,6 +70,21 @@ FORMATS = ("table", "json", "csv", "markdown")
 _n = format_number
 
 
+def _n_or_dash(value: float | None) -> str:
+    """:func:`format_number`, or a dash for a missing value."""
+    return "—" if value is None else format_number(value)
+
+
+def _sum_or_none(*values: float | None) -> float | None:
+    """The sum of ``values`` (left to right), or None when one is missing."""
+    total = 0.0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
 def unit_of(per: Per) -> str:
     """The time unit every figure of a record is in: 's/iteration' or 's/epoch'."""
     return f"s/{per}"
@@ -62,7 +100,7 @@ def _num(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> list[dict[str, Any]]:
+def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> list[GridRecord]:
     """One record per grid of ``table``: the JSON contract's grid fields (docs/json.md)."""
     scale = _scale(table, per)
     comm = {t: table.comm_s(t) * scale for t in TERMS}
@@ -70,10 +108,10 @@ def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> li
     compute = table.compute_s * scale
     feasible = table.feasible
     uneven = table.uneven
-    records = []
+    records: list[GridRecord] = []
     for g in range(len(table.grids)):
         comm_s = sum(float(comm[t][g]) for t in TERMS)
-        record: dict[str, Any] = {
+        record: GridRecord = {
             "pr": int(table.grids.pr[g]),
             "pc": int(table.grids.pc[g]),
             "feasible": bool(feasible[g]),
@@ -92,16 +130,18 @@ def grid_records(table: CostTable, per: Per, baseline_total: float | None) -> li
         if not feasible[g]:
             record["reason"] = reason(table, g)
         if table.mappings is not None:
-            record.update(mapping_record(table, g, float(scale[g]), unit_of(per)))
+            mapping = mapping_record(table, g, float(scale[g]), unit_of(per))
+            record["mapping"] = mapping["mapping"]
+            record["mapping_why"] = mapping["mapping_why"]
+            record["mapping_total_s"] = mapping["mapping_total_s"]
+            record["comm_s_by_level"] = mapping["comm_s_by_level"]
         if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
-            from costmodel.schedule import grid_schedule_record
-
             record["schedule"] = grid_schedule_record(table.schedule, g, float(scale[g]))
         records.append(record)
     return records
 
 
-def mapping_record(table: CostTable, grid: int, scale: float, unit: str) -> dict[str, Any]:
+def mapping_record(table: CostTable, grid: int, scale: float, unit: str) -> MappingRecord:
     """The mapping of one grid on a hierarchical machine (docs/hierarchy.md): the one used,
     why, both totals, and the communication of the used one per level."""
     comp = table.mappings
@@ -117,25 +157,22 @@ def mapping_record(table: CostTable, grid: int, scale: float, unit: str) -> dict
     }
 
 
-def levels_record(table: CostTable) -> dict[str, Any]:
-    """The machine's levels and the mapping setting: present only on a hierarchical machine."""
-    comp = table.mappings
-    if comp is None:
-        return {}
-    return {"levels": [{"name": lv.name, "processes": lv.processes, "alpha_s": lv.alpha_s,
-                        "bandwidth_Bps": lv.bandwidth_Bps} for lv in table.machine.levels],
-            "mapping": comp.forced or "best"}
+def level_records(table: CostTable) -> list[LevelRecord]:
+    """The machine's levels, innermost first (``levels`` of a record on a hierarchical
+    machine)."""
+    return [{"name": lv.name, "processes": lv.processes, "alpha_s": lv.alpha_s,
+             "bandwidth_Bps": lv.bandwidth_Bps} for lv in table.machine.levels]
 
 
 PER_COLLECTIVE_LABELS = {"allgather": "all-gather", "allreduce": "all-reduce",
                          "p2p": "halo (p2p)"}
 
 
-def per_collective_record(machine: Machine) -> dict[str, Any]:
+def per_collective_record(machine: Machine) -> PerCollectiveRecord:
     """A machine's per-collective fits, JSON-ready (docs/json.md): {kind: {"alpha_s",
     "bandwidth_Bps", "processes": {"p": {"alpha_s", "bandwidth_Bps"}}}}; a kind has
     ``processes`` only when pairs per group size are given; {} without per_collective."""
-    out: dict[str, dict[str, Any]] = {}
+    out: PerCollectiveRecord = {}
     for kind in PER_COLLECTIVE_LABELS:
         for k, alpha, bandwidth in machine.per_collective:
             if k == kind:
@@ -152,26 +189,32 @@ def per_collective_text(machine: Machine) -> str:
     '' without per_collective."""
     from costmodel.units import format_rate
 
-    def pair(entry: dict[str, Any]) -> str:
-        return f"{format_seconds(entry['alpha_s'])}, {format_rate(entry['bandwidth_Bps'], 'B/s')}"
+    def pair(alpha_s: float, bandwidth_Bps: float) -> str:
+        return f"{format_seconds(alpha_s)}, {format_rate(bandwidth_Bps, 'B/s')}"
 
     parts = []
     for kind, entry in per_collective_record(machine).items():
-        by_p = "; ".join(f"p={p} {pair(e)}" for p, e in entry.get("processes", {}).items())
-        pooled = pair(entry) if "alpha_s" in entry else "flat α, bandwidth"
+        by_p = "; ".join(f"p={p} {pair(e['alpha_s'], e['bandwidth_Bps'])}"
+                         for p, e in entry.get("processes", {}).items())
+        pooled = (pair(entry["alpha_s"], entry["bandwidth_Bps"])
+                  if "alpha_s" in entry and "bandwidth_Bps" in entry else "flat α, bandwidth")
         parts.append(f"{PER_COLLECTIVE_LABELS[kind]} {pooled}" + (f" ({by_p})" if by_p else ""))
     return "; ".join(parts)
 
 
-def grid_memory_record(table: CostTable, grid: int) -> dict[str, Any]:
+def grid_memory_record(table: CostTable, grid: int) -> GridMemoryRecord:
     """Bytes per process of one grid by component, whether it fits, and the largest per-process
     batch b (global batch b·P) that would fit on it (docs/memory.md)."""
     memory = table.memory
     check = table.memory_check
-    record: dict[str, Any] = {
+    record: GridMemoryRecord = {
         "pr": int(table.grids.pr[grid]), "pc": int(table.grids.pc[grid]),
         "total_bytes": float(memory.total[grid]),
-        **{f"{c}_bytes": float(memory.component(c)[grid]) for c in COMPONENTS},
+        "weights_bytes": float(memory.component("weights")[grid]),
+        "gradients_bytes": float(memory.component("gradients")[grid]),
+        "optimizer_bytes": float(memory.component("optimizer")[grid]),
+        "activations_bytes": float(memory.component("activations")[grid]),
+        "buffer_bytes": float(memory.component("buffer")[grid]),
     }
     if check is not None:
         record["fits"] = bool(memory.fits(check.capacity_bytes)[grid])
@@ -180,7 +223,7 @@ def grid_memory_record(table: CostTable, grid: int) -> dict[str, Any]:
     return record
 
 
-def memory_record(opt: Optimum) -> dict[str, Any] | None:
+def memory_record(opt: Optimum) -> MemoryRecord | None:
     """The `memory` block of an `optimize` record (docs/json.md); None without a check."""
     check = opt.table.memory_check
     if check is None:
@@ -194,12 +237,13 @@ def memory_record(opt: Optimum) -> dict[str, Any] | None:
         "pure_batch": grid_memory_record(opt.pure_batch, 0),
         "smallest_fitting_P": fitting.processes if fitting else None,
         "smallest_fitting_grid": ({"pr": fitting.pr, "pc": fitting.pc}
-                                  if fitting and fitting.processes else None),
+                                  if fitting and fitting.processes and fitting.pr is not None
+                                  and fitting.pc is not None else None),
         "smallest_fitting_searched_up_to_P": fitting.searched_up_to if fitting else None,
     }
 
 
-def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | None:
+def limits_record(limits: ScalingLimits | None, per: Per) -> LimitsRecord | None:
     """The scaling limits of docs/model.md §8 as a record."""
     if limits is None:
         return None
@@ -220,7 +264,7 @@ def limits_record(limits: ScalingLimits | None, per: Per) -> dict[str, Any] | No
     }
 
 
-def baseline_record(edge: CostTable, total_s: float | None) -> dict[str, Any]:
+def baseline_record(edge: CostTable, total_s: float | None) -> BaselineRecord:
     """A baseline of `optimize` (docs/cli.md, "Baselines"): the plan's own 1×P or P×1 grid,
     what that grid does to each kind of layer, its total and why it is infeasible."""
     return {"pr": int(edge.grids.pr[0]), "pc": int(edge.grids.pc[0]),
@@ -229,7 +273,7 @@ def baseline_record(edge: CostTable, total_s: float | None) -> dict[str, Any]:
             "reason": reason(edge, 0) or None}
 
 
-def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
+def optimum_record(opt: Optimum, per: Per) -> OptimumRecord:
     """Everything `gridcost optimize` reports for one plan, as a JSON-ready dict."""
     table = opt.table
     scale = float(_scale(table, per)[0])
@@ -237,14 +281,17 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
     pure_model_total = (float(opt.pure_model.total_s[0]) * scale
                         if opt.pure_model.feasible[0] else None)
     grids = grid_records(table, per, pure_total)
-    best = dict(grids[opt.best]) if opt.best is not None else None
-    if best is not None:
-        best["speedup_vs_pure_model"] = (_num(pure_model_total / best["total_s"])
-                                         if pure_model_total else None)
+    best: BestGridRecord | None = None
+    if opt.best is not None:
+        grid = grids[opt.best]
+        best_total, best_comm = grid["total_s"], grid["comm_s"]
         pure_comm = float(opt.pure_batch.total_comm_s[0]) * scale
-        best["comm_speedup_vs_pure_batch"] = (_num(pure_comm / best["comm_s"])
-                                              if pure_total and best["comm_s"] else None)
-    record: dict[str, Any] = {
+        best = {**grid,
+                "speedup_vs_pure_model": (_num(pure_model_total / best_total)
+                                          if pure_model_total and best_total else None),
+                "comm_speedup_vs_pure_batch": (_num(pure_comm / best_comm)
+                                               if pure_total and best_comm else None)}
+    record: OptimumRecord = {
         "gridcost_version": __version__,
         "net": table.network.name,
         "network_fingerprint": table.network.fingerprint,
@@ -265,35 +312,39 @@ def optimum_record(opt: Optimum, per: Per) -> dict[str, Any]:
         "pure_model": baseline_record(opt.pure_model, pure_model_total),
         "scaling_limit": limits_record(opt.limits, per),
     }
-    if table.memory_check is not None:
-        record["memory"] = memory_record(opt)
+    memory = memory_record(opt)
+    if memory is not None:
+        record["memory"] = memory
     if best is None:
         record["error"] = "no feasible grid"
         record["reason"] = no_feasible_grid_message(table)
-    record.update(algorithms_record(table))
-    record.update(levels_record(table))
+    algorithms = algorithms_record(table)
+    if algorithms is not None:
+        record["collective_algorithms"] = algorithms["collective_algorithms"]
+        record["gamma_s_per_word"] = algorithms["gamma_s_per_word"]
+    if table.mappings is not None:
+        record["levels"] = level_records(table)
+        record["mapping"] = table.mappings.forced or "best"
     if table.bucket is not None:  # overlap 'backward' (docs/schedule.md)
-        from costmodel.schedule import bucket_record
-
         record["bucket"] = bucket_record(table.bucket)
     return record
 
 
-def algorithms_record(table: CostTable) -> dict[str, Any]:
+def algorithms_record(table: CostTable) -> AlgorithmsRecord | None:
     """The algorithm of each collective and γ — present only when they differ from the paper's
     (the paper's records stay exactly as they were): ``collective_algorithms`` maps allgather
     and allreduce to a name or 'auto'; ``gamma_s_per_word`` is γ."""
     algo, gamma = table.algorithms, table.machine.gamma_s_per_word
     if algo.name == "paper" and not gamma:
-        return {}
+        return None
     return {"collective_algorithms": {kind: algo.used(kind) for kind in SELECTABLE},
             "gamma_s_per_word": gamma}
 
 
-def collectives_label(record: dict[str, Any]) -> str:
+def collectives_label(record: OptimumRecord) -> str:
     """'paper', 'ring', or 'rabenseifner (all-gather bruck, all-reduce rabenseifner)' from a
     record; adds γ when it is not zero."""
-    name = str(record["collectives"])
+    name = record["collectives"]
     used = record.get("collective_algorithms", {})
     label = name
     if any(u != name for u in used.values()):
@@ -304,41 +355,78 @@ def collectives_label(record: dict[str, Any]) -> str:
 
 
 def layer_records(table: CostTable, grid: int, per: Per,
-                  memory: MemoryTable | None = None) -> list[dict[str, Any]]:
+                  memory: MemoryTable | None = None) -> list[LayerRecord]:
     """Per-layer breakdown of one grid: split, group sizes, collective, words and seconds, and
     the bytes per process of each memory component (``memory``, default ``table.memory``)."""
     scale = float(_scale(table, per)[grid])
     memory = table.memory if memory is None else memory
     held = {c: memory.layer(c)[grid] for c in COMPONENTS}
     used = layer_algorithms(table, grid)
-    records = []
+    words = {t: table.term(t).words[grid] * scale for t in TERMS}
+    messages = {t: table.term(t).messages[grid] * scale for t in TERMS}
+    seconds = {t: table.seconds(t)[grid] * scale for t in TERMS}
+    records: list[LayerRecord] = []
     for i, layer in enumerate(table.network.layers):
         mode = int(table.layout.mode[grid, i])
         pr, pc = int(table.layout.pr[grid, i]), int(table.layout.pc[grid, i])
         split = MODE_NAMES[mode] if pr > 1 else "batch"
-        record: dict[str, Any] = {
+        comm = {t: float(seconds[t][i]) for t in TERMS}
+        record: LayerRecord = {
             "layer": layer.name, "kind": layer.kind, "split": split, "pr": pr, "pc": pc,
             "params": layer.params, "activations": layer.activations,
+            "model_words": float(words["model"][i]),
+            "model_messages": float(messages["model"][i]),
+            "model_comm_s": comm["model"],
+            "batch_words": float(words["batch"][i]),
+            "batch_messages": float(messages["batch"][i]),
+            "batch_comm_s": comm["batch"],
+            "domain_words": float(words["domain"][i]),
+            "domain_messages": float(messages["domain"][i]),
+            "domain_comm_s": comm["domain"],
+            "comm_s": sum(comm[t] for t in TERMS),
+            "collectives": collectives_of(split, pr, pc, table.algorithms.name, used[i]),
+            "model_allgather_algorithm": used[i].get("model_allgather"),
+            "model_allreduce_algorithm": used[i].get("model_allreduce"),
+            "batch_allreduce_algorithm": used[i].get("batch_allreduce"),
+            "weights_bytes": float(held["weights"][i]),
+            "gradients_bytes": float(held["gradients"][i]),
+            "optimizer_bytes": float(held["optimizer"][i]),
+            "activations_bytes": float(held["activations"][i]),
+            "buffer_bytes": float(held["buffer"][i]),
         }
-        for term in TERMS:
-            cost = table.term(term)
-            record[f"{term}_words"] = float(cost.words[grid, i]) * scale
-            record[f"{term}_messages"] = float(cost.messages[grid, i]) * scale
-            record[f"{term}_comm_s"] = float(table.seconds(term)[grid, i]) * scale
-        record["comm_s"] = sum(record[f"{t}_comm_s"] for t in TERMS)
         if table.mappings is not None:
-            for term in TERMS:
-                record[f"{term}_comm_s_by_level"] = {
-                    name: float(levels[level][grid, i]) * scale
-                    for level, name in enumerate(table.mappings.level_names)
-                    for levels in [table.level_seconds(term)]}
-        record["collectives"] = collectives_of(split, pr, pc, table.algorithms.name, used[i])
-        for key, name in used[i].items():
-            record[f"{key}_algorithm"] = name
-        for c in COMPONENTS:
-            record[f"{c}_bytes"] = float(held[c][i])
+            names = table.mappings.level_names
+            by_level = {t: {name: float(table.level_seconds(t)[level][grid, i]) * scale
+                            for level, name in enumerate(names)} for t in TERMS}
+            record["model_comm_s_by_level"] = by_level["model"]
+            record["batch_comm_s_by_level"] = by_level["batch"]
+            record["domain_comm_s_by_level"] = by_level["domain"]
         records.append(record)
     return records
+
+
+def layer_bytes(record: LayerRecord, component: str) -> float:
+    """The bytes per process of memory ``component`` (one of COMPONENTS) of a layer record."""
+    return {"weights": record["weights_bytes"], "gradients": record["gradients_bytes"],
+            "optimizer": record["optimizer_bytes"], "activations": record["activations_bytes"],
+            "buffer": record["buffer_bytes"]}[component]
+
+
+def grid_bytes(record: GridMemoryRecord, component: str) -> float:
+    """The bytes per process of memory ``component`` (one of COMPONENTS) of a grid."""
+    return {"weights": record["weights_bytes"], "gradients": record["gradients_bytes"],
+            "optimizer": record["optimizer_bytes"], "activations": record["activations_bytes"],
+            "buffer": record["buffer_bytes"]}[component]
+
+
+def levels_of_term(record: LayerRecord, term: str) -> dict[str, float]:
+    """``{level: seconds}`` of ``term`` (one of TERMS) of a layer record on a machine with
+    levels."""
+    by_term = {"model": record.get("model_comm_s_by_level"),
+               "batch": record.get("batch_comm_s_by_level"),
+               "domain": record.get("domain_comm_s_by_level")}[term]
+    assert by_term is not None
+    return by_term
 
 
 def collectives_of(split: str, pr: int, pc: int, algo: str,
@@ -371,12 +459,12 @@ class Table:
     """A rendered-table model: headers carry units; cells are str, int, float or None."""
 
     headers: Sequence[str]
-    rows: Sequence[Sequence[Any]]
+    rows: Sequence[Sequence[object]]
     title: str = ""
     notes: Sequence[str] = field(default_factory=tuple)
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     """A table cell for people: numbers by :func:`costmodel.units.format_number` (the one rule
     of every text, Markdown and LaTeX table), None as a dash, booleans as yes/no."""
     if value is None:
@@ -432,12 +520,12 @@ def render_csv(table: Table) -> str:
     return buffer.getvalue()
 
 
-def render_json(record: Any) -> str:
+def render_json(record: object) -> str:
     """Deterministic JSON: sorted keys, two-space indent."""
     return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def render(table: Table, record: Any, fmt: Format) -> str:
+def render(table: Table, record: object, fmt: Format) -> str:
     """``table`` as text, Markdown or CSV, or ``record`` as JSON."""
     if fmt == "json":
         return render_json(record)
@@ -447,7 +535,7 @@ def render(table: Table, record: Any, fmt: Format) -> str:
 # --------------------------------------------------------------------------- tables
 
 
-def grids_table(record: dict[str, Any]) -> Table:
+def grids_table(record: OptimumRecord) -> Table:
     """The grid ranking of one `optimize` record: every factorization, best marked."""
     unit = record["unit"]
     headers = ["Pr", "Pc", f"compute [{unit}]", f"model comm [{unit}]", f"batch comm [{unit}]",
@@ -465,13 +553,14 @@ def grids_table(record: dict[str, Any]) -> Table:
         values = [g[k] if g["feasible"] else None for k in
                   ("compute_s", "model_comm_s", "batch_comm_s", "domain_comm_s", "total_s",
                    "speedup_vs_pure_batch")]
-        row = [g["pr"], g["pc"], *values]
+        row: list[object] = [g["pr"], g["pc"], *values]
         if "memory" in record:
-            row.append(g["memory_bytes"] / GIB)
+            row.append(g.get("memory_bytes", 0.0) / GIB)
         if "levels" in record:
-            row.append(g["mapping"])
+            row.append(g.get("mapping"))
         if "bucket" in record:
-            row.append(g["schedule"]["exposed_comm_s"] if g["feasible"] else None)
+            schedule = g.get("schedule")
+            row.append(schedule["exposed_comm_s"] if schedule and g["feasible"] else None)
         rows.append([*row, note])
     if "memory" in record:
         headers.insert(-1, "memory [GiB/process]")
@@ -486,19 +575,19 @@ def grids_table(record: dict[str, Any]) -> Table:
     return Table(headers, rows, title, summary_lines(record))
 
 
-def summary_lines(record: dict[str, Any]) -> list[str]:
+def summary_lines(record: OptimumRecord) -> list[str]:
     """The closing lines of `optimize`: best grid, speedups and scaling limits."""
     unit = record["unit"]
     lines = [""]
     best = record["best"]
     if best is None:
-        lines.append(f"no feasible grid: {record['reason']}")
+        lines.append(f"no feasible grid: {record.get('reason')}")
     else:
-        lines.append(f"best grid: {best['pr']}×{best['pc']}, {_n(best['total_s'])} {unit} "
-                     f"(communication {_n(best['comm_s'])} {unit})")
+        lines.append(f"best grid: {best['pr']}×{best['pc']}, {_n_or_dash(best['total_s'])} "
+                     f"{unit} (communication {_n_or_dash(best['comm_s'])} {unit})")
         if "mapping" in best:
-            lines.append(f"  mapping {best['mapping']} — {best['mapping_why']}")
-        if "schedule" in best:  # overlap 'backward' (docs/schedule.md)
+            lines.append(f"  mapping {best['mapping']} — {best.get('mapping_why')}")
+        if "schedule" in best and "bucket" in record:  # overlap 'backward' (docs/schedule.md)
             sched = best["schedule"]
             lines.append(f"  schedule (buckets {record['bucket']['name']}): exposed "
                          f"communication {_n(sched['exposed_comm_s'])} {unit} = blocking "
@@ -516,9 +605,11 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
                         if model["feasible"] else f"infeasible ({model['reason']})"))
     limits = record["scaling_limit"]
     if limits is not None:
+        text = _limits_text(limits, False, limits["swept"][-1]["P"],
+                            [row["efficiency"] for row in limits["swept"]])
         lines.append(f"scaling limit (B={record['batch']}): feasible up to "
                      f"P={limits['feasibility_limit_P']:,} [{limits['feasibility_limit_because']}]"
-                     f"; {_limits_text(limits, limits['swept'][-1]['P'], limits['swept'])}")
+                     f"; {text}")
     if record.get("memory") is not None:
         lines += memory_summary_lines(record)
     if record["compute_outside_table"]:
@@ -528,7 +619,7 @@ def summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _baseline_label(baseline: dict[str, Any], split: str) -> str:
+def _baseline_label(baseline: BaselineRecord, split: str) -> str:
     """'8×1', with the baseline's layout in parentheses when it is not every layer
     ``split``-split (e.g. pure model under domain-batch: conv layers domain-split)."""
     grid = f"{baseline['pr']}×{baseline['pc']}"
@@ -536,9 +627,11 @@ def _baseline_label(baseline: dict[str, Any], split: str) -> str:
     return grid if literal else f"{grid} ({baseline['layout']})"
 
 
-def memory_summary_lines(record: dict[str, Any]) -> list[str]:
+def memory_summary_lines(record: OptimumRecord) -> list[str]:
     """The memory lines of `optimize` (docs/memory.md): bytes of the best grid and of pure
     batch, the largest per-process batch that fits on each, the smallest P that fits."""
+    if "memory" not in record:
+        return []
     memory = record["memory"]
     lines = [f"memory per process (limit {_n(memory['capacity_bytes'] / GIB)} GiB, optimizer "
              f"{optimizer_label(memory['optimizer_bytes_per_param'])}, "
@@ -546,20 +639,20 @@ def memory_summary_lines(record: dict[str, Any]) -> list[str]:
     for label, grid in (("best", memory["best"]), ("pure batch", memory["pure_batch"])):
         if grid is None:
             continue
-        parts = ", ".join(f"{c} {grid[f'{c}_bytes'] / GIB:.4g}" for c in COMPONENTS)
-        b = grid["largest_per_process_batch"]
+        parts = ", ".join(f"{c} {grid_bytes(grid, c) / GIB:.4g}" for c in COMPONENTS)
+        b = grid.get("largest_per_process_batch", 0)
         fit = ("largest per-process batch that fits: "
                + (f"{b:,} (B={b * record['P']:,})" if b else "none (not even one sample)"))
         lines.append(f"  {label} {grid['pr']}×{grid['pc']}: {_n(grid['total_bytes'] / GIB)} GiB"
-                     f" [{parts} GiB]" + ("" if grid["fits"] else " — does not fit")
+                     f" [{parts} GiB]" + ("" if grid.get("fits", True) else " — does not fit")
                      + f"; {fit}")
     P = memory["smallest_fitting_P"]
     if memory["smallest_fitting_searched_up_to_P"] is not None:
         where = f"every P ≤ {memory['smallest_fitting_searched_up_to_P']:,} searched"
-        grid = memory["smallest_fitting_grid"]
+        shape = memory["smallest_fitting_grid"]
         lines.append(f"  smallest P that fits at B={record['batch']:,}: "
-                     + (f"P={P:,} ({grid['pr']}×{grid['pc']}; {where})" if P is not None
-                        else f"none ({where})"))
+                     + (f"P={P:,} ({shape['pr']}×{shape['pc']}; {where})"
+                        if P is not None and shape is not None else f"none ({where})"))
     return lines
 
 
@@ -571,15 +664,17 @@ def _p(value: int | None) -> str:
     return "none" if value is None else f"{value:,}"
 
 
-def _limits_text(limits: dict[str, Any], largest: int, rows: Sequence[dict[str, Any]]) -> str:
-    """Where the best time stops improving and the efficiency drops, in words."""
+def _limits_text(limits: LimitsRecord | PlanSweepRecord, weak: bool, largest: int,
+                 efficiencies: Sequence[float | None]) -> str:
+    """Where the best time stops improving and the efficiency drops, in words (``weak``:
+    weak scaling; ``efficiencies`` of the swept P)."""
     stops, low = limits["best_time_stops_improving_P"], limits["efficiency_below_threshold_P"]
     threshold = limits["efficiency_threshold"]
     best = (f"best time still improving at the largest P swept ({largest:,})" if stops is None
             else f"best time stops improving at P={stops:,}")
-    reference = limits.get("efficiency_reference_P")
-    rule = Efficiency(reference, limits.get("scaling") == "weak", np.empty(0)).formula
-    if reference is None or all(row["efficiency"] is None for row in rows):
+    reference = limits["efficiency_reference_P"]
+    rule = Efficiency(reference, weak, np.empty(0)).formula
+    if reference is None or all(value is None for value in efficiencies):
         efficiency = "efficiency undefined (no feasible P, or zero time at the first P)"
     elif low is None:
         efficiency = f"efficiency {rule} ≥ {threshold:g} at every P swept"
@@ -588,8 +683,8 @@ def _limits_text(limits: dict[str, Any], largest: int, rows: Sequence[dict[str, 
     return f"{best}; {efficiency}"
 
 
-def plans_table(records: Sequence[dict[str, Any]],
-                per_layer: dict[str, Any] | None = None) -> Table:
+def plans_table(records: Sequence[OptimumRecord],
+                per_layer: PerLayerRecord | None = None) -> Table:
     """Comparison of plans: each plan's best grid at the same P and B; with ``per_layer`` (a
     :func:`perlayer_record`) a last row for the per-layer plan, its redistribution counted in
     its model comm column."""
@@ -597,7 +692,7 @@ def plans_table(records: Sequence[dict[str, Any]],
     headers = ["plan", "best Pr×Pc", f"compute [{unit}]", f"model comm [{unit}]",
                f"batch comm [{unit}]", f"domain comm [{unit}]", f"total [{unit}]",
                "speedup vs 1×P [×]", "feasible up to P"]
-    rows = []
+    rows: list[list[object]] = []
     for r in records:
         b = r["best"]
         limit = r["scaling_limit"]["feasibility_limit_P"] if r["scaling_limit"] else None
@@ -617,12 +712,13 @@ def plans_table(records: Sequence[dict[str, Any]],
         notes = ["", "fixed plans: redistribution between layouts not charged (the paper's "
                  "convention); per-layer: charged, and included in its model comm"]
         if per_layer["best"] is not None:
-            notes.append(f"per-layer redistribution: {_n(per_layer['best']['redistribution_s'])} "
+            notes.append("per-layer redistribution: "
+                         f"{_n_or_dash(per_layer['best']['redistribution_s'])} "
                          f"{unit}; see `--plan per-layer` for each layer's choice")
     return Table(headers, rows, title, notes)
 
 
-def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Table:
+def layers_table(records: Sequence[LayerRecord], unit: str, title: str) -> Table:
     """Per-layer breakdown of one grid."""
     words = f"words/{unit.split('/')[1]}"
     headers = ["layer", "split", "Pr", "Pc", f"model [{words}]", f"batch [{words}]",
@@ -631,10 +727,11 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
                "collectives"]
     headers += [f"{c} [MiB]" for c in COMPONENTS]
     mib = float(2**20)
-    rows = [[r["layer"], r["split"], r["pr"], r["pc"], r["model_words"], r["batch_words"],
-             r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
-             r["comm_s"], r["collectives"], *(r[f"{c}_bytes"] / mib for c in COMPONENTS)]
-            for r in records]
+    rows: list[list[object]] = [
+        [r["layer"], r["split"], r["pr"], r["pc"], r["model_words"], r["batch_words"],
+         r["domain_words"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
+         r["comm_s"], r["collectives"], *(layer_bytes(r, c) / mib for c in COMPONENTS)]
+        for r in records]
     notes = [memory_line(records), f"total communication: {_n(sum(r['comm_s'] for r in records))} "
              f"{unit}"]
     if records and "model_comm_s_by_level" in records[0]:
@@ -642,29 +739,29 @@ def layers_table(records: Sequence[dict[str, Any]], unit: str, title: str) -> Ta
         headers.insert(at, f"by level [{unit}]")
         for row, r in zip(rows, records):
             row.insert(at, level_split(r))
-        names = list(records[0]["model_comm_s_by_level"])
+        names = list(levels_of_term(records[0], "model"))
         notes.append("total by level: " + ", ".join(
-            f"{name} {_n(sum(r[f'{t}_comm_s_by_level'][name] for r in records for t in TERMS))}"
+            f"{name} {_n(sum(levels_of_term(r, t)[name] for r in records for t in TERMS))}"
             for name in names) + f" {unit}")
     return Table(headers, rows, title, notes)
 
 
-def level_split(record: dict[str, Any]) -> str:
+def level_split(record: LayerRecord) -> str:
     """'model: node 0.12 + network 3.4; batch: network 0.5' — each collective's seconds per
     level of a layer record on a hierarchical machine (levels with 0 s left out)."""
     parts = []
     for term in TERMS:
-        levels = record[f"{term}_comm_s_by_level"]
+        levels = levels_of_term(record, term)
         nonzero = [f"{name} {_n(value)}" for name, value in levels.items() if value]
         if nonzero:
             parts.append(f"{term}: {' + '.join(nonzero)}")
     return "; ".join(parts) or "none"
 
 
-def memory_line(records: Sequence[dict[str, Any]]) -> str:
+def memory_line(records: Sequence[LayerRecord]) -> str:
     """Bytes per process of a layers breakdown: the sum of every component but the buffer,
     plus the largest buffer (docs/memory.md)."""
-    parts = {c: (max if c == "buffer" else sum)(r[f"{c}_bytes"] for r in records)
+    parts = {c: (max if c == "buffer" else sum)(layer_bytes(r, c) for r in records)
              for c in COMPONENTS}
     total = sum(parts.values())
     return (f"memory per process: {_n(total / GIB)} GiB ("
@@ -673,7 +770,7 @@ def memory_line(records: Sequence[dict[str, Any]]) -> str:
 
 
 def sweep_record(result: SweepResult, per: Per, threshold: float,
-                 limits: FeasibilityLimit | None) -> dict[str, Any]:
+                 limits: FeasibilityLimit | None, net: str, machine: str) -> PlanSweepRecord:
     """A sweep over P (fixed B: strong scaling; B = b·P: weak scaling) as a JSON-ready dict.
 
     Efficiency is the rule of docs/model.md §8 (:func:`costmodel.search.efficiency`, as in
@@ -683,13 +780,13 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
     scale = result.iterations_per_epoch if per == "epoch" else np.ones(result.processes.size)
     weak = bool((result.batch != result.batch[0]).any())
     feasible = result.feasible
-    rows: list[dict[str, Any]] = []
+    rows: list[SweepRow] = []
     eff = efficiency_of(result.processes, result.total_s, weak)
     for i, P in enumerate(result.processes):
         ok = bool(feasible[i])
         efficiency = float(eff.values[i]) if np.isfinite(eff.values[i]) else None
         pure = result.pure_batch_total_s[i]
-        rows.append({
+        row: SweepRow = {
             "P": int(P), "batch": int(result.batch[i]), "feasible": ok,
             "pr": int(result.best_pr[i]) if ok else None,
             "pc": int(result.best_pc[i]) if ok else None,
@@ -703,14 +800,16 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
             "speedup_vs_pure_batch": _num(pure / result.total_s[i])
             if ok and np.isfinite(pure) and result.total_s[i] > 0 else None,
             "efficiency": _num(efficiency) if efficiency is not None else None,
-        })
+        }
         if result.best_pr_inside is not None:
-            rows[-1]["mapping"] = (("pr-inside" if result.best_pr_inside[i] else "pc-inside")
-                                   if ok else None)
+            row["mapping"] = (("pr-inside" if result.best_pr_inside[i] else "pc-inside")
+                              if ok else None)
+        rows.append(row)
     per_epoch = result.total_s * result.iterations_per_epoch
     stops = stops_improving(np.where(feasible, per_epoch, np.inf))
     return {
-        "gridcost_version": __version__, "plan": result.plan, "unit": unit_of(per),
+        "gridcost_version": __version__, "net": net, "machine": machine, "plan": result.plan,
+        "unit": unit_of(per),
         "scaling": "weak" if weak else "strong", "efficiency_threshold": threshold,
         "efficiency_reference_P": eff.reference_processes,
         "rows": rows,
@@ -722,26 +821,28 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
     }
 
 
-def sweep_table(record: dict[str, Any], title: str) -> Table:
+def sweep_table(record: PlanSweepRecord, title: str) -> Table:
     """One row per P of a sweep: best grid, its time split, speedup and efficiency."""
     unit = record["unit"]
     headers = ["P", "B", "best Pr×Pc", f"compute [{unit}]", f"model comm [{unit}]",
                f"batch comm [{unit}]", f"domain comm [{unit}]", f"total [{unit}]",
                f"pure batch [{unit}]", "speedup vs 1×P [×]", "efficiency"]
-    rows = [[r["P"], r["batch"], f"{r['pr']}×{r['pc']}" if r["feasible"] else "infeasible",
+    rows: list[list[object]] = [
+            [r["P"], r["batch"], f"{r['pr']}×{r['pc']}" if r["feasible"] else "infeasible",
              r["compute_s"], r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"],
              r["total_s"], r["pure_batch_total_s"], r["speedup_vs_pure_batch"], r["efficiency"]]
             for r in record["rows"]]
     if record["rows"] and "mapping" in record["rows"][0]:
         headers.insert(3, "mapping")
         for row, r in zip(rows, record["rows"]):
-            row.insert(3, r["mapping"])
+            row.insert(3, r.get("mapping"))
     notes = ["", f"{record['scaling']} scaling, plan {record['plan']}: largest feasible P swept "
              f"{_p(record['largest_feasible_P'])}"]
     if record["feasibility_limit_P"] is not None:
         notes.append(f"feasibility limit: P={record['feasibility_limit_P']:,} "
                      f"[{record['feasibility_limit_because']}]")
-    notes.append(_limits_text(record, record["rows"][-1]["P"], record["rows"]))
+    notes.append(_limits_text(record, record["scaling"] == "weak", record["rows"][-1]["P"],
+                              [row["efficiency"] for row in record["rows"]]))
     return Table(headers, rows, title, notes)
 
 
@@ -785,7 +886,7 @@ def render_latex(table: Table) -> str:
     return "\n".join(out) + "\n"
 
 
-def provenance_lines(provenance: dict[str, Any]) -> list[str]:
+def provenance_lines(provenance: ProvenanceRecord) -> list[str]:
     """The provenance block as short lines: version and command, inputs with hashes, settings."""
     lines = [f"generated by gridcost {provenance['gridcost_version']}: {provenance['command']}"]
     for kind, item in provenance["inputs"].items():
@@ -795,7 +896,7 @@ def provenance_lines(provenance: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_report(tables: Sequence[Table], record: Any, provenance: dict[str, Any],
+def render_report(tables: Sequence[Table], record: object, provenance: ProvenanceRecord,
                   fmt: Literal["markdown", "latex", "csv", "json"]) -> str:
     """Report tables with their provenance block: a comment in LaTeX and CSV, a footnote list in
     Markdown, a ``provenance`` key in JSON (``{"provenance": …, "result": record}``)."""
@@ -816,7 +917,7 @@ def render_report(tables: Sequence[Table], record: Any, provenance: dict[str, An
 # --------------------------------------------------------------------------- per-layer plan
 
 
-def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
+def perlayer_record(result: PerLayerResult, per: Per) -> PerLayerRecord:
     """Everything `gridcost optimize --plan per-layer` reports, as a JSON-ready dict
     (docs/json.md, "per-layer")."""
     prob = result.problem
@@ -827,17 +928,21 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
         return _num(value * scale)
 
     levels = prob.placement is not None
-    fixed = [{"plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
-              "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
-              "charged_total_s": seconds(f.charged_total_s),
-              "charged_redistribution_s": seconds(f.charged_redistribution_s),
-              **({"mapping": f.mapping, "charged_mapping": f.charged_mapping} if levels
-                 else {})}
-             for f in result.fixed]
+    fixed: list[FixedPlanRecord] = []
+    for f in result.fixed:
+        entry: FixedPlanRecord = {
+            "plan": f.plan, "pr": f.pr, "pc": f.pc, "total_s": seconds(f.total_s),
+            "charged_pr": f.charged_pr, "charged_pc": f.charged_pc,
+            "charged_total_s": seconds(f.charged_total_s),
+            "charged_redistribution_s": seconds(f.charged_redistribution_s)}
+        if levels:
+            entry["mapping"] = f.mapping
+            entry["charged_mapping"] = f.charged_mapping
+        fixed.append(entry)
     uncharged = min(result.fixed, key=lambda f: f.total_s)
     charged = min(result.fixed, key=lambda f: f.charged_total_s)
     pure = result.pure_batch_total_s
-    record: dict[str, Any] = {
+    record: PerLayerRecord = {
         "gridcost_version": __version__,
         "net": network.name,
         "machine": prob.machine.name,
@@ -881,10 +986,11 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
     terms = result.layer_terms()
     lay = prob.layouts
     moves = result.moves()
+    layers: list[LayerChoiceRecord] = []
     for i, layer in enumerate(network.layers):
         k = int(result.choice[i])
         comm = terms["model_s"][i] + terms["batch_s"][i] + terms["domain_s"][i]
-        record["layers"].append({
+        layers.append({
             "layer": layer.name, "kind": layer.kind, "split": lay.split(k),
             "pr": int(lay.pr[k]), "pc": int(lay.pc[k]), "uneven": bool(terms["uneven"][i]),
             "model_comm_s": seconds(terms["model_s"][i]),
@@ -896,11 +1002,12 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
             "redistribution_in_messages": float(terms["redistribution_messages"][i] * scale),
             "redistribution_in": moves[i],
         })
+    record["layers"] = layers
     sums = {t: float(terms[f"{t}_s"].sum()) for t in ("model", "batch", "domain",
                                                        "redistribution")}
     comm = sum(sums.values())
     total = result.total_s
-    record["best"] = {
+    best: PerLayerBestRecord = {
         "compute_s": seconds(prob.compute_s),
         "model_comm_s": seconds(sums["model"]),
         "batch_comm_s": seconds(sums["batch"]),
@@ -916,20 +1023,22 @@ def perlayer_record(result: PerLayerResult, per: Per) -> dict[str, Any]:
                                             if np.isfinite(uncharged.total_s) else None),
     }
     if levels:
-        record["best"]["mapping"] = result.mapping
-        record["best"]["mapping_total_s"] = {name: seconds(value) for name, value in
-                                             (result.mapping_total_s or {}).items()}
+        best["mapping"] = result.mapping
+        best["mapping_total_s"] = {name: seconds(value) for name, value in
+                                   (result.mapping_total_s or {}).items()}
+    record["best"] = best
     return record
 
 
-def perlayer_table(record: dict[str, Any]) -> Table:
+def perlayer_table(record: PerLayerRecord) -> Table:
     """Each layer's split, grid, own communication and redistribution into it, with the total
     and the comparison with pure batch and the best fixed plan."""
     unit = record["unit"]
     headers = ["layer", "split", "Pr×Pc", f"model comm [{unit}]", f"batch comm [{unit}]",
                f"domain comm [{unit}]", f"layer comm [{unit}]", f"redistribution in [{unit}]",
                "redistribution collectives"]
-    rows = [[r["layer"], r["split"], f"{r['pr']}×{r['pc']}" + (" (uneven)" if r["uneven"] else ""),
+    rows: list[list[object]] = [
+            [r["layer"], r["split"], f"{r['pr']}×{r['pc']}" + (" (uneven)" if r["uneven"] else ""),
              r["model_comm_s"], r["batch_comm_s"], r["domain_comm_s"], r["comm_s"],
              r["redistribution_in_s"], r["redistribution_in"] or ""]
             for r in record["layers"]]
@@ -942,17 +1051,18 @@ def perlayer_table(record: dict[str, Any]) -> Table:
     return Table(headers, rows, title, perlayer_summary_lines(record))
 
 
-def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
+def perlayer_summary_lines(record: PerLayerRecord) -> list[str]:
     """The closing lines of `optimize --plan per-layer`."""
     unit = record["unit"]
     best = record["best"]
     lines = [""]
     if best is None:
-        return [*lines, f"no feasible layout sequence: {record['reason']}"]
-    lines.append(f"per-layer total: {_n(best['total_s'])} {unit} = compute "
-                 f"{_n(best['compute_s'])} + layer communication "
-                 f"{_n(best['model_comm_s'] + best['batch_comm_s'] + best['domain_comm_s'])} + "
-                 f"redistribution {_n(best['redistribution_s'])} "
+        return [*lines, f"no feasible layout sequence: {record.get('reason')}"]
+    layer_comm = _sum_or_none(best["model_comm_s"], best["batch_comm_s"], best["domain_comm_s"])
+    lines.append(f"per-layer total: {_n_or_dash(best['total_s'])} {unit} = compute "
+                 f"{_n_or_dash(best['compute_s'])} + layer communication "
+                 f"{_n_or_dash(layer_comm)} + "
+                 f"redistribution {_n_or_dash(best['redistribution_s'])} "
                  f"({_changes(best['layout_changes'])})"
                  + (", overlap batch" if record["overlap"] == "batch" else "")
                  + (", overlap backward: the schedule overlaps part of it (docs/schedule.md)"
@@ -968,7 +1078,7 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
                     else "infeasible"))
     charged, uncharged = record["best_fixed_charged"], record["best_fixed_uncharged"]
 
-    def placed(fixed: dict[str, Any]) -> str:
+    def placed(fixed: BestFixedRecord) -> str:
         return f" {fixed['mapping']}" if fixed.get("mapping") else ""
 
     if charged["total_s"] is not None:
@@ -986,26 +1096,28 @@ def perlayer_summary_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
-def mapping_line(record: dict[str, Any]) -> str:
+def mapping_line(record: PerLayerRecord) -> str:
     """The mapping of a per-layer record on a machine with levels: the one used for every
     layer, and the optimum under the other (docs/perlayer.md §7)."""
     best, unit = record["best"], record["unit"]
-    used, totals = best["mapping"], best["mapping_total_s"]
+    assert best is not None
+    used, totals = str(best["mapping"]), best["mapping_total_s"]
     other = next(name for name in totals if name != used)
     how = ("forced by --mapping" if record["mapping"] != "best" else
            "the cheaper" if totals[used] != totals[other] else "a tie, Pr inside kept")
-    return (f"  mapping {used} for every layer ({how}): {_n(totals[used])} {unit}; with "
-            f"{other}: {_n(totals[other])} {unit}")
+    return (f"  mapping {used} for every layer ({how}): {_n_or_dash(totals[used])} {unit}; "
+            f"with {other}: {_n_or_dash(totals[other])} {unit}")
 
 
-def perlayer_plans_row(record: dict[str, Any]) -> list[Any]:
+def perlayer_plans_row(record: PerLayerRecord) -> list[object]:
     """The per-layer plan as a row of :func:`plans_table`."""
     b = record["best"]
     if b is None:
         return ["per-layer", record.get("error", "infeasible"), *[None] * 7]
     placed = f", {b['mapping']}" if "mapping" in b else ""
     return ["per-layer", f"per layer ({_changes(b['layout_changes'])}{placed})",
-            b["compute_s"], b["model_comm_s"] + b["redistribution_s"], b["batch_comm_s"],
+            b["compute_s"], _sum_or_none(b["model_comm_s"], b["redistribution_s"]),
+            b["batch_comm_s"],
             b["domain_comm_s"], b["total_s"], b["speedup_vs_pure_batch"], None]
 
 

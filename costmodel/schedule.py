@@ -46,7 +46,6 @@ import numpy as np
 
 from costmodel.buckets import FIT_UNDER_CAP, Bucketing
 from costmodel.collectives import ALLGATHER, ALLREDUCE, Algorithms, CollectiveCost, halo_exchange
-from costmodel.cost import LayerArrays, local_batch
 from costmodel.grids import Grids
 from costmodel.hierarchy import (
     LEVEL_CANDIDATES,
@@ -56,7 +55,9 @@ from costmodel.hierarchy import (
     level_rates,
     strides,
 )
+from costmodel.layerarrays import LayerArrays, local_batch
 from costmodel.plans import DOMAIN, Plan
+from costmodel.records import BucketRecord, EventRecord, ScheduleRecord, TimelineRecord
 from costmodel.specs import Machine, Network
 
 
@@ -194,7 +195,7 @@ class Event:
     group: str
     exposed_s: float
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> EventRecord:
         return {"lane": self.lane, "start_s": self.start_s, "end_s": self.end_s,
                 "duration_s": self.end_s - self.start_s, "what": self.what,
                 "layers": list(self.layers), "words": self.words, "group": self.group,
@@ -331,7 +332,7 @@ def run(steps: Steps, bucket: Bucketing, word_bytes: int, record: int | None = N
                             "last all-reduce after the last compute", (), 0.0, "",
                             float(tail[record])))
     totals = ScheduleTotals(total, compute, blocking, wait, tail, gradient, nbuckets)
-    return totals, _mark_exposed(events)
+    return totals, mark_exposed(events)
 
 
 def _group_name(steps: Steps, g: int, i: int) -> str:
@@ -353,7 +354,7 @@ def _event(steps: Steps, g: int, lane: str, start: float, end: float, what: str,
                  end - start if lane == "pr" else 0.0)
 
 
-def _mark_exposed(events: list[Event]) -> list[Event]:
+def mark_exposed(events: list[Event]) -> list[Event]:
     """Each gradient all-reduce's exposed part: its overlap with the compute's idle time
     ('wait' events); events sorted by start."""
     idle = [(e.start_s, e.end_s) for e in events if e.lane == "wait"]
@@ -601,14 +602,14 @@ def schedule_totals(network: Network, machine: Machine, grids: Grids, plan: Plan
 # --------------------------------------------------------------------------- records
 
 
-def bucket_record(bucket: Bucketing) -> dict[str, Any]:
+def bucket_record(bucket: Bucketing) -> BucketRecord:
     """The bucketing in JSON (docs/json.md): name, caps in bytes, filling rule, source."""
     return {"name": bucket.name, "cap_bytes": bucket.cap_bytes,
             "first_cap_bytes": bucket.first_cap_bytes, "rule": bucket.rule,
             "source": bucket.source}
 
 
-def grid_schedule_record(totals: ScheduleTotals, grid: int, scale: float) -> dict[str, Any]:
+def grid_schedule_record(totals: ScheduleTotals, grid: int, scale: float) -> ScheduleRecord:
     """One grid's schedule in JSON (docs/json.md), seconds × ``scale`` (1 per iteration, N/B
     per epoch): what is exposed and where it comes from."""
     def num(x: np.ndarray) -> float:
@@ -659,7 +660,7 @@ class Timeline:
     def total_s(self) -> float:
         return float(self.totals.total_s[0])
 
-    def record(self) -> dict[str, Any]:
+    def record(self) -> TimelineRecord:
         """JSON-ready (docs/json.md, 'timeline')."""
         return {"net": self.network, "machine": self.machine, "P": self.P, "pr": self.pr,
                 "pc": self.pc, "batch": self.batch, "plan": self.plan,
@@ -670,123 +671,3 @@ class Timeline:
                 "forward_end_s": self.forward_end_s,
                 **grid_schedule_record(self.totals, 0, 1.0), "note": self.note or None,
                 "events": [e.record() for e in self.events]}
-
-
-def _paper_batch(totals: ScheduleTotals, events: list[Event]) -> tuple[ScheduleTotals,
-                                                                       list[Event]]:
-    """Overlap 'batch' drawn: the paper's bound lets the whole gradient all-reduce hide under
-    any compute, so its all-reduces are laid back to back on their own lane after the blocking
-    collectives' time; the total is max(compute, Σ all-reduce) + blocking (docs/model.md §7)."""
-    chain = [e for e in events if e.lane in ("compute", "pr")]
-    grads = [e for e in events if e.lane == "gradient"]
-    t = float(totals.blocking_s[0])
-    laid = []
-    for e in grads:
-        laid.append(replace(e, start_s=t, end_s=t + (e.end_s - e.start_s), exposed_s=0.0))
-        t = laid[-1].end_s
-    end_chain = float(totals.compute_s[0] + totals.blocking_s[0])
-    chain = _unwaited(chain)
-    total = max(end_chain, t)
-    out = chain + laid
-    if total > end_chain:
-        out.append(Event("wait", end_chain, total, "last all-reduce after the last compute",
-                         (), 0.0, "", total - end_chain))
-    new = ScheduleTotals(np.array([total]), totals.compute_s, totals.blocking_s,
-                         np.zeros(1), np.array([total - end_chain]), totals.gradient_s,
-                         totals.buckets)
-    return new, _mark_exposed(out)
-
-
-def _unwaited(chain: list[Event]) -> list[Event]:
-    """The compute and blocking events back to back (no waits), in their order."""
-    t = 0.0
-    out = []
-    for e in sorted(chain, key=lambda e: e.start_s):
-        d = e.end_s - e.start_s
-        out.append(replace(e, start_s=t, end_s=t + d))
-        t += d
-    return out
-
-
-def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | None,
-                       batch: int, plan: Plan | str, settings: Any = None) -> Timeline:
-    """One iteration of grid ``pr`` × P/``pr`` as a schedule of events (docs/schedule.md).
-
-    ``plan``: a Plan, a plan name, or 'per-layer' (the per-layer optimum at P; ``pr`` is then
-    ignored).  ``pr`` None takes the best grid of ``plan`` under ``settings``.  ``settings``
-    (costmodel.search.Settings) gives overlap, collectives, compute, mapping and bucket; under
-    overlap 'none' every all-reduce blocks (one per layer, the paper's count, unless a bucket
-    is given), under 'batch' the paper's bound is drawn, under 'backward' the schedule.
-    """
-    from costmodel.buckets import PRESETS, bucketing
-    from costmodel.cost import evaluate, machine_algorithms
-    from costmodel.plans import plan as plan_named
-    from costmodel.search import Settings, optimize, reason
-
-    s = settings if settings is not None else Settings()
-    bucket = (s.bucket if isinstance(s.bucket, Bucketing)
-              else bucketing(s.bucket, None, machine.bucket) if s.overlap == "backward"
-              else PRESETS["layer"] if s.bucket is None else bucketing(s.bucket))
-    names = tuple(layer.name for layer in network.layers)
-    algo = machine_algorithms(machine, s.collectives)
-    if plan == "per-layer":
-        from costmodel.perlayer import optimize_per_layer
-
-        result = optimize_per_layer(network, machine, P, batch, replace(s, bucket=bucket))
-        assert result.choice is not None
-        prob = result.problem
-        steps = prob.steps if prob.steps is not None else _perlayer_steps(prob)
-        seq = prob.sequence_steps(result.choice) if prob.steps is not None else \
-            _sequence_of(prob, steps, result.choice)
-        lay = prob.layouts
-        pr_used = int(lay.pr[result.choice].max())
-        note = ("per-layer plan: each layer its own layout (Pr of the most split layer "
-                "shown); redistribution as blocking collectives"
-                + (f"; mapping {prob.mapping} for every layer" if prob.mapping else ""))
-        feasible, why, plan_name = True, "", "per-layer"
-        compute_model = prob.compute_model
-    else:
-        chosen = plan_named(plan) if isinstance(plan, str) else plan
-        if pr is None:
-            best = optimize(network, machine, P, batch, chosen, replace(s, bucket=bucket),
-                            with_limits=False)
-            assert best.best is not None
-            pr = int(best.table.grids.pr[best.best])
-        if P % pr:
-            from costmodel.errors import UsageError
-
-            raise UsageError(f"--pr: expected a divisor of P={P}, got {pr}")
-        grids = Grids(np.array([pr]), np.array([P // pr]), np.array([batch]))
-        table = evaluate(network, machine, grids, chosen, s.overlap, s.collectives, s.compute,
-                         None, s.mapping, bucket if s.overlap == "backward" else None)
-        pr_inside = None if table.mappings is None else table.mappings.pr_inside
-        seq = plan_steps(network, machine, grids, chosen, algo, table.compute_s, pr_inside,
-                         labels=True)
-        pr_used, plan_name = pr, chosen.name
-        feasible, why = bool(table.feasible[0]), reason(table, 0)
-        compute_model = table.compute_model
-        note = ("" if pr_inside is None else
-                f"mapping {'pr-inside' if pr_inside[0] else 'pc-inside'}")
-    totals, events = run(seq, bucket, machine.word_bytes, record=0, layer_names=names,
-                         serial=s.overlap == "none")
-    if s.overlap == "batch":
-        totals, events = _paper_batch(totals, events)
-    forward_end = float((seq.fwd_compute_s + seq.fwd_pre_s + seq.fwd_post_s).sum(axis=0)[0])
-    return Timeline(network.name, machine.name, P, pr_used, P // pr_used, batch, plan_name,
-                    s.overlap, bucket, totals, tuple(events), feasible, why, compute_model,
-                    forward_end, note)
-
-
-def _perlayer_steps(prob: Any) -> Steps:
-    from costmodel.cost import machine_algorithms
-    from costmodel.perlayer import layout_steps
-
-    algo = machine_algorithms(prob.machine, prob.settings.collectives)
-    steps: Steps = layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,
-                                prob.compute_s, prob.mapping)
-    return steps
-
-
-def _sequence_of(prob: Any, steps: Steps, choice: np.ndarray) -> Steps:
-    out: Steps = replace(prob, steps=steps).sequence_steps(choice)
-    return out

@@ -11,11 +11,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from costmodel.errors import UsageError
+from costmodel.records import RawRankRecord, RawRunRecord
 
 COLLECTIVES = ("allgather", "allreduce", "p2p")
 """The calibrated collectives: all-gather, all-reduce and one point-to-point message."""
@@ -97,7 +97,7 @@ def _kind(op: str) -> str:
     return "allgather" if op == "all-gather" else "allreduce"
 
 
-def step_calls(ranks: Sequence[dict[str, Any]]) -> list[StepCall]:
+def step_calls(ranks: Sequence[RawRankRecord]) -> list[StepCall]:
     """Every call rank 0 logged, with the slowest rank's seconds per timed iteration.
 
     A call is (layer, term, op, occurrence): ranks may log different calls (an interior strip
@@ -107,14 +107,14 @@ def step_calls(ranks: Sequence[dict[str, Any]]) -> list[StepCall]:
     iterations = ranks[0]["iterations"]
     if not iterations or "call_s" not in iterations[0]:
         return []
-    per_rank: list[dict[tuple[Any, ...], list[float]]] = []
+    per_rank: list[dict[tuple[tuple[str, str, str], int], list[float]]] = []
     for rank in ranks:
         seen: dict[tuple[str, str, str], int] = {}
-        calls: dict[tuple[Any, ...], list[float]] = {}
+        calls: dict[tuple[tuple[str, str, str], int], list[float]] = {}
         for i, entry in enumerate(rank["log"]):
             name = (entry["layer"], entry["term"], entry["op"])
             seen[name] = seen.get(name, -1) + 1
-            calls[(name, seen[name])] = [it["call_s"][i] for it in rank["iterations"]]
+            calls[(name, seen[name])] = [it.get("call_s", [])[i] for it in rank["iterations"]]
         per_rank.append(calls)
     out = []
     seen = {}
@@ -129,7 +129,7 @@ def step_calls(ranks: Sequence[dict[str, Any]]) -> list[StepCall]:
     return out
 
 
-def in_step_series(runs: Sequence[dict[str, Any]], source: str = "training step",
+def in_step_series(runs: Sequence[RawRunRecord], source: str = "training step",
                    summary: str = "mean") -> list[Series]:
     """Series for calibration from the calls of training steps (``validate --raw`` runs): per
     collective kind and group size, each call's words and ``summary`` of its seconds over the

@@ -26,9 +26,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
 
 import numpy as np
 
@@ -37,6 +36,21 @@ from costmodel.cost import evaluate
 from costmodel.errors import GridcostError, UsageError
 from costmodel.grids import Grids
 from costmodel.plans import plan as plan_named
+from costmodel.records import (
+    AnalysisRecord,
+    CallRatioRecord,
+    DdpRecord,
+    NumericsRecord,
+    ProfileRecord,
+    RankingRecord,
+    RawDdpRecord,
+    RawRankRecord,
+    RawValidationRecord,
+    ValidationRecord,
+    ValidationRunRecord,
+    ValidationSummaryRecord,
+    VolumeRecord,
+)
 from costmodel.report import Table
 from costmodel.series import StepCall as StepCall
 from costmodel.series import calls_series as calls_series
@@ -114,23 +128,41 @@ class VolumeRow:
                                                          and self.algorithm_words == 0)
 
 
-def _rank_entries(ranks: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    def record(self) -> VolumeRecord:
+        """JSON-ready (docs/json.md, 'validate': ``volumes``)."""
+        return {"layer": self.layer, "term": self.term, "op": self.op, "p": self.p,
+                "calls": self.calls, "model_calls": self.model_calls, "words": list(self.words),
+                "model_words": self.model_words, "algorithm_words": self.algorithm_words,
+                "status": self.status, "ok": self.ok}
+
+
+@dataclass
+class _Logged:
+    """One (layer, term, op) as the ranks logged it: the most calls on one rank, the group
+    size and every distinct word count."""
+
+    calls: int
+    p: int
+    words: set[int] = field(default_factory=set)
+
+
+def _rank_entries(ranks: Sequence[RawRankRecord]) -> dict[tuple[str, str, str], _Logged]:
     """Per (layer, term, op): max calls on one rank, the group size and the set of words."""
-    out: dict[tuple[str, str, str], dict[str, Any]] = {}
+    out: dict[tuple[str, str, str], _Logged] = {}
     for rank in ranks:
         counts: dict[tuple[str, str, str], int] = {}
         for entry in rank["log"]:
             key = (entry["layer"], entry["term"], entry["op"])
             counts[key] = counts.get(key, 0) + 1
-            slot = out.setdefault(key, {"calls": 0, "p": entry["p"], "words": set()})
-            slot["words"].add(int(entry["words"]))
+            slot = out.setdefault(key, _Logged(0, entry["p"]))
+            slot.words.add(int(entry["words"]))
         for key, n in counts.items():
-            out[key]["calls"] = max(out[key]["calls"], n)
+            out[key].calls = max(out[key].calls, n)
     return out
 
 
 def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc: int,
-                batch: int, ranks: Sequence[dict[str, Any]],
+                batch: int, ranks: Sequence[RawRankRecord],
                 collectives: str = "paper") -> list[VolumeRow]:
     """Measured calls and words per call of every collective against the model's count.
 
@@ -153,10 +185,10 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
 
     def add(layer: str, term: str, op: str, p: int, model_calls: int, model_words: int,
             algorithm_words: int, convention: str) -> None:
-        got = measured.pop((layer, term, op), {"calls": 0, "p": p, "words": set()})
-        words = tuple(sorted(got["words"]))
-        exact = got["calls"] == model_calls and (model_calls == 0 or words == (model_words,))
-        rows.append(VolumeRow(layer, term, op, p, got["calls"], model_calls, words, model_words,
+        got = measured.pop((layer, term, op), _Logged(0, p))
+        words = tuple(sorted(got.words))
+        exact = got.calls == model_calls and (model_calls == 0 or words == (model_words,))
+        rows.append(VolumeRow(layer, term, op, p, got.calls, model_calls, words, model_words,
                               algorithm_words, "exact" if exact else convention))
 
     for j, layer in enumerate(network.layers):
@@ -188,8 +220,8 @@ def volume_rows(network: Network, machine: Machine, plan_name: str, pr: int, pc:
             n = round(float(table.term("batch").words[0, j]) / factor)
             add(layer.name, "batch", "all-reduce", group, 1, n, n, "differs")
     for (layer_name, term, op), got in sorted(measured.items()):
-        words = tuple(sorted(got["words"]))
-        rows.append(VolumeRow(layer_name, term, op, got["p"], got["calls"], 0, words, 0,
+        words = tuple(sorted(got.words))
+        rows.append(VolumeRow(layer_name, term, op, got.p, got.calls, 0, words, 0,
                               words[0] if len(words) == 1 else -1,
                               "not charged by the paper's model"))
     return rows
@@ -208,7 +240,7 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float | None:
     return None if tau is None or not np.isfinite(tau) else float(tau)
 
 
-def measured_times(ranks: Sequence[dict[str, Any]], summary: str = "mean") -> dict[str, float]:
+def measured_times(ranks: Sequence[RawRankRecord], summary: str = "mean") -> dict[str, float]:
     """Per term (and 'charged', 'step', 'wait'): ``summary`` (mean or median) over iterations of
     the slowest rank, seconds."""
     summarise = statistic(summary)
@@ -225,7 +257,7 @@ def measured_times(ranks: Sequence[dict[str, Any]], summary: str = "mean") -> di
     return {k: summarise(v) for k, v in out.items()}
 
 
-def call_ratios(ranks: Sequence[dict[str, Any]], machine: Machine,
+def call_ratios(ranks: Sequence[RawRankRecord], machine: Machine,
                 collectives: str = "paper") -> tuple[list[float], list[float]]:
     """Per charged call of the step: (fastest, median) over the timed iterations of the slowest
     rank's seconds, each ÷ the profile's seconds for that one call (α·m(p) + β·w(p)·n with the
@@ -254,20 +286,20 @@ def call_ratios(ranks: Sequence[dict[str, Any]], machine: Machine,
     return fastest, median
 
 
-def analyse(result: dict[str, Any], network: Network, machine: Machine,
+def analyse(result: RawValidationRecord, network: Network, machine: Machine,
             collectives: str = "paper", summary: str = "mean",
-            in_step: bool = True) -> dict[str, Any]:
+            in_step: bool = True) -> AnalysisRecord:
     """Records of every run (numerics, volumes, time) and the summary (MAPE, τ, regret).
 
     ``summary``: how the timed iterations become one time (mean or median, the same statistic
     ``calibrate`` should have used).  ``in_step``: also predict every run with α, β fitted to
     the calls of the *other* grids' steps (:func:`in_step_predictions`).
     """
-    runs = []
+    runs: list[ValidationRunRecord] = []
     batch = int(result["batch"])
     for run in result["runs"]:
         pr, pc, plan_name, ranks = int(run["pr"]), int(run["pc"]), run["plan"], run["ranks"]
-        numerics = {
+        numerics: NumericsRecord = {
             "loss": ranks[0]["numerics"]["loss"],
             "reference_loss": ranks[0]["numerics"]["reference_loss"],
             "max_rel_grad_error": max(r["numerics"]["max_rel_grad_error"] for r in ranks),
@@ -285,26 +317,28 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
         measured = measured_times(ranks, summary)
         pred_total = sum(predicted.values())
         fastest, median = call_ratios(ranks, machine, collectives)
-        runs.append({
+        record: ValidationRunRecord = {
             "plan": plan_name, "P": pr * pc, "pr": pr, "pc": pc, "numerics": numerics,
-            **({"mapping": run["mapping"]} if "mapping" in run else {}),
-            "volumes": [vars(v) | {"words": list(v.words), "ok": v.ok} for v in volumes],
+            "volumes": [v.record() for v in volumes],
             "volumes_ok": all(v.ok for v in volumes),
             "volumes_exact": all(v.status == "exact" for v in volumes),
             "predicted_s": predicted, "measured_s": measured,
             "predicted_comm_s": pred_total, "measured_comm_s": measured["charged"],
             "abs_pct_error": abs(pred_total - measured["charged"]) / measured["charged"] * 100,
             "call_ratio_fastest": fastest, "call_ratio_median": median,
-        })
+        }
+        if "mapping" in run:
+            record["mapping"] = run["mapping"]
+        runs.append(record)
     if in_step:
-        for run, fitted in zip(runs, in_step_predictions(result, network, machine,
-                                                         collectives, summary)):
-            run["in_step_predicted_s"] = fitted
+        for analysed, fitted in zip(runs, in_step_predictions(result, network, machine,
+                                                              collectives, summary)):
+            analysed["in_step_predicted_s"] = fitted
             if fitted is not None:
                 total = sum(fitted.values())
-                run["in_step_predicted_comm_s"] = total
-                run["in_step_abs_pct_error"] = (abs(total - run["measured_comm_s"])
-                                                / run["measured_comm_s"] * 100)
+                analysed["in_step_predicted_comm_s"] = total
+                analysed["in_step_abs_pct_error"] = (abs(total - analysed["measured_comm_s"])
+                                                     / analysed["measured_comm_s"] * 100)
     return {"runs": runs, "summary": summarise(runs), "machine": machine.name,
             "statistic": summary,
             "alpha_s": machine.alpha_s, "bandwidth_Bps": machine.bandwidth_Bps,
@@ -314,9 +348,9 @@ def analyse(result: dict[str, Any], network: Network, machine: Machine,
             "network": network.name}
 
 
-def analyse_per_P(result: dict[str, Any], network: Network,
+def analyse_per_P(result: RawValidationRecord, network: Network,
                   machines: dict[int | None, Machine], collectives: str = "paper",
-                  summary: str = "mean", in_step: bool = True) -> dict[str, Any]:
+                  summary: str = "mean", in_step: bool = True) -> ValidationRecord:
     """:func:`analyse` with a profile per process count: ``machines[P]`` for the runs of P,
     ``machines[None]`` for any P without its own.  A collective's cost on a shared node depends
     on how many processes share it, so ``calibrate run --procs …,P`` calibrates for jobs of P.
@@ -327,23 +361,30 @@ def analyse_per_P(result: dict[str, Any], network: Network,
         if machine is None:
             raise UsageError(f"--machine: no profile for P = {P} (give --machine {P}=FILE, or one "
                              "profile for every P)")
-        runs = [r for r in result["runs"] if int(r["pr"]) * int(r["pc"]) == P]
-        parts.append((P, analyse(dict(result, runs=runs), network, machine, collectives,
+        measured = [r for r in result["runs"] if int(r["pr"]) * int(r["pc"]) == P]
+        parts.append((P, analyse({**result, "runs": measured}, network, machine, collectives,
                                  summary, in_step)))
     runs = [run for _, part in parts for run in part["runs"]]
-    profiles = [{"P": P, **{k: part[k] for k in PROFILE_KEYS}} for P, part in parts]
-    # the top level names a profile only when one profile predicted every run
-    common = {k: v for k, v in parts[0][1].items() if len(parts) == 1 or k not in PROFILE_KEYS}
-    return dict(common, runs=runs, summary=summarise(runs), profiles=profiles)
-
-
-PROFILE_KEYS = ("machine", "alpha_s", "bandwidth_Bps", "per_collective",
-                "per_collective_processes")
-"""The keys of an analysis record that describe its machine profile."""
+    profiles: list[ProfileRecord] = [
+        {"P": P, "machine": part["machine"], "alpha_s": part["alpha_s"],
+         "bandwidth_Bps": part["bandwidth_Bps"], "per_collective": part["per_collective"],
+         "per_collective_processes": part["per_collective_processes"]} for P, part in parts]
+    first = parts[0][1]
+    record: ValidationRecord = {
+        "runs": runs, "summary": summarise(runs), "profiles": profiles,
+        "statistic": first["statistic"], "collectives": first["collectives"],
+        "batch": first["batch"], "backend": first["backend"], "network": first["network"]}
+    if len(parts) == 1:  # the top level names a profile only when one predicted every run
+        record["machine"] = first["machine"]
+        record["alpha_s"] = first["alpha_s"]
+        record["bandwidth_Bps"] = first["bandwidth_Bps"]
+        record["per_collective"] = first["per_collective"]
+        record["per_collective_processes"] = first["per_collective_processes"]
+    return record
 
 
 def parse_validation_raw(text: str, source: str,
-                         plans: Sequence[str] = PLANS) -> dict[str, Any]:
+                         plans: Sequence[str] = PLANS) -> dict[str, object]:
     """The measurements ``gridcost validate --raw`` wrote (JSON text) → the result
     :func:`analyse` takes, keeping the runs of ``plans``.  A SpecError naming ``source`` when
     it is not such a file."""
@@ -363,7 +404,7 @@ def parse_validation_raw(text: str, source: str,
     return dict(data, runs=runs, batch=batch)
 
 
-def in_step_predictions(result: dict[str, Any], network: Network, machine: Machine,
+def in_step_predictions(result: RawValidationRecord, network: Network, machine: Machine,
                         collectives: str = "paper",
                         summary: str = "mean") -> list[dict[str, float] | None]:
     """Each run predicted with α, β fitted to the calls of the **other** runs of its P
@@ -399,20 +440,33 @@ def in_step_predictions(result: dict[str, Any], network: Network, machine: Machi
     return out
 
 
-def _mape(runs: list[dict[str, Any]], key: str) -> tuple[float | None, dict[int, float]]:
-    """Mean of ``key`` over the runs that have it, and per P."""
-    have = [r for r in runs if r.get(key) is not None]
-    by_P = {int(P): float(np.mean([r[key] for r in have if r["P"] == P]))
-            for P in sorted({r["P"] for r in have})}
-    return (float(np.mean([r[key] for r in have])) if have else None), by_P
+def _mape(errors: Sequence[tuple[int, float | None]]) -> tuple[float | None, dict[int, float]]:
+    """Mean of the errors (P, percent) that are there, and per P."""
+    have = [(P, e) for P, e in errors if e is not None]
+    by_P = {int(P): float(np.mean([e for p, e in have if p == P]))
+            for P in sorted({p for p, _ in have})}
+    return (float(np.mean([e for _, e in have])) if have else None), by_P
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _call_ratios_of(runs: Sequence[ValidationRunRecord], P: int) -> CallRatioRecord:
+    """The median over the calls of the runs of ``P`` of measured ÷ the profile's time, for the
+    fastest and the median iteration; a key only where some call was timed."""
+    out: CallRatioRecord = {}
+    fastest = [x for r in runs if r["P"] == P for x in r.get("call_ratio_fastest", [])]
+    if fastest:
+        out["fastest"] = float(np.median(fastest))
+    median = [x for r in runs if r["P"] == P for x in r.get("call_ratio_median", [])]
+    if median:
+        out["median"] = float(np.median(median))
+    return out
+
+
+def summarise(runs: list[ValidationRunRecord]) -> ValidationSummaryRecord:
     """MAPE over all runs; per (P, plan): τ, predicted and measured best, regret."""
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[int, str], list[ValidationRunRecord]] = {}
     for run in runs:
         groups.setdefault((run["P"], run["plan"]), []).append(run)
-    rankings = []
+    rankings: list[RankingRecord] = []
     for (P, plan_name), members in sorted(groups.items()):
         pred = [m["predicted_comm_s"] for m in members]
         meas = [m["measured_comm_s"] for m in members]
@@ -429,8 +483,9 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "regret_pct": (meas[best_pred] / meas[best_meas] - 1.0) * 100,
         })
     taus = [r["kendall_tau"] for r in rankings if r["kendall_tau"] is not None]
-    mape, mape_by_P = _mape(runs, "abs_pct_error")
-    in_step_mape, in_step_by_P = _mape(runs, "in_step_abs_pct_error")
+    mape, mape_by_P = _mape([(r["P"], r["abs_pct_error"]) for r in runs])
+    in_step_mape, in_step_by_P = _mape([(r["P"], r.get("in_step_abs_pct_error"))
+                                        for r in runs])
     return {
         "numerics_ok": all(r["numerics"]["allclose"] for r in runs),
         "volumes_ok": all(r["volumes_ok"] for r in runs),
@@ -439,11 +494,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "mape_pct_by_P": mape_by_P,
         "in_step_mape_pct": in_step_mape,
         "in_step_mape_pct_by_P": in_step_by_P,
-        "call_ratio_by_P": {int(P): {
-            key: float(np.median(values)) for key in ("fastest", "median")
-            if (values := [x for r in runs if r["P"] == P
-                           for x in r.get(f"call_ratio_{key}", [])])}
-            for P in sorted({r["P"] for r in runs})},
+        "call_ratio_by_P": {int(P): _call_ratios_of(runs, P)
+                            for P in sorted({r["P"] for r in runs})},
         "mean_kendall_tau": float(np.mean(taus)) if taus else None,
         "same_best": sum(r["same_best"] for r in rankings),
         "rankings_count": len(rankings),
@@ -455,13 +507,13 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- tables
 
 
-def _grid(run: dict[str, Any]) -> str:
+def _grid(run: ValidationRunRecord) -> str:
     """'4×2', or '4×2 pc-inside' for a run measured under a given mapping."""
     mapping = f" {run['mapping']}" if run.get("mapping") else ""
     return f"{run['pr']}×{run['pc']}{mapping}"
 
 
-def numerics_table(analysis: dict[str, Any]) -> Table:
+def numerics_table(analysis: ValidationRecord) -> Table:
     rows = [[r["plan"], r["P"], _grid(r), r["numerics"]["loss"], r["numerics"]["reference_loss"],
              r["numerics"]["max_rel_grad_error"], r["numerics"]["allclose"]]
             for r in analysis["runs"]]
@@ -470,7 +522,7 @@ def numerics_table(analysis: dict[str, Any]) -> Table:
                  "1. numerics: distributed step vs one process on the whole batch")
 
 
-def volumes_table(analysis: dict[str, Any]) -> Table:
+def volumes_table(analysis: ValidationRecord) -> Table:
     rows = []
     for r in analysis["runs"]:
         for v in r["volumes"]:
@@ -488,7 +540,7 @@ def volumes_table(analysis: dict[str, Any]) -> Table:
                   "charge differs by a convention"])
 
 
-def time_table(analysis: dict[str, Any]) -> Table:
+def time_table(analysis: ValidationRecord) -> Table:
     rows = []
     for r in analysis["runs"]:
         m, p = r["measured_s"], r["predicted_s"]
@@ -516,23 +568,23 @@ def time_table(analysis: dict[str, Any]) -> Table:
                   "best: P = predicted best grid of its (P, plan), M = measured best"])
 
 
-def _profile_text(record: dict[str, Any], collectives: str) -> str:
+def _profile_text(record: ProfileRecord, collectives: str) -> str:
     """A profile in one line: name, α, bandwidth, the per-kind and per-(kind, p) fits."""
     text = (f"{record['machine']} (α = {record['alpha_s'] * 1e6:.4g} µs, "
             f"bandwidth {record['bandwidth_Bps'] / 1e6:.4g} MB/s, {collectives} collectives")
     if record.get("per_collective"):
         text += ", per collective: " + ", ".join(
-            f"{k} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            f"{k} α = {float(a) * 1e6:.4g} µs, {float(bw) / 1e6:.4g} MB/s"
             for k, a, bw in record["per_collective"])
     if record.get("per_collective_processes"):
         text += "; per group size: " + ", ".join(
-            f"{k} p={p} α = {a * 1e6:.4g} µs, {bw / 1e6:.4g} MB/s"
+            f"{k} p={p} α = {float(a) * 1e6:.4g} µs, {float(bw) / 1e6:.4g} MB/s"
             for k, p, a, bw in record["per_collective_processes"])
     return text + ")"
 
 
-def _time_title(analysis: dict[str, Any]) -> str:
-    profiles = analysis.get("profiles") or [analysis]
+def _time_title(analysis: ValidationRecord) -> str:
+    profiles = analysis["profiles"]
     if len(profiles) == 1:
         return ("3. time per iteration with profile "
                 + _profile_text(profiles[0], analysis["collectives"]))
@@ -540,7 +592,7 @@ def _time_title(analysis: dict[str, Any]) -> str:
         f"P = {p['P']}: " + _profile_text(p, analysis["collectives"]) for p in profiles)
 
 
-def ranking_table(analysis: dict[str, Any]) -> Table:
+def ranking_table(analysis: ValidationRecord) -> Table:
     s = analysis["summary"]
     rows = [[r["P"], r["plan"], r["grids"], r["kendall_tau"], r["predicted_best"],
              r["measured_best"], r["same_best"], r["regret_pct"]] for r in s["rankings"]]
@@ -573,7 +625,7 @@ def ranking_table(analysis: dict[str, Any]) -> Table:
                  notes)
 
 
-def tables(analysis: dict[str, Any]) -> list[Table]:
+def tables(analysis: ValidationRecord) -> list[Table]:
     return [numerics_table(analysis), volumes_table(analysis), time_table(analysis),
             ranking_table(analysis)]
 
@@ -581,18 +633,15 @@ def tables(analysis: dict[str, Any]) -> list[Table]:
 # --------------------------------------------------------------------------- DDP step
 
 
-def _iteration_times(ranks: Sequence[dict[str, Any]], key: str, summary: str) -> float:
-    """The summary over timed iterations of the slowest rank's time of ``key`` per iteration
-    (a list per iteration — the bucket all-reduces — counts as its sum)."""
-    per_iteration = []
-    for i in range(len(ranks[0][key])):
-        values = [r[key][i] for r in ranks]
-        per_iteration.append(max(sum(v) if isinstance(v, list) else v for v in values))
+def _iteration_times(per_rank: Sequence[Sequence[float]], summary: str) -> float:
+    """The summary over timed iterations of the slowest rank's time per iteration
+    (``per_rank[r][i]``: rank r's seconds in iteration i)."""
+    per_iteration = [max(times[i] for times in per_rank) for i in range(len(per_rank[0]))]
     return statistic(summary)(per_iteration)
 
 
-def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
-                 collectives: str = "paper", summary: str = "median") -> dict[str, Any]:
+def ddp_analysis(result: RawDdpRecord, network: Network, machine: Machine,
+                 collectives: str = "paper", summary: str = "median") -> DdpRecord:
     """A DDP step (costmodel.measure.ddp) against overlap 'backward' (docs/schedule.md).
 
     The prediction takes the measured compute-only step (``no_sync``, every process computing
@@ -610,9 +659,11 @@ def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
 
     ranks = result["ranks"]
     P, batch = int(result["world"]), int(result["batch"])
-    compute = _iteration_times(ranks, "compute_s", summary)
-    step = _iteration_times(ranks, "ddp_s", summary)
-    reduce = _iteration_times(ranks, "allreduce_s", summary)
+    compute = _iteration_times([r["compute_s"] for r in ranks], summary)
+    step = _iteration_times([r["ddp_s"] for r in ranks], summary)
+    # the bucket all-reduces of an iteration, one after the other: their sum
+    reduce = _iteration_times([[sum(buckets) for buckets in r["allreduce_s"]] for r in ranks],
+                              summary)
     per_bucket = [statistic(summary)([max(r["allreduce_s"][i][k] for r in ranks)
                                       for i in range(len(ranks[0]["allreduce_s"]))])
                   for k in range(len(ranks[0]["allreduce_s"][0]))]
@@ -625,7 +676,8 @@ def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
     totals, events = run(steps, bucket, machine.word_bytes, record=0, layer_names=names)
     buckets = [e for e in events if e.lane == "gradient"]
     predicted_bytes = [e.words * machine.word_bytes for e in buckets]
-    out: dict[str, Any] = {
+    predicted_backward = float(totals.total_s[0])
+    out: DdpRecord = {
         "P": P, "batch": batch, "backend": result.get("backend"), "statistic": summary,
         "compute_s": compute, "allreduce_s": reduce, "allreduce_bucket_s": per_bucket,
         "ddp_step_s": step, "ddp_bucket_bytes": ranks[0]["bucket_bytes"],
@@ -633,12 +685,12 @@ def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
         "predicted_allreduce_s": float(totals.gradient_s[0]),
         "predicted_none_s": float(totals.serial_s[0]),
         "predicted_batch_s": float(totals.bound_s[0]),
-        "predicted_backward_s": float(totals.total_s[0]),
+        "predicted_backward_s": predicted_backward,
         "measured_serial_s": compute + reduce,
         "overlap_achieved_pct": ((compute + reduce - step) / min(compute, reduce) * 100
                                  if min(compute, reduce) > 0 else None),
+        "backward_error_pct": (predicted_backward - step) / step * 100,
     }
-    out["backward_error_pct"] = (out["predicted_backward_s"] - step) / step * 100
     if len(per_bucket) == len(buckets):
         index = {name: i for i, name in enumerate(names)}
         latency = np.zeros_like(steps.bucket_latency_s[:1])
@@ -647,15 +699,15 @@ def ddp_analysis(result: dict[str, Any], network: Network, machine: Machine,
         measured = dataclasses.replace(steps, bucket_latency_s=latency,
                                        bucket_slope_s=np.zeros_like(latency))
         with_measured = run(measured, bucket, machine.word_bytes)[0]
-        out["predicted_backward_measured_allreduce_s"] = float(with_measured.total_s[0])
-        out["backward_measured_allreduce_error_pct"] = (
-            (out["predicted_backward_measured_allreduce_s"] - step) / step * 100)
+        with_measured_s = float(with_measured.total_s[0])
+        out["predicted_backward_measured_allreduce_s"] = with_measured_s
+        out["backward_measured_allreduce_error_pct"] = (with_measured_s - step) / step * 100
     return out
 
 
-def ddp_table(records: Sequence[dict[str, Any]], machine_name: str) -> Table:
+def ddp_table(records: Sequence[DdpRecord], machine_name: str) -> Table:
     """The DDP comparison of :func:`ddp_analysis`, one row per P, in milliseconds."""
-    rows = []
+    rows: list[list[object]] = []
     for r in records:
         rows.append([r["P"], r["batch"], r["compute_s"] * 1e3, r["allreduce_s"] * 1e3,
                      r["ddp_step_s"] * 1e3, r["overlap_achieved_pct"],

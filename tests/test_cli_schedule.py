@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import fail, run, run_json
 
+from costmodel.iteration import iteration_schedule
 from costmodel.loaders import load_machine, load_network
-from costmodel.schedule import iteration_schedule
 from costmodel.search import Settings
 
 

@@ -351,8 +351,8 @@ def test_grid_bars_under_backward_stack_to_the_schedule() -> None:
 def test_timeline_figure_marks_exposed_communication() -> None:
     from matplotlib.patches import Rectangle
 
+    from costmodel.iteration import iteration_schedule
     from costmodel.plot import TIMELINE_COLOURS, timeline
-    from costmodel.schedule import iteration_schedule
 
     tl = iteration_schedule(load_network("alexnet"), load_machine("cori-knl"), 64, 1, 2048,
                             "model-batch", Settings(overlap="backward"))

@@ -1168,7 +1168,7 @@ def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None
               accept_implausible: bool = False) -> CalibrationResult:
     """Fit α and β to nccl-tests or OSU logs, or to gridcost's JSON (`calibrate run --raw`,
     `validate --raw`): `gridcost calibrate import`.  Measuring this host (`calibrate run`)
-    needs torch and processes: use the CLI."""
+    needs torch and processes: costmodel.live.calibration_run."""
     found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
                         flop_rate=flop_rate, name=name, statistic=statistic)
     return fit_series(found.series, name=found.name, description=found.description,
@@ -1255,7 +1255,7 @@ def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLi
              ddp: bool = False) -> ValidationResult:
     """`gridcost validate --from-raw RAW`: the measurements an earlier ``validate --raw`` wrote,
     predicted with ``machine`` (one profile, or {P: profile}).  Running new measurements needs
-    torch and processes: use the CLI."""
+    torch and processes: costmodel.live.validation_run."""
     from costmodel.plans import choose_plans
     from costmodel.validation import PLANS, parse_validation_raw
 

@@ -131,19 +131,6 @@ def plot() -> None:
     """
 
 
-def _optima(net: str, machine: str, processes: str, batch: str, overlap: str,
-            collectives: str | None,
-            compute: str, plan_name: str, bucket: str | None = None,
-            bucket_size: str | None = None) -> list[Any]:
-    from costmodel.api import optima
-
-    options: dict[str, Any] = dict(
-        net=net, machine=machine, P=processes, batch=batch, plan=plan_name, overlap=overlap,
-        collectives=collectives, compute=compute, bucket=bucket, bucket_size=bucket_size,
-        command=command_name())
-    return optima(**options)
-
-
 @plot.command("grid")
 @model_options
 @plan_option(all_allowed=False)
@@ -158,11 +145,13 @@ def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
     Example:
       gridcost plot grid --net alexnet --P 8,32,128,512 --plan fc-model -o fig7.png
     """
+    from costmodel.api import optima
     from costmodel.plot import grid_bars
 
-    optima = _optima(net, machine, processes, batch, overlap, collectives, compute, plan_name,
-                     bucket, bucket_size)
-    save_figure(grid_bars(optima, per), output)
+    options: dict[str, Any] = dict(
+        P=processes, batch=batch, plan=plan_name, overlap=overlap, collectives=collectives,
+        compute=compute, bucket=bucket, bucket_size=bucket_size, command=command_name())
+    save_figure(grid_bars(optima(net, machine, **options), per), output)
 
 
 @plot.command("curve")
@@ -183,12 +172,11 @@ def plot_curve(net: str, machine: str, processes: str, batch: str, overlap: str,
     """
     from costmodel.api import curves
 
-    result = curves(net, machine, P=processes, batch=batch, plan=plan_name,
-                    overlap=overlap,  # type: ignore[arg-type]
-                    collectives=collectives, compute=compute,  # type: ignore[arg-type]
-                    per=per, what=what,  # type: ignore[arg-type]
-                    bucket=bucket, bucket_size=bucket_size,  # type: ignore[arg-type]
-                    command=command_name())
+    options: dict[str, Any] = dict(
+        P=processes, batch=batch, plan=plan_name, overlap=overlap, collectives=collectives,
+        compute=compute, per=per, what=what, bucket=bucket, bucket_size=bucket_size,
+        command=command_name())
+    result = curves(net, machine, **options)
     save_figure(result.plot(), output)
 
 
@@ -231,10 +219,14 @@ def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str
     Example:
       gridcost plot layers --net vgg16 --P 512 -o layers.png
     """
+    from costmodel.api import optima
     from costmodel.plot import layer_heatmap
 
-    optimum = _optima(net, machine, single(processes, "--P"), batch, overlap, collectives,
-                      compute, plan_name, bucket, bucket_size)[0]
+    options: dict[str, Any] = dict(
+        P=single(processes, "--P"), batch=batch, plan=plan_name, overlap=overlap,
+        collectives=collectives, compute=compute, bucket=bucket, bucket_size=bucket_size,
+        command=command_name())
+    optimum = optima(net, machine, **options)[0]
     save_figure(layer_heatmap(optimum.table, per).figure, output)
 
 

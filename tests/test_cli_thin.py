@@ -221,3 +221,11 @@ def test_the_rules_reject_a_command_with_library_logic() -> None:
     assert sorted(found.split()[0] for found in loops(fat)) == ["DictComp", "DictComp", "For"]
     assert statements(fat) > STATEMENT_BUDGET
     assert engine_imports(tree) == {"costmodel.grids", "costmodel.plans", "costmodel.search"}
+
+
+def test_the_cli_defaults_are_the_apis() -> None:
+    from costmodel import api
+    from costmodel.cli import common
+
+    assert (common.DEFAULT_MACHINE, common.DEFAULT_BATCH) == (api.DEFAULT_MACHINE,
+                                                              api.DEFAULT_BATCH)

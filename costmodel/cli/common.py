@@ -19,6 +19,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_MACHINE = "cori-knl"
 DEFAULT_BATCH = 2048
+"""costmodel.api's defaults (tests/test_cli_thin.py checks), repeated so that parsing options
+does not import the API before a command runs."""
 
 
 def model_options(func: F) -> F:
@@ -220,14 +222,14 @@ def stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
 
 
 optimize_parameters = stack(model_options, memory_options,
-                             plan_option(all_allowed=True, per_layer=True), efficiency_option,
-                             mapping_option)
+                            plan_option(all_allowed=True, per_layer=True), efficiency_option,
+                            mapping_option)
 """The parameters of `costmodel.api.optimize`, shared by `optimize` and `report grids`."""
 layers_parameters = stack(model_options, memory_options, pr_option,
-                           plan_option(all_allowed=False), mapping_option)
+                          plan_option(all_allowed=False), mapping_option)
 """The parameters of `costmodel.api.layers`, shared by `layers` and `report layers`."""
 sweep_parameters = stack(model_options, memory_options, per_process_option,
-                          plan_option(all_allowed=True), efficiency_option, mapping_option)
+                         plan_option(all_allowed=True), efficiency_option, mapping_option)
 """The parameters of `costmodel.api.sweep`, shared by `sweep` and `report sweep`."""
 
 
@@ -248,7 +250,7 @@ def show_report(result: Any, fmt: str, output: str) -> None:
     context = click.get_current_context()
     command = " ".join(["gridcost", *context.command_path.split()[1:]])
     emit(render_report(list(result.tables), result.record, result.provenance(command),
-                        fmt), output)  # type: ignore[arg-type]
+                       fmt), output)  # type: ignore[arg-type]
 
 
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -271,6 +273,8 @@ def figure_output(func: F) -> F:
 
 
 def save_figure(figure: Any, output: str, option: str = "--output") -> None:
+    """Write a result's figure to ``output`` (its extension picks the format) and say so; a
+    UsageError naming ``option`` when it cannot be written."""
     from costmodel.plot import save
 
     try:

@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal, TypeAlias, Union, cast
+from typing import TYPE_CHECKING, Literal, TypeAlias, TypeGuard, Union, cast
 
 from costmodel import __version__
 from costmodel.errors import TooLarge, UsageError
@@ -31,6 +31,7 @@ from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
     CalibrationRecord,
+    EmulatedCalibrationRecord,
     ExplainRecord,
     InputRecord,
     JSONObject,
@@ -107,16 +108,33 @@ def positive_int(value: Count, option: str, largest: Limit | None = None) -> int
     a UsageError naming ``option`` (e.g. '--P')."""
     from costmodel.limits import MAX_PROCESSES, check
 
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    else:
-        text = str(value).strip()
-        if not text.isascii() or not text.isdigit() or len(text) > 30:
-            raise UsageError(f"{option}: expected a positive integer, got {str(value)[:40]!r}")
-        number = int(text, 10)
+    number = _whole_number(value, option, "a positive integer")
     if number < 1:
         raise UsageError(f"{option}: expected a positive integer, got {str(value)!r}")
     return check(number, largest or MAX_PROCESSES, option, "a positive integer")
+
+
+def count_of(value: Count, option: str, largest: Limit, minimum: int = 0) -> int:
+    """``value`` as an int ≥ ``minimum`` (e.g. --warmup 0) and ≤ ``largest``, or a UsageError
+    naming ``option``; the digits are read as :func:`positive_int` reads them."""
+    from costmodel.limits import check
+
+    expected = f"an integer ≥ {minimum}"
+    number = _whole_number(value, option, expected)
+    if number < minimum:
+        raise UsageError(f"{option}: expected {expected}, got {str(value)[:40]!r}")
+    return check(number, largest, option, expected)
+
+
+def _whole_number(value: Count, option: str, expected: str) -> int:
+    """An int as is, or text of at most 30 ASCII digits (spaces around allowed) as its int; a
+    UsageError '``option``: expected ``expected``, got ...' otherwise (signs, points, '1e3')."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or len(text) > 30:
+        raise UsageError(f"{option}: expected {expected}, got {str(value)[:40]!r}")
+    return int(text, 10)
 
 
 def batch_of(value: Count, option: str = "--batch") -> int:
@@ -541,11 +559,15 @@ class ImportResult:
                 "weighted_layers": len(self.network.layers), "params": self.network.params,
                 "gmacs_per_sample": self.network.macs / 1e9, "skipped": list(self.skipped)}
 
-    def __repr__(self) -> str:
+    def summary(self) -> str:
+        """'SOURCE: N weighted layers, N parameters, X GMAC/sample[, K skipped]'."""
         n = self.network
-        return (f"ImportResult({self.source}: {len(n.layers)} weighted layers, {n.params:,} "
-                f"parameters, {_n(n.macs / 1e9)} GMAC/sample"
-                + (f", {len(self.skipped)} skipped" if self.skipped else "") + ")")
+        return (f"{self.source}: {len(n.layers)} weighted layers, {n.params:,} parameters, "
+                f"{_n(n.macs / 1e9)} GMAC/sample"
+                + (f", {len(self.skipped)} skipped" if self.skipped else ""))
+
+    def __repr__(self) -> str:
+        return f"ImportResult({self.summary()})"
 
 
 # --------------------------------------------------------------------------- commands
@@ -846,6 +868,107 @@ def optima(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
             for b in bs for p in ps]
 
 
+@dataclass(frozen=True, repr=False)
+class CurvesResult:
+    """`gridcost plot curve`: communication (or total) time against Pr, one line per P and B."""
+
+    optima: tuple[Optimum, ...]
+    what: Literal["communication", "total"]
+    per: Per
+    title: str
+
+    def __repr__(self) -> str:
+        return f"CurvesResult({self.title}: {len(self.optima)} lines)"
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """The curves, the least point of each starred, titled :attr:`title`."""
+        from costmodel.plot import cost_curves, curves_from_optima, figure_of
+
+        lines = curves_from_optima(list(self.optima), self.what, self.per)
+        return figure_of(cost_curves(lines, self.what, self.per, ax=ax, title=self.title))
+
+
+def curves(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
+           batch: Count = DEFAULT_BATCH, plan: str = "model-batch",
+           overlap: OverlapName = "none", collectives: str | None = None,
+           compute: ComputeName = "auto", per: Per = "epoch",
+           what: Literal["communication", "total"] = "communication",
+           bucket: BucketName | None = None, bucket_size: str | None = None,
+           command: str = "plot curve") -> CurvesResult:
+    """The optima of :func:`optima` as curves of ``what`` time against Pr (`gridcost plot
+    curve`), titled 'NET on MACHINE, plan PLAN: WHAT time against Pr'."""
+    found = optima(net, machine, P=P, batch=batch, plan=plan, overlap=overlap,
+                   collectives=collectives, compute=compute, bucket=bucket,
+                   bucket_size=bucket_size, command=command)
+    table = found[0].table
+    title = (f"{table.network.name} on {table.machine.name}, plan {table.plan.name}: "
+             f"{what} time against Pr")
+    return CurvesResult(optima=tuple(found), what=what, per=per, title=title)
+
+
+@dataclass(frozen=True, repr=False)
+class ScalingResult:
+    """`gridcost plot scaling`: the best time against P of each plan, and the scaling limits
+    (strong scaling only)."""
+
+    sweeps: tuple[tuple[str, SweepResultArrays], ...]
+    limits: dict[str, ScalingLimits] | None
+    per: Per
+    title: str
+
+    def __repr__(self) -> str:
+        return f"ScalingResult({self.title}: {len(self.sweeps)} plans)"
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Best time against P for each plan and pure batch, limits marked; titled
+        :attr:`title`."""
+        from costmodel.plot import figure_of
+        from costmodel.plot import scaling as draw
+
+        return figure_of(draw(dict(self.sweeps), self.per, self.limits, ax=ax,
+                              title=self.title))
+
+
+def scaling(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
+            batch: Count = DEFAULT_BATCH, per_process_batch: Count | None = None,
+            plan: str = "model-batch", overlap: OverlapName = "none",
+            collectives: str | None = None, compute: ComputeName = "auto", per: Per = "epoch",
+            efficiency: float = 0.5, bucket: BucketName | None = None,
+            bucket_size: str | None = None, progress: Progress | None = None,
+            command: str = "plot scaling") -> ScalingResult:
+    """The sweep of every plan ``plan`` names over the P of ``P`` (`gridcost plot scaling`):
+    strong scaling with ``batch`` fixed (the scaling limits at ``efficiency`` computed), weak
+    with B = ``per_process_batch``·P (no limits).  Titled 'NET on MACHINE, B=…: best time
+    against P'."""
+    import numpy as np
+
+    from costmodel.grids import parse_processes
+    from costmodel.plans import choose_plans
+    from costmodel.search import scaling_limits
+    from costmodel.search import sweep as run_sweep
+
+    plans = choose_plans(plan, command, all_allowed=True)
+    ps = parse_processes(str(P))
+    check_efficiency(efficiency)
+    network, mach = load_network_like(net), load_machine_like(machine)
+    settings = settings_of(overlap, collectives, compute, machine=mach, bucket=bucket,
+                           bucket_size=bucket_size)
+    if per_process_batch is not None:
+        batches = ps * per_process_batch_of(per_process_batch, ps)
+        label = f"B = {per_process_batch}·P"
+    else:
+        B = batch_of(batch)
+        batches = np.full(ps.shape, B)
+        label = f"B={B}"
+    sweeps = tuple((p.name, run_sweep(network, mach, ps, batches, p, settings,
+                                      progress=progress)) for p in plans)
+    limits = None if per_process_batch is not None else {
+        p.name: scaling_limits(network, mach, int(batches[0]), p, settings, efficiency)
+        for p in plans}
+    return ScalingResult(sweeps=sweeps, limits=limits, per=per,
+                         title=f"{network.name} on {mach.name}, {label}: best time against P")
+
+
 def _layers_text(names: tuple[str, ...]) -> str:
     if len(names) <= 3:
         return " ".join(names)
@@ -933,22 +1056,48 @@ class CalibrationResult:
     """`gridcost calibrate import|run`: α and β fitted to measured collectives, the fit table,
     and the machine profile YAML (``profile_yaml``; the CLI writes it with --profile)."""
 
-    record: CalibrationRecord
+    record: CalibrationRecord | EmulatedCalibrationRecord
     table: Table
     profile_yaml: str
     warnings: tuple[str, ...]
+    has_plot: bool = True
+    """Whether :meth:`plot` can draw the fit (not for the levels of an emulated cluster)."""
 
     def to_dict(self) -> JSONObject:
         """What `calibrate ... --format json` prints, parsed (without --profile's 'profile')."""
         return cast(JSONObject, _json(self.record))
 
+    def profile_for(self, path: str) -> str:
+        """The profile YAML to write to ``path``, checked to load back there: a UsageError
+        ('nothing written') when the loader would refuse it, so that no caller writes a profile
+        gridcost cannot read (costmodel.calibration.loadable_profile)."""
+        from costmodel.calibration import loadable_profile
+
+        return loadable_profile(self.profile_yaml, path)
+
+    def written_to(self, path: str) -> CalibrationResult:
+        """This result as reported after its profile was written to ``path``: the record names
+        the file ('profile') and the table ends with how to use it."""
+        from costmodel.report import Table
+
+        record = self.record.copy()
+        record["profile"] = path
+        table = self.table
+        notes = [*table.notes, f"wrote machine profile {path} (use: --machine {path})"]
+        return replace(self, record=record, table=Table(table.headers, table.rows, table.title,
+                                                        notes))
+
     def __repr__(self) -> str:
-        alpha = self.record["alpha_s"]
-        bandwidth = self.record["bandwidth_Bps"]
-        head = f"α {_n(alpha)} s, bandwidth {_n(bandwidth)} B/s"
-        fits = self.record["fits"]
-        return (f"CalibrationResult(\n  {head}\n  {len(fits)} series fitted"
-                + (f", {len(self.warnings)} warnings" if self.warnings else "") + "\n)")
+        warned = f", {len(self.warnings)} warnings" if self.warnings else ""
+        record = self.record
+        if _fitted(record):
+            head = f"α {_n(record['alpha_s'])} s, bandwidth {_n(record['bandwidth_Bps'])} B/s"
+            return (f"CalibrationResult(\n  {head}\n  {len(record['fits'])} series fitted"
+                    + warned + "\n)")
+        levels = record["levels"] if _emulated(record) else []
+        fits = "; ".join(f"{lv['name']} α {_n(lv['alpha_s'])} s, bandwidth "
+                         f"{_n(lv['bandwidth_Bps'])} B/s" for lv in levels)
+        return f"CalibrationResult(\n  {fits}\n  {len(levels)} levels fitted{warned}\n)"
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Measured times with the fits (top) and relative residuals (bottom); its own figure
@@ -957,7 +1106,22 @@ class CalibrationResult:
 
         if ax is not None:
             raise UsageError("plot: the calibration draws two panels; call plot() without ax")
+        if not _fitted(self.record):
+            raise UsageError("plot: an emulated cluster's calibration fits one α, β per level "
+                             "and has no single fit to draw; see its table")
         return figure_of(calibration_fits(self.record["points"])[0])
+
+
+def _emulated(record: CalibrationRecord | EmulatedCalibrationRecord
+              ) -> TypeGuard[EmulatedCalibrationRecord]:
+    """Whether a calibration record is an emulated cluster's (one fit per level)."""
+    return "levels" in record
+
+
+def _fitted(record: CalibrationRecord | EmulatedCalibrationRecord
+            ) -> TypeGuard[CalibrationRecord]:
+    """Whether a calibration record is one α, β fit (not an emulated cluster's levels)."""
+    return "levels" not in record
 
 
 def fit_series(series: Sequence[Series], *, name: str, description: str,
@@ -1050,7 +1214,7 @@ def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None
               accept_implausible: bool = False) -> CalibrationResult:
     """Fit α and β to nccl-tests or OSU logs, or to gridcost's JSON (`calibrate run --raw`,
     `validate --raw`): `gridcost calibrate import`.  Measuring this host (`calibrate run`)
-    needs torch and processes: use the CLI."""
+    needs torch and processes: costmodel.live.calibration_run."""
     found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
                         flop_rate=flop_rate, name=name, statistic=statistic)
     return fit_series(found.series, name=found.name, description=found.description,
@@ -1137,7 +1301,7 @@ def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLi
              ddp: bool = False) -> ValidationResult:
     """`gridcost validate --from-raw RAW`: the measurements an earlier ``validate --raw`` wrote,
     predicted with ``machine`` (one profile, or {P: profile}).  Running new measurements needs
-    torch and processes: use the CLI."""
+    torch and processes: costmodel.live.validation_run."""
     from costmodel.plans import choose_plans
     from costmodel.validation import PLANS, parse_validation_raw
 
@@ -1150,3 +1314,117 @@ def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLi
     measured = parse_validation_raw(read_text(path, "the JSON of 'validate --raw'"), path, plans)
     return validation_of(measured, machines, collectives=collectives, statistic=statistic,
                          ddp=ddp)
+
+
+# --------------------------------------------------------------------------- catalogues
+
+
+@dataclass(frozen=True, repr=False)
+class CatalogueResult:
+    """`gridcost nets` or `gridcost machines`: one row (and one JSON record) per bundled file."""
+
+    tables: tuple[Table, ...]
+    record: list[JSONObject]
+
+    def to_dict(self) -> JSONObject:
+        """The records, under 'items' (what `--format json` prints is the bare list)."""
+        return {"items": _json(self.record)}
+
+    def __repr__(self) -> str:
+        return f"CatalogueResult({', '.join(str(r['name']) for r in self.record)})"
+
+
+def network_catalogue() -> CatalogueResult:
+    """The bundled networks (`gridcost nets`): parameters, weighted layers (conv, fc), MACs per
+    sample, input shape, description."""
+    from costmodel.loaders import bundled_names, load_network
+    from costmodel.report import Table
+
+    rows, records = [], []
+    for name in bundled_names("networks"):
+        n = load_network(name)
+        convs = sum(layer.kind == "conv" for layer in n.layers)
+        rows.append([n.name, n.params, len(n.layers), convs, len(n.layers) - convs,
+                     round(n.macs / 1e9, 3), "×".join(map(str, n.input_shape)), n.description])
+        records.append(cast(JSONObject, {
+            "name": n.name, "params": n.params, "weighted_layers": len(n.layers),
+            "conv_layers": convs, "fc_layers": len(n.layers) - convs,
+            "gmacs_per_sample": n.macs / 1e9, "input": list(n.input_shape),
+            "description": n.description}))
+    headers = ["name", "parameters", "weighted layers", "conv", "fc", "GMAC/sample",
+               "input H×W×C", "description"]
+    return CatalogueResult(tables=(Table(headers, rows),), record=records)
+
+
+def machine_catalogue() -> CatalogueResult:
+    """The bundled machine profiles (`gridcost machines`): α, bandwidth, word size, flop rate,
+    memory, compute tables, γ, collectives, levels and per-collective α, bandwidth."""
+    from costmodel.loaders import bundled_names, load_machine
+    from costmodel.report import Table, per_collective_record, per_collective_text
+    from costmodel.units import format_bytes, format_rate, format_seconds
+
+    rows, records = [], []
+    for name in bundled_names("machines"):
+        m = load_machine(name)
+        tables = ", ".join(t.name for t in m.compute_tables) or "—"
+        memory = format_bytes(m.memory_bytes) if m.memory_bytes else "—"
+        rows.append([m.name, format_seconds(m.alpha_s), format_rate(m.bandwidth_Bps, "B/s"),
+                     m.word_bytes, format_rate(m.flop_rate, "FLOP/s"), memory, tables,
+                     m.gamma_s_per_word, m.collectives,
+                     "; ".join(f"{lv.name}" + (f" {lv.processes}" if lv.processes else "")
+                               + f" {format_seconds(lv.alpha_s)} "
+                               + format_rate(lv.bandwidth_Bps, "B/s") for lv in m.levels)
+                     or "—", per_collective_text(m) or "—"])
+        records.append(cast(JSONObject, {
+            "name": m.name, "alpha_s": m.alpha_s, "bandwidth_Bps": m.bandwidth_Bps,
+            "word_bytes": m.word_bytes, "flop_rate": m.flop_rate,
+            "memory_bytes": m.memory_bytes,
+            "compute_tables": [t.name for t in m.compute_tables],
+            "description": m.description,
+            "gamma_s_per_word": m.gamma_s_per_word, "collectives": m.collectives,
+            "levels": [{"name": lv.name, "processes": lv.processes,
+                        "alpha_s": lv.alpha_s, "bandwidth_Bps": lv.bandwidth_Bps}
+                       for lv in m.levels],
+            "per_collective": per_collective_record(m)}))
+    headers = ["name", "α", "bandwidth", "word [B]", "flop rate", "memory", "compute tables",
+               "γ [s/word]", "collectives", "levels (processes, α, bandwidth)",
+               "per collective (α, bandwidth; per group size p)"]
+    return CatalogueResult(tables=(Table(headers, rows),), record=records)
+
+
+# --------------------------------------------------------------------------- published runs
+
+
+@dataclass(frozen=True, repr=False)
+class PublishedResult:
+    """`gridcost published`: predicted vs measured efficiency of published data-parallel runs
+    (the runs table, then the error per overlap mode)."""
+
+    tables: tuple[Table, ...]
+    record: JSONObject
+
+    def to_dict(self) -> JSONObject:
+        """What `published --format json` prints, parsed."""
+        return cast(JSONObject, _json(self.record))
+
+    def __repr__(self) -> str:
+        runs = cast(list[JSONObject], self.record["runs"])
+        return f"PublishedResult({len(runs)} points)"
+
+    def plot(self, ax: Axes | None = None) -> Figure:
+        """Predicted against measured scaling efficiency per run and overlap mode."""
+        from costmodel.plot import figure_of, published_efficiency
+
+        runs = cast(list[dict[str, object]], self.record["runs"])
+        return figure_of(published_efficiency(runs, ax))
+
+
+def published(runs: str | os.PathLike[str] | None = None) -> PublishedResult:
+    """Evaluate the published runs of ``runs`` (default: the bundled docs/published/runs.yaml;
+    machine profiles from machines/ beside it) under each overlap mode."""
+    from costmodel.published import errors_table, evaluate_runs, load_runs, record, runs_table
+
+    loaded = load_runs(None if runs is None else os.fspath(runs))
+    results = evaluate_runs(loaded)
+    return PublishedResult(tables=(runs_table(results), errors_table(results)),
+                           record=cast(JSONObject, record(loaded, results)))

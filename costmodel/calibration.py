@@ -415,6 +415,22 @@ def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, descripti
     return "\n".join(lines) + "\n"
 
 
+def loadable_profile(text: str, path: str) -> str:
+    """``text``, a machine profile about to be written to ``path``, when gridcost can load it
+    back; else a UsageError saying nothing was written.  --accept-implausible writes implausible
+    fits, but never a profile outside the loader's ranges (docs/formats.md, "Limits and
+    ranges"): the loader (costmodel.loaders.machine_from_text) is the one judge."""
+    from costmodel.loaders import machine_from_text
+
+    try:
+        machine_from_text(text, path)
+    except SpecError as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        raise UsageError(f"--profile {path}: nothing written: the fitted profile would not load "
+                         f"({reason})") from None
+    return text
+
+
 def per_process_fits(cal: Calibration) -> tuple[tuple[str, int, float, float], ...]:
     """(kind, p, α s, β s/word) per collective kind and group size p, for the ``processes``
     table of the profile's ``per_collective`` (docs/formats.md): the per-series fit α = a/m(p),

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from costmodel.calibration import Calibration, Series, calibrate, implausibilities
+from costmodel.records import EmulatedCalibrationRecord
 from costmodel.report import Table
 
 
@@ -103,7 +104,7 @@ def levels_table(levels: Sequence[LevelFit], ppn: int, rate_Bps: float, title: s
                   f"= {ppn} × per process; TCP/IP headers take ~5 % of a link"])
 
 
-def record(levels: Sequence[LevelFit], ppn: int, rate_Bps: float) -> dict[str, object]:
+def record(levels: Sequence[LevelFit], ppn: int, rate_Bps: float) -> EmulatedCalibrationRecord:
     """JSON record of the level fits."""
     return {"levels": [{"name": lv.name, "alpha_s": lv.calibration.alpha_s,
                         "bandwidth_Bps": lv.calibration.bandwidth_Bps,

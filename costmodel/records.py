@@ -1102,6 +1102,33 @@ class RawBenchSeriesRecord(TypedDict, total=False):
     seconds: list[float]
 
 
+class LevelFitRecord(TypedDict):
+    """One level of an emulated cluster's calibration (``levels[]``, node first)."""
+
+    name: str
+    alpha_s: float
+    bandwidth_Bps: float
+    series: list[str]
+
+
+class _EmulatedCalibrationRecordKeys(TypedDict):
+    """The keys of :class:`EmulatedCalibrationRecord` that are always present."""
+
+    levels: list[LevelFitRecord]
+    ppn: int
+    link_rate_Bps: float
+    network_per_node_Bps: float
+
+
+class EmulatedCalibrationRecord(_EmulatedCalibrationRecordKeys, total=False):
+    """`gridcost calibrate run --emulate … --format json`: the fit of each level, the link's
+    rate and the network bandwidth one node moved; ``warnings`` always added, ``profile`` with
+    ``--profile``."""
+
+    warnings: list[str]
+    profile: str
+
+
 class _CalibrationRecordKeys(TypedDict):
     """The keys of :class:`CalibrationRecord` that are always present."""
 

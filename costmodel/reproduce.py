@@ -550,6 +550,30 @@ def reproduce(beyond: bool = True, progress: Progress | None = None) -> Reproduc
                         beyond_studies(progress, 1, total) if beyond else ())
 
 
+@dataclass(frozen=True)
+class Outputs:
+    """What `gridcost reproduce` writes: the files of its output folder, and the document."""
+
+    files: dict[str, str | bytes]
+    """{name relative to the folder: text or image bytes} (:func:`artefacts`)."""
+    document: str | None
+    """The reproduction document (:func:`render_document`), when one was asked for."""
+
+
+def outputs(folder: str | os.PathLike[str], document: str | os.PathLike[str] | None = None,
+            formats: Sequence[str] = (), figures: bool = True, beyond: bool = True,
+            progress: Progress | None = None) -> Outputs:
+    """Reproduce (:func:`reproduce`) and render everything `gridcost reproduce` writes into
+    ``folder``: figures in each of ``formats`` (default png), tables, claims; with ``document``
+    (a path), the document linking into ``folder`` from there, its images the first format."""
+    repro = reproduce(beyond=beyond, progress=progress)
+    chosen = tuple(formats) or ("png",)
+    files = artefacts(repro, formats=chosen, figures=figures)
+    text = None if document is None else render_document(
+        repro, figures=relative_link(document, folder), image=chosen[0])
+    return Outputs(files=files, document=text)
+
+
 def claims_json(claims: Sequence[Claim]) -> str:
     """claims.json: every claim's record, in order, deterministic; floats to
     ``ARTEFACT_DIGITS`` significant digits."""

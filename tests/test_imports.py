@@ -1,7 +1,8 @@
 """Import discipline (STYLE.md): which module may import yaml, click, matplotlib, scipy.
 
-Static checks parse the source with ``ast`` (imports inside functions count too); the start-up
-check imports ``costmodel.cli`` in a fresh interpreter.
+Static checks parse the source with ``ast`` (imports inside functions count too) of every module
+of costmodel and of its cli package (costmodel/cli/*.py); the start-up checks import
+``costmodel.cli`` in a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -16,15 +17,27 @@ import pytest
 import costmodel
 
 PACKAGE = Path(costmodel.__file__).resolve().parent
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+CLI = PACKAGE / "cli"
+
+
+def _cli_module(path: Path) -> str:
+    return "cli" if path.stem == "__init__" else f"cli.{path.stem}"
+
+
+SOURCES = {**{p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"},
+           **{_cli_module(p): p for p in CLI.glob("*.py")}}
+"""Every module of costmodel (``loaders``) and of the cli package (``cli``, ``cli.common``) by
+name: the rules below apply to the command line's modules as to the library's."""
+MODULES = sorted(SOURCES)
+CLI_MODULES = {m for m in MODULES if m == "cli" or m.startswith("cli.")}
 NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units", "memory",
            "perlayer"]
 
 
 def imported_roots(module: str) -> set[str]:
-    """Top-level names of every package ``costmodel/<module>.py`` imports, anywhere in the file
-    but under ``if TYPE_CHECKING:``."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    """Top-level names of every package the source of ``module`` (SOURCES) imports, anywhere in
+    the file but under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(SOURCES[module].read_text(encoding="utf-8"))
     for block in [n for n in ast.walk(tree) if isinstance(n, ast.If)
                   and isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING"]:
         block.body = []  # type-only imports never run (costmodel.api names matplotlib's Figure)
@@ -46,7 +59,8 @@ def importers(package: str) -> set[str]:
 
 
 def test_the_modules_are_found() -> None:
-    assert {"cli", "loaders", *NUMERIC} <= set(MODULES)
+    assert {"cli", "cli.common", "cli.planning", "cli.sweeps", "cli.catalogue",
+            "cli.measurement", "loaders", *NUMERIC} <= set(MODULES)
 
 
 def test_only_loaders_imports_yaml() -> None:
@@ -54,7 +68,8 @@ def test_only_loaders_imports_yaml() -> None:
 
 
 def test_only_cli_imports_click() -> None:
-    assert importers("click") == {"cli"}
+    """Every module of the cli package may import click (__main__ needs not); no other."""
+    assert importers("click") == CLI_MODULES - {"cli.__main__"}
 
 
 def test_only_plot_imports_matplotlib() -> None:
@@ -68,7 +83,7 @@ def test_numeric_modules_import_neither_yaml_nor_click(module: str) -> None:
 
 @pytest.mark.parametrize("module", NUMERIC)
 def test_numeric_modules_neither_print_nor_open_files(module: str) -> None:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
+    tree = ast.parse(SOURCES[module].read_text(encoding="utf-8"))
     calls = {node.func.id for node in ast.walk(tree)
              if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert calls.isdisjoint({"print", "open", "input"})
@@ -84,6 +99,31 @@ def _loaded_after(statement: str, roots: set[str]) -> list[str]:
 
 def test_cli_import_loads_neither_matplotlib_nor_scipy() -> None:
     assert _loaded_after("import costmodel.cli", {"matplotlib", "scipy", "torch"}) == []
+
+
+CLI_STARTUP = {"costmodel", "costmodel.errors", "costmodel.limits", "costmodel.progress",
+               "costmodel.units"}
+"""At most these library modules load before a command runs (what the single-module cli loaded
+before it became a package): no numpy, no engine, no loader; each command imports what it uses
+when it runs, so `gridcost optimize` starts light."""
+
+
+def test_cli_import_loads_only_the_cli_and_a_few_light_modules() -> None:
+    loaded = _loaded_after("import costmodel.cli", {"costmodel", "numpy", "yaml"})
+    assert {m for m in loaded if not m.startswith("costmodel.cli")} <= CLI_STARTUP
+    assert {f"costmodel.{m}" for m in CLI_MODULES - {"cli.__main__"}} <= set(loaded)
+
+
+@pytest.mark.parametrize("module", sorted(CLI_MODULES))
+def test_cli_modules_import_heavy_packages_only_inside_commands(module: str) -> None:
+    """matplotlib, scipy, numpy, yaml and torch are imported only inside the commands (and
+    helpers) that use them, never at a cli module's top level."""
+    tree = ast.parse(SOURCES[module].read_text(encoding="utf-8"))
+    top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import)
+           for alias in node.names}
+    top |= {node.module.split(".")[0] for node in tree.body
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module}
+    assert top.isdisjoint({"matplotlib", "scipy", "numpy", "yaml", "torch"}), module
 
 
 MEASURE = PACKAGE / "measure"

@@ -281,6 +281,32 @@ def test_calibrate_record_matches() -> None:
     check(idle, records.IdleRecord)
 
 
+def test_emulated_calibration_record_matches(tmp_path: Path) -> None:
+    """The record of `calibrate run --emulate`, rebuilt from a stored measurement: typed, and
+    its result prints, refuses a plot in one line and names the profile it was written to."""
+    from costmodel import emulated
+    from costmodel.api import CalibrationResult
+    from costmodel.calibration import bench_series
+    from costmodel.errors import UsageError
+
+    stored = Path(__file__).parent.parent / "docs" / "validation" / "emu-cal-P4.json"
+    raw = json.loads(stored.read_text())
+    levels = emulated.fit_levels(bench_series(raw["node"], "emu"),
+                                 bench_series(raw["network"], "emu"))
+    record = emulated.record(levels, 2, 25e6)
+    record["warnings"] = []
+    result = CalibrationResult(record=record, table=emulated.levels_table(levels, 2, 25e6, ""),
+                               profile_yaml="", warnings=(), has_plot=False)
+    written = result.written_to(str(tmp_path / "emu.yaml"))
+    check(written.to_dict(), records.EmulatedCalibrationRecord)
+    assert written.record["profile"] == str(tmp_path / "emu.yaml")
+    assert "profile" not in result.record
+    assert repr(result).splitlines()[1].startswith("  node α ")
+    assert repr(result).splitlines()[2] == "  2 levels fitted"
+    with pytest.raises(UsageError, match="^plot: an emulated cluster's calibration"):
+        result.plot()
+
+
 def test_published_record_matches() -> None:
     runs = load_runs(None)
     check(json.loads(json.dumps(published_record(runs, evaluate_runs(runs)))),

@@ -1211,16 +1211,103 @@ def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | No
 def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None = None,
               procs: Count | None = None, word_bytes: Count = 4, flop_rate: str | None = None,
               collectives: str = "paper", name: str | None = None, statistic: str = "mean",
-              accept_implausible: bool = False) -> CalibrationResult:
+              accept_implausible: bool = False, emulate: str | None = None
+              ) -> CalibrationResult:
     """Fit α and β to nccl-tests or OSU logs, or to gridcost's JSON (`calibrate run --raw`,
-    `validate --raw`): `gridcost calibrate import`.  Measuring this host (`calibrate run`)
+    `validate --raw`): `gridcost calibrate import`.  The raw JSON of `calibrate run --emulate`
+    is fitted again level by level (:func:`fit_emulated`; ``emulate`` names the emulation
+    for a file written before gridcost stored it).  Measuring this host (`calibrate run`)
     needs torch and processes: costmodel.live.calibration_run."""
+    emulated_raw = _emulated_raw(files)
+    if emulated_raw is not None:
+        return fit_emulated(emulated_raw, emulate=emulate, collectives=collectives, name=name,
+                            statistic=statistic, accept_implausible=accept_implausible)
+    if emulate is not None:
+        raise UsageError("--emulate: only for the raw JSON of `calibrate run --emulate` "
+                         "(node and network series)")
     found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
                         flop_rate=flop_rate, name=name, statistic=statistic)
     return fit_series(found.series, name=found.name, description=found.description,
                       collectives=collectives, flop_rate=found.flop_rate,
                       provenance=found.provenance, notes=found.notes,
                       accept_implausible=accept_implausible)
+
+
+def _emulated_raw(files: Sequence[str | os.PathLike[str]]) -> EmulatedRaw | None:
+    """The raw JSON of `calibrate run --emulate` when ``files`` is exactly one such file
+    (an object with 'node' and 'network'), else None."""
+    if len(files) != 1:
+        return None
+    path = os.fspath(files[0])
+    text = read_text(path, "a readable text log")
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not {"node", "network"} <= set(data):
+        return None
+    return EmulatedRaw(path, data)
+
+
+@dataclass(frozen=True)
+class EmulatedRaw:
+    """The raw JSON of `calibrate run --emulate` (what ``--raw`` writes): the ``node`` and
+    ``network`` microbenchmarks and, since gridcost stores it, the ``emulation`` spec."""
+
+    source: str
+    data: dict[str, object]
+
+
+def fit_emulated(raw: EmulatedRaw, *, emulate: str | None = None, collectives: str = "paper",
+                 name: str | None = None, statistic: str = "mean",
+                 accept_implausible: bool = False) -> CalibrationResult:
+    """The levels of an emulated cluster fitted from its raw measurement (costmodel.emulated):
+    calibrate's joint α, β per level under ``collectives``' forms, refused when implausible
+    unless ``accept_implausible`` (then with warnings).  ``emulate`` ('nodes=N, ppn=K,
+    link=RATE') is the emulation it was measured on, needed where the raw does not store it."""
+    from costmodel import emulated
+    from costmodel.calibration import bench_series
+    from costmodel.measure.emulate import parse_emulation
+    from costmodel.report import Table
+
+    check_profile_name(name)
+    settings_of("none", collectives, "none")
+    stored = raw.data.get("emulation")
+    text = emulate if emulate is not None else stored
+    if not isinstance(text, str):
+        raise UsageError(f"{raw.source}: an emulated cluster's measurement without its "
+                         "emulation; give --emulate 'nodes=N, ppn=K, link=RATE' as it was run")
+    spec = parse_emulation(text)
+    inside, across = raw.data["node"], raw.data["network"]
+    if not isinstance(across, dict) or not (inside is None or isinstance(inside, dict)):
+        raise UsageError(f"{raw.source}: expected 'node' and 'network' objects of "
+                         "`calibrate run --emulate --raw`")
+    source = f"torch.distributed {across.get('backend')}, emulated"
+    levels = emulated.fit_levels(bench_series(inside, source, statistic) if inside else [],
+                                 bench_series(across, source, statistic), collectives)
+    problems = emulated.level_problems(levels)
+    if problems and not accept_implausible:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
+                         "larger messages or more repetitions, or pass --accept-implausible")
+    profile_name = name or f"emulated-{spec.nodes}x{spec.ppn}"
+    where = (f"emulated cluster of {spec.nodes} nodes × {spec.ppn} processes, links "
+             f"{spec.rate_text} (tbf), one host")
+    table = emulated.levels_table(levels, spec.ppn, spec.rate_Bps,
+                                  f"calibration of {profile_name}: {where}")
+    record = emulated.record(levels, spec.ppn, spec.rate_Bps)
+    record["warnings"] = problems
+    notes = list(table.notes) + [f"WARNING: {p}" for p in problems]
+    profile = emulated.profile_yaml(levels, spec.ppn, spec.rate_Bps, profile_name,
+                                    float(str(across["flop_rate"])),
+                                    f"α–β measured on an {where}",
+                                    [emulated.provenance(spec.text, inside, across, statistic,
+                                                         collectives)], problems)
+    return CalibrationResult(record=record,
+                             table=Table(table.headers, table.rows, table.title, notes),
+                             profile_yaml=profile, warnings=tuple(problems), has_plot=False)
 
 
 def check_profile_name(name: str | None) -> None:

@@ -45,6 +45,26 @@ def level_problems(levels: Sequence[LevelFit]) -> list[str]:
             for p in implausibilities(lv.calibration, lv.series)]
 
 
+def provenance(emulation: str, inside: dict[str, object] | None, across: dict[str, object],
+               statistic: str, collectives: str) -> str:
+    """The profile's provenance line: the emulation, the measurement (backend, torch,
+    repetitions, sizes per level) and the forms the levels were fitted with."""
+    def sizes(data: dict[str, object] | None) -> str:
+        series = data.get("series") if data else None
+        if data is None or not isinstance(series, list):
+            return "not measured"
+        word_bytes = int(str(data.get("word_bytes", 4)))
+        words = [int(w) for entry in series if isinstance(entry, dict)
+                 for w in entry.get("words", [])]
+        return f"{min(words) * word_bytes} B to {max(words) * word_bytes} B" if words else "none"
+
+    return (f"Measured by gridcost calibrate run --emulate '{emulation}': torch.distributed "
+            f"{across.get('backend')}, emulated (torch {across.get('torch')}), {statistic} of "
+            f"{across.get('reps')} after {across.get('warmup')} warm-up, sizes "
+            f"{sizes(inside)} inside a node, {sizes(across)} across nodes; levels fitted with "
+            f"the {collectives} forms.")
+
+
 def _g(value: float) -> str:
     return f"{value:.6g}"
 

@@ -25,7 +25,6 @@ from costmodel.limits import MAX_LOCAL_PROCESSES, MAX_REPETITIONS, Limit
 
 if TYPE_CHECKING:
     from costmodel.api import CalibrationResult, ValidationResult
-    from costmodel.measure.emulate import EmulationSpec
     from costmodel.progress import Progress
     from costmodel.specs import Machine
 
@@ -226,52 +225,16 @@ def _emulated_calibration(text: str, args: dict[str, Any], timeout: float, colle
     settings_of("none", collectives, "none")
     inside, across = calibration_runs(spec, args, timeout, progress)
 
+    raw = {"node": inside, "network": across, "emulation": spec.text}
+
     def fit() -> CalibrationResult:
-        return _fit_emulated(spec, inside, across, args, collectives, name, statistic,
-                             accept_implausible)
+        from costmodel.api import EmulatedRaw, fit_emulated
 
-    return Measured(raw_json=json.dumps({"node": inside, "network": across}, indent=2,
-                                        sort_keys=True) + "\n", fit=fit)
+        return fit_emulated(EmulatedRaw("calibrate run --emulate", raw),
+                            collectives=collectives, name=name, statistic=statistic,
+                            accept_implausible=accept_implausible)
 
-
-def _fit_emulated(spec: EmulationSpec, inside: dict[str, Any] | None, across: dict[str, Any],
-                  args: dict[str, Any], collectives: str, name: str | None, statistic: str,
-                  accept_implausible: bool) -> CalibrationResult:
-    """The levels of an emulated cluster fitted, refused when implausible unless
-    ``accept_implausible`` (then with warnings)."""
-    from costmodel import emulated
-    from costmodel.api import CalibrationResult
-    from costmodel.calibration import bench_series
-    from costmodel.measure.emulate import network_sizes
-    from costmodel.report import Table
-
-    source = f"torch.distributed {across['backend']}, emulated"
-    levels = emulated.fit_levels(bench_series(inside, source, statistic) if inside else [],
-                                 bench_series(across, source, statistic), collectives)
-    problems = emulated.level_problems(levels)
-    if problems and not accept_implausible:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise UsageError(f"implausible fit, nothing written: {problems[0]}{more}; measure "
-                         "larger messages or more repetitions, or pass --accept-implausible")
-    profile_name = name or f"emulated-{spec.nodes}x{spec.ppn}"
-    where = (f"emulated cluster of {spec.nodes} nodes × {spec.ppn} processes, links "
-             f"{spec.rate_text} (tbf), one host")
-    table = emulated.levels_table(levels, spec.ppn, spec.rate_Bps,
-                                  f"calibration of {profile_name}: {where}")
-    rec = emulated.record(levels, spec.ppn, spec.rate_Bps)
-    rec["warnings"] = problems
-    notes = list(table.notes) + [f"WARNING: {p}" for p in problems]
-    provenance = [f"Measured by gridcost calibrate run --emulate '{spec.text}': {source} "
-                  f"(torch {across['torch']}), {statistic} of {args['reps']} after "
-                  f"{args['warmup']} warm-up, sizes {args['sizes_bytes'][0]} B to "
-                  f"{args['sizes_bytes'][-1]} B inside a node, to "
-                  f"{network_sizes(spec, args['sizes_bytes'])[-1]} B across nodes."]
-    profile = emulated.profile_yaml(levels, spec.ppn, spec.rate_Bps, profile_name,
-                                    float(across["flop_rate"]), f"α–β measured on an {where}",
-                                    provenance, problems)
-    return CalibrationResult(record=rec,
-                             table=Table(table.headers, table.rows, table.title, notes),
-                             profile_yaml=profile, warnings=tuple(problems), has_plot=False)
+    return Measured(raw_json=json.dumps(raw, indent=2, sort_keys=True) + "\n", fit=fit)
 
 
 # --------------------------------------------------------------------------- validate

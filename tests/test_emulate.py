@@ -710,3 +710,79 @@ def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Pa
                f"{rank['predicted_best']} | {rank['measured_best']} | "
                f"{rank['regret_pct']:.1f} % | {share:.0f} % |")
         assert row in _section(), row
+
+
+# --------------------------------------------------------------------------- calibrate import
+
+def test_import_refits_a_stored_emulated_calibration(tmp_path: Path) -> None:
+    """`calibrate import` of `calibrate run --emulate --raw`: the same levels the run wrote
+    (docs/validation/emu-P4.yaml, 6 significant digits), no root, no torch."""
+    from costmodel.cli import main
+    from costmodel.loaders import load_machine
+
+    out = tmp_path / "emu.yaml"
+    assert main(["calibrate", "import", str(DATA / "emu-cal-P4.json"), "--emulate",
+                 "nodes=2, ppn=2, link=200 Mbit/s", "--profile", str(out), "-o",
+                 str(tmp_path / "table.txt")]) == 0
+    refit, stored = load_machine(str(out)), load_machine(str(DATA / "emu-P4.yaml"))
+    for new, old in zip(refit.levels, stored.levels):
+        assert new.alpha_s == pytest.approx(old.alpha_s, rel=1e-5)
+        assert new.bandwidth_Bps == pytest.approx(old.bandwidth_Bps, rel=1e-5)
+    assert [lv.processes for lv in refit.levels] == [2, None]
+
+
+def test_import_with_ring_forms_counts_more_latencies_per_collective() -> None:
+    """Fitted with the ring's 2(p−1) latency terms per all-reduce instead of the paper's
+    2⌈lg p⌉, the network level of P = 8 (groups of up to 4 nodes) gets a smaller α; the node
+    level (groups of 2, where both count 2) is unchanged."""
+    from costmodel import api
+
+    raw = api.EmulatedRaw("emu-cal-P8.json",
+                          json.loads((DATA / "emu-cal-P8.json").read_text(encoding="utf-8")))
+    spec = "nodes=4, ppn=2, link=200 Mbit/s"
+    paper = api.fit_emulated(raw, emulate=spec).record
+    ring = api.fit_emulated(raw, emulate=spec, collectives="ring").record
+    assert "levels" in paper and "levels" in ring
+    assert ring["levels"][0]["alpha_s"] == pytest.approx(paper["levels"][0]["alpha_s"],
+                                                         rel=1e-12)
+    assert ring["levels"][1]["alpha_s"] < 0.9 * paper["levels"][1]["alpha_s"]
+
+
+@pytest.mark.parametrize(("files", "extra", "message"), [
+    (["emu-cal-P8.json"], [],
+     "gridcost: {dir}/emu-cal-P8.json: an emulated cluster's measurement without its "
+     "emulation; give --emulate 'nodes=N, ppn=K, link=RATE' as it was run"),
+    (["cal-P2.json"], ["--emulate", "nodes=2, ppn=2, link=1 Gbit/s"],
+     "gridcost: --emulate: only for the raw JSON of `calibrate run --emulate` (node and "
+     "network series)"),
+])
+def test_import_of_emulated_raw_errors_are_one_line(capsys: pytest.CaptureFixture[str],
+                                                    files: list[str], extra: list[str],
+                                                    message: str) -> None:
+    from costmodel.cli import main
+
+    assert main(["calibrate", "import", *(str(DATA / f) for f in files), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == message.format(dir=DATA)
+
+
+def test_run_stores_its_emulation_and_fits_like_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`calibrate run --emulate --raw` writes the emulation beside the series, so `calibrate
+    import` of that file needs no --emulate; the run and the import fit the same levels.  The
+    measurement is replaced by the stored one (no root, no torch)."""
+    import costmodel.measure.emulate as emulate
+    from costmodel import api, live
+
+    stored = json.loads((DATA / "emu-cal-P4.json").read_text(encoding="utf-8"))
+    monkeypatch.setattr(emulate, "calibration_runs",
+                        lambda spec, args, timeout, progress: (stored["node"], stored["network"]))
+    monkeypatch.setattr("costmodel.measure.require_torch", lambda: None)
+    measured = live.calibration_run(max_size="16MiB", reps="5", warmup="1",
+                                    emulate="nodes=2, ppn=2, link=200 Mbit/s")
+    assert measured is not None
+    raw = json.loads(measured.raw_json)
+    assert raw["emulation"] == "nodes=2, ppn=2, link=200 Mbit/s"
+    run = measured.fit()
+    imported = api.fit_emulated(api.EmulatedRaw("raw", raw))
+    assert run.record == imported.record
+    assert run.profile_yaml == imported.profile_yaml

@@ -303,7 +303,7 @@ def test_emulated_calibration_record_matches(tmp_path: Path) -> None:
     assert "profile" not in result.record
     assert repr(result).splitlines()[1].startswith("  node α ")
     assert repr(result).splitlines()[2] == "  2 levels fitted"
-    with pytest.raises(UsageError, match="^plot: an emulated cluster's calibration"):
+    with pytest.raises(UsageError, match=r"^plot: an emulated cluster's calibration"):
         result.plot()
 
 

@@ -111,11 +111,14 @@ def _write_calibration(result: CalibrationResult, profile_path: str | None,
               help="Bytes per word of the profile; the logs' data type must match.")
 @click.option("--flop-rate", default=None, metavar="RATE",
               help="Flop rate to write into the profile, e.g. '20 TFLOP/s' (logs lack it).")
+@click.option("--emulate", "emulate", default=None, metavar="SPEC",
+              help="For the raw JSON of `calibrate run --emulate` written before it stored "
+                   "its emulation: 'nodes=N, ppn=K, link=RATE' as it was run.")
 @calibrate_options
 def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str | None,
                      word_bytes: str, flop_rate: str | None, collectives: str, name: str | None,
                      summary: str, profile_path: str | None, plot_path: str | None, fmt: str,
-                     output: str, accept_implausible: bool) -> None:
+                     output: str, accept_implausible: bool, emulate: str | None = None) -> None:
     """Fit α and β to nccl-tests or OSU micro-benchmark logs, or to gridcost's own JSON:
     `calibrate run --raw` (microbenchmarks) or `validate --raw` (the calls of real training
     steps: an in-step calibration).
@@ -125,12 +128,14 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
       gridcost calibrate import all_reduce_perf.log all_gather_perf.log --profile nccl.yaml
       gridcost calibrate import osu_allreduce.txt osu_latency.txt --procs 64 --plot osu.png
       gridcost calibrate import val-raw.json --profile in-step.yaml
+      gridcost calibrate import emu-cal.json --collectives ring --profile emu-ring.yaml
     """
     from costmodel.api import calibrate
 
     result = calibrate(files, collective=collective, procs=procs, word_bytes=word_bytes,
                        flop_rate=flop_rate, collectives=collectives, name=name,
-                       statistic=summary, accept_implausible=accept_implausible)
+                       statistic=summary, accept_implausible=accept_implausible,
+                       emulate=emulate)
     _write_calibration(result, profile_path, plot_path, fmt, output)
 
 

@@ -100,7 +100,7 @@ def bundled_folder(kind: str) -> Traversable:
     try:
         return resources.files(f"costmodel.{kind}")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / _BUNDLED_IN_CHECKOUT[kind]
+        return Path(__file__).resolve().parents[2] / _BUNDLED_IN_CHECKOUT[kind]
 
 
 def bundled_names(kind: str) -> list[str]:

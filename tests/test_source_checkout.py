@@ -69,6 +69,6 @@ def test_bundled_folder_falls_back_to_the_repository_folders(
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     monkeypatch.setattr(loaders.resources, "files", no_package)
-    package_parent = Path(loaders.__file__).resolve().parent.parent
+    package_parent = Path(loaders.__file__).resolve().parents[2]  # costmodel/inputs/loaders.py
     for kind in ("networks", "machines"):
         assert Path(str(loaders.bundled_folder(kind))) == package_parent / kind

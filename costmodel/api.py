@@ -1242,8 +1242,10 @@ def _emulated_raw(files: Sequence[str | os.PathLike[str]]) -> EmulatedRaw | None
     text = read_text(path, "a readable text log")
     if not text.lstrip().startswith("{"):
         return None
+    from costmodel.loaders import load_json
+
     try:
-        data = json.loads(text)
+        data = load_json(text, path)
     except ValueError:
         return None
     if not isinstance(data, dict) or not {"node", "network"} <= set(data):

@@ -660,14 +660,49 @@ def _section() -> str:
     return page[start:page.index("\n## ", start + 1)]
 
 
-def _validate(tmp_path: Path, raw: str, machines: list[str], fmt: str) -> str:
+def _validate(tmp_path: Path, raw: str, machines: list[str], fmt: str,
+              collectives: str = "paper") -> str:
     from costmodel.cli import main
 
-    out = tmp_path / f"{raw}.{fmt}"
+    out = tmp_path / f"{raw}.{collectives}.{fmt}"
     args = [a for m in machines for a in ("--machine", str(m))]
     assert main(["validate", *args, "--from-raw", str(DATA / raw), "--plan", "fc-model",
-                 "--format", fmt, "-o", str(out)]) == 0
+                 "--collectives", collectives, "--format", fmt, "-o", str(out)]) == 0
     return out.read_text(encoding="utf-8")
+
+
+def _check_flat_ring_pricing(tmp_path: Path, shown: list[str]) -> None:
+    """The flat-ring subsection: the ring profiles are `calibrate import --collectives ring` of
+    the stored calibrations, and its ranking, MAPE line and comparison table are what
+    `validate --collectives flat-ring` computes from them."""
+    import json
+
+    from costmodel import api
+    from costmodel.loaders import load_machine, machine_from_text
+
+    for P in (4, 8, 16):
+        refit = api.calibrate([DATA / f"emu-cal-P{P}.json"], collectives="ring",
+                              name=f"emulated-P{P}-200mbit-ring")
+        stored = load_machine(str(DATA / f"emu-P{P}-ring.yaml"))
+        fitted = machine_from_text(refit.profile_yaml, "refit")
+        assert [x for lv in fitted.levels for x in (lv.alpha_s, lv.bandwidth_Bps)] == \
+            pytest.approx([x for lv in stored.levels for x in (lv.alpha_s, lv.bandwidth_Bps)],
+                          rel=1e-5)
+    ring = [f"{P}={DATA / f'emu-P{P}-ring.yaml'}" for P in (4, 8, 16)]
+    text = _validate(tmp_path, "emu-val-raw.json", ring, "markdown", "flat-ring")
+    wanted = _rows(text[text.index("### 4. ranking"):])
+    assert len(wanted) == 5  # the header, one row per P, the MAPE line
+    for row in wanted:
+        assert _on_page(row, shown), row
+    flat = json.loads(_validate(tmp_path, "emu-val-raw.json", ring, "json", "flat-ring"))
+    hier = json.loads(_validate(tmp_path, "emu-val-raw.json",
+                                [f"{P}={DATA / f'emu-P{P}.yaml'}" for P in (4, 8, 16)], "json"))
+    for a, b in zip(hier["runs"], flat["runs"]):
+        row = (f"| {a['P']} | {a['pr']}×{a['pc']} {a['mapping']} | "
+               f"{a['measured_comm_s'] * 1e3:,.1f} | {a['predicted_comm_s'] * 1e3:,.1f} | "
+               f"{a['abs_pct_error']:.1f} | {b['predicted_comm_s'] * 1e3:,.1f} | "
+               f"{b['abs_pct_error']:.1f} |")
+        assert row in shown, row
 
 
 def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Path) -> None:
@@ -695,6 +730,7 @@ def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Pa
         table = emulated.levels_table(levels, 2, rate * 1e6 / 8, "")
         for row in _rows(render(table, None, "markdown")):  # type: ignore[arg-type]
             assert _on_page(row, shown), (name, row)
+    _check_flat_ring_pricing(tmp_path, shown)
     for rate in SWEEP:
         raw, machine = ((f"emu-val-P8-{rate}.json", DATA / f"emu-P8-{rate}.yaml")
                         if rate != 200 else ("emu-val-raw.json", DATA / "emu-P8.yaml"))
@@ -748,22 +784,27 @@ def test_import_with_ring_forms_counts_more_latencies_per_collective() -> None:
     assert ring["levels"][1]["alpha_s"] < 0.9 * paper["levels"][1]["alpha_s"]
 
 
-@pytest.mark.parametrize(("files", "extra", "message"), [
-    (["emu-cal-P8.json"], [],
-     "gridcost: {dir}/emu-cal-P8.json: an emulated cluster's measurement without its "
-     "emulation; give --emulate 'nodes=N, ppn=K, link=RATE' as it was run"),
-    (["cal-P2.json"], ["--emulate", "nodes=2, ppn=2, link=1 Gbit/s"],
-     "gridcost: --emulate: only for the raw JSON of `calibrate run --emulate` (node and "
-     "network series)"),
-])
 def test_import_of_emulated_raw_errors_are_one_line(capsys: pytest.CaptureFixture[str],
-                                                    files: list[str], extra: list[str],
-                                                    message: str) -> None:
+                                                    tmp_path: Path) -> None:
     from costmodel.cli import main
 
-    assert main(["calibrate", "import", *(str(DATA / f) for f in files), *extra]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == message.format(dir=DATA)
+    # a raw file written before `calibrate run --emulate` stored its emulation
+    old = json.loads((DATA / "emu-cal-P8.json").read_text(encoding="utf-8"))
+    del old["emulation"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old), encoding="utf-8")
+    for args, message in [
+            ([str(path)], f"gridcost: {path}: an emulated cluster's measurement without its "
+                          "emulation; give --emulate 'nodes=N, ppn=K, link=RATE' as it was run"),
+            ([str(DATA / "cal-P2.json"), "--emulate", "nodes=2, ppn=2, link=1 Gbit/s"],
+             "gridcost: --emulate: only for the raw JSON of `calibrate run --emulate` (node and "
+             "network series)"),
+            ([str(path), "--emulate", "nodes=2, ppn=2"],
+             "gridcost: --emulate: missing link: expected 'nodes=N, ppn=K, link=RATE'")]:
+        assert main(["calibrate", "import", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(message), err
+        assert "\n" not in err
 
 
 def test_run_stores_its_emulation_and_fits_like_import(monkeypatch: pytest.MonkeyPatch) -> None:

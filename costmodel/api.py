@@ -1242,7 +1242,7 @@ def _emulated_raw(files: Sequence[str | os.PathLike[str]]) -> EmulatedRaw | None
     text = read_text(path, "a readable text log")
     if not text.lstrip().startswith("{"):
         return None
-    from costmodel.loaders import load_json
+    from costmodel.inputs.loaders import load_json
 
     try:
         data = load_json(text, path)

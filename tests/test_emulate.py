@@ -678,7 +678,7 @@ def _check_flat_ring_pricing(tmp_path: Path, shown: list[str]) -> None:
     import json
 
     from costmodel import api
-    from costmodel.loaders import load_machine, machine_from_text
+    from costmodel.inputs.loaders import load_machine, machine_from_text
 
     for P in (4, 8, 16):
         refit = api.calibrate([DATA / f"emu-cal-P{P}.json"], collectives="ring",

@@ -10,13 +10,15 @@ One run measures, with ``time.perf_counter``, each ratio with both of its sides 
 speed during the run hits both sides alike; every ratio is reported as the min, median and max
 of the per-round ratios:
 
-(a) grid·layer evaluations per second of ``costmodel.cost.evaluate`` over every factorization of
+(a) grid·layer evaluations per second of ``costmodel.engine.cost.evaluate`` over every factorization
+of
     every P = 1..4096 (ResNet-152, B = 8192, plan model-batch, cori-knl), against a plain scalar
     Python reference of docs/model.md §4 on every 50th of the same grids; also the largest
     relative difference of the two engines' per-grid totals;
 (b) the wall time of ``gridcost optimize --net vgg16 --P 512`` as a subprocess against a bare
     ``python -c "import numpy, yaml, click"``;
-(c) ``costmodel.search.sweep`` over every P = 1..65,536 and 1..262,144, each in a fresh child
+(c) ``costmodel.planning.search.sweep`` over every P = 1..65,536 and 1..262,144, each in a fresh
+child
     process that reports its own peak resident memory (see :func:`peak_mib`).
 
 BLAS and OpenMP are pinned to one thread (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
@@ -51,13 +53,13 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from costmodel import cost  # noqa: E402
-from costmodel.cost import evaluate  # noqa: E402
-from costmodel.grids import Grids, sweep_factorizations  # noqa: E402
-from costmodel.loaders import load_machine, load_network  # noqa: E402
-from costmodel.plans import PLANS  # noqa: E402
-from costmodel.search import CHUNK_ELEMENTS, sweep  # noqa: E402
-from costmodel.specs import Layer, Machine, Network  # noqa: E402
+from costmodel.engine import cost  # noqa: E402
+from costmodel.engine.cost import evaluate  # noqa: E402
+from costmodel.engine.grids import Grids, sweep_factorizations  # noqa: E402
+from costmodel.engine.plans import PLANS  # noqa: E402
+from costmodel.inputs.loaders import load_machine, load_network  # noqa: E402
+from costmodel.inputs.specs import Layer, Machine, Network  # noqa: E402
+from costmodel.planning.search import CHUNK_ELEMENTS, sweep  # noqa: E402
 
 NETWORK = "resnet152"
 MACHINE = "cori-knl"
@@ -141,7 +143,8 @@ def scalar_total_s(network: Network, machine: Machine, pr: int, pc: int,
 
 
 def vectorized_totals(network: Network, machine: Machine, grids: Grids) -> np.ndarray:
-    """Per-grid time per iteration from the engine, in chunks like costmodel.search.sweep."""
+    """Per-grid time per iteration from the engine, in chunks like
+    costmodel.planning.search.sweep."""
     plan = PLANS[PLAN]
     n = len(grids)
     totals = np.empty(n)
@@ -402,9 +405,10 @@ def report(network: Network, machine: Machine, load_start: tuple[float, float, f
         "CPU time is the child's own (user + system, from `os.wait4`); on a loaded machine it "
         "moves less than the wall time, which also counts the time spent waiting for a core.",
         "",
-        f"**(c) Sweeps over every P.** `costmodel.search.sweep`, {network.name}, B = {BATCH}, "
-        f"plan `{PLAN}`, each sweep {SWEEP_RUNS} times in a fresh child process; peak memory is "
-        "the child's own high-water mark of resident memory (VmHWM), imports included.",
+        f"**(c) Sweeps over every P.** `costmodel.planning.search.sweep`, {network.name}, "
+        f"B = {BATCH}, plan `{PLAN}`, each sweep {SWEEP_RUNS} times in a fresh child process; "
+        "peak memory is the child's own high-water mark of resident memory (VmHWM), imports "
+        "included.",
         "",
         table(["sweep", "grids", "evaluations", "seconds (min / median / max)",
                "peak memory [MiB] (min / median / max)", "of which imports [MiB]",

@@ -20,9 +20,9 @@ def main() -> None:
     import torchvision  # noqa: F401  (torch's import, timed apart)
 
     print(f"import torch, torchvision: {time.perf_counter() - start:.2f} s")
-    from costmodel.importers import trace_source
-    from costmodel.importers.records import network_yaml
-    from costmodel.loaders import network_from_text
+    from costmodel.inputs.importers import trace_source
+    from costmodel.inputs.importers.records import network_yaml
+    from costmodel.inputs.loaders import network_from_text
 
     for source in ("torchvision:resnet152", "torchvision:vit_b_16"):
         t0 = time.perf_counter()

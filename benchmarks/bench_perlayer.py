@@ -5,8 +5,8 @@ Run from the repository root (with the package installed, or with ``PYTHONPATH=.
     python benchmarks/bench_perlayer.py                              # prints Markdown
     python benchmarks/bench_perlayer.py --update docs/performance.md # also rewrites its results
 
-Times with ``time.perf_counter`` ``costmodel.perlayer.optimize_per_layer`` for ResNet-152 (156
-weighted layers) on cori-knl at P = 4096, B = 8192 with overlap none (the exact dynamic
+Times with ``time.perf_counter`` ``costmodel.planning.perlayer.optimize_per_layer`` for ResNet-152
+(156 weighted layers) on cori-knl at P = 4096, B = 8192 with overlap none (the exact dynamic
 programme) and overlap batch (the Lagrangian search), and, separately, the construction of the
 cost arrays (``problem``) and the dynamic programme alone (``solve_chain``); then the same
 exact call on the hierarchical a100-ib-nodes (levels: both mappings solved, docs/perlayer.md
@@ -36,9 +36,9 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from costmodel.loaders import load_machine, load_network  # noqa: E402
-from costmodel.perlayer import optimize_per_layer, problem, solve_chain  # noqa: E402
-from costmodel.search import Settings  # noqa: E402
+from costmodel.inputs.loaders import load_machine, load_network  # noqa: E402
+from costmodel.planning.perlayer import optimize_per_layer, problem, solve_chain  # noqa: E402
+from costmodel.planning.search import Settings  # noqa: E402
 
 P, BATCH = 4096, 8192
 ROUNDS = 9

@@ -6,10 +6,10 @@ Run from the repository root::
 
 One run measures, with ``time.perf_counter`` (best of a few repeats for the short ones):
 
-(a) ``costmodel.search.optimize`` of ResNet-152 at P = 4096, B = 8192, plan model-batch, on
+(a) ``costmodel.planning.search.optimize`` of ResNet-152 at P = 4096, B = 8192, plan model-batch, on
     cori-knl, with scaling limits (as `gridcost optimize` runs it), under overlap none and
     backward; prints both times and their ratio (target: backward well under one second);
-(b) one ``costmodel.search.sweep`` over every P = 1..65,536 (ResNet-152, B = 8192), under
+(b) one ``costmodel.planning.search.sweep`` over every P = 1..65,536 (ResNet-152, B = 8192), under
     overlap none and backward; prints both times, their ratio and the grid·layer events per
     second of the schedule (target: backward in seconds).
 
@@ -24,10 +24,10 @@ import time
 
 import numpy as np
 
-from costmodel.grids import sweep_factorizations
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.search import Settings, optimize, sweep
+from costmodel.engine.grids import sweep_factorizations
+from costmodel.engine.plans import PLANS
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.planning.search import Settings, optimize, sweep
 
 NETWORK, MACHINE, PLAN, BATCH = "resnet152", "cori-knl", "model-batch", 8192
 P_OPTIMIZE, P_SWEEP = 4096, 65_536

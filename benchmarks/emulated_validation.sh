@@ -17,6 +17,15 @@ done
 $GRIDCOST validate --emulate "nodes=8, ppn=2, link=200 Mbit/s" --P 4,8,16 $VAL \
   --machine 4="$OUT/emu-P4.yaml" --machine 8="$OUT/emu-P8.yaml" --machine 16="$OUT/emu-P16.yaml" \
   --raw "$OUT/emu-val-raw.json" --plot docs/validation-emulated.png
+# the same measurements priced as gloo runs its collectives: flat rings over the ranks in order
+# (docs/hierarchy.md), each level fitted again with the ring's latency count (no re-measuring)
+for P in 4 8 16; do
+  $GRIDCOST calibrate import "$OUT/emu-cal-P$P.json" --collectives ring \
+    --name "emulated-P$P-200mbit-ring" --profile "$OUT/emu-P$P-ring.yaml"
+done
+$GRIDCOST validate --from-raw "$OUT/emu-val-raw.json" --plan fc-model --collectives flat-ring \
+  --machine 4="$OUT/emu-P4-ring.yaml" --machine 8="$OUT/emu-P8-ring.yaml" \
+  --machine 16="$OUT/emu-P16-ring.yaml"
 for rate in 100 400 1600; do
   $GRIDCOST calibrate run --emulate "nodes=4, ppn=2, link=$rate Mbit/s" $CAL \
     --name "emulated-P8-${rate}mbit" --profile "$OUT/emu-P8-$rate.yaml" \

@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from costmodel.importers.coverage import coverage_markdown, coverage_rows
+from costmodel.inputs.importers.coverage import coverage_markdown, coverage_rows
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "import.md"
 BEGIN, END = "<!-- coverage table: begin -->", "<!-- coverage table: end -->"

@@ -2,8 +2,8 @@
 
 ``costmodel.optimize``, ``layers``, ``sweep``, ``explain``, ``timeline`` and
 ``import_network`` (exported lazily by :mod:`costmodel`) take the network and the machine as a
-bundled name, a YAML path or a spec object (:class:`costmodel.specs.Network`,
-:class:`costmodel.specs.Machine`) and keyword options named like the CLI's (``P``, ``batch``,
+bundled name, a YAML path or a spec object (:class:`costmodel.inputs.specs.Network`,
+:class:`costmodel.inputs.specs.Machine`) and keyword options named like the CLI's (``P``, ``batch``,
 ``plan``, ``overlap``, ``collectives``, ``compute``, ``per``, ``bucket``, ``bucket_size``,
 ``mapping``, ``memory_check``, ``optimizer``, ``efficiency``).  Counts take an int or the text
 the CLI takes (``sweep(P="8..4096:x2")``).  Every decision the CLI shows lives here: which plans
@@ -25,9 +25,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, TypeAlias, TypeGuard, Union, cast
 
 from costmodel import __version__
+from costmodel.engine.plans import PER_LAYER, Plan
 from costmodel.errors import TooLarge, UsageError
+from costmodel.inputs.specs import Machine, Network
 from costmodel.limits import Limit
-from costmodel.plans import PER_LAYER, Plan
 from costmodel.records import (
     JSON,
     CalibrationRecord,
@@ -47,7 +48,6 @@ from costmodel.records import (
     TimelineRecord,
     ValidationRecord,
 )
-from costmodel.specs import Machine, Network
 from costmodel.units import format_number as _n
 
 if TYPE_CHECKING:
@@ -55,16 +55,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from costmodel.buckets import Bucketing
-    from costmodel.explanation import Explanation
-    from costmodel.importers.records import Trace
-    from costmodel.memory import MemoryCheck
+    from costmodel.engine.buckets import Bucketing
+    from costmodel.engine.memory import MemoryCheck
+    from costmodel.engine.schedule import Timeline
+    from costmodel.inputs.importers.records import Trace
+    from costmodel.measure.series import Series
+    from costmodel.output.explanation import Explanation
+    from costmodel.output.report import Table
+    from costmodel.planning.search import Optimum, ScalingLimits, Settings
+    from costmodel.planning.search import SweepResult as SweepResultArrays
     from costmodel.progress import Progress
-    from costmodel.report import Table
-    from costmodel.schedule import Timeline
-    from costmodel.search import Optimum, ScalingLimits, Settings
-    from costmodel.search import SweepResult as SweepResultArrays
-    from costmodel.series import Series
 
 __all__ = [
     "ExplainResult",
@@ -85,9 +85,9 @@ __all__ = [
 
 NetworkLike: TypeAlias = Union[str, "os.PathLike[str]", Network]
 """A bundled network name, a network YAML path, an import SOURCE (``torchvision:resnet50``,
-docs/import.md) or a :class:`~costmodel.specs.Network`."""
+docs/import.md) or a :class:`~costmodel.inputs.specs.Network`."""
 MachineLike: TypeAlias = Union[str, "os.PathLike[str]", Machine]
-"""A bundled machine name, a machine YAML path or a :class:`~costmodel.specs.Machine`."""
+"""A bundled machine name, a machine YAML path or a :class:`~costmodel.inputs.specs.Machine`."""
 Count: TypeAlias = int | str
 """A positive integer, or its text as the CLI takes it."""
 Per = Literal["iteration", "epoch"]
@@ -160,7 +160,7 @@ def per_process_batch_of(value: Count, processes: np.ndarray) -> int:
 def grid_options(P: Count, pr: Count, batch: Count) -> tuple[int, int, int]:
     """P, Pr and B of a one-grid command (`layers`, `explain`): Pr a divisor of P, B within
     the limits; UsageError naming the option otherwise."""
-    from costmodel.search import check_batch
+    from costmodel.planning.search import check_batch
 
     n_proc = positive_int(P, "--P")
     R = positive_int(pr, "--pr")
@@ -181,9 +181,9 @@ def load_network_like(net: NetworkLike) -> Network:
     default input 3×224×224; torch is imported only then)."""
     if isinstance(net, Network):
         return net
-    from costmodel.importers import import_network as trace
-    from costmodel.importers import is_source
-    from costmodel.loaders import load_network
+    from costmodel.inputs.importers import import_network as trace
+    from costmodel.inputs.importers import is_source
+    from costmodel.inputs.loaders import load_network
 
     name = os.fspath(net)
     if is_source(name):
@@ -195,7 +195,7 @@ def load_machine_like(machine: MachineLike) -> Machine:
     """A Machine from a spec, a bundled name or a YAML path."""
     if isinstance(machine, Machine):
         return machine
-    from costmodel.loaders import load_machine
+    from costmodel.inputs.loaders import load_machine
 
     return load_machine(os.fspath(machine))
 
@@ -205,9 +205,9 @@ def network_digest(net: NetworkLike) -> InputRecord:
     SHA-256 of the imported YAML; for a spec object its name and fingerprint."""
     if isinstance(net, Network):
         return {"name": net.name, "fingerprint": net.fingerprint}
-    from costmodel.importers import import_network as trace
-    from costmodel.importers import is_source
-    from costmodel.loaders import input_digest
+    from costmodel.inputs.importers import import_network as trace
+    from costmodel.inputs.importers import is_source
+    from costmodel.inputs.loaders import input_digest
 
     name = os.fspath(net)
     if is_source(name):
@@ -222,7 +222,7 @@ def machine_digest(machine: MachineLike) -> InputRecord:
     """Provenance of the machine: its file and SHA-256, or a spec object's name."""
     if isinstance(machine, Machine):
         return {"name": machine.name}
-    from costmodel.loaders import input_digest
+    from costmodel.inputs.loaders import input_digest
 
     return input_digest(os.fspath(machine), "machines")
 
@@ -231,7 +231,7 @@ def memory_check_of(machine: Machine, memory_check: bool | None,
                     optimizer: str | None) -> MemoryCheck | None:
     """The MemoryCheck the options ask for, or None (docs/memory.md): on with ``memory_check``
     True, or with an ``optimizer`` unless ``memory_check`` is False."""
-    from costmodel.memory import MemoryCheck
+    from costmodel.engine.memory import MemoryCheck
 
     per_param = optimizer_bytes_of(machine, optimizer)
     if not (memory_check or (memory_check is None and optimizer is not None)):
@@ -245,7 +245,7 @@ def memory_check_of(machine: Machine, memory_check: bool | None,
 def optimizer_bytes_of(machine: Machine, optimizer: str | None) -> float:
     """Optimizer bytes per parameter: ``optimizer`` (sgd, momentum, adam or a number), else the
     machine profile's."""
-    from costmodel.memory import optimizer_bytes
+    from costmodel.engine.memory import optimizer_bytes
 
     return (float(machine.optimizer_bytes_per_param) if optimizer is None
             else optimizer_bytes(optimizer))
@@ -257,8 +257,8 @@ def settings_of(overlap: str, collectives: str | None, compute: str,
                 bucket_size: str | None = None) -> Settings:
     """The Settings; ``collectives`` None takes the machine profile's selection; ``bucket`` and
     ``bucket_size`` (overlap 'backward' only) the gradient bucketing (docs/schedule.md)."""
-    from costmodel.collectives import algorithms
-    from costmodel.search import Settings
+    from costmodel.engine.collectives import algorithms
+    from costmodel.planning.search import Settings
 
     if collectives is None and machine is not None:
         collectives = machine.collectives
@@ -266,7 +266,7 @@ def settings_of(overlap: str, collectives: str | None, compute: str,
         algorithms(collectives)  # validate the name before any work
     chosen = None
     if overlap == "backward":
-        from costmodel.buckets import bucketing, parse_size
+        from costmodel.engine.buckets import bucketing, parse_size
         from costmodel.limits import MAX_BUCKET_BYTES
 
         if bucket_size is not None and not parse_size(bucket_size) <= MAX_BUCKET_BYTES.largest:
@@ -284,7 +284,7 @@ def _bucket_settings(settings: Settings) -> JSONObject:
     """Provenance of the bucketing: present only under overlap 'backward'."""
     if settings.bucket is None:
         return {}
-    from costmodel.schedule import bucket_record
+    from costmodel.engine.schedule import bucket_record
 
     return {"bucket": _json(bucket_record(settings.bucket))}  # type: ignore[arg-type]
 
@@ -353,7 +353,7 @@ class OptimizeResult(CommandResult):
 
     record: OptimizeRecord = field(default_factory=lambda: cast(OptimizeRecord, {}))
     optima: tuple[Optimum, ...] = ()
-    """The fixed plans' optima (costmodel.search.Optimum), for figures and arrays."""
+    """The fixed plans' optima (costmodel.planning.search.Optimum), for figures and arrays."""
     per: Per = "epoch"
 
     def _record(self) -> object:
@@ -396,7 +396,7 @@ class OptimizeResult(CommandResult):
     def plot(self, ax: Axes | None = None) -> Figure:
         """Stacked bars per Pr×Pc grid (`gridcost plot grid`), one panel per plan costed (the
         per-layer plan has no grid bars); ``ax`` draws a single plan's panel there."""
-        from costmodel.plot import grid_bars
+        from costmodel.output.plot import grid_bars
 
         if not self.optima:
             raise UsageError("plot: the per-layer plan has no grid bars; plot a fixed plan")
@@ -425,7 +425,7 @@ class LayersResult(CommandResult):
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Stacked bars of each layer's model, batch and domain communication."""
-        from costmodel.plot import figure_of, layer_bars
+        from costmodel.output.plot import figure_of, layer_bars
 
         r = self.record
         title = (f"{r['net']} on {r['machine']}: {r['pr']}×{r['pc']} grid, P={r['P']}, "
@@ -440,7 +440,7 @@ class SweepResult(CommandResult):
 
     record: SweepRecord = field(default_factory=lambda: cast(SweepRecord, {}))
     sweeps: tuple[tuple[str, SweepResultArrays], ...] = ()
-    """(plan name, costmodel.search.SweepResult) per plan swept."""
+    """(plan name, costmodel.planning.search.SweepResult) per plan swept."""
     per: Per = "epoch"
     limits: Callable[[], dict[str, ScalingLimits]] | None = field(default=None, compare=False)
     """The scaling limits per plan, computed on request (strong scaling only; None when weak)."""
@@ -469,7 +469,7 @@ class SweepResult(CommandResult):
     def plot(self, ax: Axes | None = None) -> Figure:
         """Best time against P for each plan and pure batch, scaling limits marked under strong
         scaling (`gridcost plot scaling`)."""
-        from costmodel.plot import figure_of, scaling
+        from costmodel.output.plot import figure_of, scaling
 
         records = self.plan_records()
         limits = None if self.limits is None else self.limits()
@@ -487,7 +487,7 @@ class ExplainResult(CommandResult):
     @property
     def record(self) -> ExplainRecord:
         """The JSON record (docs/json.md, 'explain')."""
-        from costmodel.explanation import explanation_record
+        from costmodel.output.explanation import explanation_record
 
         assert self.explanation is not None
         return explanation_record(self.explanation)
@@ -497,7 +497,7 @@ class ExplainResult(CommandResult):
 
     def text(self, fmt: Literal["table", "markdown"] = "table") -> str:
         """The explanation as the CLI prints it: plain text or Markdown."""
-        from costmodel.explanation import render_markdown, render_text
+        from costmodel.output.explanation import render_markdown, render_text
 
         assert self.explanation is not None
         return (render_markdown if fmt == "markdown" else render_text)(self.explanation,
@@ -536,7 +536,7 @@ class TimelineResult(CommandResult):
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """The iteration as a Gantt chart (its own figure: ``ax`` must be None)."""
-        from costmodel.plot import timeline as draw
+        from costmodel.output.plot import timeline as draw
 
         if ax is not None:
             raise UsageError("plot: the timeline draws its own figure; call plot() without ax")
@@ -586,15 +586,15 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     unless the memory check is on).  ``command`` names the command
     in error messages.
     """
-    from costmodel.plans import choose_plans
-    from costmodel.report import (
+    from costmodel.engine.plans import choose_plans
+    from costmodel.output.report import (
         grids_table,
         optimum_record,
         perlayer_record,
         perlayer_table,
         plans_table,
     )
-    from costmodel.search import optimize as run_optimize
+    from costmodel.planning.search import optimize as run_optimize
 
     n_proc = positive_int(P, "--P")
     B = batch_of(batch)
@@ -630,7 +630,7 @@ def optimize(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     # 'all'; on a machine with levels it joins, under its own best mapping (docs/perlayer.md)
     per_layer, left_out = None, ""
     if memory is None:
-        from costmodel.perlayer import optimize_per_layer
+        from costmodel.planning.perlayer import optimize_per_layer
 
         try:
             per_layer = perlayer_record(
@@ -659,12 +659,12 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
 
     import numpy as np
 
-    from costmodel.cost import evaluate
-    from costmodel.grids import Grids
-    from costmodel.memory import memory_table
-    from costmodel.plans import choose_plans
-    from costmodel.report import layer_records, layers_table, unit_of
-    from costmodel.search import reason
+    from costmodel.engine.cost import evaluate
+    from costmodel.engine.grids import Grids
+    from costmodel.engine.memory import memory_table
+    from costmodel.engine.plans import choose_plans
+    from costmodel.output.report import layer_records, layers_table, unit_of
+    from costmodel.planning.search import reason
 
     n_proc, R, B = grid_options(P, pr, batch)
     [chosen] = choose_plans(plan, command, all_allowed=False)
@@ -690,7 +690,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         "pc": n_proc // R, "plan": chosen.name, "unit": unit, "feasible": feasible,
         "reason": reason(table, 0) or None, "layers": records, "collectives": algo.name}
     if table.mappings is not None:
-        from costmodel.report import mapping_record
+        from costmodel.output.report import mapping_record
 
         scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
         mapped = mapping_record(table, 0, scale, unit)
@@ -701,7 +701,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         record["levels"] = [lv.name for lv in mach.levels]
     table_out = layers_table(records, unit, title)
     if table.schedule is not None:  # overlap 'backward' (docs/schedule.md)
-        from costmodel.schedule import bucket_record, describe, grid_schedule_record
+        from costmodel.engine.schedule import bucket_record, describe, grid_schedule_record
 
         assert table.bucket is not None
         scale = float(table.iterations_per_epoch[0]) if per == "epoch" else 1.0
@@ -719,7 +719,7 @@ def layers(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
         table_out = replace(table_out, notes=[*table_out.notes,
                                               f"mapping: {record['mapping_why']}"])
     if mach.per_collective or mach.per_collective_processes:
-        from costmodel.report import per_collective_record, per_collective_text
+        from costmodel.output.report import per_collective_record, per_collective_text
 
         record["per_collective"] = per_collective_record(mach)
         table_out = replace(table_out, notes=[
@@ -750,13 +750,13 @@ def sweep(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count,
     """
     import numpy as np
 
-    from costmodel.collectives import algorithms
-    from costmodel.grids import parse_processes
-    from costmodel.plans import choose_plans
-    from costmodel.report import sweep_record, sweep_table
-    from costmodel.schedule import bucket_record
-    from costmodel.search import feasibility_limit, scaling_limits
-    from costmodel.search import sweep as run_sweep
+    from costmodel.engine.collectives import algorithms
+    from costmodel.engine.grids import parse_processes
+    from costmodel.engine.plans import choose_plans
+    from costmodel.engine.schedule import bucket_record
+    from costmodel.output.report import sweep_record, sweep_table
+    from costmodel.planning.search import feasibility_limit, scaling_limits
+    from costmodel.planning.search import sweep as run_sweep
 
     ps = parse_processes(str(P))
     check_efficiency(efficiency)
@@ -823,8 +823,8 @@ def explain(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
     ``layer_names`` restricts the per-layer part (sums and total cover every layer).  On a
     machine with levels every collective is written per level under ``mapping``
     (docs/hierarchy.md)."""
-    from costmodel.explanation import explain as run_explain
-    from costmodel.plans import choose_plans
+    from costmodel.engine.plans import choose_plans
+    from costmodel.output.explanation import explain as run_explain
 
     n_proc, R, B = grid_options(P, pr, batch)
     [chosen] = choose_plans(plan, command, all_allowed=False)
@@ -849,10 +849,10 @@ def optima(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Count
     """The optimum of one plan for every batch × P of the lists ``batch`` and ``P`` (B outer),
     infeasible ones kept, without scaling limits: what `gridcost plot grid/curve/layers`
     draw."""
-    from costmodel.grids import parse_processes
+    from costmodel.engine.grids import parse_processes
+    from costmodel.engine.plans import choose_plans
     from costmodel.limits import MAX_BATCH, MAX_PANELS
-    from costmodel.plans import choose_plans
-    from costmodel.search import optimize as run_optimize
+    from costmodel.planning.search import optimize as run_optimize
 
     ps = parse_processes(str(P), count=MAX_PANELS)
     bs = parse_processes(str(batch), "--batch", MAX_BATCH, MAX_PANELS)
@@ -882,7 +882,7 @@ class CurvesResult:
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """The curves, the least point of each starred, titled :attr:`title`."""
-        from costmodel.plot import cost_curves, curves_from_optima, figure_of
+        from costmodel.output.plot import cost_curves, curves_from_optima, figure_of
 
         lines = curves_from_optima(list(self.optima), self.what, self.per)
         return figure_of(cost_curves(lines, self.what, self.per, ax=ax, title=self.title))
@@ -922,8 +922,8 @@ class ScalingResult:
     def plot(self, ax: Axes | None = None) -> Figure:
         """Best time against P for each plan and pure batch, limits marked; titled
         :attr:`title`."""
-        from costmodel.plot import figure_of
-        from costmodel.plot import scaling as draw
+        from costmodel.output.plot import figure_of
+        from costmodel.output.plot import scaling as draw
 
         return figure_of(draw(dict(self.sweeps), self.per, self.limits, ax=ax,
                               title=self.title))
@@ -942,10 +942,10 @@ def scaling(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Coun
     against P'."""
     import numpy as np
 
-    from costmodel.grids import parse_processes
-    from costmodel.plans import choose_plans
-    from costmodel.search import scaling_limits
-    from costmodel.search import sweep as run_sweep
+    from costmodel.engine.grids import parse_processes
+    from costmodel.engine.plans import choose_plans
+    from costmodel.planning.search import scaling_limits
+    from costmodel.planning.search import sweep as run_sweep
 
     plans = choose_plans(plan, command, all_allowed=True)
     ps = parse_processes(str(P))
@@ -983,9 +983,9 @@ def timeline(net: NetworkLike, machine: MachineLike = DEFAULT_MACHINE, *, P: Cou
     """One training iteration of one grid as a schedule (`gridcost timeline`); ``pr`` None
     takes the plan's best grid; ``plan`` 'per-layer' the per-layer optimum (``pr`` ignored).
     Always per iteration."""
-    from costmodel.iteration import iteration_schedule
-    from costmodel.report import Table
-    from costmodel.search import check_batch
+    from costmodel.output.report import Table
+    from costmodel.planning.iteration import iteration_schedule
+    from costmodel.planning.search import check_batch
 
     n_proc = positive_int(P, "--P")
     B = check_batch(batch_of(batch))
@@ -1028,8 +1028,8 @@ def import_network(source: str, input: str = "3x224x224",
     """Trace a network from PyTorch or ONNX without weights (`gridcost import`): ``source``
     torchvision:NAME, timm:NAME, package.module:callable or an .onnx path; ``input`` one
     sample's CxHxW; ``kwargs`` the constructor's keyword arguments as a JSON object."""
-    from costmodel.importers import import_network as trace
-    from costmodel.importers import parse_input, parse_kwargs
+    from costmodel.inputs.importers import import_network as trace
+    from costmodel.inputs.importers import parse_input, parse_kwargs
 
     text, traced, network = trace(source, parse_input(input), parse_kwargs(kwargs),
                                   skip_unsupported)
@@ -1042,8 +1042,8 @@ def _skipped(traced: Trace) -> list[str]:
 
 
 def plan_of(name: str) -> Plan:
-    """The fixed plan called ``name`` (costmodel.plans), for code that calls the search."""
-    from costmodel.plans import plan
+    """The fixed plan called ``name`` (costmodel.engine.plans), for code that calls the search."""
+    from costmodel.engine.plans import plan
 
     return plan(name)
 
@@ -1070,15 +1070,15 @@ class CalibrationResult:
     def profile_for(self, path: str) -> str:
         """The profile YAML to write to ``path``, checked to load back there: a UsageError
         ('nothing written') when the loader would refuse it, so that no caller writes a profile
-        gridcost cannot read (costmodel.calibration.loadable_profile)."""
-        from costmodel.calibration import loadable_profile
+        gridcost cannot read (costmodel.measure.calibration.loadable_profile)."""
+        from costmodel.measure.calibration import loadable_profile
 
         return loadable_profile(self.profile_yaml, path)
 
     def written_to(self, path: str) -> CalibrationResult:
         """This result as reported after its profile was written to ``path``: the record names
         the file ('profile') and the table ends with how to use it."""
-        from costmodel.report import Table
+        from costmodel.output.report import Table
 
         record = self.record.copy()
         record["profile"] = path
@@ -1102,7 +1102,7 @@ class CalibrationResult:
     def plot(self, ax: Axes | None = None) -> Figure:
         """Measured times with the fits (top) and relative residuals (bottom); its own figure
         (``ax`` must be None)."""
-        from costmodel.plot import calibration_fits, figure_of
+        from costmodel.output.plot import calibration_fits, figure_of
 
         if ax is not None:
             raise UsageError("plot: the calibration draws two panels; call plot() without ax")
@@ -1129,18 +1129,18 @@ def fit_series(series: Sequence[Series], *, name: str, description: str,
                provenance: Sequence[str] = (), notes: Sequence[str] = (),
                extra: JSONObject | None = None,
                accept_implausible: bool = False) -> CalibrationResult:
-    """Fit α and β to ``series`` (costmodel.series.Series) and check the fit's plausibility:
+    """Fit α and β to ``series`` (costmodel.measure.series.Series) and check the fit's plausibility:
     an implausible fit is refused (UsageError) unless ``accept_implausible``, then kept with
     warnings in the table, the record and the profile.  ``notes`` end the table's notes;
     ``extra`` adds keys to the record."""
-    from costmodel.calibration import calibrate as fit
-    from costmodel.calibration import (
+    from costmodel.measure.calibration import calibrate as fit
+    from costmodel.measure.calibration import (
         calibration_record,
         fits_table,
         implausibilities,
         profile_yaml,
     )
-    from costmodel.report import Table
+    from costmodel.output.report import Table
 
     settings_of("none", collectives, "none")
     cal = fit(list(series), collectives)
@@ -1184,8 +1184,8 @@ def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | No
     `validate --raw`), each file's idle-probe note, and the profile's name and description."""
     from pathlib import Path
 
-    from costmodel.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.limits import WORD_BYTES
+    from costmodel.measure.calibration import idle_note, idle_probe_of, parse_logs
     from costmodel.units import parse_quantity
 
     check_profile_name(name)
@@ -1217,7 +1217,7 @@ def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None
     `validate --raw`): `gridcost calibrate import`.  The raw JSON of `calibrate run --emulate`
     is fitted again level by level (:func:`fit_emulated`; ``emulate`` names the emulation
     for a file written before gridcost stored it).  Measuring this host (`calibrate run`)
-    needs torch and processes: costmodel.live.calibration_run."""
+    needs torch and processes: costmodel.measure.live.calibration_run."""
     emulated_raw = _emulated_raw(files)
     if emulated_raw is not None:
         return fit_emulated(emulated_raw, emulate=emulate, collectives=collectives, name=name,
@@ -1242,7 +1242,7 @@ def _emulated_raw(files: Sequence[str | os.PathLike[str]]) -> EmulatedRaw | None
     text = read_text(path, "a readable text log")
     if not text.lstrip().startswith("{"):
         return None
-    from costmodel.loaders import load_json
+    from costmodel.inputs.loaders import load_json
 
     try:
         data = load_json(text, path)
@@ -1265,14 +1265,15 @@ class EmulatedRaw:
 def fit_emulated(raw: EmulatedRaw, *, emulate: str | None = None, collectives: str = "paper",
                  name: str | None = None, statistic: str = "mean",
                  accept_implausible: bool = False) -> CalibrationResult:
-    """The levels of an emulated cluster fitted from its raw measurement (costmodel.emulated):
-    calibrate's joint α, β per level under ``collectives``' forms, refused when implausible
-    unless ``accept_implausible`` (then with warnings).  ``emulate`` ('nodes=N, ppn=K,
-    link=RATE') is the emulation it was measured on, needed where the raw does not store it."""
-    from costmodel import emulated
-    from costmodel.calibration import bench_series
+    """The levels of an emulated cluster fitted from its raw measurement
+    (costmodel.measure.emulated): calibrate's joint α, β per level under ``collectives``' forms,
+    refused when implausible unless ``accept_implausible`` (then with warnings).  ``emulate``
+    ('nodes=N, ppn=K, link=RATE') is the emulation it was measured on, needed where the raw does not
+    store it."""
+    from costmodel.measure import emulated
+    from costmodel.measure.calibration import bench_series
     from costmodel.measure.emulate import parse_emulation
-    from costmodel.report import Table
+    from costmodel.output.report import Table
 
     check_profile_name(name)
     settings_of("none", collectives, "none")
@@ -1322,7 +1323,7 @@ def check_profile_name(name: str | None) -> None:
 def read_text(path: str, expected: str) -> str:
     """The UTF-8 text of ``path`` through the loaders' one safe reader (size cap, strict UTF-8,
     one-line errors naming the file and ``expected``)."""
-    from costmodel.loaders import read_text as read_input
+    from costmodel.inputs.loaders import read_text as read_input
 
     return read_input(path, expected=expected)
 
@@ -1351,7 +1352,7 @@ class ValidationResult:
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Predicted against measured communication per run."""
-        from costmodel.plot import figure_of, predicted_vs_measured
+        from costmodel.output.plot import figure_of, predicted_vs_measured
 
         return figure_of(predicted_vs_measured(self.record["runs"], ax))
 
@@ -1361,7 +1362,7 @@ def validation_of(measured: dict[str, object], machines: dict[int | None, Machin
                   ddp: bool = False) -> ValidationResult:
     """Analyse measured validation steps (what `validate --raw` writes) against the model
     with ``machines`` ({P or None for any P: Machine}); with ``ddp``, the DDP steps too."""
-    from costmodel.validation import analyse_per_P, load_validation_network, tables
+    from costmodel.measure.validation import analyse_per_P, load_validation_network, tables
 
     network = load_validation_network()
     # the measurements, as parse_validation_raw or the measuring workers give them
@@ -1371,7 +1372,7 @@ def validation_of(measured: dict[str, object], machines: dict[int | None, Machin
                              in_step="emulate" not in raw)
     extra = []
     if ddp and raw.get("ddp"):
-        from costmodel.validation import ddp_analysis, ddp_table
+        from costmodel.measure.validation import ddp_analysis, ddp_table
 
         records = []
         for result in raw.get("ddp", []):
@@ -1390,9 +1391,9 @@ def validate(machine: MachineLike | dict[int, MachineLike], raw: str | os.PathLi
              ddp: bool = False) -> ValidationResult:
     """`gridcost validate --from-raw RAW`: the measurements an earlier ``validate --raw`` wrote,
     predicted with ``machine`` (one profile, or {P: profile}).  Running new measurements needs
-    torch and processes: costmodel.live.validation_run."""
-    from costmodel.plans import choose_plans
-    from costmodel.validation import PLANS, parse_validation_raw
+    torch and processes: costmodel.measure.live.validation_run."""
+    from costmodel.engine.plans import choose_plans
+    from costmodel.measure.validation import PLANS, parse_validation_raw
 
     settings_of("none", collectives, "none")
     machines: dict[int | None, Machine] = (
@@ -1426,8 +1427,8 @@ class CatalogueResult:
 def network_catalogue() -> CatalogueResult:
     """The bundled networks (`gridcost nets`): parameters, weighted layers (conv, fc), MACs per
     sample, input shape, description."""
-    from costmodel.loaders import bundled_names, load_network
-    from costmodel.report import Table
+    from costmodel.inputs.loaders import bundled_names, load_network
+    from costmodel.output.report import Table
 
     rows, records = [], []
     for name in bundled_names("networks"):
@@ -1448,8 +1449,8 @@ def network_catalogue() -> CatalogueResult:
 def machine_catalogue() -> CatalogueResult:
     """The bundled machine profiles (`gridcost machines`): α, bandwidth, word size, flop rate,
     memory, compute tables, γ, collectives, levels and per-collective α, bandwidth."""
-    from costmodel.loaders import bundled_names, load_machine
-    from costmodel.report import Table, per_collective_record, per_collective_text
+    from costmodel.inputs.loaders import bundled_names, load_machine
+    from costmodel.output.report import Table, per_collective_record, per_collective_text
     from costmodel.units import format_bytes, format_rate, format_seconds
 
     rows, records = [], []
@@ -1502,7 +1503,7 @@ class PublishedResult:
 
     def plot(self, ax: Axes | None = None) -> Figure:
         """Predicted against measured scaling efficiency per run and overlap mode."""
-        from costmodel.plot import figure_of, published_efficiency
+        from costmodel.output.plot import figure_of, published_efficiency
 
         runs = cast(list[dict[str, object]], self.record["runs"])
         return figure_of(published_efficiency(runs, ax))
@@ -1511,7 +1512,13 @@ class PublishedResult:
 def published(runs: str | os.PathLike[str] | None = None) -> PublishedResult:
     """Evaluate the published runs of ``runs`` (default: the bundled docs/published/runs.yaml;
     machine profiles from machines/ beside it) under each overlap mode."""
-    from costmodel.published import errors_table, evaluate_runs, load_runs, record, runs_table
+    from costmodel.measure.published import (
+        errors_table,
+        evaluate_runs,
+        load_runs,
+        record,
+        runs_table,
+    )
 
     loaded = load_runs(None if runs is None else os.fspath(runs))
     results = evaluate_runs(loaded)

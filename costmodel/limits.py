@@ -43,11 +43,11 @@ MAX_PANELS = Limit(24, "one panel per P, or one line per (P, B): more is unreada
 
 CELLS_PER_CHUNK = 1 << 21
 """Grid × layer cells evaluated at once: the (G, L) float64 arrays of one chunk take ~16 MiB
-each; a sweep keeps only per-P results between chunks (costmodel.search)."""
+each; a sweep keeps only per-P results between chunks (costmodel.planning.search)."""
 
 GRIDS_PER_BLOCK = 1 << 19
 """Grids (Pr, Pc) of a sweep enumerated at once; with CELLS_PER_CHUNK this bounds a sweep's
-memory whatever its number of P values (costmodel.search.sweep)."""
+memory whatever its number of P values (costmodel.planning.search.sweep)."""
 
 MEMORY_BUDGET_BYTES = 1 << 29
 """The peak resident memory a sweep stays under whatever its number of P values (512 MiB, numpy

@@ -1,12 +1,12 @@
 """The JSON shapes of gridcost's commands (docs/json.md), as TypedDicts for mypy.
 
-The builders in :mod:`costmodel.report`, :mod:`costmodel.schedule`, :mod:`costmodel.validation`,
-:mod:`costmodel.calibration` and :mod:`costmodel.published` assemble these dicts;
-:mod:`costmodel.api` hands them out typed.  Each record is a TypedDict of the keys always
-present and a ``total=False`` subclass adding the keys that appear only under an option or on
-some entries; nested records are TypedDicts too, down to the leaves, so
-``tests/test_records.py`` can check every level of real output against them.  (The `explain`
-record is typed in :mod:`costmodel.explanation`.)
+The builders in :mod:`costmodel.output.report`, :mod:`costmodel.engine.schedule`,
+:mod:`costmodel.measure.validation`, :mod:`costmodel.measure.calibration` and
+:mod:`costmodel.measure.published` assemble these dicts; :mod:`costmodel.api` hands them out typed.
+Each record is a TypedDict of the keys always present and a ``total=False`` subclass adding the keys
+that appear only under an option or on some entries; nested records are TypedDicts too, down to the
+leaves, so ``tests/test_records.py`` can check every level of real output against them.  (The
+`explain` record is typed in :mod:`costmodel.output.explanation`.)
 """
 
 from __future__ import annotations
@@ -775,7 +775,7 @@ class _RawValidationRecordKeys(TypedDict):
 
 
 class RawValidationRecord(_RawValidationRecordKeys, total=False):
-    """What `gridcost validate --raw` writes: the measurements :mod:`costmodel.validation`
+    """What `gridcost validate --raw` writes: the measurements :mod:`costmodel.measure.validation`
     reads (the input of `validate --from-raw`)."""
 
     backend: str
@@ -895,7 +895,7 @@ class ProfileRecord(TypedDict):
 
 
 class AnalysisRecord(TypedDict):
-    """The analysis of the runs of one profile (:func:`costmodel.validation.analyse`)."""
+    """The analysis of the runs of one profile (:func:`costmodel.measure.validation.analyse`)."""
 
     runs: list[ValidationRunRecord]
     summary: ValidationSummaryRecord

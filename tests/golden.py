@@ -2,7 +2,7 @@
 
 Floating-point results move in their last bits between machines (SIMD code paths, BLAS builds
 and numpy versions change the order of a sum), so no test compares a float to its last digit.
-Committed machine-readable artefacts hold at most ``costmodel.reproduce.ARTEFACT_DIGITS`` (12)
+Committed machine-readable artefacts hold at most ``costmodel.output.reproduce.ARTEFACT_DIGITS`` (12)
 significant digits.  A test parses the numbers out of the produced and the committed text and
 compares the text between them exactly, and each pair of numbers
 

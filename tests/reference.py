@@ -2,7 +2,7 @@
 
 Written straight from docs/model.md with ``math`` only — no numpy and nothing from
 ``costmodel`` beyond reading the fields of its spec dataclasses — so that the vectorized kernel
-of ``costmodel.cost.evaluate`` can be compared against it on random inputs.
+of ``costmodel.engine.cost.evaluate`` can be compared against it on random inputs.
 
 Every collective is returned as (messages, words, reduced): the coefficient of α (latency
 terms), of β (words on the critical path) and of γ (words reduced on the critical path), so
@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from costmodel.specs import Layer, Machine, Network
+from costmodel.inputs.specs import Layer, Machine, Network
 
 MODEL, DOMAIN = "model", "domain"
 

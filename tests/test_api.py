@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 import costmodel
 from costmodel import api
 from costmodel.errors import GridcostError
-from costmodel.loaders import load_machine, load_network
+from costmodel.inputs.loaders import load_machine, load_network
 from costmodel.records import (
     ExplainLayerRecord,
     ExplainLineRecord,
@@ -277,7 +277,7 @@ def test_import_network_yaml_is_the_command_output() -> None:
 
 def test_api_names_survive_importing_every_module() -> None:
     """A submodule called like an API function would replace it on the package once imported
-    (`costmodel.explain` was one: the module is costmodel.explanation)."""
+    (`costmodel.explain` was one: the module is costmodel.output.explanation)."""
     import pkgutil
 
     for info in pkgutil.iter_modules(costmodel.__path__):

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from costmodel.calibration import (
+from costmodel.cli import cli, main
+from costmodel.errors import SpecError, UsageError
+from costmodel.inputs.loaders import load_machine
+from costmodel.measure.calibration import (
     Series,
     calibrate,
     detect_format,
@@ -24,9 +27,6 @@ from costmodel.calibration import (
     profile_yaml,
     rate_of,
 )
-from costmodel.cli import cli, main
-from costmodel.errors import SpecError, UsageError
-from costmodel.loaders import load_machine
 
 LOGS = Path(__file__).resolve().parent / "data" / "logs"
 
@@ -309,7 +309,7 @@ def test_calibrate_import_errors_are_one_line(capsys: pytest.CaptureFixture[str]
 
 
 def test_idle_note_judges_by_medians() -> None:
-    from costmodel.calibration import idle_note
+    from costmodel.measure.calibration import idle_note
 
     slow = {"gap_s": 0.002, "words": 64, "back_to_back": [4e-4, 5e-4, 6e-4, 9e-3],
             "after_idle": [3e-3, 4e-3, 4e-3, 5e-3]}
@@ -347,8 +347,8 @@ def test_a_flat_series_has_no_bandwidth_in_the_table() -> None:
     '—' for that series' bandwidth instead of dividing by zero."""
     import dataclasses
 
-    from costmodel.calibration import calibrate, fits_table
-    from costmodel.report import render
+    from costmodel.measure.calibration import calibrate, fits_table
+    from costmodel.output.report import render
 
     cal = calibrate([exact_series("allgather", 2, 4e-4, 2e-9),
                      exact_series("allreduce", 2, 2e-4, 3e-9)])

@@ -15,7 +15,11 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.calibration import (
+from costmodel.cli import main
+from costmodel.errors import SpecError, UsageError
+from costmodel.inputs.loaders import load_machine
+from costmodel.measure import launch
+from costmodel.measure.calibration import (
     MAX_BANDWIDTH_BPS,
     Series,
     _yaml_text,
@@ -27,10 +31,6 @@ from costmodel.calibration import (
     profile_yaml,
     rate_of,
 )
-from costmodel.cli import main
-from costmodel.errors import SpecError, UsageError
-from costmodel.loaders import load_machine
-from costmodel.measure import launch
 
 LOGS = Path(__file__).resolve().parent / "data" / "logs"
 WORDS = 4.0 ** np.arange(0, 12)  # 4 B … 16 MiB of 4-byte words

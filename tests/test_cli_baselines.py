@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from cli_helpers import run, run_json
 
-from costmodel.loaders import load_network
-from costmodel.plans import PLANS
-from costmodel.search import feasibility_limit
+from costmodel.engine.plans import PLANS
+from costmodel.inputs.loaders import load_network
+from costmodel.planning.search import feasibility_limit
 
 CASES = [(2, 2048), (8, 2048), (64, 2048), (512, 2048), (4096, 512), (2048, 64)]
 

@@ -1,13 +1,13 @@
 """--plan on every command: what each accepts, and one line that says why and what to use when a
-command does not take a plan (costmodel.plans.choose_plans)."""
+command does not take a plan (costmodel.engine.plans.choose_plans)."""
 
 from __future__ import annotations
 
 import pytest
 from cli_helpers import fail, run, run_json
 
+from costmodel.engine.plans import PLANS, choose_plans
 from costmodel.errors import UnknownName, UsageError
-from costmodel.plans import PLANS, choose_plans
 
 PER_LAYER_REFUSED = [
     (("layers", "--net", "alexnet", "--P", "8", "--pr", "2"), "layers",

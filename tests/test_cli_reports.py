@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import fail, run
 
-from costmodel.loaders import load_network
-from costmodel.plans import PLANS
-from costmodel.search import optimize, sweep
+from costmodel.engine.plans import PLANS
+from costmodel.inputs.loaders import load_network
+from costmodel.planning.search import optimize, sweep
 
 REPO = Path(__file__).resolve().parent.parent
 FC7 = ("--net", "alexnet", "--P", "8,32,128,512", "--plan", "fc-model")
@@ -32,7 +32,7 @@ def test_sweep_strong_rows_match_optimize() -> None:
     record = json.loads(run("sweep", *FC7, "--format", "json"))
     assert record["scaling"] == "strong"
     assert [r["P"] for r in record["rows"]] == [8, 32, 128, 512]
-    from costmodel.loaders import load_machine
+    from costmodel.inputs.loaders import load_machine
 
     net, machine = load_network("alexnet"), load_machine("cori-knl")
     for row in record["rows"]:
@@ -83,7 +83,7 @@ def test_sweep_plan_all_text_has_one_table_per_plan() -> None:
 def test_sweep_equals_library_sweep() -> None:
     import numpy as np
 
-    from costmodel.loaders import load_machine
+    from costmodel.inputs.loaders import load_machine
 
     record = json.loads(run("sweep", "--net", "resnet18", "--P", "1..64", "--batch", "256",
                             "--per", "iteration", "--format", "json"))
@@ -237,7 +237,7 @@ def test_plot_layers_needs_a_single_P(capsys: pytest.CaptureFixture[str],
 
 
 def test_latex_escape_keeps_only_ascii() -> None:
-    from costmodel.report import latex_escape
+    from costmodel.output.report import latex_escape
 
     assert latex_escape("all-reduce ΔX over Pr=32") == r"all-reduce $\Delta$X over Pr=32"
     assert latex_escape("α_β & 50% #1 {x} 1×2 — ≤") == (

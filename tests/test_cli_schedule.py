@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from cli_helpers import fail, run, run_json
 
-from costmodel.iteration import iteration_schedule
-from costmodel.loaders import load_machine, load_network
-from costmodel.search import Settings
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.planning.iteration import iteration_schedule
+from costmodel.planning.search import Settings
 
 
 def test_optimize_backward_reports_buckets_and_exposed_communication() -> None:
@@ -100,8 +100,8 @@ def test_timeline_table_json_and_figure(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("overlap", ["none", "batch", "backward"])
 def test_timeline_total_is_the_engine_total(overlap: str) -> None:
-    from costmodel.plans import PLANS
-    from costmodel.search import optimize
+    from costmodel.engine.plans import PLANS
+    from costmodel.planning.search import optimize
 
     network, machine = load_network("vgg16"), load_machine("a100-ib")
     tl = iteration_schedule(network, machine, 64, 4, 1024, "fc-model",

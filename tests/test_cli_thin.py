@@ -1,12 +1,12 @@
 """The command line stays thin: each command parses its options, calls the library, renders.
 
-gridcost's product is the library (costmodel.api, costmodel.live): whatever a command decides
+gridcost's product is the library (costmodel.api, costmodel.measure.live): whatever a command decides
 must be a typed call a Python user can make too.  These checks read costmodel/cli/*.py with
 ``ast`` and fail when a command grows library logic back.  For every command callback (a
 function under ``@<group>.command(...)``; the group callbacks only carry help text):
 
 1. **It calls the library.**  Its body calls a function of an entry module (ENTRY_MODULES:
-   costmodel.api, costmodel.live, costmodel.reproduce, costmodel.loaders), imported in the body
+   costmodel.api, costmodel.measure.live, costmodel.output.reproduce, costmodel.inputs.loaders), imported in the body
    or at the top of the module, by name (``optimize(...)``) or through the module
    (``api.optimize(...)``).  A command that calls none computes its result itself.
 2. **It does not iterate.**  No ``for``/``while`` and no comprehension: walking layers, grids,
@@ -36,12 +36,12 @@ import pytest
 import costmodel
 
 CLI = Path(costmodel.__file__).resolve().parent / "cli"
-ENTRY_MODULES = {"costmodel.api", "costmodel.live", "costmodel.reproduce", "costmodel.loaders"}
+ENTRY_MODULES = {"costmodel.api", "costmodel.measure.live", "costmodel.output.reproduce", "costmodel.inputs.loaders"}
 ALLOWED_IMPORTS = ENTRY_MODULES | {
     "costmodel",  # __version__ for --version
     "costmodel.errors", "costmodel.progress",  # exit codes; the terminal's progress line
-    "costmodel.report",  # render, render_json, render_report: text of a result's tables
-    "costmodel.plot",  # drawing a result's optima, saving a figure
+    "costmodel.output.report",  # render, render_json, render_report: text of a result's tables
+    "costmodel.output.plot",  # drawing a result's optima, saving a figure
 }
 STATEMENT_BUDGET = 12
 """The longest command today is `validate` (12: measure; rank 0 only; --raw; analyse; show;
@@ -189,10 +189,10 @@ import click
 def plot_scaling(net, machine, processes, batch, plan_name, efficiency, per, output):
     import numpy as np
 
-    from costmodel.grids import parse_processes
-    from costmodel.plans import choose_plans
-    from costmodel.plot import scaling
-    from costmodel.search import scaling_limits, sweep
+    from costmodel.engine.grids import parse_processes
+    from costmodel.engine.plans import choose_plans
+    from costmodel.output.plot import scaling
+    from costmodel.planning.search import scaling_limits, sweep
 
     plans = choose_plans(plan_name, "plot scaling", all_allowed=True)
     ps = parse_processes(processes)
@@ -220,7 +220,7 @@ def test_the_rules_reject_a_command_with_library_logic() -> None:
     assert not calls_the_library(fat, tree)
     assert sorted(found.split()[0] for found in loops(fat)) == ["DictComp", "DictComp", "For"]
     assert statements(fat) > STATEMENT_BUDGET
-    assert engine_imports(tree) == {"costmodel.grids", "costmodel.plans", "costmodel.search"}
+    assert engine_imports(tree) == {"costmodel.engine.grids", "costmodel.engine.plans", "costmodel.planning.search"}
 
 
 def test_the_cli_defaults_are_the_apis() -> None:

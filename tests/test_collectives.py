@@ -1,4 +1,4 @@
-"""Tests of costmodel.collectives: α–β cost of each collective (docs/model.md §3)."""
+"""Tests of costmodel.engine.collectives: α–β cost of each collective (docs/model.md §3)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import reference
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.collectives import (
+from costmodel.engine.collectives import (
     ALGORITHMS,
     ALLGATHER,
     ALLREDUCE,

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from cli_helpers import fail, run_json
 
-from costmodel.cost import compute_per_iteration_s
+from costmodel.engine.cost import compute_per_iteration_s
+from costmodel.engine.grids import factorizations
 from costmodel.errors import SpecError, UsageError
-from costmodel.grids import factorizations
-from costmodel.loaders import _parse, load_machine, load_network, machine_from_document
-from costmodel.specs import ComputeTable
+from costmodel.inputs.loaders import _parse, load_machine, load_network, machine_from_document
+from costmodel.inputs.specs import ComputeTable
 
 ROOT = Path(__file__).resolve().parent.parent
 ALEXNET = (ROOT / "networks" / "alexnet.yaml").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Tests of costmodel.cost: per-layer terms (docs/model.md §4), feasibility (§6), compute (§7).
+"""Tests of costmodel.engine.cost: per-layer terms (docs/model.md §4), feasibility (§6), compute (§7).
 
 Hand-computed tests use a tiny network built directly from `Layer`/`Network` and a machine with
 α = 2 s and β = 4 bytes / 8 B/s = 0.5 s/word, so every expected value is exact arithmetic.
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import grid_cost
 
-from costmodel.cost import (
+from costmodel.engine.cost import (
     MODEL_TOO_WIDE,
     NO_SAMPLES,
     OK,
@@ -23,11 +23,11 @@ from costmodel.cost import (
     layer_algorithms,
     local_batch,
 )
+from costmodel.engine.grids import Grids, factorizations
+from costmodel.engine.plans import DOMAIN, MODEL, PLANS
 from costmodel.errors import UsageError
-from costmodel.grids import Grids, factorizations
-from costmodel.plans import DOMAIN, MODEL, PLANS
-from costmodel.search import reason
-from costmodel.specs import ComputeTable, Layer, Machine, Network
+from costmodel.inputs.specs import ComputeTable, Layer, Machine, Network
+from costmodel.planning.search import reason
 
 ALPHA, BETA = 2.0, 0.5
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from costmodel.buckets import PRESETS
-from costmodel.loaders import load_machine
-from costmodel.validation import ddp_analysis, ddp_table, load_validation_network
+from costmodel.engine.buckets import PRESETS
+from costmodel.inputs.loaders import load_machine
+from costmodel.measure.validation import ddp_analysis, ddp_table, load_validation_network
 
 DDP_BUCKETS = [4_264_000, 16_865_024]
 """DDP's rebuilt buckets of the validation network (fp32): fc3 + fc2 (≥ the 1 MiB first

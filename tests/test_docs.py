@@ -21,7 +21,7 @@ from cli_helpers import fail, run, run_json
 from click.testing import CliRunner
 
 from costmodel.cli import cli
-from costmodel.loaders import bundled_folder, bundled_names, load_machine, load_network
+from costmodel.inputs.loaders import bundled_folder, bundled_names, load_machine, load_network
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "docs" / "model.md"
@@ -56,7 +56,7 @@ def model_sections() -> set[int]:
 
 def test_the_repository_has_text_files_to_check() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in repository_files()}
-    assert {"README.md", "docs/model.md", "costmodel/cost.py", "tests/reference.py",
+    assert {"README.md", "docs/model.md", "costmodel/engine/cost.py", "tests/reference.py",
             "machines/cori-knl.yaml", "networks/alexnet.yaml"} <= names
 
 

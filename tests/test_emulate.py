@@ -678,7 +678,7 @@ def _check_flat_ring_pricing(tmp_path: Path, shown: list[str]) -> None:
     import json
 
     from costmodel import api
-    from costmodel.loaders import load_machine, machine_from_text
+    from costmodel.inputs.loaders import load_machine, machine_from_text
 
     for P in (4, 8, 16):
         refit = api.calibrate([DATA / f"emu-cal-P{P}.json"], collectives="ring",
@@ -710,9 +710,9 @@ def test_emulated_section_numbers_come_from_the_stored_measurements(tmp_path: Pa
     and its rate sweep are what gridcost computes from docs/validation/emu-*."""
     import json
 
-    from costmodel import emulated
-    from costmodel.calibration import bench_series
-    from costmodel.report import render
+    from costmodel.measure import emulated
+    from costmodel.measure.calibration import bench_series
+    from costmodel.output.report import render
 
     shown = _rows(_section())
     text = _validate(tmp_path, "emu-val-raw.json",
@@ -754,7 +754,7 @@ def test_import_refits_a_stored_emulated_calibration(tmp_path: Path) -> None:
     """`calibrate import` of `calibrate run --emulate --raw`: the same levels the run wrote
     (docs/validation/emu-P4.yaml, 6 significant digits), no root, no torch."""
     from costmodel.cli import main
-    from costmodel.loaders import load_machine
+    from costmodel.inputs.loaders import load_machine
 
     out = tmp_path / "emu.yaml"
     assert main(["calibrate", "import", str(DATA / "emu-cal-P4.json"), "--emulate",
@@ -812,7 +812,8 @@ def test_run_stores_its_emulation_and_fits_like_import(monkeypatch: pytest.Monke
     import` of that file needs no --emulate; the run and the import fit the same levels.  The
     measurement is replaced by the stored one (no root, no torch)."""
     import costmodel.measure.emulate as emulate
-    from costmodel import api, live
+    from costmodel import api
+    from costmodel.measure import live
 
     stored = json.loads((DATA / "emu-cal-P4.json").read_text(encoding="utf-8"))
     monkeypatch.setattr(emulate, "calibration_runs",

@@ -1,4 +1,4 @@
-"""Tests of costmodel.explanation and `gridcost explain`.
+"""Tests of costmodel.output.explanation and `gridcost explain`.
 
 The central test recomputes nothing by hand: it checks that every value explain derives (one
 scalar at a time from the layer specs, the plan's layout, α, β and the algorithm's rate
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.cli import main
-from costmodel.collectives import (
+from costmodel.engine.collectives import (
     ALGORITHMS,
     Algorithms,
     Rate,
@@ -30,9 +30,13 @@ from costmodel.collectives import (
     ceil_log2,
     paper_allreduce_rate,
 )
-from costmodel.cost import TERMS, evaluate
+from costmodel.engine.cost import TERMS, evaluate
+from costmodel.engine.grids import Grids, factorizations
+from costmodel.engine.plans import PLANS, plan
 from costmodel.errors import UnknownName, UsageError
-from costmodel.explanation import (
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.inputs.specs import ComputeTable, Layer, Level, Machine, Network
+from costmodel.output.explanation import (
     RATE_TEXTS,
     RateText,
     explain,
@@ -40,10 +44,6 @@ from costmodel.explanation import (
     render_markdown,
     render_text,
 )
-from costmodel.grids import Grids, factorizations
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS, plan
-from costmodel.specs import ComputeTable, Layer, Level, Machine, Network
 
 ALEXNET = load_network("alexnet")
 CORI = load_machine("cori-knl")
@@ -575,13 +575,13 @@ def test_explain_refuses_auto_and_gamma() -> None:
     (0.000976044921875, "0.000976"), (585.9375, "585.9"), (26.740432358218825, "26.74"),
     (4746224121.09375, "4746224121"), (11450.0, "11450"), (0.0, "0"), (-2.5e-7, "-2.5×10⁻⁷")])
 def test_readable_numbers_by_hand(value: float, text: str) -> None:
-    from costmodel.explanation import readable
+    from costmodel.output.explanation import readable
 
     assert readable(value) == text
 
 
 def test_readable_text_rounds_floats_and_leaves_names_and_integers() -> None:
-    from costmodel.explanation import readable_text
+    from costmodel.output.explanation import readable_text
 
     assert (readable_text("3·(2e-06·5 + 6.20881716410319e-10·128·31/32·4096)")
             == "3·(2×10⁻⁶·5 + 6.209×10⁻¹⁰·128·31/32·4096)")
@@ -590,7 +590,7 @@ def test_readable_text_rounds_floats_and_leaves_names_and_integers() -> None:
 
 @given(st.floats(min_value=1e-12, max_value=1e12))
 def test_readable_keeps_four_significant_digits(value: float) -> None:
-    from costmodel.explanation import readable
+    from costmodel.output.explanation import readable
 
     text = readable(value)
     assert "e" not in text

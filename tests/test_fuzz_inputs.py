@@ -21,14 +21,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from costmodel.errors import MAX_MESSAGE, GridcostError
-from costmodel.loaders import (
+from costmodel.inputs.loaders import (
     _parse,
     bundled_text,
     load_json,
     machine_from_document,
     network_from_document,
 )
-from costmodel.specs import (
+from costmodel.inputs.specs import (
     ALPHA_RANGE,
     BANDWIDTH_RANGE,
     EPOCH_TIME_RANGE,
@@ -81,7 +81,7 @@ def _duplicate_keys(text: str) -> bool:
 
 
 def _in_range(spec: Network | Machine) -> None:
-    """Every number of a loaded spec lies in its documented range (costmodel.specs)."""
+    """Every number of a loaded spec lies in its documented range (costmodel.inputs.specs)."""
     if isinstance(spec, Network):
         assert 1 <= len(spec.layers) <= MAX_LAYERS
         assert 1 <= spec.dataset_samples <= MAX_SAMPLES

@@ -1,4 +1,4 @@
-"""Tests of costmodel.grids: divisors and every Pr×Pc factorization (docs/model.md §1)."""
+"""Tests of costmodel.engine.grids: divisors and every Pr×Pc factorization (docs/model.md §1)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.errors import UsageError
-from costmodel.grids import (
+from costmodel.engine.grids import (
     Grids,
     check_processes,
     divisors,
     factorizations,
     sweep_factorizations,
 )
+from costmodel.errors import UsageError
 
 
 def brute_divisors(P: int) -> list[int]:

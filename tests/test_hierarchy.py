@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.cli import cli, main
-from costmodel.collectives import algorithms
-from costmodel.cost import (
+from costmodel.engine.collectives import algorithms
+from costmodel.engine.cost import (
     TERMS,
     LayerArrays,
     evaluate,
@@ -25,12 +25,12 @@ from costmodel.cost import (
     group_costs,
     level_group_costs,
 )
+from costmodel.engine.grids import factorizations
+from costmodel.engine.hierarchy import PC_INSIDE, PR_INSIDE, level_rates, members
+from costmodel.engine.plans import PLANS
 from costmodel.errors import GridcostError, SpecError, UsageError
-from costmodel.grids import factorizations
-from costmodel.hierarchy import PC_INSIDE, PR_INSIDE, level_rates, members
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.specs import Layer, Level, Machine, Network
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.inputs.specs import Layer, Level, Machine, Network
 
 # --------------------------------------------------------------------------- a small case
 # word_bytes 4; node: α1 = 1 s, β1 = 4 B / 8 B/s = 0.5 s/word, 4 processes per node;

@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from costmodel.errors import SpecError, UsageError
-from costmodel.importers import import_network, is_source, parse_input, parse_kwargs
-from costmodel.importers.records import Record, Trace, conv_window, network_yaml
-from costmodel.loaders import load_network, network_from_text
+from costmodel.inputs.importers import import_network, is_source, parse_input, parse_kwargs
+from costmodel.inputs.importers.records import Record, Trace, conv_window, network_yaml
+from costmodel.inputs.loaders import load_network, network_from_text
 
 HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 HAS_ONNX = importlib.util.find_spec("onnx") is not None
@@ -270,8 +270,8 @@ def test_onnx_gives_the_same_layer_facts_as_torch(which: str, tmp_path: Path) ->
     path = tmp_path / f"{which}.onnx"
     _export(model, (1, 3, hw, hw), path)
     _, trace, from_onnx = import_network(str(path))
-    from costmodel.importers.records import network_yaml as write
-    from costmodel.importers.torch_trace import trace_module
+    from costmodel.inputs.importers.records import network_yaml as write
+    from costmodel.inputs.importers.torch_trace import trace_module
 
     from_torch = network_from_text(write(trace_module(model.to("meta"), (hw, hw, 3), which,
                                                       which, ())), "t")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from costmodel.importers.coverage import (
+from costmodel.inputs.importers.coverage import (
     OPS_EXPLAINED,
     OPS_TOLERANCE,
     CoverageRow,
@@ -91,8 +91,8 @@ def test_timm_sample(name: str) -> None:
     against torch's FlopCounterMode (exact for these models; ±0.5 % allowed)."""
     import timm
 
-    from costmodel.importers import import_network
-    from costmodel.importers.torch_trace import build_on_meta, total_parameters
+    from costmodel.inputs.importers import import_network
+    from costmodel.inputs.importers.torch_trace import build_on_meta, total_parameters
 
     _, trace, network = import_network(f"timm:{name}")
     with warnings.catch_warnings():

@@ -8,8 +8,8 @@ imports resolved).  Two graphs are checked:
 - every import, function-local (lazy) ones counted as edges too: must be acyclic as well, with
   no exception — a function-level import may delay loading a module (start-up time), never hide
   a cycle.  (The cost table, the schedule and the search once needed three such imports; the
-  shared layer arrays moved below both, costmodel.layerarrays, and the choice of a timeline's
-  grid above both, costmodel.iteration.)
+  shared layer arrays moved below both, costmodel.engine.layerarrays, and the choice of a timeline's
+  grid above both, costmodel.planning.iteration.)
 
 Imports under ``if TYPE_CHECKING:`` are skipped: they never run.  An import of one of the
 module's own parent packages (``from costmodel import __version__``) is no edge: Python has run
@@ -159,9 +159,9 @@ def cycle_closing_lazy_imports() -> list[tuple[str, str]]:
 
 def test_the_graph_sees_the_package() -> None:
     top, _ = _graphs()
-    assert {"costmodel.cli", "costmodel.api", "costmodel.calibration", "costmodel.validation",
-            "costmodel.series", "costmodel.importers"} <= set(top)
-    assert "costmodel.series" in top["costmodel.calibration"]
+    assert {"costmodel.cli", "costmodel.api", "costmodel.measure.calibration", "costmodel.measure.validation",
+            "costmodel.measure.series", "costmodel.inputs.importers"} <= set(top)
+    assert "costmodel.measure.series" in top["costmodel.measure.calibration"]
 
 
 def test_no_cycle_among_module_level_imports() -> None:
@@ -182,24 +182,26 @@ def test_no_function_level_import_closes_a_cycle() -> None:
 def test_the_graph_counts_function_level_imports() -> None:
     # perlayer loads the schedule inside functions only; the edge is still in the graph
     top, every = _graphs()
-    assert "costmodel.schedule" in edges("costmodel.perlayer")[1]
-    assert "costmodel.schedule" not in top["costmodel.perlayer"]
-    assert "costmodel.schedule" in every["costmodel.perlayer"]
+    assert "costmodel.engine.schedule" in edges("costmodel.planning.perlayer")[1]
+    assert "costmodel.engine.schedule" not in top["costmodel.planning.perlayer"]
+    assert "costmodel.engine.schedule" in every["costmodel.planning.perlayer"]
     # the layer arrays sit below both the cost table and the schedule, imported at the top
-    assert "costmodel.layerarrays" in top["costmodel.schedule"]
-    assert "costmodel.schedule" in top["costmodel.cost"]
+    assert "costmodel.engine.layerarrays" in top["costmodel.engine.schedule"]
+    assert "costmodel.engine.schedule" in top["costmodel.engine.cost"]
 
 
 def test_a_function_level_import_that_closes_a_cycle_is_found() -> None:
-    a_top, a_lazy = edges_of("import numpy\n\ndef f():\n    from costmodel.cost import evaluate\n",
-                             "costmodel.schedule")
-    assert (a_top, a_lazy) == (set(), {"costmodel.cost"})
-    b_top, b_lazy = edges_of("if TYPE_CHECKING:\n    import costmodel.search\n"
-                             "from costmodel import schedule\n", "costmodel.cost")
-    assert (b_top, b_lazy) == ({"costmodel.schedule"}, set())
-    graph = {"costmodel.schedule": a_top | a_lazy, "costmodel.cost": b_top | b_lazy}
-    assert find_cycle(graph) == ["costmodel.cost", "costmodel.schedule", "costmodel.cost"]
-    assert reaches(graph, "costmodel.cost", "costmodel.schedule")
+    a_top, a_lazy = edges_of("import numpy\n\ndef f():\n"
+                             "    from costmodel.engine.cost import evaluate\n",
+                             "costmodel.engine.schedule")
+    assert (a_top, a_lazy) == (set(), {"costmodel.engine.cost"})
+    b_top, b_lazy = edges_of("if TYPE_CHECKING:\n    import costmodel.planning.search\n"
+                             "from costmodel.engine import schedule\n", "costmodel.engine.cost")
+    assert (b_top, b_lazy) == ({"costmodel.engine.schedule"}, set())
+    graph = {"costmodel.engine.schedule": a_top | a_lazy, "costmodel.engine.cost": b_top | b_lazy}
+    assert find_cycle(graph) == ["costmodel.engine.cost", "costmodel.engine.schedule",
+                                 "costmodel.engine.cost"]
+    assert reaches(graph, "costmodel.engine.cost", "costmodel.engine.schedule")
 
 
 def test_no_module_shadows_an_api_function() -> None:

@@ -1,7 +1,7 @@
 """Import discipline (STYLE.md): which module may import yaml, click, matplotlib, scipy.
 
 Static checks parse the source with ``ast`` (imports inside functions count too) of every module
-of costmodel and of its cli package (costmodel/cli/*.py); the start-up checks import
+of costmodel, every subpackage included (costmodel/**/*.py); the start-up checks import
 ``costmodel.cli`` in a fresh interpreter.
 """
 
@@ -17,21 +17,24 @@ import pytest
 import costmodel
 
 PACKAGE = Path(costmodel.__file__).resolve().parent
-CLI = PACKAGE / "cli"
 
 
-def _cli_module(path: Path) -> str:
-    return "cli" if path.stem == "__init__" else f"cli.{path.stem}"
+def _module_name(path: Path) -> str:
+    """``engine.cost`` for costmodel/engine/cost.py, ``cli`` for costmodel/cli/__init__.py."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-SOURCES = {**{p.stem: p for p in PACKAGE.glob("*.py") if p.stem != "__init__"},
-           **{_cli_module(p): p for p in CLI.glob("*.py")}}
-"""Every module of costmodel (``loaders``) and of the cli package (``cli``, ``cli.common``) by
-name: the rules below apply to the command line's modules as to the library's."""
+SOURCES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if _module_name(p)}
+"""Every module of costmodel by its name below the package (``inputs.loaders``, ``cli``,
+``cli.common``, ``measure.worker``): the rules below apply to the command line's modules as
+to the library's."""
 MODULES = sorted(SOURCES)
 CLI_MODULES = {m for m in MODULES if m == "cli" or m.startswith("cli.")}
-NUMERIC = ["grids", "collectives", "plans", "cost", "search", "specs", "units", "memory",
-           "perlayer"]
+NUMERIC = sorted({"inputs.specs", "units"}
+                 | {m for m in MODULES if m.startswith(("engine.", "planning."))})
+"""The specs and the numeric stages of the pipeline (costmodel's docstring): no YAML, no
+click, no plots, no printing or files."""
 
 
 def imported_roots(module: str) -> set[str]:
@@ -60,11 +63,13 @@ def importers(package: str) -> set[str]:
 
 def test_the_modules_are_found() -> None:
     assert {"cli", "cli.common", "cli.planning", "cli.sweeps", "cli.catalogue",
-            "cli.measurement", "loaders", *NUMERIC} <= set(MODULES)
+            "cli.measurement", "inputs.loaders", "engine.cost", "engine.collectives",
+            "planning.search", "planning.perlayer", "output.report", "output.plot",
+            "measure.calibration", "measure.worker", *NUMERIC} <= set(MODULES)
 
 
 def test_only_loaders_imports_yaml() -> None:
-    assert importers("yaml") == {"loaders"}
+    assert importers("yaml") == {"inputs.loaders"}
 
 
 def test_only_cli_imports_click() -> None:
@@ -73,7 +78,7 @@ def test_only_cli_imports_click() -> None:
 
 
 def test_only_plot_imports_matplotlib() -> None:
-    assert importers("matplotlib") <= {"plot"}
+    assert importers("matplotlib") <= {"output.plot"}
 
 
 @pytest.mark.parametrize("module", NUMERIC)
@@ -129,9 +134,11 @@ def test_cli_modules_import_heavy_packages_only_inside_commands(module: str) -> 
 MEASURE = PACKAGE / "measure"
 
 
-def test_only_the_measure_subpackage_imports_torch() -> None:
-    assert importers("torch") == set()
-    assert {"calibration", "validation"} <= set(MODULES)
+def test_only_the_runners_and_the_torch_tracer_import_torch() -> None:
+    """torch: the processes of measure/ (worker, bench, training, ddp) and the PyTorch tracer
+    of inputs/importers; nothing of the pipeline, nor the measurement analysis."""
+    assert importers("torch") == {"measure.worker", "measure.bench", "measure.training",
+                                  "measure.ddp", "inputs.importers.torch_trace"}
 
 
 def test_measure_init_and_launcher_import_no_torch() -> None:
@@ -145,7 +152,7 @@ def test_measure_init_and_launcher_import_no_torch() -> None:
 
 
 def test_calibration_and_validation_load_no_torch() -> None:
-    loaded = _loaded_after("import costmodel.calibration, costmodel.validation, "
+    loaded = _loaded_after("import costmodel.measure.calibration, costmodel.measure.validation, "
                            "costmodel.measure, costmodel.measure.launch", {"torch", "matplotlib"})
     assert loaded == []
 
@@ -154,7 +161,7 @@ def test_package_import_loads_neither_click_nor_yaml() -> None:
     assert _loaded_after("import costmodel", {"click", "yaml", "matplotlib", "scipy"}) == []
 
 
-IMPORTERS = PACKAGE / "importers"
+IMPORTERS = PACKAGE / "inputs" / "importers"
 
 
 def test_importers_import_torch_and_onnx_only_in_their_tracers() -> None:
@@ -172,7 +179,7 @@ def test_importers_import_torch_and_onnx_only_in_their_tracers() -> None:
 
 
 def test_importing_the_importers_loads_no_torch() -> None:
-    loaded = _loaded_after("import costmodel.importers, costmodel.importers.records, "
-                           "costmodel.importers.coverage, costmodel.cli",
+    loaded = _loaded_after("import costmodel.inputs.importers, costmodel.inputs.importers.records, "
+                           "costmodel.inputs.importers.coverage, costmodel.cli",
                            {"torch", "torchvision", "onnx", "timm", "matplotlib"})
     assert loaded == []

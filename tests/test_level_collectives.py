@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.collectives import ALLGATHER, ALLREDUCE, algorithms
-from costmodel.cost import evaluate, layer_algorithms
-from costmodel.grids import factorizations
-from costmodel.hierarchy import (
+from costmodel.engine.collectives import ALLGATHER, ALLREDUCE, algorithms
+from costmodel.engine.cost import evaluate, layer_algorithms
+from costmodel.engine.grids import factorizations
+from costmodel.engine.hierarchy import (
     LEVEL_CANDIDATES,
     PC_INSIDE,
     PR_INSIDE,
@@ -20,9 +20,9 @@ from costmodel.hierarchy import (
     level_costs,
     level_rates,
 )
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.specs import Layer, Level, Machine, Network
+from costmodel.engine.plans import PLANS
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.inputs.specs import Layer, Level, Machine, Network
 
 # word_bytes 4; node: α1 = 1 s, β1 = 4 B / 8 B/s = 0.5 s/word, 4 processes per node;
 # network: α2 = 10 s, β2 = 4 B / 1 B/s = 4 s/word.

@@ -1,11 +1,11 @@
 """The decisions the CLI used to make, now library calls a Python user makes too.
 
 - ``api.count_of`` and ``api.positive_int``: one digit parser for counts given as text;
-- ``CalibrationResult.profile_for`` (costmodel.calibration.loadable_profile): no caller writes a
+- ``CalibrationResult.profile_for`` (costmodel.measure.calibration.loadable_profile): no caller writes a
   profile gridcost could not load back; ``written_to`` names the file in table and record;
 - ``api.curves`` and ``api.scaling``: the figures' titles and what they draw;
 - ``api.network_catalogue``, ``machine_catalogue``, ``published``, ``ImportResult.summary``;
-- ``costmodel.live``: the options of calibrate run and validate, checked before any process
+- ``costmodel.measure.live``: the options of calibrate run and validate, checked before any process
   starts, and the message sizes measured.
 
 Each is checked against a value worked out by hand; the CLI's outputs themselves are pinned by
@@ -19,11 +19,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costmodel import api, live
-from costmodel.calibration import Series, rate_of
+from costmodel import api
 from costmodel.errors import UsageError
+from costmodel.inputs.loaders import bundled_names, machine_from_text
 from costmodel.limits import MAX_REPETITIONS, Limit
-from costmodel.loaders import bundled_names, machine_from_text
+from costmodel.measure import live
+from costmodel.measure.calibration import Series, rate_of
 
 WORDS = 4.0 ** np.arange(0, 12)
 

@@ -17,7 +17,12 @@ import pytest
 from cli_helpers import fail, run, run_json
 
 from costmodel.cli import main
-from costmodel.grids import divisors, largest_divisor_at_most, parse_processes, sweep_factorizations
+from costmodel.engine.grids import (
+    divisors,
+    largest_divisor_at_most,
+    parse_processes,
+    sweep_factorizations,
+)
 from costmodel.limits import MAX_BATCH, MAX_PROCESSES, MAX_SWEEP_VALUES, MEMORY_BUDGET_BYTES
 from costmodel.measure.launch import FOLDER_PREFIX, reap_stale_folders
 
@@ -259,9 +264,9 @@ def test_sweep_memory_does_not_grow_with_the_sweep() -> None:
     """The pure-batch reference was one unchunked evaluation: 405 MiB at P ≤ 262,144."""
     peak, out = peak_rss_mib(textwrap.dedent("""
         import numpy as np
-        from costmodel.loaders import load_machine, load_network
-        from costmodel.plans import PLANS
-        from costmodel.search import sweep
+        from costmodel.inputs.loaders import load_machine, load_network
+        from costmodel.engine.plans import PLANS
+        from costmodel.planning.search import sweep
         ps = np.arange(1, 262145)
         r = sweep(load_network("alexnet"), load_machine("cori-knl"), ps, np.full(ps.size, 2048),
                   PLANS["model-batch"])

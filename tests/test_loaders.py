@@ -1,4 +1,4 @@
-"""Tests of costmodel.loaders: bundled networks and machines, and every kind of bad input.
+"""Tests of costmodel.inputs.loaders: bundled networks and machines, and every kind of bad input.
 
 Bad inputs live in tests/data/bad/ (shared with the CLI tests); each test asserts the exact
 one-line message, which names the file, the field path and what was expected.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from costmodel.errors import GridcostError, ShapeError, SpecError, UnknownName
-from costmodel.loaders import (
+from costmodel.inputs.loaders import (
     _parse,
     bundled_names,
     load_machine,
@@ -23,7 +23,7 @@ from costmodel.loaders import (
     network_from_document,
     read_document,
 )
-from costmodel.specs import Network
+from costmodel.inputs.specs import Network
 
 DATA = Path(__file__).parent / "data"
 
@@ -750,7 +750,7 @@ def test_fast_safe_loader_reads_what_safe_load_reads(kind: str) -> None:
     """The CSafeLoader fast path gives exactly yaml.safe_load's data on every bundled file."""
     import yaml
 
-    from costmodel.loaders import _safe_load, bundled_folder, bundled_names
+    from costmodel.inputs.loaders import _safe_load, bundled_folder, bundled_names
 
     for name in bundled_names(kind):
         text = (bundled_folder(kind) / f"{name}.yaml").read_text("utf-8")

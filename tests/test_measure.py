@@ -28,9 +28,9 @@ pytest.importorskip("torch", reason="torch is not installed: pip install '.[meas
 
 from costmodel.cli import cli, main
 from costmodel.errors import MeasureError
-from costmodel.loaders import load_machine
+from costmodel.inputs.loaders import load_machine
 from costmodel.measure.launch import run_local
-from costmodel.validation import analyse, load_validation_network
+from costmodel.measure.validation import analyse, load_validation_network
 
 LOGS = Path(__file__).resolve().parent / "data" / "logs"
 WORKER = "costmodel.measure.worker"

@@ -1,4 +1,4 @@
-"""Memory per process (costmodel/memory.py, docs/memory.md): hand-computed bytes, monotonicity, a
+"""Memory per process (costmodel/engine/memory.py, docs/memory.md): hand-computed bytes, monotonicity, a
 scalar twin, the memory check in evaluate/optimize/sweep, and the CLI."""
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from cli_helpers import fail, run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.cost import OUT_OF_MEMORY, evaluate, evaluate_totals
-from costmodel.errors import SpecError, UsageError
-from costmodel.grids import Grids, factorizations
-from costmodel.loaders import load_machine, load_network, machine_from_document, read_document
-from costmodel.memory import (
+from costmodel.engine.cost import OUT_OF_MEMORY, evaluate, evaluate_totals
+from costmodel.engine.grids import Grids, factorizations
+from costmodel.engine.memory import (
     COMPONENTS,
     GIB,
     MemoryCheck,
@@ -26,8 +24,16 @@ from costmodel.memory import (
     memory_table,
     optimizer_bytes,
 )
-from costmodel.plans import PLANS, plan
-from costmodel.search import (
+from costmodel.engine.plans import PLANS, plan
+from costmodel.errors import SpecError, UsageError
+from costmodel.inputs.loaders import (
+    load_machine,
+    load_network,
+    machine_from_document,
+    read_document,
+)
+from costmodel.inputs.specs import Layer, Machine, Network
+from costmodel.planning.search import (
     Settings,
     grid_code,
     optimize,
@@ -36,7 +42,6 @@ from costmodel.search import (
     smallest_fitting_processes,
     sweep,
 )
-from costmodel.specs import Layer, Machine, Network
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 

@@ -16,13 +16,13 @@ from test_calibration import exact_series
 from test_cli import fail
 from test_cost import C1, F1, MACHINE, net, one
 
-from costmodel.calibration import calibrate, profile_yaml
-from costmodel.cost import evaluate_totals
+from costmodel.engine.cost import evaluate_totals
+from costmodel.engine.grids import Grids
+from costmodel.engine.plans import PLANS
 from costmodel.errors import SpecError
-from costmodel.grids import Grids
-from costmodel.loaders import _parse, load_machine, load_network, machine_from_document
-from costmodel.plans import PLANS
-from costmodel.specs import Machine
+from costmodel.inputs.loaders import _parse, load_machine, load_network, machine_from_document
+from costmodel.inputs.specs import Machine
+from costmodel.measure.calibration import calibrate, profile_yaml
 
 FITTED = dataclasses.replace(MACHINE, per_collective=(("allgather", 3.0, 4.0),
                                                       ("allreduce", 1.0, 16.0),
@@ -200,7 +200,7 @@ def test_explain_writes_the_per_collective_pair(tmp_path: Path) -> None:
 
 
 def test_call_ratios_against_the_profile() -> None:
-    from costmodel.validation import call_ratios
+    from costmodel.measure.validation import call_ratios
 
     log = [{"layer": "c1", "term": "domain", "op": "halo X", "p": 2, "words": 4},
            {"layer": "x", "term": "redistribution", "op": "all-gather", "p": 2, "words": 8},

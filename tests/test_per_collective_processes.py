@@ -27,20 +27,26 @@ from test_cli import fail
 from test_cost import C1, F1, MACHINE, grid_sets, net, networks, one, plans
 from test_per_collective import FITTED, MACHINE_YAML, _machine
 
-from costmodel.calibration import (
+from costmodel.engine.collectives import ALLGATHER, algorithms, scale_at
+from costmodel.engine.cost import (
+    TERMS,
+    evaluate,
+    evaluate_totals,
+    layer_algorithms,
+    machine_algorithms,
+)
+from costmodel.engine.grids import Grids
+from costmodel.engine.plans import PLANS
+from costmodel.errors import SpecError
+from costmodel.inputs.loaders import load_machine
+from costmodel.inputs.specs import Layer, Machine, Network
+from costmodel.measure.calibration import (
     Calibration,
     SeriesFit,
     calibrate,
     per_process_fits,
     profile_yaml,
 )
-from costmodel.collectives import ALLGATHER, algorithms, scale_at
-from costmodel.cost import TERMS, evaluate, evaluate_totals, layer_algorithms, machine_algorithms
-from costmodel.errors import SpecError
-from costmodel.grids import Grids
-from costmodel.loaders import load_machine
-from costmodel.plans import PLANS
-from costmodel.specs import Layer, Machine, Network
 
 PER_P = dataclasses.replace(FITTED, per_collective_processes=(
     ("allgather", 2, 5.0, 8.0), ("allgather", 4, 1.0, 2.0),
@@ -304,10 +310,10 @@ def test_engine_equals_the_scalar_twin(network: Network, machine: Machine, plan:
 
 
 def test_per_layer_plan_costs_fixed_plans_like_the_engine() -> None:
-    # the per-layer plan (costmodel.perlayer) builds its layer costs and redistributions with
+    # the per-layer plan (costmodel.planning.perlayer) builds its layer costs and redistributions with
     # the same scaled rate functions: its fixed-plan sequences equal the engine's tables
-    from costmodel.perlayer import fixed_plan_sequences, problem
-    from costmodel.search import Settings
+    from costmodel.planning.perlayer import fixed_plan_sequences, problem
+    from costmodel.planning.search import Settings
 
     c2 = Layer("c2", "conv", (8, 8, 4), (8, 8, 4), kernel=(3, 3), padding=(1, 1),
                weight_params=148)
@@ -486,7 +492,7 @@ def test_cli_layers_with_processes(tmp_path: Path) -> None:
 
 
 def load_network_alexnet() -> Network:
-    from costmodel.loaders import load_network
+    from costmodel.inputs.loaders import load_network
 
     return load_network("alexnet")
 
@@ -553,7 +559,7 @@ def test_several_series_of_one_group_size_are_fitted_together() -> None:
 
 
 def test_call_ratios_use_the_pair_of_each_group_size() -> None:
-    from costmodel.validation import call_ratios
+    from costmodel.measure.validation import call_ratios
 
     log = [{"layer": "f1", "term": "model", "op": "all-gather", "p": 2, "words": 8},
            {"layer": "c1", "term": "domain", "op": "halo X", "p": 4, "words": 4}]

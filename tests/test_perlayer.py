@@ -1,4 +1,4 @@
-"""Tests of costmodel.perlayer: layouts, redistribution by hand (docs/perlayer.md §2), the DP
+"""Tests of costmodel.planning.perlayer: layouts, redistribution by hand (docs/perlayer.md §2), the DP
 against brute force, the fixed plans as sequences, and the claim "never worse than the best fixed
 plan" (docs/perlayer.md §4).
 
@@ -15,11 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from costmodel.cost import evaluate
+from costmodel.engine.cost import evaluate
+from costmodel.engine.grids import factorizations
+from costmodel.engine.hierarchy import MAPPINGS, PC_INSIDE, PR_INSIDE
+from costmodel.engine.plans import DOMAIN, MODEL, PLANS
 from costmodel.errors import NoFeasibleGrid, UsageError
-from costmodel.grids import factorizations
-from costmodel.hierarchy import MAPPINGS, PC_INSIDE, PR_INSIDE
-from costmodel.perlayer import (
+from costmodel.inputs.specs import Layer, Level, Machine, Network
+from costmodel.planning.perlayer import (
     NOT_CONV,
     Placement,
     alltoall_rate,
@@ -30,9 +32,7 @@ from costmodel.perlayer import (
     problem,
     solve_chain,
 )
-from costmodel.plans import DOMAIN, MODEL, PLANS
-from costmodel.search import Settings
-from costmodel.specs import Layer, Level, Machine, Network
+from costmodel.planning.search import Settings
 
 ALPHA, BETA = 2.0, 0.5
 MACHINE = Machine("toy", alpha_s=ALPHA, bandwidth_Bps=8.0, word_bytes=4, flop_rate=1000.0)
@@ -282,7 +282,7 @@ def test_never_worse_than_the_best_fixed_plan_charged(network: Network, machine:
 def test_fixed_plan_can_look_cheaper_when_redistribution_is_not_charged() -> None:
     # AlexNet, P = 512, B = 2048 (Fig. 7): fc-model 32×16 is 26.74 s/epoch as the paper charges
     # it; its conv5 → fc6 move costs an all-gather over 32 of ⌈2048/16⌉·9216 words
-    from costmodel.loaders import load_machine, load_network
+    from costmodel.inputs.loaders import load_machine, load_network
 
     network, machine = load_network("alexnet"), load_machine("cori-knl")
     result = optimize_per_layer(network, machine, 512, 2048)
@@ -297,7 +297,7 @@ def test_fixed_plan_can_look_cheaper_when_redistribution_is_not_charged() -> Non
 
 
 def test_no_feasible_layout_message() -> None:
-    from costmodel.loaders import load_machine, load_network
+    from costmodel.inputs.loaders import load_machine, load_network
 
     with pytest.raises(NoFeasibleGrid) as err:
         optimize_per_layer(load_network("alexnet"), load_machine("cori-knl"), 65536, 8)
@@ -530,7 +530,7 @@ def test_levels_refuse_collectives_without_a_reduce_scatter() -> None:
 
 def test_too_many_layouts_is_checked_before_any_work_on_levels() -> None:
     from costmodel.errors import TooLarge
-    from costmodel.loaders import load_network
+    from costmodel.inputs.loaders import load_network
 
     resnet = load_network("resnet152")  # 155 boundaries; P = 720720 has 240 divisors
     with pytest.raises(TooLarge, match="redistribution costs, at most 4,194,304"):
@@ -539,7 +539,7 @@ def test_too_many_layouts_is_checked_before_any_work_on_levels() -> None:
 
 @pytest.mark.parametrize("overlap", ["none", "batch", "backward"])
 def test_every_overlap_runs_on_levels(overlap: str) -> None:
-    from costmodel.loaders import load_machine, load_network
+    from costmodel.inputs.loaders import load_machine, load_network
 
     network, machine = load_network("alexnet"), load_machine("a100-ib-nodes")
     s = Settings(overlap=overlap)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Tests of costmodel.plans: which split and grid each layer uses (docs/model.md §5)."""
+"""Tests of costmodel.engine.plans: which split and grid each layer uses (docs/model.md §5)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from reference import largest_divisor_at_most as brute_largest_divisor
 from reference import plan_split
 
+from costmodel.engine.grids import Grids, factorizations
+from costmodel.engine.plans import DOMAIN, MODEL, PLANS, largest_divisor_at_most, plan
 from costmodel.errors import UnknownName
-from costmodel.grids import Grids, factorizations
-from costmodel.plans import DOMAIN, MODEL, PLANS, largest_divisor_at_most, plan
-from costmodel.specs import Layer, Network
+from costmodel.inputs.specs import Layer, Network
 
 CONV_A = Layer("ca", "conv", (16, 16, 3), (16, 16, 8), kernel=(3, 3), weight_params=224)
 CONV_B = Layer("cb", "conv", (16, 16, 8), (16, 16, 8), kernel=(1, 1), weight_params=72)

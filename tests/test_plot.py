@@ -1,4 +1,4 @@
-"""Tests of costmodel.plot: what each figure draws, its labels and units, reproducible saving."""
+"""Tests of costmodel.output.plot: what each figure draws, its labels and units, reproducible saving."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-from costmodel import plot
+from costmodel.engine.plans import PLANS
 from costmodel.errors import UsageError
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.search import Optimum, ScalingLimits, Settings, optimize, scaling_limits
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.output import plot
+from costmodel.planning.search import Optimum, ScalingLimits, Settings, optimize, scaling_limits
 
 NET = load_network("alexnet")
 MACHINE = load_machine("cori-knl")
@@ -227,8 +227,8 @@ def test_layer_heatmap_rows_columns_mask_and_colourbar(optima: list[Optimum]) ->
 
 
 def test_layer_heatmap_wants_one_p(limits: dict[str, ScalingLimits]) -> None:
-    from costmodel.cost import evaluate
-    from costmodel.grids import Grids
+    from costmodel.engine.cost import evaluate
+    from costmodel.engine.grids import Grids
 
     grids = Grids(np.array([1, 1]), np.array([4, 8]), np.array([64, 64]))
     with pytest.raises(UsageError, match="one P"):
@@ -278,7 +278,7 @@ def test_save_rejects_unknown_extensions(small_figure: Figure, tmp_path: Path,
 
 
 def test_importing_plot_leaves_pyplot_alone() -> None:
-    code = ("import sys, costmodel.plot; "
+    code = ("import sys, costmodel.output.plot; "
             "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -306,7 +306,7 @@ def test_panels_gives_n_visible_axes() -> None:
 
 
 def test_predicted_vs_measured_marks_in_step_predictions() -> None:
-    from costmodel.plot import predicted_vs_measured
+    from costmodel.output.plot import predicted_vs_measured
 
     rows = [{"plan": "fc-model", "P": 2, "pr": 1, "pc": 2, "predicted_comm_s": 0.02,
              "measured_comm_s": 0.025, "predicted_best": False},
@@ -389,8 +389,7 @@ def test_heatmap_rows_by_block_then_heaviest_plus_other() -> None:
 
 
 def test_one_dpi_everywhere() -> None:
-    from costmodel import reproduce
-
+    from costmodel.output import reproduce
     assert reproduce.FIGURE_DPI == plot.PNG_DPI
 
 

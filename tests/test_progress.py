@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 from cli_helpers import run
 
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
+from costmodel.engine.plans import PLANS
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.planning.search import sweep
 from costmodel.progress import (
     MIN_INTERVAL_S,
     FileProgress,
@@ -20,7 +21,6 @@ from costmodel.progress import (
     wanted,
     worker_progress,
 )
-from costmodel.search import sweep
 
 
 class FakeTerminal(io.StringIO):

@@ -1,4 +1,4 @@
-"""costmodel.published: the published-run inputs, one efficiency by hand, the loader's errors,
+"""costmodel.measure.published: the published-run inputs, one efficiency by hand, the loader's errors,
 and the "Published runs" section of docs/validation.md against what gridcost computes."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from golden import line_difference
 
 from costmodel.cli import main
 from costmodel.errors import SpecError
-from costmodel.loaders import load_machine, load_network
-from costmodel.published import (
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.measure.published import (
     DEFAULT_RUNS,
     MODES,
     evaluate_runs,

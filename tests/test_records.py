@@ -24,10 +24,10 @@ import pytest
 
 import costmodel
 from costmodel import api, records
-from costmodel.loaders import load_machine
-from costmodel.published import evaluate_runs, load_runs
-from costmodel.published import record as published_record
-from costmodel.validation import analyse, ddp_analysis, load_validation_network
+from costmodel.inputs.loaders import load_machine
+from costmodel.measure.published import evaluate_runs, load_runs
+from costmodel.measure.published import record as published_record
+from costmodel.measure.validation import analyse, ddp_analysis, load_validation_network
 
 DATA = Path(__file__).parent / "data"
 LOGS = DATA / "logs"
@@ -222,7 +222,7 @@ EXPLAIN: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("net", "options"), EXPLAIN, ids=lambda o: str(o))
 def test_explain_records_match(net: str, options: dict[str, Any]) -> None:
-    # the explain record's TypedDicts belong to costmodel/explanation.py's owner: checked here
+    # the explain record's TypedDicts belong to costmodel/output/explanation.py's owner: checked here
     # once they are declared in costmodel.records
     shape = getattr(records, "ExplainRecord", None)
     if shape is None:
@@ -284,10 +284,10 @@ def test_calibrate_record_matches() -> None:
 def test_emulated_calibration_record_matches(tmp_path: Path) -> None:
     """The record of `calibrate run --emulate`, rebuilt from a stored measurement: typed, and
     its result prints, refuses a plot in one line and names the profile it was written to."""
-    from costmodel import emulated
     from costmodel.api import CalibrationResult
-    from costmodel.calibration import bench_series
     from costmodel.errors import UsageError
+    from costmodel.measure import emulated
+    from costmodel.measure.calibration import bench_series
 
     stored = Path(__file__).parent.parent / "docs" / "validation" / "emu-cal-P4.json"
     raw = json.loads(stored.read_text())

@@ -10,7 +10,7 @@ from cli_helpers import run
 from hypothesis import given
 from hypothesis import strategies as st
 
-from costmodel.report import Table, render_csv, render_latex, render_markdown, render_text
+from costmodel.output.report import Table, render_csv, render_latex, render_markdown, render_text
 from costmodel.units import SIGNIFICANT_DIGITS, SMALLEST_SHOWN, format_number
 
 

@@ -1,9 +1,9 @@
-"""The paper's evaluation reproduced (costmodel.reproduce, `gridcost reproduce`).
+"""The paper's evaluation reproduced (costmodel.output.reproduce, `gridcost reproduce`).
 
 The reproduced numbers are pinned by tests/data/golden/reproduce_claims.json (rewrite with
 `python tests/regen_golden.py`); docs/reproduction.md and the tables under docs/figures must
 equal what the generator produces now, so neither can drift from the code.  Files hold numbers
-to 12 significant digits (costmodel.reproduce.ARTEFACT_DIGITS) and are compared at the precision
+to 12 significant digits (costmodel.output.reproduce.ARTEFACT_DIGITS) and are compared at the precision
 stated in tests/golden.py: text exactly, numbers to a relative 1e-9 (one unit of the last digit
 a human table shows), never to the last bit of a float.
 """
@@ -20,9 +20,9 @@ import pytest
 from click.testing import CliRunner
 from golden import RTOL, csv_difference, file_difference, json_difference, text_difference
 
-from costmodel import plot
 from costmodel.cli import cli, main
-from costmodel.reproduce import (
+from costmodel.output import plot
+from costmodel.output.reproduce import (
     ARTEFACT_DIGITS,
     PAPER_BATCH,
     STUDY_MACHINES,

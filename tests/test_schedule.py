@@ -1,4 +1,4 @@
-"""Tests of costmodel.schedule and costmodel.buckets: overlap 'backward' (docs/schedule.md).
+"""Tests of costmodel.engine.schedule and costmodel.engine.buckets: overlap 'backward' (docs/schedule.md).
 
 Hand-computed schedules on a 3-layer network (every start and end by hand), the steps of a
 plan against the engine's terms, and the invariants as properties over random networks,
@@ -16,14 +16,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_cost import MACHINE, TINY, grid_sets, grids, machines, networks
 
-from costmodel.buckets import FIT_UNDER_CAP, MIB, PRESETS, Bucketing, bucketing, parse_size
-from costmodel.cost import evaluate, evaluate_totals, machine_algorithms
+from costmodel.engine.buckets import FIT_UNDER_CAP, MIB, PRESETS, Bucketing, bucketing, parse_size
+from costmodel.engine.cost import evaluate, evaluate_totals, machine_algorithms
+from costmodel.engine.plans import PLANS
+from costmodel.engine.schedule import Steps, compute_split, plan_steps, run
 from costmodel.errors import SpecError, UsageError
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.schedule import Steps, compute_split, plan_steps, run
-from costmodel.search import Settings, optimize
-from costmodel.specs import Machine
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.inputs.specs import Machine
+from costmodel.planning.search import Settings, optimize
 
 LAYER = PRESETS["layer"]
 
@@ -308,7 +308,7 @@ def test_unknown_overlap_is_a_usage_error() -> None:
 
 @pytest.mark.parametrize("bucket", ["layer", "ddp"])
 def test_per_layer_plan_under_backward(bucket: str) -> None:
-    from costmodel.perlayer import optimize_per_layer
+    from costmodel.planning.perlayer import optimize_per_layer
 
     network, machine = load_network("alexnet"), load_machine("cori-knl")
     settings = Settings(overlap="backward", bucket=bucket)
@@ -327,7 +327,7 @@ def test_per_layer_plan_under_backward(bucket: str) -> None:
 
 def test_per_layer_bound_never_exceeds_a_schedule() -> None:
     # the bound must lie below the schedule of every sequence, not only of the candidates
-    from costmodel.perlayer import optimize_per_layer
+    from costmodel.planning.perlayer import optimize_per_layer
 
     network, machine = load_network("alexnet"), load_machine("a100-ib")
     r = optimize_per_layer(network, machine, 16, 256, Settings(overlap="backward"))
@@ -339,7 +339,7 @@ def test_per_layer_bound_never_exceeds_a_schedule() -> None:
 
 
 def test_grid_bars_under_backward_stack_to_the_schedule() -> None:
-    from costmodel.plot import _bar_segments
+    from costmodel.output.plot import _bar_segments
 
     opt = optimize(load_network("alexnet"), load_machine("cori-knl"), 64, 2048,
                    PLANS["fc-model"], Settings(overlap="backward"), with_limits=False)
@@ -351,8 +351,8 @@ def test_grid_bars_under_backward_stack_to_the_schedule() -> None:
 def test_timeline_figure_marks_exposed_communication() -> None:
     from matplotlib.patches import Rectangle
 
-    from costmodel.iteration import iteration_schedule
-    from costmodel.plot import TIMELINE_COLOURS, timeline
+    from costmodel.output.plot import TIMELINE_COLOURS, timeline
+    from costmodel.planning.iteration import iteration_schedule
 
     tl = iteration_schedule(load_network("alexnet"), load_machine("cori-knl"), 64, 1, 2048,
                             "model-batch", Settings(overlap="backward"))

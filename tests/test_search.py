@@ -1,4 +1,4 @@
-"""Tests of costmodel.search: best grid, infeasibility reporting, sweeps, scaling limits (§6, §8).
+"""Tests of costmodel.planning.search: best grid, infeasibility reporting, sweeps, scaling limits (§6, §8).
 
 Also the paper's Fig. 7 headline (AlexNet, B = 2048, P = 512, conv pure batch, grid on fc).
 """
@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 from reference import grid_cost
 from test_cost import MACHINE, TINY, toy_table_machine
 
+from costmodel.engine.grids import factorizations
+from costmodel.engine.plans import PLANS
 from costmodel.errors import NoFeasibleGrid, UsageError
-from costmodel.grids import factorizations
-from costmodel.loaders import load_machine, load_network
-from costmodel.plans import PLANS
-from costmodel.search import (
+from costmodel.inputs.loaders import load_machine, load_network
+from costmodel.inputs.specs import Layer, Network
+from costmodel.planning.search import (
     Settings,
     check_batch,
     efficiency,
@@ -29,7 +30,6 @@ from costmodel.search import (
     scaling_limits,
     sweep,
 )
-from costmodel.specs import Layer, Network
 
 PLAN_NAMES = sorted(PLANS)
 TABLE_MACHINE = toy_table_machine()
@@ -424,8 +424,8 @@ def test_fig7_alexnet_fc_model_2_5x_over_pure_batch() -> None:
 
 def test_efficiency_is_undefined_without_compute() -> None:
     """With --compute none, P = 1 takes 0 s: efficiency T(1)/(P·T(P)) is undefined, not 0."""
-    from costmodel.loaders import load_machine, load_network
-    from costmodel.search import Settings, scaling_limits
+    from costmodel.inputs.loaders import load_machine, load_network
+    from costmodel.planning.search import Settings, scaling_limits
 
     limits = scaling_limits(load_network("alexnet"), load_machine("cori-knl"), 64,
                             PLANS["fc-model"], Settings(compute="none"))

@@ -2,7 +2,7 @@
 
 An installed wheel carries the bundled networks and machines as the packages
 ``costmodel.networks`` and ``costmodel.machines``; a checkout has them in the repository's
-top-level networks/ and machines/ (costmodel.loaders.bundled_folder).  These tests run the
+top-level networks/ and machines/ (costmodel.inputs.loaders.bundled_folder).  These tests run the
 checkout's package in a subprocess with the repository root first on sys.path — as
 ``python -m costmodel.cli …`` and ``python -m pytest`` from the root do — so they exercise the
 checkout path even where gridcost is also installed.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from costmodel import loaders
+from costmodel.inputs import loaders
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_python_m_costmodel_cli_runs_from_the_repository_root() -> None:
 
 def test_the_checkout_finds_its_bundled_files_and_the_validation_network() -> None:
     script = (
-        "import json, costmodel, costmodel.loaders as l, costmodel.validation as v\n"
+        "import json, costmodel, costmodel.inputs.loaders as l, costmodel.measure.validation as v\n"
         "print(json.dumps({'package': costmodel.__file__,\n"
         "  'networks': str(l.bundled_folder('networks')),\n"
         "  'machines': str(l.bundled_folder('machines')),\n"
@@ -69,6 +69,6 @@ def test_bundled_folder_falls_back_to_the_repository_folders(
         raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     monkeypatch.setattr(loaders.resources, "files", no_package)
-    package_parent = Path(loaders.__file__).resolve().parent.parent
+    package_parent = Path(loaders.__file__).resolve().parents[2]  # costmodel/inputs/loaders.py
     for kind in ("networks", "machines"):
         assert Path(str(loaders.bundled_folder(kind))) == package_parent / kind

@@ -1,4 +1,4 @@
-"""Tests of costmodel.specs: the invariants and derived sizes of Layer, Network, Machine and
+"""Tests of costmodel.inputs.specs: the invariants and derived sizes of Layer, Network, Machine and
 ComputeTable (docs/model.md §2 and §7)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from costmodel.errors import SpecError, UnknownName
-from costmodel.specs import ComputeTable, Layer, Machine, Network
+from costmodel.inputs.specs import ComputeTable, Layer, Machine, Network
 
 # AlexNet conv1 (227×227×3 → 55×55×96, 11×11 stride 4) and conv2 (27×27×96 → 27×27×256, 5×5,
 # 2 groups), fc6 (9216 → 4096): hand-computed sizes.

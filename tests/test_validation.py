@@ -1,4 +1,4 @@
-"""costmodel.validation without torch: the analysis of a stored `validate --raw` measurement.
+"""costmodel.measure.validation without torch: the analysis of a stored `validate --raw` measurement.
 
 tests/data/validate_raw_small.json is a real measurement (gridcost validate --machine cori-knl
 --P 2,4 --batch 4 --iterations 3 --warmup 1 --raw ...), so these tests read what the workers
@@ -18,11 +18,17 @@ import numpy as np
 import pytest
 from golden import line_difference
 
-from costmodel.calibration import calibrate, parse_logs, rate_of, series_from_json, statistic
 from costmodel.cli import main
 from costmodel.errors import SpecError, UsageError
-from costmodel.loaders import load_machine
-from costmodel.validation import (
+from costmodel.inputs.loaders import load_machine
+from costmodel.measure.calibration import (
+    calibrate,
+    parse_logs,
+    rate_of,
+    series_from_json,
+    statistic,
+)
+from costmodel.measure.validation import (
     analyse,
     in_step_predictions,
     in_step_series,
@@ -360,12 +366,12 @@ def _on_page(row: str, shown: list[str]) -> bool:
 
 def test_an_in_step_fit_no_machine_can_hold_is_no_prediction(
         raw: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    import costmodel.calibration
+    import costmodel.measure.calibration
 
     def impossible(*args: Any) -> Any:
         raise SpecError("in-step", "alpha", "a latency > 0 s when per_collective sets one", 0.0)
 
-    monkeypatch.setattr(costmodel.calibration, "calibrated_machine", impossible)
+    monkeypatch.setattr(costmodel.measure.calibration, "calibrated_machine", impossible)
     analysis = analyse(raw, load_validation_network(), load_machine("cori-knl"))
     assert all(r["in_step_predicted_s"] is None for r in analysis["runs"])
     assert analysis["summary"]["in_step_mape_pct"] is None

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def _print_bundled(kind: str, name: str) -> None:
     """Print a bundled file verbatim (`nets --show`, `machines --show`)."""
-    from costmodel.loaders import bundled_text
+    from costmodel.inputs.loaders import bundled_text
 
     click.echo(bundled_text(kind, name), nl=False)
 

@@ -1,9 +1,10 @@
 """What the commands of `gridcost` share: option decorators, output-path checks, rendering.
 
-Rendering is the CLI's one job beyond parsing: a library result (costmodel.api, costmodel.live)
-becomes text on stdout or in a file (:func:`show`, :func:`show_report`, :func:`emit`) or a figure
-file (:func:`save_figure`).  Output paths are checked writable while the options are parsed
-(:func:`writable_path`, :func:`figure_path`, :func:`writable_folder`), before any work.
+Rendering is the CLI's one job beyond parsing: a library result (costmodel.api,
+costmodel.measure.live) becomes text on stdout or in a file (:func:`show`, :func:`show_report`,
+:func:`emit`) or a figure file (:func:`save_figure`).  Output paths are checked writable while the
+options are parsed (:func:`writable_path`, :func:`figure_path`, :func:`writable_folder`), before any
+work.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def api_options(options: dict[str, Any]) -> dict[str, Any]:
 
 def show(result: Any, fmt: str, output: str) -> None:
     """Render a costmodel.api result: its JSON record, or its tables."""
-    from costmodel.report import render
+    from costmodel.output.report import render
 
     if fmt == "json" or len(result.tables) == 1:
         text = render(result.tables[0], result.record, fmt)  # type: ignore[arg-type]
@@ -245,7 +246,7 @@ def report_options(func: F) -> F:
 
 def show_report(result: Any, fmt: str, output: str) -> None:
     """Render a costmodel.api result with its provenance block (the command as typed)."""
-    from costmodel.report import render_report
+    from costmodel.output.report import render_report
 
     context = click.get_current_context()
     command = " ".join(["gridcost", *context.command_path.split()[1:]])
@@ -275,7 +276,7 @@ def figure_output(func: F) -> F:
 def save_figure(figure: Any, output: str, option: str = "--output") -> None:
     """Write a result's figure to ``output`` (its extension picks the format) and say so; a
     UsageError naming ``option`` when it cannot be written."""
-    from costmodel.plot import save
+    from costmodel.output.plot import save
 
     try:
         save(figure, output)

@@ -1,6 +1,6 @@
 """Measurement commands: `calibrate import|run` (α and β fitted to measured collectives),
 `validate` (real training steps against the model) and `published` (published runs against
-the model).  The measuring itself is costmodel.live's; the fits and analyses are
+the model).  The measuring itself is costmodel.measure.live's; the fits and analyses are
 costmodel.api's."""
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def _write_calibration(result: CalibrationResult, profile_path: str | None,
                        plot_path: str | None, fmt: str, output: str) -> None:
     """Write the profile (never one gridcost could not load back: CalibrationResult.profile_for),
     print the fit table (naming the profile written), write the plot."""
-    from costmodel.report import render
+    from costmodel.output.report import render
 
     if profile_path is not None:
         emit(result.profile_for(profile_path), profile_path, "--profile")
@@ -187,7 +187,7 @@ def calibrate_run(procs: str, min_size: str, max_size: str, factor: str, reps: s
       torchrun --nnodes 2 --nproc-per-node 4 -m costmodel.cli calibrate run --profile c.yaml
       gridcost calibrate run --emulate "nodes=4, ppn=2, link=200 Mbit/s" --profile emu.yaml
     """
-    from costmodel.live import calibration_run
+    from costmodel.measure.live import calibration_run
 
     measured = calibration_run(
         procs, min_size, max_size, factor, reps, warmup, timeout, idle_gap, concurrent,
@@ -270,7 +270,7 @@ def validate(machine: tuple[str, ...], processes: str, batch: str, plan_name: st
       gridcost validate --emulate "nodes=8, ppn=2, link=200 Mbit/s" --P 4,8,16 \\
           --machine emu.yaml --plan fc-model
     """
-    from costmodel.live import validation_run
+    from costmodel.measure.live import validation_run
 
     measured = validation_run(
         machine, processes, batch, plan_name, iterations, warmup, collectives, timeout, sync,

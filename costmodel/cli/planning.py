@@ -87,7 +87,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
       gridcost explain --net alexnet --P 512 --pr 32 --plan fc-model --layer fc6
     """
     from costmodel import api
-    from costmodel.report import render_json
+    from costmodel.output.report import render_json
 
     options: dict[str, Any] = dict(
         net=net, machine=machine, P=processes, pr=pr, batch=batch, plan=plan_name,
@@ -127,7 +127,7 @@ def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
       gridcost timeline --net alexnet --P 64 --plan per-layer --overlap backward --format json
     """
     from costmodel import api
-    from costmodel.report import render
+    from costmodel.output.report import render
 
     options: dict[str, Any] = dict(
         net=net, machine=machine, P=processes, pr=pr, batch=batch, plan=plan_name,

@@ -1,6 +1,6 @@
 """Sweeps, figures and reports: `sweep`, `report grids|layers|sweep`, `plot
 grid|curve|scaling|layers` and `reproduce`; each calls one library function (costmodel.api,
-costmodel.reproduce) and renders or writes its result."""
+costmodel.output.reproduce) and renders or writes its result."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def plot_grid(net: str, machine: str, processes: str, batch: str, overlap: str,
       gridcost plot grid --net alexnet --P 8,32,128,512 --plan fc-model -o fig7.png
     """
     from costmodel.api import optima
-    from costmodel.plot import grid_bars
+    from costmodel.output.plot import grid_bars
 
     options: dict[str, Any] = dict(
         P=processes, batch=batch, plan=plan_name, overlap=overlap, collectives=collectives,
@@ -220,7 +220,7 @@ def plot_layers(net: str, machine: str, processes: str, batch: str, overlap: str
       gridcost plot layers --net vgg16 --P 512 -o layers.png
     """
     from costmodel.api import optima
-    from costmodel.plot import layer_heatmap
+    from costmodel.output.plot import layer_heatmap
 
     options: dict[str, Any] = dict(
         P=single(processes, "--P"), batch=batch, plan=plan_name, overlap=overlap,
@@ -255,7 +255,7 @@ def reproduce(out: str, formats: tuple[str, ...], doc: str | None, beyond: bool,
       gridcost reproduce --out docs/figures --doc docs/reproduction.md
       gridcost reproduce --out repro --format svg --no-beyond
     """
-    from costmodel.reproduce import outputs
+    from costmodel.output.reproduce import outputs
 
     made = outputs(out, doc, formats, figures=figures, beyond=beyond,
                    progress=terminal_progress())

@@ -1,9 +1,14 @@
-"""Measurements on real processes with torch.distributed: microbenchmarks and a Pr×Pc step.
+"""Beside the pipeline: measurement — real runs on torch.distributed, and the model checked
+against them.
 
-Imported only by ``gridcost calibrate run`` and ``gridcost validate`` (install the ``measure``
-extra: ``pip install '.[measure]'``).  This ``__init__`` imports no torch: :mod:`launch` starts
-and always cleans up the local worker processes (or runs in-process under ``torchrun``);
-:mod:`worker` (the process entry point), :mod:`bench` and :mod:`training` import torch.
+Running (``gridcost calibrate run``, ``gridcost validate``; the ``measure`` extra, ``pip install
+'.[measure]'``): :mod:`launch` starts and always cleans up the local worker processes (or runs
+in-process under ``torchrun``), :mod:`emulate` builds an emulated cluster in network namespaces;
+:mod:`worker` (the process entry point), :mod:`bench`, :mod:`training` and :mod:`ddp` import
+torch.  Analysing (no torch): :mod:`calibration` and :mod:`series` fit α, β, :mod:`emulated`
+fits the levels of an emulated cluster, :mod:`validation` sets measured steps against the
+engine, :mod:`live` orchestrates a measurement for the API, :mod:`published` checks published
+runs.  This ``__init__`` imports no torch.
 """
 
 from __future__ import annotations

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodel.engine.grids import Grids
+from costmodel.engine.grids import largest_divisor_at_most as largest_divisor_at_most  # re-exported
 from costmodel.errors import UnknownName, UsageError
-from costmodel.grids import Grids
-from costmodel.grids import largest_divisor_at_most as largest_divisor_at_most  # re-exported
-from costmodel.specs import Network
+from costmodel.inputs.specs import Network
 
 MODEL, DOMAIN = 0, 1
 """Split modes: MODEL divides filters/units over Pr (Pr = 1 is pure batch); DOMAIN the height."""

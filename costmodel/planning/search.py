@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.buckets import Bucketing
-from costmodel.cost import (
+from costmodel.engine.buckets import Bucketing
+from costmodel.engine.cost import (
     MODEL_TOO_WIDE,
     NO_SAMPLES,
     OUT_OF_MEMORY,
@@ -19,8 +19,7 @@ from costmodel.cost import (
     evaluate_totals,
     structurally_feasible,
 )
-from costmodel.errors import NoFeasibleGrid, UsageError
-from costmodel.grids import (
+from costmodel.engine.grids import (
     Grids,
     check_processes,
     divisor_work,
@@ -28,6 +27,10 @@ from costmodel.grids import (
     sorted_distinct,
     sweep_factorizations,
 )
+from costmodel.engine.memory import MemoryCheck, memory_reason, memory_table
+from costmodel.engine.plans import PLANS, Plan
+from costmodel.errors import NoFeasibleGrid, UsageError
+from costmodel.inputs.specs import Machine, Network
 from costmodel.limits import (
     CELLS_PER_CHUNK,
     GRIDS_PER_BLOCK,
@@ -35,10 +38,7 @@ from costmodel.limits import (
     MAX_PROCESSES,
     MAX_SWEEP_VALUES,
 )
-from costmodel.memory import MemoryCheck, memory_reason, memory_table
-from costmodel.plans import PLANS, Plan
 from costmodel.progress import Progress, report
-from costmodel.specs import Machine, Network
 
 CHUNK_ELEMENTS = CELLS_PER_CHUNK
 """Grid × layer cells evaluated at once (costmodel.limits.CELLS_PER_CHUNK)."""

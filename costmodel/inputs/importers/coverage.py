@@ -75,14 +75,14 @@ def coverage_row(name: str) -> CoverageRow:
     """Import ``torchvision:NAME`` as its weights were published and compare."""
     import torchvision
 
-    from costmodel.importers.records import network_yaml
-    from costmodel.importers.torch_trace import (
+    from costmodel.inputs.importers.records import network_yaml
+    from costmodel.inputs.importers.torch_trace import (
         build_on_meta,
         torch_versions,
         total_parameters,
         trace_module,
     )
-    from costmodel.loaders import network_from_text
+    from costmodel.inputs.loaders import network_from_text
 
     size, kwargs = published_setting(name)
     source = f"torchvision:{name}"

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from costmodel.collectives import Algorithms, Rate
-from costmodel.cost import (
+from costmodel.engine.collectives import Algorithms, Rate
+from costmodel.engine.cost import (
     LayerArrays,
     combine,
     compute_per_iteration_s,
@@ -38,9 +38,8 @@ from costmodel.cost import (
     machine_algorithms,
     model_batch_volumes,
 )
-from costmodel.errors import NoFeasibleGrid, TooLarge, UsageError
-from costmodel.grids import Grids, check_processes, divisors, factorizations
-from costmodel.hierarchy import (
+from costmodel.engine.grids import Grids, check_processes, divisors, factorizations
+from costmodel.engine.hierarchy import (
     BEST,
     MAPPINGS,
     PC_INSIDE,
@@ -50,10 +49,11 @@ from costmodel.hierarchy import (
     level_rates,
     members,
 )
+from costmodel.engine.plans import DOMAIN, MODEL, PLANS, LayerGroup
+from costmodel.errors import NoFeasibleGrid, TooLarge, UsageError
+from costmodel.inputs.specs import Machine, Network
 from costmodel.limits import MAX_REDISTRIBUTION_CELLS
-from costmodel.plans import DOMAIN, MODEL, PLANS, LayerGroup
-from costmodel.search import Settings, check_batch
-from costmodel.specs import Machine, Network
+from costmodel.planning.search import Settings, check_batch
 
 NOT_CONV = 4
 """Feasibility code of a domain split on a fully connected layer (it has no image to cut)."""
@@ -227,9 +227,9 @@ def level_alltoall_rates(p: np.ndarray, stride: np.ndarray, placement: Placement
 
     Every member sends m/p words to each of the p − 1 others, and a message goes over the level
     where its two ends first share a domain: with q_l members per aligned level-l block
-    (:func:`costmodel.hierarchy.members`; q_0 = 1, q_L = p) a member has q_l − q_(l−1) partners
-    at level l, so level l carries (q_l − q_(l−1))·α_l + β_l·(q_l − q_(l−1))/p·m.  Ordering the
-    p − 1 rounds level by level (a mixed-radix shift: first the partners in the node, then the
+    (:func:`costmodel.engine.hierarchy.members`; q_0 = 1, q_L = p) a member has q_l − q_(l−1)
+    partners at level l, so level l carries (q_l − q_(l−1))·α_l + β_l·(q_l − q_(l−1))/p·m.  Ordering
+    the p − 1 rounds level by level (a mixed-radix shift: first the partners in the node, then the
     rest) makes every round use one level for every member, so this is also the lock-step time.
     Summed over the levels: (p − 1)·α + β·(p − 1)/p·m, :func:`alltoall_rate`.
     """
@@ -280,7 +280,7 @@ def forward_routes(lay: Layouts, batch: int, algo: Algorithms,
     the data under its mapping — the Pr_l/g members of layout l's Pr group that hold distinct
     sample blocks: rank stride g with Pr inside, Pc_l with Pc inside; the strips of layout k:
     its Pr group — and is split over the levels: the all-gather as
-    `costmodel.hierarchy.level_rates`, the all-to-all by :func:`level_alltoall_rates`.
+    `costmodel.engine.hierarchy.level_rates`, the all-to-all by :func:`level_alltoall_rates`.
 
     Returns (A, B), each (levels, K, K); on rows of replicated sources B equals A.
     """
@@ -468,7 +468,7 @@ class Problem:
     compute_outside_table: bool
     steps: Any = None
     """Overlap 'backward': the schedule's steps of every layout × layer
-    (costmodel.schedule.Steps with K rows); None otherwise."""
+    (costmodel.engine.schedule.Steps with K rows); None otherwise."""
     placement: Placement | None = None
     """A machine with levels: the mapping every layout and redistribution is costed with
     (docs/perlayer.md §7); None on a flat machine."""
@@ -507,7 +507,7 @@ class Problem:
         """
         s = self.sequence_terms(choice)
         if self.settings.overlap == "backward":
-            from costmodel.schedule import run
+            from costmodel.engine.schedule import run
 
             bucket: Any = self.settings.bucket  # a Bucketing: problem() resolves it
             schedule = run(self.sequence_steps(choice), bucket, self.machine.word_bytes)[0]
@@ -521,7 +521,7 @@ def _sequence_steps(prob: Problem, choice: np.ndarray) -> Any:
     """The schedule's steps of layout sequences ``choice`` (S, L): each layer's collectives in
     its layout, the forward redistribution into layer i+1 before its forward compute and the
     backward one (its gradients back to layer i's layout) after its backward compute."""
-    from costmodel.schedule import Steps
+    from costmodel.engine.schedule import Steps
 
     steps = prob.steps
     choice = np.atleast_2d(choice)
@@ -551,7 +551,7 @@ def layout_steps(network: Network, machine: Machine, lay: Layouts, batch: int,
     """The schedule's steps of every layout × layer (K rows, docs/schedule.md): model layouts as
     the plan model-batch, domain layouts as domain-batch on the same (Pr, Pc); ``mapping``
     (machines with levels): the one placement of every layout (None: flat, or Pr inside)."""
-    from costmodel.schedule import Steps, plan_steps
+    from costmodel.engine.schedule import Steps, plan_steps
 
     K = len(lay)
     parts = {}
@@ -627,7 +627,7 @@ def problem(network: Network, machine: Machine, P: int, batch: int,
                                                                 settings.compute)
     steps = None
     if settings.overlap == "backward":
-        from costmodel.buckets import Bucketing, bucketing
+        from costmodel.engine.buckets import Bucketing, bucketing
 
         if not isinstance(settings.bucket, Bucketing):
             settings = replace(settings, bucket=bucketing(settings.bucket, None,

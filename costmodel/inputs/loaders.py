@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from costmodel import collectives as coll
+from costmodel.engine import collectives as coll
+from costmodel.engine.memory import OPTIMIZERS
 from costmodel.errors import (
     NO_VALUE,
     GridcostError,
@@ -28,9 +29,7 @@ from costmodel.errors import (
     UnknownName,
     one_line,
 )
-from costmodel.memory import OPTIMIZERS
-from costmodel.records import InputRecord
-from costmodel.specs import (
+from costmodel.inputs.specs import (
     ALPHA_RANGE,
     BANDWIDTH_RANGE,
     EPOCH_TIME_RANGE,
@@ -58,6 +57,7 @@ from costmodel.specs import (
     Network,
     Shape,
 )
+from costmodel.records import InputRecord
 from costmodel.units import format_bytes, format_rate, format_seconds, parse_quantity
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def bundled_folder(kind: str) -> Traversable:
     try:
         return resources.files(f"costmodel.{kind}")
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / _BUNDLED_IN_CHECKOUT[kind]
+        return Path(__file__).resolve().parents[2] / _BUNDLED_IN_CHECKOUT[kind]
 
 
 def bundled_names(kind: str) -> list[str]:
@@ -1020,7 +1020,7 @@ def _schedule(top: Fields) -> dict[str, Any]:
     """``schedule``: the defaults of overlap 'backward' (docs/schedule.md): ``bucket`` (a
     preset — ddp, horovod, layer — or a size such as '25 MiB' or 0) and ``backward_ratio``
     (backward / forward compute, a positive number)."""
-    from costmodel.buckets import PRESETS, parse_size
+    from costmodel.engine.buckets import PRESETS, parse_size
 
     f = Fields(top.raw("schedule"), top.source, "schedule", {"bucket", "backward_ratio"})
     out: dict[str, Any] = {}

@@ -5,7 +5,7 @@ in the model's convention of docs/model.md §3: the total words of an all-gather
 all-reduce, the one message of a point-to-point send) and one time per size in seconds — the
 mean (default) or the median of the repetitions, see :data:`STATISTICS`.  They come from
 ``gridcost calibrate run`` (torch.distributed microbenchmarks, costmodel.measure), from the calls
-of a real training step (``gridcost validate --raw``; costmodel.series.in_step_series) or
+of a real training step (``gridcost validate --raw``; costmodel.measure.series.in_step_series) or
 from the logs of nccl-tests and the OSU micro-benchmarks (parsed here from text; the CLI reads
 the files; both report average times).
 
@@ -14,7 +14,8 @@ The fit (docs/validation.md, "Calibration"):
 1. per series, ``t(n) = a + b·n`` by robust least squares on *relative* residuals
    ``(a + b·n − t)/t`` (scipy.optimize.least_squares, soft-L1 loss, a, b ≥ 0), so 4 B and 64 MiB
    weigh alike;
-2. a and b map to α and β through the collective's rate in costmodel.collectives (messages m(p)
+2. a and b map to α and β through the collective's rate in costmodel.engine.collectives (messages
+m(p)
    and words per word w(p)): ``α = a/m(p)``, ``β = b/w(p)`` — e.g. Bruck all-gather
    m = ⌈log2 p⌉, w = (p−1)/p; the paper's all-reduce m = 2⌈log2 p⌉, w = 2(p−1)/p; a
    point-to-point message m = 1, w = 1;
@@ -38,8 +39,16 @@ from typing import cast
 
 import numpy as np
 
-from costmodel.collectives import Rate, algorithms
+from costmodel.engine.collectives import Rate, algorithms
 from costmodel.errors import SpecError, UsageError
+from costmodel.inputs.specs import Machine
+from costmodel.measure.series import COLLECTIVE_LABELS as COLLECTIVE_LABELS
+from costmodel.measure.series import COLLECTIVES as COLLECTIVES
+from costmodel.measure.series import STATISTICS as STATISTICS
+from costmodel.measure.series import Series as Series
+from costmodel.measure.series import in_step_series
+from costmodel.measure.series import statistic as statistic
+from costmodel.output.report import Table
 from costmodel.records import (
     CalibrationRecord,
     IdleRecord,
@@ -47,14 +56,6 @@ from costmodel.records import (
     RawBenchSeriesRecord,
     SeriesFitRecord,
 )
-from costmodel.report import Table
-from costmodel.series import COLLECTIVE_LABELS as COLLECTIVE_LABELS
-from costmodel.series import COLLECTIVES as COLLECTIVES
-from costmodel.series import STATISTICS as STATISTICS
-from costmodel.series import Series as Series
-from costmodel.series import in_step_series
-from costmodel.series import statistic as statistic
-from costmodel.specs import Machine
 
 
 def rate_of(collective: str, p: int, collectives: str = "paper") -> Rate:
@@ -363,7 +364,7 @@ def profile_yaml(cal: Calibration, name: str, flop_rate: float | None, descripti
 
     ``flop_rate`` in FLOP/s; None writes a placeholder of 1 TFLOP/s and a comment saying so.
     The per-series fits go into comments, and so do ``warnings`` (the implausibilities it was
-    written despite).  Loads with costmodel.loaders.load_machine.
+    written despite).  Loads with costmodel.inputs.loaders.load_machine.
     """
     lines = [f"# Machine profile written by gridcost calibrate ({cal.collectives} collectives).",
              *(f"# WARNING (written with --accept-implausible): {_comment(w)}"
@@ -419,8 +420,8 @@ def loadable_profile(text: str, path: str) -> str:
     """``text``, a machine profile about to be written to ``path``, when gridcost can load it
     back; else a UsageError saying nothing was written.  --accept-implausible writes implausible
     fits, but never a profile outside the loader's ranges (docs/formats.md, "Limits and
-    ranges"): the loader (costmodel.loaders.machine_from_text) is the one judge."""
-    from costmodel.loaders import machine_from_text
+    ranges"): the loader (costmodel.inputs.loaders.machine_from_text) is the one judge."""
+    from costmodel.inputs.loaders import machine_from_text
 
     try:
         machine_from_text(text, path)
@@ -666,8 +667,8 @@ def bench_series(data: dict[str, object], source: str,
 def series_from_json(text: str, source: str, summary: str = "mean") -> list[Series]:
     """A gridcost JSON → Series: the microbenchmarks of ``calibrate run --raw`` or the calls of
     the training steps of ``validate --raw`` (each call's time over the iterations, fitted per
-    collective and group size: an in-step calibration, costmodel.series.in_step_series)."""
-    from costmodel.loaders import load_json
+    collective and group size: an in-step calibration, costmodel.measure.series.in_step_series)."""
+    from costmodel.inputs.loaders import load_json
 
     statistic(summary)  # an unknown name is a usage error, not a malformed file
     try:
@@ -770,7 +771,7 @@ def fits_table(cal: Calibration, title: str) -> Table:
 def idle_probe_of(text: str) -> IdleRecord | None:
     """The idle-arrival probe of a ``calibrate run --raw`` JSON text, or None (another format,
     or a measurement without the probe)."""
-    from costmodel.loaders import load_json
+    from costmodel.inputs.loaders import load_json
 
     if not text.lstrip().startswith("{"):
         return None

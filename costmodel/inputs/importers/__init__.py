@@ -2,11 +2,12 @@
 
 Three stages: :func:`trace_source` resolves a SOURCE — ``torchvision:NAME``, ``timm:NAME``,
 ``package.module:callable`` or a path to an ``.onnx`` file — and traces it without weights into
-a :class:`~costmodel.importers.records.Trace`; :func:`~costmodel.importers.records.network_yaml`
-writes it in gridcost's network format; the loader (:func:`costmodel.loaders.network_from_text`)
-reads that text back like any network file, so an imported network is checked exactly as a
-hand-written one.  torch, torchvision, timm and onnx are imported only inside the tracing
-functions (the optional extra ``gridcost[import]``); importing this package loads none of them.
+a :class:`~costmodel.inputs.importers.records.Trace`;
+:func:`~costmodel.inputs.importers.records.network_yaml` writes it in gridcost's network format; the
+loader (:func:`costmodel.inputs.loaders.network_from_text`) reads that text back like any network
+file, so an imported network is checked exactly as a hand-written one.  torch, torchvision, timm and
+onnx are imported only inside the tracing functions (the optional extra ``gridcost[import]``);
+importing this package loads none of them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costmodel.errors import GridcostError, UnknownName, UsageError
-from costmodel.importers.records import Shape, Trace, UnsupportedError, network_yaml
+from costmodel.inputs.importers.records import Shape, Trace, UnsupportedError, network_yaml
 
 if TYPE_CHECKING:
-    from costmodel.specs import Network
+    from costmodel.inputs.specs import Network
 
 __all__ = ["DEFAULT_INPUT", "UnsupportedError", "import_network", "import_yaml", "is_source",
            "parse_input", "parse_kwargs", "trace_source"]
@@ -85,14 +86,14 @@ def trace_source(source: str, input_shape: Shape = DEFAULT_INPUT,
         if kwargs:
             raise UsageError("--kwargs: an ONNX file has no constructor arguments")
         _require("onnx")
-        from costmodel.importers.onnx_trace import trace_onnx
+        from costmodel.inputs.importers.onnx_trace import trace_onnx
 
         return trace_onnx(Path(source), skip_unsupported)
     if not is_source(source):
         raise UsageError(f"not an import source: {source!r} (expected torchvision:NAME, "
                          "timm:NAME, package.module:callable or a path to an .onnx file)")
     _require("torch")
-    from costmodel.importers import torch_trace
+    from costmodel.inputs.importers import torch_trace
 
     builder, _, packages = _builder(source)
     with warnings.catch_warnings():
@@ -150,7 +151,7 @@ def import_yaml(source: str, input_shape: Shape = DEFAULT_INPUT,
 @functools.lru_cache(maxsize=8)
 def _imported(source: str, input_shape: Shape, kwargs_json: str,
               skip_unsupported: bool) -> tuple[str, Trace, Network]:
-    from costmodel.loaders import network_from_text
+    from costmodel.inputs.loaders import network_from_text
 
     text, trace = import_yaml(source, input_shape, json.loads(kwargs_json), skip_unsupported)
     return text, trace, network_from_text(text, f"<import {source}>")

@@ -1,9 +1,9 @@
 """Measured collective times as fitting input: :class:`Series`, the repetition summaries, and the
 calls of a training step as series (an in-step calibration).
 
-Shared by :mod:`costmodel.calibration` (which fits series) and :mod:`costmodel.validation` (which
-reads training steps and calibrates on their calls): neither imports the other for these, so
-there is no import cycle between them.  No torch here.
+Shared by :mod:`costmodel.measure.calibration` (which fits series) and
+:mod:`costmodel.measure.validation` (which reads training steps and calibrates on their calls):
+neither imports the other for these, so there is no import cycle between them.  No torch here.
 """
 
 from __future__ import annotations

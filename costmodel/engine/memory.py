@@ -35,11 +35,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from costmodel.engine.grids import Grids
+from costmodel.engine.plans import DOMAIN, LayerGroup, Plan
 from costmodel.errors import UsageError
-from costmodel.grids import Grids
+from costmodel.inputs.specs import Layer, Network, distinct_layers
 from costmodel.limits import MAX_OPTIMIZER_BYTES
-from costmodel.plans import DOMAIN, LayerGroup, Plan
-from costmodel.specs import Layer, Network, distinct_layers
 from costmodel.units import format_number as _n
 
 OPTIMIZERS: dict[str, float] = {"sgd": 0.0, "momentum": 4.0, "adam": 8.0}

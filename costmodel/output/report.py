@@ -18,10 +18,22 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from costmodel import __version__
-from costmodel.collectives import KIND_NAMES, SELECTABLE
-from costmodel.cost import TERMS, CostTable, layer_algorithms
-from costmodel.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
-from costmodel.plans import MODE_NAMES, describe_grid
+from costmodel.engine.collectives import KIND_NAMES, SELECTABLE
+from costmodel.engine.cost import TERMS, CostTable, layer_algorithms
+from costmodel.engine.memory import COMPONENTS, GIB, MemoryTable, optimizer_label
+from costmodel.engine.plans import MODE_NAMES, describe_grid
+from costmodel.engine.schedule import bucket_record, grid_schedule_record
+from costmodel.planning.search import (
+    Efficiency,
+    FeasibilityLimit,
+    Optimum,
+    ScalingLimits,
+    SweepResult,
+    no_feasible_grid_message,
+    reason,
+    stops_improving,
+)
+from costmodel.planning.search import efficiency as efficiency_of
 from costmodel.records import (
     AlgorithmsRecord,
     BaselineRecord,
@@ -44,23 +56,11 @@ from costmodel.records import (
     ProvenanceRecord,
     SweepRow,
 )
-from costmodel.schedule import bucket_record, grid_schedule_record
-from costmodel.search import (
-    Efficiency,
-    FeasibilityLimit,
-    Optimum,
-    ScalingLimits,
-    SweepResult,
-    no_feasible_grid_message,
-    reason,
-    stops_improving,
-)
-from costmodel.search import efficiency as efficiency_of
 from costmodel.units import format_number, format_seconds
 
 if TYPE_CHECKING:  # the per-layer solver loads only with --plan per-layer
-    from costmodel.perlayer import PerLayerResult
-    from costmodel.specs import Machine
+    from costmodel.inputs.specs import Machine
+    from costmodel.planning.perlayer import PerLayerResult
 
 Per = Literal["iteration", "epoch"]
 Format = Literal["table", "json", "csv", "markdown"]
@@ -433,7 +433,7 @@ def collectives_of(split: str, pr: int, pc: int, algo: str,
                    used: dict[str, str | None] | None = None) -> str:
     """Which collectives a layer of this split runs, on which group sizes, with which algorithm.
 
-    ``used`` (from :func:`costmodel.cost.layer_algorithms`) names the algorithm of each
+    ``used`` (from :func:`costmodel.engine.cost.layer_algorithms`) names the algorithm of each
     collective; without it every collective is labelled ``algo``.
     """
     used = used or {}
@@ -773,7 +773,7 @@ def sweep_record(result: SweepResult, per: Per, threshold: float,
                  limits: FeasibilityLimit | None, net: str, machine: str) -> PlanSweepRecord:
     """A sweep over P (fixed B: strong scaling; B = b·P: weak scaling) as a JSON-ready dict.
 
-    Efficiency is the rule of docs/model.md §8 (:func:`costmodel.search.efficiency`, as in
+    Efficiency is the rule of docs/model.md §8 (:func:`costmodel.planning.search.efficiency`, as in
     `optimize`): relative to the smallest feasible P swept, from times per iteration,
     T(P₀)·P₀/(P·T(P)) at fixed B (strong), T(P₀)/T(P) when B grows with P (weak).
     """

@@ -1,7 +1,7 @@
 """Validated, immutable specifications: a network's weighted layers and a machine profile.
 
 Everything is in SI units (seconds, bytes, bytes/s, FLOP/s) or plain counts (parameters,
-activations, multiply-adds).  No I/O here: `costmodel.loaders` builds these from YAML.
+activations, multiply-adds).  No I/O here: `costmodel.inputs.loaders` builds these from YAML.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ Shape = tuple[int, int, int]
 # --------------------------------------------------------------------------- limits and ranges
 # Every number a network or machine file may give, and the sizes it implies, lies in a stated
 # range: wide enough for any real network or machine, narrow enough that no later product
-# overflows or loses meaning.  costmodel.loaders checks them; docs/formats.md ("Limits and
+# overflows or loses meaning.  costmodel.inputs.loaders checks them; docs/formats.md ("Limits and
 # ranges") lists them with their reasons.
 
 MAX_SIZE = 2**24

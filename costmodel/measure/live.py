@@ -25,8 +25,8 @@ from costmodel.limits import MAX_LOCAL_PROCESSES, MAX_REPETITIONS, Limit
 
 if TYPE_CHECKING:
     from costmodel.api import CalibrationResult, ValidationResult
+    from costmodel.inputs.specs import Machine
     from costmodel.progress import Progress
-    from costmodel.specs import Machine
 
 R = TypeVar("R")
 
@@ -96,7 +96,7 @@ def idle_gap_s(text: str) -> float:
 def machines_per_P(values: tuple[str, ...] | list[str]) -> dict[int | None, Machine]:
     """``--machine`` values (``FILE`` or ``P=FILE``) → {P or None (any P): Machine}."""
     from costmodel.api import positive_int
-    from costmodel.loaders import load_machine
+    from costmodel.inputs.loaders import load_machine
 
     machines: dict[int | None, Machine] = {}
     for value in values:
@@ -125,9 +125,9 @@ def calibration_run(procs: str = "2..4", min_size: str = "4 B", max_size: str = 
     ``reps`` timed after ``warmup`` untimed, on local processes (gloo over 127.0.0.1, NCCL with
     GPUs), the torchrun world, or (``emulate`` 'nodes=N, ppn=K, link=RATE') an emulated cluster
     measured inside and across its nodes.  The result fits α, β (a profile with levels when
-    emulated; costmodel.emulated).  None on the ranks but 0 under torchrun."""
+    emulated; costmodel.measure.emulated).  None on the ranks but 0 under torchrun."""
     from costmodel.api import check_profile_name, count_of, positive_int
-    from costmodel.grids import parse_processes
+    from costmodel.engine.grids import parse_processes
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run, under_torchrun
 
@@ -180,7 +180,7 @@ def _fit_local(result: dict[str, Any], torchrun: bool, world: int, ps: list[int]
     import socket
 
     from costmodel.api import fit_series
-    from costmodel.calibration import bench_series, idle_note
+    from costmodel.measure.calibration import bench_series, idle_note
     from costmodel.measure.launch import oversubscription
 
     source = f"torch.distributed {result['backend']}"
@@ -217,7 +217,7 @@ def _emulated_calibration(text: str, args: dict[str, Any], timeout: float, colle
                           name: str | None, statistic: str, accept_implausible: bool,
                           progress: Progress | None) -> Measured[CalibrationResult]:
     """calibrate run --emulate: both levels measured on the emulated cluster, a profile with
-    levels fitted (costmodel.emulated)."""
+    levels fitted (costmodel.measure.emulated)."""
     from costmodel.api import settings_of
     from costmodel.measure.emulate import calibration_runs, parse_emulation
 
@@ -254,8 +254,8 @@ def validation_run(machine: tuple[str, ...] | list[str], processes: str = "2,4",
     predicts them with the profiles ``machine`` ('FILE' or 'P=FILE' each).  None on the ranks
     but 0 under torchrun."""
     from costmodel.api import read_text, settings_of, validation_of
-    from costmodel.plans import choose_plans
-    from costmodel.validation import PLANS, parse_validation_raw
+    from costmodel.engine.plans import choose_plans
+    from costmodel.measure.validation import PLANS, parse_validation_raw
 
     check_timeout(timeout)
     settings_of("none", collectives, "none")
@@ -289,7 +289,7 @@ def validation_run(machine: tuple[str, ...] | list[str], processes: str = "2,4",
 
 def _local_processes(processes: str) -> list[int]:
     """The P of --P (local processes), or the torchrun world size."""
-    from costmodel.grids import parse_processes
+    from costmodel.engine.grids import parse_processes
     from costmodel.measure.launch import under_torchrun
 
     return [int(os.environ["WORLD_SIZE"])] if under_torchrun() else \
@@ -305,7 +305,7 @@ def _local_validation(processes: str, batch: str, plans: list[str], iterations: 
     from costmodel.api import batch_of, positive_int
     from costmodel.measure import require_torch
     from costmodel.measure.launch import run
-    from costmodel.validation import valid_grids
+    from costmodel.measure.validation import valid_grids
 
     B = batch_of(batch)
     ps = _local_processes(processes)
@@ -338,10 +338,10 @@ def _emulated_validation(text: str, machines: dict[int | None, Machine], process
                          progress: Progress | None) -> dict[str, Any]:
     """validate --emulate: every P on the emulated cluster, both mappings of every grid."""
     from costmodel.api import positive_int
-    from costmodel.grids import parse_processes
+    from costmodel.engine.grids import parse_processes
     from costmodel.measure import require_torch
     from costmodel.measure.emulate import parse_emulation, validation_runs
-    from costmodel.validation import valid_grids
+    from costmodel.measure.validation import valid_grids
 
     spec = parse_emulation(text)
     for P, profile in machines.items():

@@ -1,6 +1,6 @@
 """The network's per-layer numbers as arrays, and the local batch: what both the cost table
-(:mod:`costmodel.cost`) and the schedule (:mod:`costmodel.schedule`) read, kept below both so
-that the cost table can build on the schedule without an import cycle.
+(:mod:`costmodel.engine.cost`) and the schedule (:mod:`costmodel.engine.schedule`) read, kept below
+both so that the cost table can build on the schedule without an import cycle.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.specs import Layer, Network, distinct_layers
+from costmodel.inputs.specs import Layer, Network, distinct_layers
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ Between the paper's two bounds — ``none`` (every collective adds to the comput
 * **backward**, layer by layer in reverse: the backward halo exchange, the compute of ΔX and ΔW,
   the blocking Pr-group all-reduce of ΔX; the layer's weight gradient is ready when its
   backward step ends;
-* **gradients** are fused into buckets in the order they become ready (:mod:`costmodel.buckets`)
+* **gradients** are fused into buckets in the order they become ready
+(:mod:`costmodel.engine.buckets`)
   and a bucket's all-reduce over its group (Pc, or all P for domain-split layers) starts once
   the bucket is full and the channel is free;
 * the iteration ends when both the last compute and the last all-reduce have ended.
@@ -44,10 +45,16 @@ from typing import Any
 
 import numpy as np
 
-from costmodel.buckets import FIT_UNDER_CAP, Bucketing
-from costmodel.collectives import ALLGATHER, ALLREDUCE, Algorithms, CollectiveCost, halo_exchange
-from costmodel.grids import Grids
-from costmodel.hierarchy import (
+from costmodel.engine.buckets import FIT_UNDER_CAP, Bucketing
+from costmodel.engine.collectives import (
+    ALLGATHER,
+    ALLREDUCE,
+    Algorithms,
+    CollectiveCost,
+    halo_exchange,
+)
+from costmodel.engine.grids import Grids
+from costmodel.engine.hierarchy import (
     LEVEL_CANDIDATES,
     fixed_selection,
     halo_level,
@@ -55,10 +62,10 @@ from costmodel.hierarchy import (
     level_rates,
     strides,
 )
-from costmodel.layerarrays import LayerArrays, local_batch
-from costmodel.plans import DOMAIN, Plan
+from costmodel.engine.layerarrays import LayerArrays, local_batch
+from costmodel.engine.plans import DOMAIN, Plan
+from costmodel.inputs.specs import Machine, Network
 from costmodel.records import BucketRecord, EventRecord, ScheduleRecord, TimelineRecord
-from costmodel.specs import Machine, Network
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from costmodel.importers.records import Record, Shape, Trace, UnsupportedError
+from costmodel.inputs.importers.records import Record, Shape, Trace, UnsupportedError
 
 BATCH = 2
 """Samples in the traced meta batch: two, so training-mode batch norm on a 1×1 map is defined."""

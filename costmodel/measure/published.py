@@ -4,7 +4,7 @@
 Inputs (``docs/published/``): ``runs.yaml`` — measured points with their sources — and one
 machine profile per stated hardware in ``machines/``.  Every run is pure data parallelism, a
 1 × P grid with a fixed per-GPU batch b (global batch b·P), and its gradients are bucketed as
-its framework does it (:mod:`costmodel.buckets` presets: ``ddp``, ``horovod``, ``layer``).
+its framework does it (:mod:`costmodel.engine.buckets` presets: ``ddp``, ``horovod``, ``layer``).
 
 **Compute input.**  The one-GPU throughput X₁ (images/s) of a run fixes its compute: the
 machine's flop rate is replaced by X₁ · 6 · MACs (docs/model.md §7 charges 3·2·MACs FLOPs per
@@ -29,10 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from costmodel.errors import SpecError
-from costmodel.loaders import Fields, _check_version, bundled_folder, is_file, read_document
+from costmodel.inputs.loaders import Fields, _check_version, bundled_folder, is_file, read_document
+from costmodel.inputs.specs import Machine, Network
+from costmodel.output.report import Table
 from costmodel.records import PublishedRecord
-from costmodel.report import Table
-from costmodel.specs import Machine, Network
 
 MODES = ("none", "batch", "backward")
 """The overlap modes compared, the paper's two bounds and the schedule."""
@@ -207,10 +207,10 @@ def predict(run: PublishedRun, network: Network, machine: Machine) -> PointResul
     The machine's flop rate becomes X₁ · 6 · MACs (module docstring), so one GPU computes an
     iteration of b samples in b / X₁ s; the grids are 1 × P0 and 1 × P with global batches
     b·P0 and b·P; E = T(P0) / T(P)."""
-    from costmodel.buckets import bucketing
-    from costmodel.cost import evaluate_totals
-    from costmodel.grids import Grids
-    from costmodel.plans import plan
+    from costmodel.engine.buckets import bucketing
+    from costmodel.engine.cost import evaluate_totals
+    from costmodel.engine.grids import Grids
+    from costmodel.engine.plans import plan
 
     rated = replace(machine, flop_rate=run.single_gpu_throughput * 6.0 * network.macs)
     p = np.array([run.reference_processes, run.processes], dtype=np.int64)
@@ -228,7 +228,7 @@ def predict(run: PublishedRun, network: Network, machine: Machine) -> PointResul
 
 def evaluate_runs(runs: PublishedRuns) -> list[PointResult]:
     """:func:`predict` for every run, loading each network and machine once."""
-    from costmodel.loaders import load_machine, load_network
+    from costmodel.inputs.loaders import load_machine, load_network
 
     networks: dict[str, Network] = {}
     machines: dict[str, Machine] = {}

@@ -31,11 +31,18 @@ from importlib import resources
 
 import numpy as np
 
-from costmodel.collectives import algorithms
-from costmodel.cost import evaluate
+from costmodel.engine.collectives import algorithms
+from costmodel.engine.cost import evaluate
+from costmodel.engine.grids import Grids
+from costmodel.engine.plans import plan as plan_named
 from costmodel.errors import GridcostError, UsageError
-from costmodel.grids import Grids
-from costmodel.plans import plan as plan_named
+from costmodel.inputs.specs import Machine, Network
+from costmodel.measure.series import StepCall as StepCall
+from costmodel.measure.series import calls_series as calls_series
+from costmodel.measure.series import in_step_series as in_step_series
+from costmodel.measure.series import statistic
+from costmodel.measure.series import step_calls as step_calls
+from costmodel.output.report import Table
 from costmodel.records import (
     AnalysisRecord,
     CallRatioRecord,
@@ -51,13 +58,6 @@ from costmodel.records import (
     ValidationSummaryRecord,
     VolumeRecord,
 )
-from costmodel.report import Table
-from costmodel.series import StepCall as StepCall
-from costmodel.series import calls_series as calls_series
-from costmodel.series import in_step_series as in_step_series
-from costmodel.series import statistic
-from costmodel.series import step_calls as step_calls
-from costmodel.specs import Machine, Network
 
 PLANS = ("model-batch", "fc-model", "domain-batch")
 """Plans the validation step implements (beyond-batch is domain-batch with Pr = P/B)."""
@@ -75,7 +75,7 @@ def network_path() -> str:
 
 
 def load_validation_network() -> Network:
-    from costmodel.loaders import load_network
+    from costmodel.inputs.loaders import load_network
 
     return load_network(network_path())
 
@@ -263,8 +263,8 @@ def call_ratios(ranks: Sequence[RawRankRecord], machine: Machine,
     rank's seconds, each ÷ the profile's seconds for that one call (α·m(p) + β·w(p)·n with the
     kind's α, β; a halo message α + β·n).  Empty lists for records without per-call times.
     """
-    from costmodel.collectives import CollectiveCost
-    from costmodel.cost import machine_algorithms
+    from costmodel.engine.collectives import CollectiveCost
+    from costmodel.engine.cost import machine_algorithms
 
     algo = machine_algorithms(machine, collectives)
     alpha, beta = machine.alpha_s, machine.beta_s_per_word
@@ -389,7 +389,7 @@ def parse_validation_raw(text: str, source: str,
     :func:`analyse` takes, keeping the runs of ``plans``.  A SpecError naming ``source`` when
     it is not such a file."""
     from costmodel.errors import SpecError
-    from costmodel.loaders import load_json
+    from costmodel.inputs.loaders import load_json
 
     try:
         data = load_json(text, source)
@@ -410,14 +410,14 @@ def in_step_predictions(result: RawValidationRecord, network: Network, machine: 
     """Each run predicted with α, β fitted to the calls of the **other** runs of its P
     (leave-one-run-out cross-validation of an in-step calibration).
 
-    The fit is calibrate's (:func:`costmodel.calibration.calibrate`) on :func:`in_step_series`
-    of those runs: the joint α, β, each kind's own pair and, per kind and group size, the pair
-    of that series (``per_collective`` with ``processes``).  Only runs of the same P train it,
-    because on a shared node a collective's cost depends on how many processes share the cores.
-    The held-out run's own calls never enter its prediction.  None where the other runs do not
-    determine a fit (no series with two distinct sizes, or no bandwidth term).
+    The fit is calibrate's (:func:`costmodel.measure.calibration.calibrate`) on
+    :func:`in_step_series` of those runs: the joint α, β, each kind's own pair and, per kind and
+    group size, the pair of that series (``per_collective`` with ``processes``).  Only runs of the
+    same P train it, because on a shared node a collective's cost depends on how many processes
+    share the cores. The held-out run's own calls never enter its prediction.  None where the other
+    runs do not determine a fit (no series with two distinct sizes, or no bandwidth term).
     """
-    from costmodel.calibration import calibrate, calibrated_machine
+    from costmodel.measure.calibration import calibrate, calibrated_machine
 
     runs = result["runs"]
     batch = int(result["batch"])
@@ -652,10 +652,10 @@ def ddp_analysis(result: RawDdpRecord, network: Network, machine: Machine,
     smaller of the two — 100 % when the smaller hides completely, ≤ 0 when nothing does (on
     a host whose processes share the cores, the all-reduce competes with the compute).
     """
-    from costmodel.buckets import PRESETS
-    from costmodel.cost import machine_algorithms
-    from costmodel.plans import PLANS as ALL_PLANS
-    from costmodel.schedule import plan_steps, run
+    from costmodel.engine.buckets import PRESETS
+    from costmodel.engine.cost import machine_algorithms
+    from costmodel.engine.plans import PLANS as ALL_PLANS
+    from costmodel.engine.schedule import plan_steps, run
 
     ranks = result["ranks"]
     P, batch = int(result["world"]), int(result["batch"])

@@ -20,7 +20,7 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from costmodel.errors import SpecError
-from costmodel.importers.records import Record, Shape, Trace, UnsupportedError
+from costmodel.inputs.importers.records import Record, Shape, Trace, UnsupportedError
 
 _PARAM_FREE = {"Add", "Mul", "Sub", "Div", "Concat", "Reshape", "Expand", "Gather", "Transpose",
                "Unsqueeze", "Squeeze", "Slice", "Tile", "Where", "PRelu", "Sigmoid", "Flatten",

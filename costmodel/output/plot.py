@@ -4,8 +4,8 @@ The only module of gridcost that imports matplotlib.  It never touches pyplot or
 backend: figures are :class:`matplotlib.figure.Figure` objects drawn with Agg when saved.  Every
 public function takes ``ax=None`` (``axes=None`` for several panels), draws into a new figure when
 none is given, and returns what it drew.  Times are per ``per`` (``"epoch"`` or ``"iteration"``),
-in seconds, read off the library's result objects (:class:`~costmodel.search.Optimum`,
-:class:`~costmodel.search.SweepResult`, :class:`~costmodel.cost.CostTable`).
+in seconds, read off the library's result objects (:class:`~costmodel.planning.search.Optimum`,
+:class:`~costmodel.planning.search.SweepResult`, :class:`~costmodel.engine.cost.CostTable`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from costmodel.cost import TERMS, CostTable
+from costmodel.engine.cost import TERMS, CostTable
 from costmodel.errors import UsageError
-from costmodel.search import Optimum, ScalingLimits, SweepResult
+from costmodel.planning.search import Optimum, ScalingLimits, SweepResult
 from costmodel.units import format_number
 from costmodel.units import format_number as _n
 
@@ -710,7 +710,7 @@ def calibration_fits(points: Sequence[Mapping[str, object]],
                      axes: Sequence[Axes] | None = None) -> list[Axes]:
     """Measured collective times and their fits (top, log-log) and relative residuals (bottom).
 
-    ``points`` are the records of costmodel.calibration.points_records: per point the
+    ``points`` are the records of costmodel.measure.calibration.points_records: per point the
     collective, p, bytes, measured_s, series_fit_s and joint_fit_s.  One colour and marker per
     series (SERIES_COLOURS: no two alike); dots measured, solid line the series' own fit
     a + b·n, dashed the profile's joint α, β — each style named in the legend.
@@ -900,7 +900,7 @@ def timeline(tl: Any) -> Figure:
     backward dark), the blocking Pr-group collectives and halos, and the gradient all-reduce
     buckets — the two communication lanes are one channel — with every stretch of exposed
     communication (compute idle) hatched in vermilion across the compute lane and over the
-    exposed part of each all-reduce.  ``tl``: a costmodel.schedule.Timeline."""
+    exposed part of each all-reduce.  ``tl``: a costmodel.engine.schedule.Timeline."""
     scale, unit = _time_unit(max(tl.total_s, 1e-12))
     fig = Figure(figsize=(12.0, 4.4), layout="constrained")
     ax = fig.add_subplot()
@@ -1010,7 +1010,7 @@ def published_efficiency(rows: Sequence[Mapping[str, Any]], ax: Axes | None = No
     """Predicted against measured scaling efficiency of published runs (docs/validation.md,
     "Published runs"): one marker per overlap mode, the diagonal and a ±5-point band.
 
-    ``rows`` are the run records of :func:`costmodel.published.record` (measured_efficiency,
+    ``rows`` are the run records of :func:`costmodel.measure.published.record` (measured_efficiency,
     predicted_efficiency per mode)."""
     if ax is None:
         ax = Figure(figsize=(6.4, 5.8), layout="constrained").add_subplot()

@@ -1,11 +1,11 @@
 """Every term of the cost of one grid, as a formula, with its numbers substituted, and its value.
 
-:func:`explain` takes the same inputs as :func:`costmodel.cost.evaluate` for one Pr×Pc grid and
-returns an :class:`Explanation`: per weighted layer the lines of its model, batch and domain
+:func:`explain` takes the same inputs as :func:`costmodel.engine.cost.evaluate` for one Pr×Pc grid
+and returns an :class:`Explanation`: per weighted layer the lines of its model, batch and domain
 terms (docs/model.md §4), then the compute line (§7, measured table or flop rate), the three
-communication sums and the total under the overlap rule (:func:`costmodel.cost.combine`).  Each
-:class:`Line` carries the symbolic formula, the bindings of its symbols, the expression with the
-numbers substituted, and its latency count, words and seconds **per iteration**.
+communication sums and the total under the overlap rule (:func:`costmodel.engine.cost.combine`).
+Each :class:`Line` carries the symbolic formula, the bindings of its symbols, the expression with
+the numbers substituted, and its latency count, words and seconds **per iteration**.
 
 The values are recomputed here, one scalar at a time, from the engine's inputs: the layer specs,
 the plan's layout, the machine's α and β, and the collective algorithm's :class:`Rate` functions.
@@ -25,8 +25,8 @@ f_l processes and the all-reduce as reduce-scatter + all-gather (q_l < p below t
 level) or as an all-reduce (the first level holding the whole group), on n/q_(l−1) words, at
 α_l, β_l.  Halos go on the innermost level holding the whole Pr group.  Which mapping the grid
 uses ('best': the cheaper total) is the engine's decision, like the layout, and so is the
-sentence saying why (:meth:`costmodel.hierarchy.MappingComparison.why`); the tests compare
-every layer × term × level with :meth:`costmodel.cost.CostTable.level_seconds`.
+sentence saying why (:meth:`costmodel.engine.hierarchy.MappingComparison.why`); the tests compare
+every layer × term × level with :meth:`costmodel.engine.cost.CostTable.level_seconds`.
 
 Formula text comes from :data:`RATE_TEXTS`, keyed by the algorithm's rate function: each entry
 says how to write ``k·(α·L(p) + β·F(p)·n)``.  An entry is used only where it reproduces the rate
@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from costmodel.collectives import (
+from costmodel.engine.collectives import (
     ALLGATHER,
     ALLREDUCE,
     FLAT_RING,
@@ -64,13 +64,13 @@ from costmodel.collectives import (
     ring_allreduce_rate,
     ring_reduce_scatter_rate,
 )
-from costmodel.cost import ComputeModel, Overlap, compute_per_iteration_s, evaluate
+from costmodel.engine.cost import ComputeModel, Overlap, compute_per_iteration_s, evaluate
+from costmodel.engine.grids import Grids, check_processes
+from costmodel.engine.hierarchy import HALVES, PC_INSIDE, PR_INSIDE, check_algorithms
+from costmodel.engine.plans import DOMAIN, MODE_NAMES, Plan
 from costmodel.errors import UsageError
-from costmodel.grids import Grids, check_processes
-from costmodel.hierarchy import HALVES, PC_INSIDE, PR_INSIDE, check_algorithms
-from costmodel.plans import DOMAIN, MODE_NAMES, Plan
+from costmodel.inputs.specs import Layer, Machine, Network
 from costmodel.records import ExplainLayerRecord, ExplainLineRecord, ExplainRecord
-from costmodel.specs import Layer, Machine, Network
 from costmodel.units import format_number
 
 Per = Literal["iteration", "epoch"]
@@ -174,7 +174,8 @@ _SHORT = {"allgather": "ag", "allreduce": "ar", "p2p": "p2p"}
 def collective_pair(machine: Machine, kind: str, group: str, p: int) -> Pair:
     """The α, β the engine charges ``kind`` on a group of p processes (symbol ``group``):
     the kind's fit for p (``per_collective.KIND.processes``), else the kind's own fit, else the
-    flat α, β — :func:`costmodel.collectives.scale_at`'s rule.  Halos are kind 'p2p', p = 2."""
+    flat α, β — :func:`costmodel.engine.collectives.scale_at`'s rule.  Halos are kind 'p2p', p =
+    2."""
     listed = {q: (a, bw) for k, q, a, bw in machine.per_collective_processes if k == kind}
     pooled = {k: (a, bw) for k, a, bw in machine.per_collective}
     if p in listed:
@@ -699,7 +700,7 @@ def _flat_ring_lines(label: str, term: str, group: Placement, machine: Machine, 
         s·α_l at the level with the largest α among those with edges (q_l > q_(l−1)),
         s/p·n·β_l/q_(l−1) at the level with the largest β_l/q_(l−1)
 
-    (ties: the innermost), as :func:`costmodel.hierarchy.flat_ring_rates` charges it."""
+    (ties: the innermost), as :func:`costmodel.engine.hierarchy.flat_ring_rates` charges it."""
     names = [level.name for level in machine.levels]
     prefix = "forward all-gather + backward " if gather else "weight-gradient "
     p, symbol = group.p, group.symbol
@@ -892,7 +893,7 @@ def _sum_line(term: str, layers: Sequence[LayerExplanation]) -> Line:
 
 def _total_line(compute: float, model: float, batch: float, domain: float,
                 overlap: Overlap) -> Line:
-    """The overlap rule of docs/model.md §7, as :func:`costmodel.cost.combine` applies it."""
+    """The overlap rule of docs/model.md §7, as :func:`costmodel.engine.cost.combine` applies it."""
     if overlap == "batch":
         value = max(compute, batch) + model + domain
         return Line("total (overlap batch: the gradient all-reduce hides under the compute)",
@@ -909,7 +910,7 @@ def _check_explainable(algo: Algorithms, machine: Machine) -> None:
     """UsageError for what explain cannot write as one formula yet: 'auto' (the algorithm
     depends on the size) and a γ term (reduction arithmetic, docs/collectives.md); on a machine
     with levels, also an all-reduce without a reduce-scatter phase (as the engine refuses it,
-    :func:`costmodel.hierarchy.check_algorithms`)."""
+    :func:`costmodel.engine.hierarchy.check_algorithms`)."""
     if not algo.linear:
         raise UsageError("explain: collectives 'auto' picks per message; `gridcost layers "
                          "--collectives auto` shows the winners — explain one of them")
@@ -937,7 +938,7 @@ def _schedule_lines(network: Network, machine: Machine, table: Any, algo: Algori
     """Overlap 'backward': the total as the schedule composes it, and one line per bucket and
     per wait of grid 0 (docs/schedule.md); on a machine with levels under the grid's mapping,
     each bucket's latency and slope summed over the levels."""
-    from costmodel.schedule import plan_steps, run
+    from costmodel.engine.schedule import plan_steps, run
 
     pr_inside = None if table.mappings is None else table.mappings.pr_inside
     steps = plan_steps(network, machine, table.grids, table.plan, algo, table.compute_s,
@@ -994,7 +995,7 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     On a machine with levels (docs/hierarchy.md) every collective term is written per level,
     under ``mapping`` ('best': the one the engine picks for this grid, and why; or
     'pr-inside' / 'pc-inside'); on a flat machine ``mapping`` must be 'best', as for
-    :func:`costmodel.cost.evaluate`.
+    :func:`costmodel.engine.cost.evaluate`.
     """
     P = check_processes(P)
     if isinstance(pr, bool) or not isinstance(pr, (int, np.integer)) or pr < 1 or P % pr:
@@ -1037,7 +1038,7 @@ def explain(network: Network, machine: Machine, P: int, pr: int, batch: int, pla
     settings = (*_link_settings(machine, P),
                 Line("iterations per epoch", "setting", "N/B", (),
                      f"{N}/{batch} = {_num(N / batch)}", N / batch))
-    from costmodel.search import reason  # search imports cost; keep explain's import light
+    from costmodel.planning.search import reason  # search imports cost; keep explain's import light
 
     shown = tuple(e for e in explained if not wanted or e.name in wanted)
     levels = tuple((lv.name, lv.processes, lv.alpha_s, lv.bandwidth_Bps)

@@ -2,7 +2,7 @@
 
 ``gridcost calibrate run --emulate`` (costmodel.measure.emulate) measures the collectives inside
 the nodes and across them; each level gets calibrate's joint α, β fit
-(:func:`costmodel.calibration.calibrate`) and the profile carries them as ``levels``
+(:func:`costmodel.measure.calibration.calibrate`) and the profile carries them as ``levels``
 (docs/hierarchy.md): the node level with the processes per node, the network level (the
 top-level α and bandwidth).  The network's bandwidth is per process, with the K processes of a
 node sharing its link at once, as they do in a job: K × it is what one node moved, to be set
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from costmodel.calibration import Calibration, Series, calibrate, implausibilities
+from costmodel.measure.calibration import Calibration, Series, calibrate, implausibilities
+from costmodel.output.report import Table
 from costmodel.records import EmulatedCalibrationRecord
-from costmodel.report import Table
 
 
 @dataclass(frozen=True)
@@ -39,8 +39,8 @@ def fit_levels(node: Sequence[Series], network: Sequence[Series],
 
 
 def level_problems(levels: Sequence[LevelFit]) -> list[str]:
-    """Implausibilities of each level's fit (:func:`costmodel.calibration.implausibilities`),
-    prefixed with the level."""
+    """Implausibilities of each level's fit
+    (:func:`costmodel.measure.calibration.implausibilities`), prefixed with the level."""
     return [f"{lv.name} level: {p}" for lv in levels
             for p in implausibilities(lv.calibration, lv.series)]
 
@@ -73,7 +73,7 @@ def profile_yaml(levels: Sequence[LevelFit], ppn: int, rate_Bps: float, name: st
                  flop_rate: float, description: str, provenance: Sequence[str] = (),
                  warnings: Sequence[str] = ()) -> str:
     """The hierarchical machine profile (docs/formats.md, docs/hierarchy.md) as YAML text."""
-    from costmodel.calibration import _comment, _yaml_text
+    from costmodel.measure.calibration import _comment, _yaml_text
 
     network = levels[-1].calibration
     lines = [f"# Machine profile written by gridcost calibrate run --emulate "

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from costmodel.buckets import Bucketing, bucketing
-from costmodel.collectives import (
+from costmodel.engine.buckets import Bucketing, bucketing
+from costmodel.engine.collectives import (
     ALLGATHER,
     ALLREDUCE,
     Algorithms,
@@ -23,9 +23,8 @@ from costmodel.collectives import (
     algorithms,
     halo_exchange,
 )
-from costmodel.errors import UsageError
-from costmodel.grids import Grids
-from costmodel.hierarchy import (
+from costmodel.engine.grids import Grids
+from costmodel.engine.hierarchy import (
     BEST,
     MAPPINGS,
     PR_INSIDE,
@@ -38,12 +37,13 @@ from costmodel.hierarchy import (
     level_rates,
     strides,
 )
-from costmodel.layerarrays import LayerArrays as LayerArrays
-from costmodel.layerarrays import local_batch as local_batch
-from costmodel.memory import MemoryCheck, MemoryTable, memory_table
-from costmodel.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
-from costmodel.schedule import ScheduleTotals, schedule_totals
-from costmodel.specs import Machine, Network
+from costmodel.engine.layerarrays import LayerArrays as LayerArrays
+from costmodel.engine.layerarrays import local_batch as local_batch
+from costmodel.engine.memory import MemoryCheck, MemoryTable, memory_table
+from costmodel.engine.plans import DOMAIN, MODEL, LayerGroup, Layout, Plan
+from costmodel.engine.schedule import ScheduleTotals, schedule_totals
+from costmodel.errors import UsageError
+from costmodel.inputs.specs import Machine, Network
 from costmodel.units import format_rate
 
 Overlap = Literal["none", "batch", "backward"]
@@ -131,9 +131,9 @@ def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, alg
                   machine: Machine, pr_inside: np.ndarray) -> tuple[Volumes, ...]:
     """The three terms of one layer group at each level of a hierarchical machine, innermost
     first (docs/hierarchy.md): the same collectives as :func:`group_volumes`, each split over
-    the levels by :func:`costmodel.hierarchy.level_rates` (or, for 'auto', the cheapest of
-    :data:`costmodel.hierarchy.LEVEL_CANDIDATES` per message); halos go on the innermost level
-    that holds the whole Pr group.  ``pr_inside`` (G, 1) bool: the mapping of each grid.
+    the levels by :func:`costmodel.engine.hierarchy.level_rates` (or, for 'auto', the cheapest of
+    :data:`costmodel.engine.hierarchy.LEVEL_CANDIDATES` per message); halos go on the innermost
+    level that holds the whole Pr group.  ``pr_inside`` (G, 1) bool: the mapping of each grid.
     """
     domains, links = machine.domain_sizes, machine.links
     pr, pc = group.pr, group.pc
@@ -267,10 +267,10 @@ def combine(compute_s: np.ndarray, model_s: np.ndarray, batch_s: np.ndarray,
     """Total time (docs/model.md §7): overlap ``none`` adds everything; ``batch`` hides the
     gradient all-reduce under the computation, max(compute, batch) + model + domain.  Overlap
     ``backward`` is a schedule over the layers, not a function of these sums
-    (costmodel.schedule); here it raises."""
+    (costmodel.engine.schedule); here it raises."""
     if overlap == "backward":
         raise UsageError("overlap 'backward' is a schedule over the layers: use "
-                         "cost.evaluate (costmodel.schedule), not the per-grid sums")
+                         "cost.evaluate (costmodel.engine.schedule), not the per-grid sums")
     if overlap == "batch":
         return np.asarray(np.maximum(compute_s, batch_s) + model_s + domain_s)
     return np.asarray(compute_s + model_s + batch_s + domain_s)
@@ -644,8 +644,8 @@ def evaluate(network: Network, machine: Machine, grids: Grids, plan: Plan,
     ``memory``, grids that do not fit are infeasible (OUT_OF_MEMORY, docs/memory.md).
 
     Overlap 'backward' runs the iteration schedule of docs/schedule.md on every grid with the
-    gradient ``bucket``ing (a costmodel.buckets.Bucketing; None: the machine profile's default,
-    else PyTorch DDP's); the per-term arrays stay those of the paper's model.
+    gradient ``bucket``ing (a costmodel.engine.buckets.Bucketing; None: the machine profile's
+    default, else PyTorch DDP's); the per-term arrays stay those of the paper's model.
 
     ``collectives``: a selection (docs/collectives.md); None takes the machine profile's.
     ``mapping`` (hierarchical machines, docs/hierarchy.md): 'best' costs each grid with the
@@ -808,7 +808,7 @@ def _backward_totals(network: Network, machine: Machine, grids: Grids, plan: Pla
 
 def _level_chosen(machine: Machine, algo: Algorithms, kind: str, p: np.ndarray,
                   stride: np.ndarray, n: np.ndarray, total: np.ndarray) -> np.ndarray:
-    """Row 0 of :func:`costmodel.hierarchy.level_chosen` on ``machine``."""
+    """Row 0 of :func:`costmodel.engine.hierarchy.level_chosen` on ``machine``."""
     return np.asarray(level_chosen(kind, p, stride, n, machine.domain_sizes, algo,
                                    machine.links, machine.gamma_s_per_word, total)[0])
 

@@ -20,7 +20,7 @@ intra-node reduce-scatter/all-gather around an inter-node all-reduce).  With f_l
                 all-gathers them after; the first level holding the whole group (q_l = p)
                 all-reduces n/q_(l−1) words over f_l processes.
 
-Each is linear in n, so it is a :class:`~costmodel.collectives.Rate` per level of p's shape
+Each is linear in n, so it is a :class:`~costmodel.engine.collectives.Rate` per level of p's shape
 (G, 1).  The paper's forms give exactly its flat cost when α, β are the same on every level and
 p, K are powers of two; a one-level machine gives exactly the flat cost.
 """
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from costmodel.collectives import (
+from costmodel.engine.collectives import (
     ALLGATHER,
     ALLREDUCE,
     AUTO,

@@ -1,9 +1,9 @@
 """One training iteration of one grid as events: what `gridcost timeline` draws and lists
 (docs/schedule.md §5).
 
-Above both the schedule (:mod:`costmodel.schedule`, the recurrence) and the search
-(:mod:`costmodel.search`, which picks the grid when none is given): the cost table builds on the
-schedule, and this module on both, so every import runs one way.  Under overlap ``batch`` the
+Above both the schedule (:mod:`costmodel.engine.schedule`, the recurrence) and the search
+(:mod:`costmodel.planning.search`, which picks the grid when none is given): the cost table builds
+on the schedule, and this module on both, so every import runs one way.  Under overlap ``batch`` the
 paper's bound is drawn; under ``none`` every all-reduce blocks.
 """
 
@@ -14,13 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from costmodel.buckets import PRESETS, Bucketing, bucketing
-from costmodel.cost import evaluate, machine_algorithms
-from costmodel.errors import UsageError
-from costmodel.grids import Grids
-from costmodel.plans import Plan
-from costmodel.plans import plan as plan_named
-from costmodel.schedule import (
+from costmodel.engine.buckets import PRESETS, Bucketing, bucketing
+from costmodel.engine.cost import evaluate, machine_algorithms
+from costmodel.engine.grids import Grids
+from costmodel.engine.plans import Plan
+from costmodel.engine.plans import plan as plan_named
+from costmodel.engine.schedule import (
     Event,
     ScheduleTotals,
     Steps,
@@ -29,11 +28,12 @@ from costmodel.schedule import (
     plan_steps,
     run,
 )
-from costmodel.search import Settings, optimize, reason
-from costmodel.specs import Machine, Network
+from costmodel.errors import UsageError
+from costmodel.inputs.specs import Machine, Network
+from costmodel.planning.search import Settings, optimize, reason
 
 if TYPE_CHECKING:  # the per-layer solver loads only with the per-layer plan
-    from costmodel.perlayer import Problem
+    from costmodel.planning.perlayer import Problem
 
 
 def _paper_batch(totals: ScheduleTotals, events: list[Event]) -> tuple[ScheduleTotals,
@@ -79,8 +79,8 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
 
     ``plan``: a Plan, a plan name, or 'per-layer' (the per-layer optimum at P; ``pr`` is then
     ignored).  ``pr`` None takes the best grid of ``plan`` under ``settings``.  ``settings``
-    (costmodel.search.Settings) gives overlap, collectives, compute, mapping and bucket; under
-    overlap 'none' every all-reduce blocks (one per layer, the paper's count, unless a bucket
+    (costmodel.planning.search.Settings) gives overlap, collectives, compute, mapping and bucket;
+    under overlap 'none' every all-reduce blocks (one per layer, the paper's count, unless a bucket
     is given), under 'batch' the paper's bound is drawn, under 'backward' the schedule.
     """
     s = settings if settings is not None else Settings()
@@ -91,7 +91,7 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
     algo = machine_algorithms(machine, s.collectives)
     if plan == "per-layer":
         # the per-layer solver loads only when the per-layer plan is drawn (start-up time)
-        from costmodel.perlayer import optimize_per_layer
+        from costmodel.planning.perlayer import optimize_per_layer
 
         result = optimize_per_layer(network, machine, P, batch, replace(s, bucket=bucket))
         assert result.choice is not None
@@ -138,7 +138,7 @@ def iteration_schedule(network: Network, machine: Machine, P: int, pr: int | Non
 
 def _perlayer_steps(prob: Problem) -> Steps:
     """The schedule's steps of every layout of a per-layer problem solved without them."""
-    from costmodel.perlayer import layout_steps
+    from costmodel.planning.perlayer import layout_steps
 
     algo = machine_algorithms(prob.machine, prob.settings.collectives)
     steps: Steps = layout_steps(prob.network, prob.machine, prob.layouts, prob.batch, algo,

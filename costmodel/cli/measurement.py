@@ -224,7 +224,8 @@ EMULATE = click.option(
 @click.option("--warmup", default="2", show_default=True, metavar="N",
               help="Untimed iterations before them (the first one is checked numerically).")
 @click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
-              help="Collective cost formulas of the prediction: 'paper' or 'ring'.")
+              help="Collective algorithms of the prediction (and of an in-step fit), as "
+                   "--collectives of optimize: 'paper', 'ring', 'flat-ring' (gloo's rings), ….")
 @click.option("--timeout", default=1800.0, show_default=True, type=float,
               help="Seconds before the local worker processes are ended.")
 @click.option("--sync/--no-sync", default=True, show_default=True,

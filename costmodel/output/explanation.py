@@ -428,6 +428,18 @@ def _shard(layer: Layer, pr: int, pc: int) -> tuple[float, Callable[[str], str],
             "shard decides")
 
 
+HaloDirection = tuple[str, tuple[int, int, int], int, str, str, str, int]
+
+
+def _halo_directions(layer: Layer) -> tuple[HaloDirection, HaloDirection]:
+    """The two halo exchanges of a domain-split layer (Eq. 7): (direction, the shape it
+    carries, the rows ⌊k/2⌋, the kernel's symbol, the width and channel symbols, k)."""
+    return (("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
+             layer.kernel[0]),
+            ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
+             layer.kernel[1]))
+
+
 def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                  machine: Machine) -> list[Line]:
     """Model and batch terms of a model × batch layer (Eq. 8; Eq. 3 at Pc = 1, Eq. 4 at Pr = 1)."""
@@ -474,11 +486,7 @@ def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
     halo_pair = collective_pair(machine, "p2p", "2", 2)
     alpha, beta = halo_pair.alpha, halo_pair.beta
     lines = []
-    for direction, shape, rows, sym, width, chan, k in (
-            ("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
-             layer.kernel[0]),
-            ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
-             layer.kernel[1])):
+    for direction, shape, rows, sym, width, chan, k in _halo_directions(layer):
         formula = (f"{halo_pair.alpha_symbol} + {halo_pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
                    f"⌊{sym}/2⌋")
         bindings = (*_pair_bindings(wb, halo_pair), ("Pr", str(pr)),
@@ -798,11 +806,7 @@ def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algor
                       f"(stride {rows.stride_text}), so some neighbour pair crosses a "
                       f"{names[at - 1]} boundary; the slowest pair decides")
     lines = []
-    for direction, shape, halo_rows, sym, width, chan, k in (
-            ("forward", layer.in_shape, layer.halo_rows[0], "k_h", "X_W", "X_C",
-             layer.kernel[0]),
-            ("backward", layer.out_shape, layer.halo_rows[1], "k_w", "Y_W", "Y_C",
-             layer.kernel[1])):
+    for direction, shape, halo_rows, sym, width, chan, k in _halo_directions(layer):
         formula = (f"{pair.alpha_symbol} + {pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
                    f"⌊{sym}/2⌋")
         bindings = (*pair.bindings(machine.word_bytes), ("level", level_text),

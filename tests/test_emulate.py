@@ -504,6 +504,7 @@ def test_refused_user_namespaces_are_one_line(user: User) -> None:
     namespace of the test's): one line naming it, exit 2."""
     if os.geteuid() != 0:
         pytest.skip("making a kernel that refuses user namespaces needs root")
+    pytest.importorskip("torch", reason="without torch, calibrate run stops at that first")
     proc = user.gridcost("calibrate", "run", "--emulate", "nodes=2, ppn=2, link=1 Gbit/s",
                          refuse_user_namespaces=True)
     _out, err = proc.communicate(timeout=60)

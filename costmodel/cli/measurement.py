@@ -101,6 +101,11 @@ def _write_calibration(result: CalibrationResult, profile_path: str | None,
         save_figure(result.plot(), plot_path, "--plot")
 
 
+TIMEOUT = click.option("--timeout", default=1800.0, show_default=True, type=float,
+                       help="Seconds before the local worker processes are ended.")
+"""--timeout of the commands that start processes (calibrate run, validate)."""
+
+
 @calibrate.command("import")
 @click.argument("files", nargs=-1, required=True, metavar="FILE...")
 @click.option("--collective", type=click.Choice(["allgather", "allreduce", "p2p"]), default=None,
@@ -153,8 +158,7 @@ def calibrate_import(files: tuple[str, ...], collective: str | None, procs: str 
               help="Timed repetitions per size (summarised by --statistic).")
 @click.option("--warmup", default="2", show_default=True, metavar="N",
               help="Untimed repetitions before them.")
-@click.option("--timeout", default=1800.0, show_default=True, type=float,
-              help="Seconds before the local worker processes are ended.")
+@TIMEOUT
 @click.option("--raw", "raw_path", default=None, callback=writable_path, metavar="FILE",
               help="Also write the measurements as JSON (re-fit with `calibrate import`).")
 @click.option("--idle-gap", default="2 ms", show_default=True, metavar="TIME",
@@ -226,8 +230,7 @@ EMULATE = click.option(
 @click.option("--collectives", default="paper", show_default=True, metavar="ALGO",
               help="Collective algorithms of the prediction (and of an in-step fit), as "
                    "--collectives of optimize: 'paper', 'ring', 'flat-ring' (gloo's rings), ….")
-@click.option("--timeout", default=1800.0, show_default=True, type=float,
-              help="Seconds before the local worker processes are ended.")
+@TIMEOUT
 @click.option("--sync/--no-sync", default=True, show_default=True,
               help="A barrier before each collective, timed apart, so the collective's time "
                    "excludes the ranks' skew (as in calibrate's microbenchmarks).")

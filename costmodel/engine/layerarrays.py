@@ -31,6 +31,16 @@ class LayerArrays:
         return LayerArrays(**{name: getattr(self, name)[:, index]
                               for name in self.__dataclass_fields__})
 
+    def transposed(self) -> LayerArrays:
+        """The same numbers as columns (L, 1), to broadcast to (L, G) against (1, G) group
+        sizes: the orientation of the schedule (costmodel.engine.schedule)."""
+        return LayerArrays(**{name: getattr(self, name).T for name in self.__dataclass_fields__})
+
+    def take_rows(self, index: np.ndarray) -> LayerArrays:
+        """The layers at ``index`` of a :meth:`transposed` copy (rows), shapes (len(index), 1)."""
+        return LayerArrays(**{name: getattr(self, name)[index]
+                              for name in self.__dataclass_fields__})
+
     @classmethod
     def of(cls, network: Network) -> LayerArrays:
         """Arrays of every weighted layer of ``network``, in order."""

@@ -505,7 +505,7 @@ def plan_steps(network: Network, machine: Machine, grids: Grids, plan: Plan, alg
     gradient |W_i| over all P (Eq. 9).  ``pr_inside`` (G,): the mapping on a machine with
     levels (None: Pr inside).  ``labels``: also the words and Pr of each step (timelines).
     """
-    layers = _transposed(LayerArrays.of(network))
+    layers = LayerArrays.of(network).transposed()
     G, L = len(grids), len(network.layers)
     links = _Links(machine, algo, grids, pr_inside)
     names = ["fwd_pre_s", "fwd_post_s", "bwd_pre_s", "bwd_post_s", "grad_words", "grad_group"]
@@ -573,29 +573,6 @@ def _columns(index: np.ndarray) -> np.ndarray | slice:
     if index.size and index[-1] - index[0] == index.size - 1:
         return slice(int(index[0]), int(index[-1]) + 1)
     return index
-
-
-@dataclass(frozen=True)
-class _LayerRows:
-    """LayerArrays transposed: each field (L, 1), so the engine's functions broadcast to
-    (L, G) against (1, G) group sizes."""
-
-    params: np.ndarray
-    activations: np.ndarray
-    split_size: np.ndarray
-    in_height: np.ndarray
-    in_row_words: np.ndarray
-    out_row_words: np.ndarray
-    halo_h: np.ndarray
-    halo_w: np.ndarray
-    is_conv: np.ndarray
-
-    def take_rows(self, index: np.ndarray) -> _LayerRows:
-        return _LayerRows(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
-
-
-def _transposed(layers: LayerArrays) -> _LayerRows:
-    return _LayerRows(**{f.name: getattr(layers, f.name).T for f in fields(_LayerRows)})
 
 
 def schedule_totals(network: Network, machine: Machine, grids: Grids, plan: Plan,

@@ -476,20 +476,17 @@ def _model_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
     return [model, batch_line]
 
 
-def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
-                  machine: Machine) -> list[Line]:
-    """Halo terms (Eq. 7) and the weight all-reduce over all P (Eq. 9) of a domain-split conv.
-
-    A halo is one message between two neighbouring strips: a profile's p2p fit for p = 2."""
+def _halo_lines(layer: Layer, pr: int, pc: int, batch: int, pair: Pair,
+                pair_bindings: tuple[tuple[str, str], ...], level: str = "") -> list[Line]:
+    """The forward and backward halo exchanges of a domain-split layer (Eq. 7), each one
+    message α + β·⌈B/Pc⌉·X_W·X_C·⌊k/2⌋ at ``pair`` (on machines with levels, at ``level``),
+    or a line of 0 saying why when Pr = 1 or ⌊k/2⌋ = 0."""
     samples = -(-batch // pc)
-    wb = machine.word_bytes
-    halo_pair = collective_pair(machine, "p2p", "2", 2)
-    alpha, beta = halo_pair.alpha, halo_pair.beta
     lines = []
     for direction, shape, rows, sym, width, chan, k in _halo_directions(layer):
-        formula = (f"{halo_pair.alpha_symbol} + {halo_pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
+        formula = (f"{pair.alpha_symbol} + {pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
                    f"⌊{sym}/2⌋")
-        bindings = (*_pair_bindings(wb, halo_pair), ("Pr", str(pr)),
+        bindings = (*pair_bindings, ("Pr", str(pr)),
                     ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"), (width, str(shape[1])),
                     (chan, str(shape[2])), (f"⌊{sym}/2⌋", f"⌊{k}/2⌋ = {rows}"))
         label = f"{layer.name} domain: {direction} halo exchange over Pr"
@@ -500,9 +497,21 @@ def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
                               bindings, "0", 0.0, 0.0, 0.0, why))
             continue
         halo = float(samples * (shape[1] * shape[2]) * rows)
-        lines.append(Line(label, "domain", formula, bindings,
-                          f"{_num(alpha)} + {_num(beta)}·{samples}·{shape[1]}·{shape[2]}·{rows}",
-                          alpha * 1.0 + beta * halo, 1.0, halo))
+        lines.append(Line(f"{label}, {level} level" if level else label, "domain", formula,
+                          bindings, f"{_num(pair.alpha)} + {_num(pair.beta)}·{samples}·"
+                          f"{shape[1]}·{shape[2]}·{rows}",
+                          pair.alpha * 1.0 + pair.beta * halo, 1.0, halo, level=level))
+    return lines
+
+
+def _domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algorithms,
+                  machine: Machine) -> list[Line]:
+    """Halo terms (Eq. 7) and the weight all-reduce over all P (Eq. 9) of a domain-split conv.
+
+    A halo is one message between two neighbouring strips: a profile's p2p fit for p = 2."""
+    wb = machine.word_bytes
+    halo_pair = collective_pair(machine, "p2p", "2", 2)
+    lines = _halo_lines(layer, pr, pc, batch, halo_pair, _pair_bindings(wb, halo_pair))
     P = pr * pc
     reduce = Collective("all-reduce", algo.allreduce_rate, "P", P,
                         collective_pair(machine, "allreduce", "P", P))
@@ -795,7 +804,6 @@ def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algor
     """:func:`_domain_lines` on a machine with levels: each halo at the innermost level whose
     domain holds the whole Pr group (else some neighbour pair crosses it; the slowest pair
     decides), and the weight all-reduce over all P, one line per level."""
-    samples = -(-batch // pc)
     names = [level.name for level in machine.levels]
     at = next(i for i, q in enumerate(rows.q) if q == pr)
     pair = _level_pair(machine, at)
@@ -805,26 +813,8 @@ def _levels_domain_lines(layer: Layer, pr: int, pc: int, batch: int, algo: Algor
         level_text = (f"{names[at]}: q_{names[at - 1]} = {rows.q[at - 1]} < Pr = {pr} "
                       f"(stride {rows.stride_text}), so some neighbour pair crosses a "
                       f"{names[at - 1]} boundary; the slowest pair decides")
-    lines = []
-    for direction, shape, halo_rows, sym, width, chan, k in _halo_directions(layer):
-        formula = (f"{pair.alpha_symbol} + {pair.beta_symbol}·⌈B/Pc⌉·{width}·{chan}·"
-                   f"⌊{sym}/2⌋")
-        bindings = (*pair.bindings(machine.word_bytes), ("level", level_text),
-                    ("Pr", str(pr)), ("⌈B/Pc⌉", f"⌈{batch}/{pc}⌉ = {samples}"),
-                    (width, str(shape[1])), (chan, str(shape[2])),
-                    (f"⌊{sym}/2⌋", f"⌊{k}/2⌋ = {halo_rows}"))
-        label = f"{layer.name} domain: {direction} halo exchange over Pr"
-        if pr == 1 or halo_rows == 0:
-            why = ("Pr = 1: the image is not split" if pr == 1
-                   else f"⌊{sym}/2⌋ = 0: a kernel of {k} needs no halo")
-            lines.append(Line(label, "domain", f"0 if Pr = 1 or ⌊{sym}/2⌋ = 0, else {formula}",
-                              bindings, "0", 0.0, 0.0, 0.0, why))
-            continue
-        halo = float(samples * (shape[1] * shape[2]) * halo_rows)
-        lines.append(Line(f"{label}, {names[at]} level", "domain", formula, bindings,
-                          f"{_num(pair.alpha)} + {_num(pair.beta)}·{samples}·{shape[1]}·"
-                          f"{shape[2]}·{halo_rows}",
-                          pair.alpha * 1.0 + pair.beta * halo, 1.0, halo, level=names[at]))
+    lines = _halo_lines(layer, pr, pc, batch, pair,
+                        (*pair.bindings(machine.word_bytes), ("level", level_text)), names[at])
     lines += _level_lines(
         f"{layer.name} batch", "batch", everyone, machine, algo, False,
         lambda f: f"{f}·|W_i|", lambda f: f"{f}·{layer.params}", float(layer.params),

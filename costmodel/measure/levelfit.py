@@ -13,10 +13,12 @@ call's time is linear in the unknowns,
     t = Σ_l (m_l·α_l + w_l·β_l) + γ·r        (r: reduced words, γ the profile's),
 
 and the α_l, β_l of all levels are the non-negative least-squares solution of these equations
-with each row divided by its measured t (the relative residual, as ``calibrate`` fits).  The
-rows depend on the links only where the engine chooses by them (a flat ring charges the slowest
-level, 'auto' the cheapest algorithm): there the rows are rebuilt with the fitted links until
-they no longer change.
+with each row divided by its measured t (the relative residual, as ``calibrate`` fits).  Where
+the engine chooses by the links (a flat ring charges its messages and words at the slowest
+level, 'auto' the cheapest algorithm), the rows are built with the profile's links — the split
+its own prediction uses; the fitted links then choose in the prediction.  (Rebuilding the rows
+with the fitted links need not settle: on the emulated cluster's flat-ring fits the slowest
+latency flips between the node and the network from one fit to the next.)
 """
 
 from __future__ import annotations
@@ -39,8 +41,6 @@ from costmodel.measure.series import StepCall, statistic
 from costmodel.records import RawRunRecord
 
 CHARGED = ("model", "batch", "domain")
-MAX_REBUILDS = 10
-"""How often the rows are rebuilt with the fitted links before the fit is declared unsettled."""
 
 
 @dataclass(frozen=True)
@@ -202,28 +202,15 @@ def run_calls(network: Network, plan_name: str, pr: int, pc: int, mapping: str |
 def fit_levels(runs: Sequence[RunCalls], machine: Machine,
                collectives: str | None = None) -> LevelFit:
     """α_l, β_l of every level of ``machine`` fitted to the calls of ``runs`` (module
-    docstring); the rows start from the machine's links and are rebuilt with the fitted ones
-    while they change (flat ring, 'auto'), at most MAX_REBUILDS times."""
+    docstring), each call's rows built with the machine's own links."""
     algo = machine_algorithms(machine, collectives)
     names = [level.name for level in machine.levels]
     items = [(g, w, t) for run in runs for g, w, t in zip(run.groups, run.words, run.seconds)]
-    seconds = np.array([t for _, _, t in items], dtype=np.float64)
-    links = machine.links
-    previous: np.ndarray | None = None
-    fit = LevelFit((), (), "no timed call to fit")
-    for _ in range(MAX_REBUILDS):
-        built = [call_row(g, w, machine, algo, links) for g, w, _ in items]
-        rows = np.array([r for r, _ in built]).reshape(len(items), 2 * len(names))
-        if previous is not None and np.array_equal(rows, previous):
-            return fit
-        reduced = np.array([r for _, r in built], dtype=np.float64)
-        fit = fit_rows(rows, seconds, reduced, machine.gamma_s_per_word, names)
-        if fit.why is not None:
-            return fit
-        previous = rows
-        links = tuple((a, b) for a, b in zip(fit.alphas, fit.betas))
-    return LevelFit(fit.alphas, fit.betas, "the levels the collectives charge do not settle "
-                                           f"in {MAX_REBUILDS} fits")
+    built = [call_row(g, w, machine, algo, machine.links) for g, w, _ in items]
+    rows = np.array([r for r, _ in built]).reshape(len(items), 2 * len(names))
+    return fit_rows(rows, np.array([t for _, _, t in items], dtype=np.float64),
+                    np.array([r for _, r in built], dtype=np.float64),
+                    machine.gamma_s_per_word, names)
 
 
 @dataclass(frozen=True)

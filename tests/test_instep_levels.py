@@ -233,3 +233,53 @@ def test_engine_and_calls_agree_on_a_single_grid() -> None:
     comm = run["ranks"][0]["iterations"][0]["comm_s"]
     for term in ("batch", "domain"):
         assert comm[term] == pytest.approx(float(table.comm_s(term)[0]), rel=1e-12)
+
+
+NAMES = ["node", "network"]
+
+
+def test_fit_rows_solves_an_exact_system_by_hand() -> None:
+    """Four calls, two levels: t = m·α + w·β exactly → the same α_l, β_l back."""
+    from costmodel.measure.levelfit import fit_rows
+
+    rows = np.array([[1.0, 0, 100, 0], [1, 0, 1000, 0], [0, 2, 0, 50], [0, 1, 0, 800]])
+    alphas, betas = np.array([1e-5, 2e-4]), np.array([1e-9, 4e-8])
+    seconds = rows @ np.concatenate([alphas, betas])
+    fit = fit_rows(rows, seconds, np.zeros(4), 0.0, NAMES)
+    assert fit.why is None
+    np.testing.assert_allclose(fit.alphas, alphas, rtol=1e-9)
+    np.testing.assert_allclose(fit.betas, betas, rtol=1e-9)
+
+
+def test_fit_rows_names_what_it_cannot_determine() -> None:
+    from costmodel.measure.levelfit import fit_rows
+
+    one_size = np.array([[1.0, 0, 100, 0], [2, 0, 200, 0], [0, 1, 0, 50], [0, 1, 0, 80]])
+    assert fit_rows(one_size, np.ones(4), np.zeros(4), 0.0, NAMES).why == (
+        "the other runs' calls do not separate α and β of every level (singular fit)")
+    # the network's time falls as its words grow: the best β ≥ 0 there is 0
+    falling = np.array([[1.0, 0, 100, 0], [1, 0, 1000, 0], [0, 1, 0, 10], [0, 1, 0, 1000]])
+    seconds = np.array([1e-5 + 1e-7, 1e-5 + 1e-6, 2e-3, 1e-3])
+    assert fit_rows(falling, seconds, np.zeros(4), 0.0, NAMES).why == (
+        "the fit gives the network level no bandwidth term (β = 0)")
+    assert fit_rows(np.zeros((0, 4)), np.zeros(0), np.zeros(0), 0.0, NAMES).why == (
+        "no timed call to fit")
+
+
+def test_a_log_its_plan_does_not_explain_trains_no_fit_and_says_why() -> None:
+    """A 2×2 run whose conv1 weights were all-reduced over 2 (the plan: all 4): the other runs
+    of its P get no in-step value and the note names the run and the call; the run itself is
+    still predicted from the others."""
+    raw = synthetic_raw(4, plans=("fc-model",))
+    raw["runs"][2]["ranks"][0]["log"][0]["p"] = 2  # runs: 1×4 pr, 1×4 pc, 2×2 pr, …
+    analysis = analyse(raw, NETWORK, TRUE)  # type: ignore[arg-type]
+    runs = analysis["runs"]
+    assert (runs[2]["P"], runs[2]["pr"], runs[2]["mapping"]) == (4, 2, "pr-inside")
+    assert runs[2]["in_step_predicted_s"] is not None
+    for j, run in enumerate(runs):
+        if j != 2:
+            assert run["in_step_predicted_s"] is None
+            assert run["in_step_note"] == (
+                "another run's calls do not fit its plan (fc-model 2×2 pr-inside: log (conv1, "
+                "batch, all-reduce): expected a group of 4 processes on grid 2×2 of plan "
+                "fc-model, got p = 2)")

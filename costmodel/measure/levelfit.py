@@ -78,8 +78,9 @@ def call_groups(network: Network, plan_name: str, pr: int, pc: int, mapping: str
 
     Derived as :func:`costmodel.engine.cost.level_volumes` does: the plan's layer group of the
     call's layer gives the group sizes (Pr, Pc) and the mode, :func:`strides` the strides under
-    ``mapping`` (None: pr-inside).  A SpecError naming ``source`` when a logged group size
-    differs from the derived one (the raw was not measured with this plan and grid).
+    ``mapping`` (None: pr-inside, the rank order a step measured without one runs in).  A
+    SpecError naming ``source`` when a logged group size differs from the derived one (the raw
+    was not measured with this plan and grid).
     """
     grids = Grids(np.array([pr]), np.array([pc]), np.array([1]))
     is_conv = np.array([layer.kind == "conv" for layer in network.layers])
@@ -228,16 +229,26 @@ def level_in_step_predictions(runs: Sequence[RawRunRecord], calls: Sequence[
 ) -> list[LevelPrediction]:
     """Each run predicted with the α_l, β_l fitted to the calls of the **other** runs of its P
     (leave-one-run-out), on a copy of ``machine`` carrying them (:meth:`LevelFit.machine`) and
-    with the run's mapping (docs/validation.md)."""
+    with the run's mapping (docs/validation.md).  A run whose log has a group size its plan
+    does not (:func:`call_groups`) trains no fit: the others of its P say so instead."""
     from costmodel.engine.cost import evaluate
 
     sizes = [int(r["pr"]) * int(r["pc"]) for r in runs]
-    charged = [run_calls(network, r["plan"], int(r["pr"]), int(r["pc"]), r.get("mapping"), c,
-                         summary) for r, c in zip(runs, calls)]
+    charged: list[RunCalls | str] = []
+    for r, c in zip(runs, calls):
+        grid = f"{r['plan']} {r['pr']}×{r['pc']} {r.get('mapping', PR_INSIDE)}"
+        try:
+            charged.append(run_calls(network, r["plan"], int(r["pr"]), int(r["pc"]),
+                                     r.get("mapping"), c, summary, grid))
+        except SpecError as error:  # a log the plan does not explain: no fit on it
+            charged.append(str(error))
     out: list[LevelPrediction] = []
     for j, run in enumerate(runs):
         train = [charged[i] for i in range(len(runs)) if i != j and sizes[i] == sizes[j]]
-        fit = fit_levels(train, machine, collectives)
+        unusable = [t for t in train if isinstance(t, str)]
+        fit = (LevelFit((), (), f"another run's calls do not fit its plan ({unusable[0]})")
+               if unusable else fit_levels([t for t in train if not isinstance(t, str)],
+                                           machine, collectives))
         if fit.why is not None:
             out.append(LevelPrediction(None, fit))
             continue

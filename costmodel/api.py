@@ -1367,9 +1367,8 @@ def validation_of(measured: dict[str, object], machines: dict[int | None, Machin
     network = load_validation_network()
     # the measurements, as parse_validation_raw or the measuring workers give them
     raw = cast(RawValidationRecord, measured)
-    # an in-step fit is flat: on an emulated cluster it would mix the node and the network
-    analysis = analyse_per_P(raw, network, machines, collectives, statistic,
-                             in_step="emulate" not in raw)
+    # on a profile with levels the in-step fit is per level (costmodel.measure.levelfit)
+    analysis = analyse_per_P(raw, network, machines, collectives, statistic)
     extra = []
     if ddp and raw.get("ddp"):
         from costmodel.measure.validation import ddp_analysis, ddp_table

@@ -840,6 +840,8 @@ class ValidationRunRecord(_ValidationRunRecordKeys, total=False):
     in_step_predicted_s: dict[str, float] | None
     in_step_predicted_comm_s: float
     in_step_abs_pct_error: float
+    in_step_note: str
+    in_step_levels: list[list[str | float]]
 
 
 class RankingRecord(TypedDict):

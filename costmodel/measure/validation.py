@@ -37,6 +37,7 @@ from costmodel.engine.grids import Grids
 from costmodel.engine.plans import plan as plan_named
 from costmodel.errors import GridcostError, UsageError
 from costmodel.inputs.specs import Machine, Network
+from costmodel.measure.levelfit import LevelPrediction, level_in_step_predictions
 from costmodel.measure.series import StepCall as StepCall
 from costmodel.measure.series import calls_series as calls_series
 from costmodel.measure.series import in_step_series as in_step_series
@@ -333,6 +334,14 @@ def analyse(result: RawValidationRecord, network: Network, machine: Machine,
     if in_step:
         for analysed, fitted in zip(runs, in_step_predictions(result, network, machine,
                                                               collectives, summary)):
+            if isinstance(fitted, LevelPrediction):  # a machine with levels: the fit per level
+                if fitted.fit.why is not None:
+                    analysed["in_step_note"] = fitted.fit.why
+                else:
+                    analysed["in_step_levels"] = [
+                        [level.name, a, machine.word_bytes / b] for level, a, b
+                        in zip(machine.levels, fitted.fit.alphas, fitted.fit.betas)]
+                fitted = fitted.seconds
             analysed["in_step_predicted_s"] = fitted
             if fitted is not None:
                 total = sum(fitted.values())
@@ -406,7 +415,8 @@ def parse_validation_raw(text: str, source: str,
 
 def in_step_predictions(result: RawValidationRecord, network: Network, machine: Machine,
                         collectives: str = "paper",
-                        summary: str = "mean") -> list[dict[str, float] | None]:
+                        summary: str = "mean"
+                        ) -> list[dict[str, float] | LevelPrediction | None]:
     """Each run predicted with α, β fitted to the calls of the **other** runs of its P
     (leave-one-run-out cross-validation of an in-step calibration).
 
@@ -416,14 +426,22 @@ def in_step_predictions(result: RawValidationRecord, network: Network, machine: 
     same P train it, because on a shared node a collective's cost depends on how many processes
     share the cores. The held-out run's own calls never enter its prediction.  None where the other
     runs do not determine a fit (no series with two distinct sizes, or no bandwidth term).
+
+    On a machine with levels the fit is per level instead (α_l, β_l of every level jointly,
+    each call split over the levels as the engine charges it:
+    :func:`costmodel.measure.levelfit.level_in_step_predictions`); where the other runs do not
+    determine it, the prediction is None and the fit says why.
     """
     from costmodel.measure.calibration import calibrate, calibrated_machine
 
     runs = result["runs"]
     batch = int(result["batch"])
     calls = [step_calls(run["ranks"]) for run in runs]  # once per run, not once per fold
+    if machine.hierarchical:
+        return list(level_in_step_predictions(runs, calls, network, machine, batch,
+                                              collectives, summary))
     sizes = [int(run["pr"]) * int(run["pc"]) for run in runs]
-    out: list[dict[str, float] | None] = []
+    out: list[dict[str, float] | LevelPrediction | None] = []
     for j, run in enumerate(runs):
         train = [calls[i] for i in range(len(runs)) if i != j and sizes[i] == sizes[j]]
         series = calls_series(train, "in-step", summary)
@@ -564,7 +582,13 @@ def time_table(analysis: ValidationRecord) -> Table:
                   "by the model and not included); wait: the barriers before the collectives "
                   "(skew between ranks), not included",
                   "in-step: predicted with α, β fitted to the calls of the other runs of the "
-                  "same P (leave-one-run-out; the run's own calls are not used)",
+                  "same P (leave-one-run-out; the run's own calls are not used)"
+                  + ("; on a profile with levels, α and β of every level fitted jointly, each "
+                     "call split over the levels as the model charges it"
+                     if any(r.get("in_step_levels") or r.get("in_step_note")
+                            for r in analysis["runs"]) else ""),
+                  *(f"no in-step prediction for {r['plan']} {_grid(r)}: {r['in_step_note']}"
+                    for r in analysis["runs"] if r.get("in_step_note")),
                   "best: P = predicted best grid of its (P, plan), M = measured best"])
 
 

@@ -214,14 +214,43 @@ def _stored(collectives: str) -> Any:
 @pytest.mark.parametrize("collectives", ["paper", "flat-ring"])
 def test_the_emulated_cluster_gets_an_in_step_prediction_for_every_run(
         collectives: str) -> None:
+    """Every stored run gets a finite in-step prediction, except — flat rings only — the three
+    whose all-reduces inside a node are 64× any other run's of their P (pc-inside 2×2, 4×2,
+    8×2): their node bandwidth would be extrapolated, and the note says so."""
     record = _stored(collectives)
+    refused = []
     for run in record["runs"]:
+        if run.get("in_step_predicted_comm_s") is None:
+            assert "would be extrapolated more than 10×" in run["in_step_note"]
+            refused.append((run["P"], run["pr"], run["mapping"]))
+            continue
         assert np.isfinite(run["in_step_predicted_comm_s"]), run.get("in_step_note")
         assert np.isfinite(run["in_step_abs_pct_error"])
+    assert refused == ([] if collectives == "paper" else
+                       [(4, 2, "pc-inside"), (8, 4, "pc-inside"), (16, 8, "pc-inside")])
     by_P = record["summary"]["in_step_mape_pct_by_P"]
     assert sorted(by_P) == [4, 8, 16]
     print(f"in-step MAPE, {collectives}: " + ", ".join(f"P = {P}: {v:.1f} %"
                                                         for P, v in by_P.items()))
+
+
+def test_a_fit_is_not_extrapolated_beyond_ten_times_its_largest_call() -> None:
+    """_within_range: a held-out run moving up to 10× the training runs' largest words per
+    call on a level keeps the fit; beyond that, no prediction, and the note gives both sizes."""
+    from costmodel.engine.cost import machine_algorithms
+    from costmodel.measure.levelfit import CallGroup, LevelFit, RunCalls, _within_range, call_row
+
+    group = CallGroup("allreduce", 2, 1, 4)  # a pair inside one node of TRUE: node level only
+    fit = LevelFit((1e-3, 2e-3), (1e-9, 1e-8))
+    train = [RunCalls((group,), (1000,), (0.01,))]
+    algo = machine_algorithms(TRUE, "paper")
+    node_words = call_row(group, 1000, TRUE, algo, TRUE.links)[0][2]
+    assert _within_range(fit, RunCalls((group,), (10_000,), (0.1,)), train, TRUE,
+                         "paper") is fit
+    refused = _within_range(fit, RunCalls((group,), (10_001,), (0.1,)), train, TRUE, "paper")
+    assert refused.why == (f"this run moves up to {node_words * 10.001:,.0f} words per call on "
+                           f"the node level, the other runs at most {node_words:,.0f}: β_node "
+                           "would be extrapolated more than 10×")
 
 
 def test_engine_and_calls_agree_on_a_single_grid() -> None:
@@ -283,3 +312,23 @@ def test_a_log_its_plan_does_not_explain_trains_no_fit_and_says_why() -> None:
                 "another run's calls do not fit its plan (fc-model 2×2 pr-inside: log (conv1, "
                 "batch, all-reduce): expected a group of 4 processes on grid 2×2 of plan "
                 "fc-model, got p = 2)")
+
+
+@pytest.mark.parametrize(("collectives", "label", "profiles"), [
+    ("paper", "paper (hierarchical)", "emu-P{4,8,16}.yaml"),
+    ("flat-ring", "flat-ring", "emu-P{4,8,16}-ring.yaml")])
+def test_the_in_step_table_of_docs_validation_md_is_computed(collectives: str, label: str,
+                                                             profiles: str) -> None:
+    """The row of docs/validation.md's in-step table is what validate computes from the stored
+    emulated runs (the profile's MAPE per P included)."""
+    record = _stored(collectives)
+    runs = record["runs"]
+    summary = record["summary"]
+    predicted = sum(r.get("in_step_predicted_comm_s") is not None for r in runs)
+    by_P, profile_by_P = summary["in_step_mape_pct_by_P"], summary["mape_pct_by_P"]
+    row = (f"| {label} | {profiles} | {predicted} of {len(runs)} | "
+           f"{summary['in_step_mape_pct']:.1f} % | "
+           + " | ".join(f"{by_P[P]:.1f} %" for P in (4, 8, 16)) + " | "
+           + ", ".join(f"{profile_by_P[P]:.1f} %" for P in (4, 8, 16)) + " |")
+    page = (ROOT / "docs" / "validation.md").read_text(encoding="utf-8")
+    assert row in page, row

@@ -41,6 +41,10 @@ from costmodel.measure.series import StepCall, statistic
 from costmodel.records import RawRunRecord
 
 CHARGED = ("model", "batch", "domain")
+EXTRAPOLATION = 10.0
+"""The most a fitted β_l is trusted beyond its data: a held-out run whose calls move more than
+this many times the largest words per call the other runs moved on a level gets no prediction
+(the fit never saw that regime; a β fitted on small messages is mostly latency)."""
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,34 @@ def fit_levels(runs: Sequence[RunCalls], machine: Machine,
                     machine.gamma_s_per_word, names)
 
 
+def _largest_words(runs: Sequence[RunCalls], machine: Machine,
+                   collectives: str | None) -> np.ndarray:
+    """Per level, the most words one call of ``runs`` moves there (the engine's split)."""
+    algo = machine_algorithms(machine, collectives)
+    levels = len(machine.levels)
+    largest = np.zeros(levels)
+    for run in runs:
+        for group, words in zip(run.groups, run.words):
+            row = call_row(group, words, machine, algo, machine.links)[0]
+            largest = np.maximum(largest, row[levels:])
+    return largest
+
+
+def _within_range(fit: LevelFit, held_out: RunCalls, train: Sequence[RunCalls],
+                  machine: Machine, collectives: str | None) -> LevelFit:
+    """``fit``, or no fit when the held-out run moves more than EXTRAPOLATION times the
+    largest words per call the training runs moved on some level (module docstring)."""
+    seen = _largest_words(train, machine, collectives)
+    needed = _largest_words([held_out], machine, collectives)
+    for name, have, want in zip((lv.name for lv in machine.levels), seen, needed):
+        if want > EXTRAPOLATION * have:
+            return LevelFit(fit.alphas, fit.betas,
+                            f"this run moves up to {want:,.0f} words per call on the {name} "
+                            f"level, the other runs at most {have:,.0f}: β_{name} would be "
+                            f"extrapolated more than {EXTRAPOLATION:g}×")
+    return fit
+
+
 @dataclass(frozen=True)
 class LevelPrediction:
     """One run's in-step prediction on a machine with levels: seconds per term (None where the
@@ -249,6 +281,10 @@ def level_in_step_predictions(runs: Sequence[RawRunRecord], calls: Sequence[
         fit = (LevelFit((), (), f"another run's calls do not fit its plan ({unusable[0]})")
                if unusable else fit_levels([t for t in train if not isinstance(t, str)],
                                            machine, collectives))
+        held_out = charged[j]
+        if fit.why is None and not isinstance(held_out, str):
+            fit = _within_range(fit, held_out, [t for t in train if not isinstance(t, str)],
+                                machine, collectives)
         if fit.why is not None:
             out.append(LevelPrediction(None, fit))
             continue

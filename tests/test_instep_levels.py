@@ -238,16 +238,24 @@ def test_a_fit_is_not_extrapolated_beyond_ten_times_its_largest_call() -> None:
     """_within_range: a held-out run moving up to 10× the training runs' largest words per
     call on a level keeps the fit; beyond that, no prediction, and the note gives both sizes."""
     from costmodel.engine.cost import machine_algorithms
-    from costmodel.measure.levelfit import CallGroup, LevelFit, RunCalls, _within_range, call_row
+    from costmodel.measure.levelfit import (
+        CallGroup,
+        LevelFit,
+        RunCalls,
+        _within_range,
+        call_row,
+        run_rows,
+    )
 
     group = CallGroup("allreduce", 2, 1, 4)  # a pair inside one node of TRUE: node level only
     fit = LevelFit((1e-3, 2e-3), (1e-9, 1e-8))
-    train = [RunCalls((group,), (1000,), (0.01,))]
     algo = machine_algorithms(TRUE, "paper")
+    train = [run_rows(RunCalls((group,), (1000,), (0.01,)), TRUE, algo)]
     node_words = call_row(group, 1000, TRUE, algo, TRUE.links)[0][2]
-    assert _within_range(fit, RunCalls((group,), (10_000,), (0.1,)), train, TRUE,
-                         "paper") is fit
-    refused = _within_range(fit, RunCalls((group,), (10_001,), (0.1,)), train, TRUE, "paper")
+    assert _within_range(fit, run_rows(RunCalls((group,), (10_000,), (0.1,)), TRUE, algo),
+                         train, TRUE) is fit
+    refused = _within_range(fit, run_rows(RunCalls((group,), (10_001,), (0.1,)), TRUE, algo),
+                            train, TRUE)
     assert refused.why == (f"this run moves up to {node_words * 10.001:,.0f} words per call on "
                            f"the node level, the other runs at most {node_words:,.0f}: β_node "
                            "would be extrapolated more than 10×")

@@ -204,39 +204,52 @@ def run_calls(network: Network, plan_name: str, pr: int, pc: int, mapping: str |
     return RunCalls(tuple(groups), tuple(words), tuple(seconds))
 
 
+@dataclass(frozen=True)
+class RunRows:
+    """The equations of one run's calls (module docstring): coefficients (calls, 2L) — m_l
+    then w_l per level —, measured seconds and reduced words per call."""
+
+    rows: np.ndarray
+    seconds: np.ndarray
+    reduced: np.ndarray
+
+
+def run_rows(run: RunCalls, machine: Machine, algo: Algorithms) -> RunRows:
+    """The equations of ``run``'s calls, each split with the machine's own links."""
+    built = [call_row(g, w, machine, algo, machine.links) for g, w in zip(run.groups, run.words)]
+    return RunRows(np.array([r for r, _ in built]).reshape(len(built), 2 * len(machine.levels)),
+                   np.array(run.seconds, dtype=np.float64),
+                   np.array([r for _, r in built], dtype=np.float64))
+
+
+def _fit(runs: Sequence[RunRows], machine: Machine) -> LevelFit:
+    """:func:`fit_rows` on the equations of ``runs`` together."""
+    return fit_rows(np.vstack([np.zeros((0, 2 * len(machine.levels))), *(r.rows for r in runs)]),
+                    np.concatenate([np.zeros(0), *(r.seconds for r in runs)]),
+                    np.concatenate([np.zeros(0), *(r.reduced for r in runs)]),
+                    machine.gamma_s_per_word, [level.name for level in machine.levels])
+
+
 def fit_levels(runs: Sequence[RunCalls], machine: Machine,
                collectives: str | None = None) -> LevelFit:
     """α_l, β_l of every level of ``machine`` fitted to the calls of ``runs`` (module
     docstring), each call's rows built with the machine's own links."""
     algo = machine_algorithms(machine, collectives)
-    names = [level.name for level in machine.levels]
-    items = [(g, w, t) for run in runs for g, w, t in zip(run.groups, run.words, run.seconds)]
-    built = [call_row(g, w, machine, algo, machine.links) for g, w, _ in items]
-    rows = np.array([r for r, _ in built]).reshape(len(items), 2 * len(names))
-    return fit_rows(rows, np.array([t for _, _, t in items], dtype=np.float64),
-                    np.array([r for _, r in built], dtype=np.float64),
-                    machine.gamma_s_per_word, names)
+    return _fit([run_rows(run, machine, algo) for run in runs], machine)
 
 
-def _largest_words(runs: Sequence[RunCalls], machine: Machine,
-                   collectives: str | None) -> np.ndarray:
+def _largest_words(runs: Sequence[RunRows], levels: int) -> np.ndarray:
     """Per level, the most words one call of ``runs`` moves there (the engine's split)."""
-    algo = machine_algorithms(machine, collectives)
-    levels = len(machine.levels)
-    largest = np.zeros(levels)
-    for run in runs:
-        for group, words in zip(run.groups, run.words):
-            row = call_row(group, words, machine, algo, machine.links)[0]
-            largest = np.maximum(largest, row[levels:])
-    return largest
+    return np.asarray(np.max([r.rows[:, levels:].max(axis=0, initial=0.0) for r in runs],
+                             axis=0, initial=0.0))
 
 
-def _within_range(fit: LevelFit, held_out: RunCalls, train: Sequence[RunCalls],
-                  machine: Machine, collectives: str | None) -> LevelFit:
+def _within_range(fit: LevelFit, held_out: RunRows, train: Sequence[RunRows],
+                  machine: Machine) -> LevelFit:
     """``fit``, or no fit when the held-out run moves more than EXTRAPOLATION times the
     largest words per call the training runs moved on some level (module docstring)."""
-    seen = _largest_words(train, machine, collectives)
-    needed = _largest_words([held_out], machine, collectives)
+    levels = len(machine.levels)
+    seen, needed = _largest_words(train, levels), _largest_words([held_out], levels)
     for name, have, want in zip((lv.name for lv in machine.levels), seen, needed):
         if want > EXTRAPOLATION * have:
             return LevelFit(fit.alphas, fit.betas,
@@ -266,25 +279,26 @@ def level_in_step_predictions(runs: Sequence[RawRunRecord], calls: Sequence[
     from costmodel.engine.cost import evaluate
 
     sizes = [int(r["pr"]) * int(r["pc"]) for r in runs]
-    charged: list[RunCalls | str] = []
+    algo = machine_algorithms(machine, collectives)
+    charged: list[RunRows | str] = []
     for r, c in zip(runs, calls):
         grid = f"{r['plan']} {r['pr']}×{r['pc']} {r.get('mapping', PR_INSIDE)}"
         try:
-            charged.append(run_calls(network, r["plan"], int(r["pr"]), int(r["pc"]),
-                                     r.get("mapping"), c, summary, grid))
+            charged.append(run_rows(run_calls(network, r["plan"], int(r["pr"]), int(r["pc"]),
+                                              r.get("mapping"), c, summary, grid),
+                                    machine, algo))
         except SpecError as error:  # a log the plan does not explain: no fit on it
             charged.append(str(error))
     out: list[LevelPrediction] = []
     for j, run in enumerate(runs):
         train = [charged[i] for i in range(len(runs)) if i != j and sizes[i] == sizes[j]]
         unusable = [t for t in train if isinstance(t, str)]
+        usable = [t for t in train if not isinstance(t, str)]
         fit = (LevelFit((), (), f"another run's calls do not fit its plan ({unusable[0]})")
-               if unusable else fit_levels([t for t in train if not isinstance(t, str)],
-                                           machine, collectives))
+               if unusable else _fit(usable, machine))
         held_out = charged[j]
         if fit.why is None and not isinstance(held_out, str):
-            fit = _within_range(fit, held_out, [t for t in train if not isinstance(t, str)],
-                                machine, collectives)
+            fit = _within_range(fit, held_out, usable, machine)
         if fit.why is not None:
             out.append(LevelPrediction(None, fit))
             continue

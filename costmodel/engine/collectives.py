@@ -278,6 +278,25 @@ def _registry(*algos: Algorithm) -> dict[str, dict[str, Algorithm]]:
     return out
 
 
+FLAT_RING = "flat-ring"
+"""A ring over the group's ranks in order, blind to levels: on one level it is ``ring``; on a
+machine with levels docs/hierarchy.md charges each step its slowest edge (not candidate for
+``auto`` on one level, where it would only duplicate ``ring``)."""
+
+
+def _flat(ring: Algorithm) -> Algorithm:
+    """``ring`` as the flat ring: the same rate on one level, not an ``auto`` candidate."""
+    return replace(ring, name=FLAT_RING, candidate=False,
+                   source="a ring over the group's ranks in order (gloo's, NCCL's ring); on a "
+                          "machine with levels every step waits for its slowest edge "
+                          "(docs/hierarchy.md)")
+
+
+RING_ALLGATHER = Algorithm("ring", ALLGATHER, ring_allgather_rate, "(p−1)α + (p−1)/p·nβ",
+                           "TRG §4.1; CHPG")
+RING_ALLREDUCE = Algorithm("ring", ALLREDUCE, ring_allreduce_rate,
+                           "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ", "CHPG §7")
+
 REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
     Algorithm("paper", ALLGATHER, bruck_allgather_rate, "⌈lg p⌉α + (p−1)/p·nβ",
               "the paper's all-gather (= Bruck)", candidate=False),
@@ -285,11 +304,8 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
               "Bruck et al. 1997; TRG §4.1"),
     Algorithm("recursive-doubling", ALLGATHER, recursive_doubling_allgather_rate,
               "lg p·α + (p−1)/p·nβ (p = 2^k; fold otherwise)", "TRG §4.1"),
-    Algorithm("ring", ALLGATHER, ring_allgather_rate, "(p−1)α + (p−1)/p·nβ", "TRG §4.1; CHPG"),
-    Algorithm("flat-ring", ALLGATHER, ring_allgather_rate, "(p−1)α + (p−1)/p·nβ",
-              "a ring over the group's ranks in order (gloo's, NCCL's ring); on a machine "
-              "with levels every step waits for its slowest edge (docs/hierarchy.md)",
-              candidate=False),
+    RING_ALLGATHER,
+    _flat(RING_ALLGATHER),
     Algorithm("binomial", ALLGATHER, binomial_allgather_rate,
               "2⌈lg p⌉α + ((p−1)/p + ⌈lg p⌉)·nβ", "gather + broadcast; CHPG"),
     Algorithm("paper", ALLREDUCE, paper_allreduce_rate, "2(⌈lg p⌉α + (p−1)/p·nβ)",
@@ -298,13 +314,8 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
               "2 lg p·α + 2(p−1)/p·nβ + (p−1)/p·nγ (p = 2^k; fold otherwise)", "TRG §4.4"),
     Algorithm("recursive-doubling", ALLREDUCE, recursive_doubling_allreduce_rate,
               "lg p·(α + nβ + nγ) (p = 2^k; fold otherwise)", "TRG §4.4"),
-    Algorithm("ring", ALLREDUCE, ring_allreduce_rate,
-              "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ", "CHPG §7"),
-    Algorithm("flat-ring", ALLREDUCE, ring_allreduce_rate,
-              "2(p−1)α + 2(p−1)/p·nβ + (p−1)/p·nγ",
-              "a ring over the group's ranks in order (gloo's, NCCL's ring); on a machine "
-              "with levels every step waits for its slowest edge (docs/hierarchy.md)",
-              candidate=False),
+    RING_ALLREDUCE,
+    _flat(RING_ALLREDUCE),
     Algorithm("binomial", ALLREDUCE, binomial_allreduce_rate,
               "2⌈lg p⌉(α + nβ) + ⌈lg p⌉·nγ", "reduce + broadcast; TRG §4.4, CHPG"),
     Algorithm("paper", REDUCE_SCATTER, paper_reduce_scatter_rate, "⌈lg p⌉α + (p−1)/p·nβ",
@@ -321,10 +332,6 @@ REGISTRY: dict[str, dict[str, Algorithm]] = _registry(
 AUTO = "auto"
 FALLBACK = {ALLGATHER: "bruck", ALLREDUCE: "paper"}
 """What a single name selects for a kind that has no algorithm of that name."""
-FLAT_RING = "flat-ring"
-"""A ring over the group's ranks in order, blind to levels: on one level it is ``ring``; on a
-machine with levels docs/hierarchy.md charges each step its slowest edge (not candidate for
-``auto`` on one level, where it would only duplicate ``ring``)."""
 SET_NAMES = ("paper", "ring", FLAT_RING, "recursive-doubling", "rabenseifner", "binomial", "bruck",
              AUTO)
 """The names --collectives and a profile's ``collectives: NAME`` accept."""

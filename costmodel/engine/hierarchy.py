@@ -217,6 +217,9 @@ ring (recursive doubling and binomial trees have no reduce-scatter phase to run 
 
 
 def fixed_selection(kind: str, name: str) -> Algorithms:
+    """The selection with ``name`` for ``kind`` and a fixed partner for the other kind (one
+    whose all-reduce splits into halves, so that level_rates can run it): how 'auto' costs
+    each of LEVEL_CANDIDATES."""
     other = "ring" if kind == ALLGATHER else "bruck"
     pair = {kind: name, (ALLREDUCE if kind == ALLGATHER else ALLGATHER): other}
     return algorithms(f"allgather={pair[ALLGATHER]},allreduce={pair[ALLREDUCE]}")

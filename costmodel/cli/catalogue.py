@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from costmodel.cli.common import emit, writable_path
+from costmodel.cli.common import emit, format_option, writable_path
 from costmodel.cli.common import show as show_result
 
 if TYPE_CHECKING:
@@ -22,8 +22,7 @@ def _print_bundled(kind: str, name: str) -> None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
-              default="table", show_default=True, help="Output format.")
+@format_option()
 @click.option("--show", metavar="NAME", default=None,
               help="Print the bundled network NAME as YAML, verbatim with its comments: a "
                    "starting point for your own network file.")
@@ -44,8 +43,7 @@ def nets(fmt: str, show: str | None) -> None:
 
 
 @click.command()
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
-              default="table", show_default=True, help="Output format.")
+@format_option()
 @click.option("--show", metavar="NAME", default=None,
               help="Print the bundled machine profile NAME as YAML, verbatim with its comments: "
                    "a starting point for your own cluster's profile.")

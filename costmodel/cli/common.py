@@ -91,14 +91,22 @@ mapping_option = click.option(
          "keeps the cheaper per grid.")
 
 
+FORMATS = ("table", "json", "csv", "markdown")
+"""What --format renders a table as (costmodel.output.report.render)."""
+
+
+def format_option(help_text: str = "Output format.") -> Callable[[F], F]:
+    """--format of a command that renders tables: one of FORMATS, 'table' by default."""
+    return click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="table",
+                        show_default=True, help=help_text)
+
+
 def output_options(func: F) -> F:
     """--format and --output."""
     func = click.option("-o", "--output", default="-",
                         callback=writable_path, show_default=True, metavar="FILE",
                         help="Write here; '-' is stdout.")(func)
-    func = click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
-                        default="table", show_default=True, help="Output format.")(func)
-    return func
+    return format_option()(func)
 
 
 def emit(text: str, output: str, option: str = "--output") -> None:

@@ -12,6 +12,7 @@ from costmodel.cli.common import (
     command_name,
     emit,
     figure_path,
+    format_option,
     layers_parameters,
     mapping_option,
     model_options,
@@ -108,9 +109,7 @@ def explain(net: str, machine: str, processes: str, batch: str, overlap: str,
 @mapping_option
 @click.option("-o", "--output", default=None, metavar="FILE", callback=figure_path,
               help="Also draw the Gantt chart here: .png, .svg or .pdf.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
-              default="table", show_default=True,
-              help="Format of the event list on stdout.")
+@format_option("Format of the event list on stdout.")
 def timeline(net: str, machine: str, processes: str, batch: str, overlap: str,
              collectives: str | None, compute: str, per: str, pr: str | None, plan_name: str,
              mapping: str, output: str | None, fmt: str, bucket: str | None = None,

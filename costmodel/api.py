@@ -1179,9 +1179,11 @@ class ImportedSeries:
 
 def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | None = None,
                 procs: Count | None = None, word_bytes: Count = 4, flop_rate: str | None = None,
-                name: str | None = None, statistic: str = "mean") -> ImportedSeries:
+                name: str | None = None, statistic: str = "mean",
+                texts: Sequence[str] | None = None) -> ImportedSeries:
     """The series of nccl-tests or OSU logs, or of gridcost's JSON (`calibrate run --raw`,
-    `validate --raw`), each file's idle-probe note, and the profile's name and description."""
+    `validate --raw`), each file's idle-probe note, and the profile's name and description.
+    ``texts``: the files' texts when the caller has read them already."""
     from pathlib import Path
 
     from costmodel.limits import WORD_BYTES
@@ -1195,8 +1197,8 @@ def logs_series(files: Sequence[str | os.PathLike[str]], *, collective: str | No
     series: list[Series] = []
     notes = []
     paths = [os.fspath(f) for f in files]
-    for path in paths:
-        text = read_text(path, "a readable text log")
+    for index, path in enumerate(paths):
+        text = texts[index] if texts is not None else read_text(path, LOG_EXPECTED)
         series += parse_logs(text, path, collective, p, w, statistic)
         idle = idle_probe_of(text)
         if idle is not None:
@@ -1218,7 +1220,8 @@ def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None
     is fitted again level by level (:func:`fit_emulated`; ``emulate`` names the emulation
     for a file written before gridcost stored it).  Measuring this host (`calibrate run`)
     needs torch and processes: costmodel.measure.live.calibration_run."""
-    emulated_raw = _emulated_raw(files)
+    texts = [read_text(os.fspath(files[0]), LOG_EXPECTED)] if len(files) == 1 else None
+    emulated_raw = _emulated_raw(os.fspath(files[0]), texts[0]) if texts else None
     if emulated_raw is not None:
         return fit_emulated(emulated_raw, emulate=emulate, collectives=collectives, name=name,
                             statistic=statistic, accept_implausible=accept_implausible)
@@ -1226,20 +1229,20 @@ def calibrate(files: Sequence[str | os.PathLike[str]], *, collective: str | None
         raise UsageError("--emulate: only for the raw JSON of `calibrate run --emulate` "
                          "(node and network series)")
     found = logs_series(files, collective=collective, procs=procs, word_bytes=word_bytes,
-                        flop_rate=flop_rate, name=name, statistic=statistic)
+                        flop_rate=flop_rate, name=name, statistic=statistic, texts=texts)
     return fit_series(found.series, name=found.name, description=found.description,
                       collectives=collectives, flop_rate=found.flop_rate,
                       provenance=found.provenance, notes=found.notes,
                       accept_implausible=accept_implausible)
 
 
-def _emulated_raw(files: Sequence[str | os.PathLike[str]]) -> EmulatedRaw | None:
-    """The raw JSON of `calibrate run --emulate` when ``files`` is exactly one such file
-    (an object with 'node' and 'network'), else None."""
-    if len(files) != 1:
-        return None
-    path = os.fspath(files[0])
-    text = read_text(path, "a readable text log")
+LOG_EXPECTED = "a readable text log"
+"""What `calibrate import` says an unreadable FILE should have been."""
+
+
+def _emulated_raw(path: str, text: str) -> EmulatedRaw | None:
+    """``text`` (of ``path``) as the raw JSON of `calibrate run --emulate` (an object with
+    'node' and 'network'), else None."""
     if not text.lstrip().startswith("{"):
         return None
     from costmodel.inputs.loaders import load_json

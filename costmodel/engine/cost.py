@@ -150,7 +150,7 @@ def level_volumes(group: LayerGroup, layers: LayerArrays, batch: np.ndarray, alg
         samples = local_batch(batch, pc)
         split = pr > 1
         at = halo_level(pr, stride_r, domains, total)
-        shape = np.broadcast_shapes(np.shape(samples * layers.in_row_words), np.shape(pr))
+        shape = np.broadcast_shapes(np.shape(samples), np.shape(layers.in_row_words), np.shape(pr))
         weights = collective(ALLREDUCE, total, np.ones_like(stride_r),
                              np.broadcast_to(layers.params, shape))
         for level, weight_cost in enumerate(weights):
